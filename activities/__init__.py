@@ -1,0 +1,20 @@
+"""Temporal activities: thin, idempotent adapters between workflows and the outside world."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from activities.ledger import LedgerActivities
+from activities.messaging import MessagingActivities
+from duecourse.channels import Channel
+from duecourse.store.ledger import Ledger
+
+
+def build_activities(ledger: Ledger, channel: Channel, lender_name: str,
+                     lender_contact: str) -> list[Callable[..., Any]]:
+    """Every activity the collection workflow calls, bound to its adapters."""
+    records = LedgerActivities(ledger)
+    messaging = MessagingActivities(ledger, channel, lender_name, lender_contact)
+    return [records.open_loan, records.record_entries, records.alert_ops,
+            messaging.send_message]

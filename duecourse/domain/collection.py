@@ -1,0 +1,407 @@
+"""The state of one loan in collection and every transition it can make.
+
+Transitions are plain methods that mutate the state and return the ledger entries that
+prove them. The workflow only decides *when* to call them (timers, signals, updates);
+what they mean is decided here, where it can be tested without Temporal.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from duecourse.domain.actor import SYSTEM, Actor
+from duecourse.domain.calendar import local_date, local_midnight
+from duecourse.domain.entries import (
+    EventRecorded,
+    LedgerEntry,
+    PaymentRecorded,
+    PromiseRecorded,
+    StageChanged,
+)
+from duecourse.domain.loan import LoanIntake
+from duecourse.domain.policy import Policy
+from duecourse.domain.requests import (
+    CancelRequest,
+    ContactOutcomeReport,
+    LegalDecision,
+    PaymentReport,
+    PromiseRequest,
+)
+
+
+class Stage(StrEnum):
+    REMINDER = "REMINDER"
+    NEGOTIATION = "NEGOTIATION"
+    LEGAL = "LEGAL"
+
+
+class Outcome(StrEnum):
+    PAID = "PAID"
+    SETTLED = "SETTLED"
+    WRITTEN_OFF = "WRITTEN_OFF"
+    CANCELLED = "CANCELLED"
+
+
+class LegalPhase(StrEnum):
+    DEMAND_PENDING = "DEMAND_PENDING"
+    CURE_PERIOD = "CURE_PERIOD"
+    AWAITING_APPROVAL = "AWAITING_APPROVAL"
+    REFERRED = "REFERRED"
+
+
+class PromiseStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    KEPT = "KEPT"
+    BROKEN = "BROKEN"
+    WITHDRAWN = "WITHDRAWN"  # the loan closed or left the stage before the check
+
+
+class StageVisit(BaseModel):
+    visit: int
+    stage: Stage
+    entered_at: datetime
+    reason: str
+    actor: Actor
+    left_at: datetime | None = None
+
+
+class Promise(BaseModel):
+    promise_id: str
+    amount: Decimal
+    currency: str
+    due_date: date
+    made_at: datetime
+    check_at: datetime
+    actor: Actor
+    paid_before: Decimal
+    status: PromiseStatus = PromiseStatus.ACTIVE
+    resolved_at: datetime | None = None
+    note: str = ""
+
+
+class StepRecord(BaseModel):
+    visit: int
+    step: str
+    status: str  # sent | skipped | failed
+    at: datetime
+    detail: str = ""
+
+
+class CollectionState(BaseModel):
+    """Everything the workflow remembers; also the continue-as-new payload."""
+
+    case_id: str  # first run id of the workflow chain: keys this case's ledger rows
+    opened_at: datetime
+    outstanding: Decimal
+    stage: Stage = Stage.REMINDER
+    visits: list[StageVisit] = Field(default_factory=list)
+    outcome: Outcome | None = None
+    closed_at: datetime | None = None
+    close_reason: str = ""
+    total_paid: Decimal = Decimal(0)
+    payment_refs: list[str] = Field(default_factory=list)
+    promises: list[Promise] = Field(default_factory=list)
+    steps: list[StepRecord] = Field(default_factory=list)
+    first_contact_at: datetime | None = None
+    negotiation_deadline: datetime | None = None
+    legal_phase: LegalPhase | None = None
+    legal_phase_at: datetime | None = None
+    approval_escalations: int = 0
+    event_seq: int = 0
+
+    # ----------------------------------------------------------------- queries
+    @property
+    def visit(self) -> StageVisit:
+        return self.visits[-1]
+
+    @property
+    def is_closed(self) -> bool:
+        return self.outcome is not None
+
+    @property
+    def active_promise(self) -> Promise | None:
+        return next((p for p in self.promises if p.status is PromiseStatus.ACTIVE), None)
+
+    @property
+    def broken_promises(self) -> int:
+        return sum(p.status is PromiseStatus.BROKEN for p in self.promises)
+
+    @property
+    def contacts_sent(self) -> int:
+        return sum(r.status == "sent" for r in self.steps)
+
+    def step_done(self, visit: int, step: str) -> bool:
+        return any(r.visit == visit and r.step == step for r in self.steps)
+
+
+class Collection:
+    """Transitions over a `CollectionState` for one loan under one policy."""
+
+    def __init__(self, loan: LoanIntake, policy: Policy, state: CollectionState) -> None:
+        self.loan = loan
+        self.policy = policy
+        self.state = state
+
+    @classmethod
+    def open(cls, loan: LoanIntake, policy: Policy, now: datetime,
+             case_id: str) -> tuple[Collection, list[LedgerEntry]]:
+        """A new collection in the reminder stage, with the entries that record it."""
+        state = CollectionState(case_id=case_id, opened_at=now, outstanding=loan.outstanding)
+        collection = cls(loan, policy, state)
+        return collection, collection._enter(Stage.REMINDER, now, "loan handed over", SYSTEM)
+
+    # ----------------------------------------------------------------- helpers
+    def dpd(self, now: datetime) -> int:
+        return self.loan.days_past_due(now)
+
+    def _event(self, event: str, now: datetime, actor: Actor = SYSTEM,
+               **details: object) -> EventRecorded:
+        self.state.event_seq += 1
+        return EventRecorded(key=f"event:{self.state.event_seq}", occurred_at=now,
+                             actor=actor, event=event,
+                             details={k: str(v) for k, v in details.items()})
+
+    def _enter(self, stage: Stage, now: datetime, reason: str,
+               actor: Actor) -> list[LedgerEntry]:
+        s = self.state
+        previous = s.visits[-1] if s.visits else None
+        if previous:
+            previous.left_at = now
+        entries: list[LedgerEntry] = self._withdraw_promise(now, f"loan moved to {stage}")
+        s.visits.append(StageVisit(visit=len(s.visits) + 1, stage=stage, entered_at=now,
+                                   reason=reason, actor=actor))
+        s.stage = stage
+        s.negotiation_deadline = (now + self.policy.negotiation.window
+                                  if stage is Stage.NEGOTIATION else None)
+        if stage is Stage.LEGAL:
+            s.legal_phase, s.legal_phase_at, s.approval_escalations = (
+                LegalPhase.DEMAND_PENDING, now, 0)
+        else:
+            s.legal_phase = s.legal_phase_at = None
+        entries.append(StageChanged(
+            key=f"stage:{s.visit.visit}", occurred_at=now, actor=actor,
+            from_stage=previous.stage if previous else None, to_stage=stage,
+            reason=reason, days_past_due=self.dpd(now)))
+        return entries
+
+    def _close(self, outcome: Outcome, now: datetime, reason: str,
+               actor: Actor) -> list[LedgerEntry]:
+        s = self.state
+        entries = self._withdraw_promise(now, f"loan closed as {outcome}")
+        s.visit.left_at = now
+        s.outcome, s.closed_at, s.close_reason = outcome, now, reason
+        entries.append(StageChanged(
+            key="closed", occurred_at=now, actor=actor, from_stage=s.stage, to_stage=None,
+            outcome=outcome, reason=reason, days_past_due=self.dpd(now)))
+        return entries
+
+    def _promise_entry(self, p: Promise, now: datetime) -> PromiseRecorded:
+        return PromiseRecorded(
+            key=f"promise:{p.promise_id}:{p.status}", occurred_at=now, actor=p.actor
+            if p.status is PromiseStatus.ACTIVE else SYSTEM, promise_id=p.promise_id,
+            amount=p.amount, currency=p.currency, due_date=p.due_date, status=p.status,
+            note=p.note)
+
+    def _withdraw_promise(self, now: datetime, why: str) -> list[LedgerEntry]:
+        p = self.state.active_promise
+        if p is None:
+            return []
+        p.status, p.resolved_at, p.note = PromiseStatus.WITHDRAWN, now, why
+        return [self._promise_entry(p, now)]
+
+    # ------------------------------------------------------------- payments
+    def apply_payment(self, report: PaymentReport, now: datetime) -> list[LedgerEntry]:
+        """Reduce the balance; a duplicate reference changes nothing; full payment closes."""
+        s = self.state
+        if report.reference in s.payment_refs:
+            return [self._event("payment_duplicate_ignored", now, report.actor,
+                                reference=report.reference, amount=report.amount)]
+        if report.amount.currency != self.loan.currency or not report.amount.is_positive:
+            return [self._event("payment_rejected", now, report.actor,
+                                reference=report.reference, amount=report.amount,
+                                reason=f"expected a positive amount in {self.loan.currency}")]
+        if s.is_closed:
+            return [self._event("payment_after_close", now, report.actor,
+                                reference=report.reference, amount=report.amount,
+                                outcome=s.outcome, action="review for refund")]
+        amount = report.amount.amount
+        applied = min(amount, s.outstanding)
+        s.payment_refs.append(report.reference)
+        s.outstanding -= applied
+        s.total_paid += amount
+        entries: list[LedgerEntry] = [PaymentRecorded(
+            key=f"payment:{report.reference}", occurred_at=now, actor=report.actor,
+            reference=report.reference, amount=amount, currency=report.amount.currency,
+            paid_at=report.paid_at, applied=applied, overpaid=amount - applied,
+            outstanding_after=s.outstanding)]
+        promise = s.active_promise
+        if promise and s.total_paid - promise.paid_before >= promise.amount:
+            promise.status, promise.resolved_at = PromiseStatus.KEPT, now
+            entries.append(self._promise_entry(promise, now))
+            if s.stage is Stage.NEGOTIATION:
+                s.negotiation_deadline = now + self.policy.negotiation.window
+        if s.outstanding <= 0:
+            entries += self._close(Outcome.PAID, now, f"paid in full ({report.reference})",
+                                   report.actor)
+        return entries
+
+    # ------------------------------------------------------------- contacts
+    def record_contact_outcome(self, report: ContactOutcomeReport,
+                               now: datetime) -> list[LedgerEntry]:
+        entries: list[LedgerEntry] = [self._event(
+            "contact_outcome", now, report.actor, channel=report.channel,
+            result=report.result, note=report.note)]
+        if report.result.engaged and self.state.stage is Stage.REMINDER and not \
+                self.state.is_closed:
+            entries += self._enter(Stage.NEGOTIATION, now,
+                                   f"borrower engaged ({report.result} via {report.channel})",
+                                   report.actor)
+        return entries
+
+    def record_step(self, step: str, status: str, now: datetime, detail: str = "",
+                    ) -> list[LedgerEntry]:
+        """Mark a scheduled step of the current stage visit as sent, skipped or failed."""
+        s = self.state
+        s.steps.append(StepRecord(visit=s.visit.visit, step=step, status=status, at=now,
+                                  detail=detail))
+        if status == "sent" and s.first_contact_at is None:
+            s.first_contact_at = now
+        if status == "sent":
+            return []  # the contact attempt row written by send_message is the proof
+        return [self._event(f"contact_{status}", now, step=step, stage=s.stage,
+                            detail=detail)]
+
+    # ------------------------------------------------------------- promises
+    def promise_problem(self, req: PromiseRequest, now: datetime) -> str | None:
+        """Why a promise cannot be accepted now, or None if it can."""
+        s, rules = self.state, self.policy.promise
+        if s.is_closed:
+            return f"the loan is closed ({s.outcome})"
+        if s.stage is Stage.LEGAL:
+            return "the loan is in the legal stage; promises are agreed before legal action"
+        if (active := s.active_promise) is not None:
+            return (f"promise {active.promise_id} for {active.amount} {active.currency} due "
+                    f"{active.due_date} is still active")
+        if req.amount.currency != self.loan.currency:
+            return f"amount must be in {self.loan.currency}, got {req.amount.currency}"
+        if not req.amount.is_positive:
+            return "amount must be greater than zero"
+        if req.amount.amount > s.outstanding:
+            return (f"amount {req.amount} exceeds the outstanding balance "
+                    f"{s.outstanding} {self.loan.currency}")
+        today = local_date(now, self.loan.borrower.timezone)
+        limit = rules.max_days_ahead_after_broken if s.broken_promises else rules.max_days_ahead
+        if req.due_date < today:
+            return f"promised date {req.due_date} is in the past (today is {today})"
+        if req.due_date > today + timedelta(days=limit):
+            return (f"promised date {req.due_date} is more than {limit} days ahead; the "
+                    f"latest allowed is {today + timedelta(days=limit)}")
+        return None
+
+    def make_promise(self, req: PromiseRequest, now: datetime) -> tuple[Promise,
+                                                                        list[LedgerEntry]]:
+        problem = self.promise_problem(req, now)
+        if problem:
+            raise ValueError(problem)
+        s = self.state
+        check_day = req.due_date + timedelta(days=self.policy.promise.grace_days + 1)
+        promise = Promise(
+            promise_id=f"P{len(s.promises) + 1}", amount=req.amount.amount,
+            currency=req.amount.currency, due_date=req.due_date, made_at=now,
+            check_at=local_midnight(check_day, self.loan.borrower.timezone), actor=req.actor,
+            paid_before=s.total_paid, note=req.note)
+        entries: list[LedgerEntry] = []
+        if s.stage is Stage.REMINDER:
+            entries += self._enter(Stage.NEGOTIATION, now, "promise to pay agreed", req.actor)
+        s.promises.append(promise)
+        entries.append(self._promise_entry(promise, now))
+        return promise, entries
+
+    def check_promise(self, now: datetime) -> list[LedgerEntry]:
+        """After the promised date plus grace: kept, or broken (and maybe escalate)."""
+        s = self.state
+        promise = s.active_promise
+        if promise is None:
+            return []
+        kept = s.total_paid - promise.paid_before >= promise.amount
+        promise.status = PromiseStatus.KEPT if kept else PromiseStatus.BROKEN
+        promise.resolved_at = now
+        entries: list[LedgerEntry] = [self._promise_entry(promise, now)]
+        if kept:
+            s.negotiation_deadline = now + self.policy.negotiation.window
+        elif s.broken_promises >= self.policy.promise.max_broken:
+            entries += self._enter(Stage.LEGAL, now,
+                                   f"{s.broken_promises} broken promises to pay", SYSTEM)
+        return entries
+
+    # ------------------------------------------------------------- stages
+    def end_reminder(self, now: datetime) -> list[LedgerEntry]:
+        return self._enter(Stage.NEGOTIATION, now, "no response by the end of the reminder "
+                           "window", SYSTEM)
+
+    def end_negotiation(self, now: datetime) -> list[LedgerEntry]:
+        return self._enter(Stage.LEGAL, now, "no agreement within the negotiation window",
+                           SYSTEM)
+
+    def demand_sent(self, now: datetime, delivered: bool, detail: str) -> list[LedgerEntry]:
+        s = self.state
+        if not delivered:
+            s.legal_phase, s.legal_phase_at = LegalPhase.AWAITING_APPROVAL, now
+            return [self._event("demand_undeliverable", now, detail=detail),
+                    self._event("legal_approval_requested", now,
+                                why="demand letter could not be delivered")]
+        s.legal_phase, s.legal_phase_at = LegalPhase.CURE_PERIOD, now
+        cure_ends = now + self.policy.legal.cure_period
+        return [self._event("demand_sent", now, cure_period_ends=cure_ends.isoformat())]
+
+    def cure_expired(self, now: datetime) -> list[LedgerEntry]:
+        s = self.state
+        s.legal_phase, s.legal_phase_at = LegalPhase.AWAITING_APPROVAL, now
+        return [self._event("legal_approval_requested", now, why="cure period ended unpaid",
+                            outstanding=s.outstanding)]
+
+    def approval_overdue(self, now: datetime) -> list[LedgerEntry]:
+        s = self.state
+        s.approval_escalations += 1
+        waited = now - (s.legal_phase_at or now)
+        return [self._event("legal_approval_overdue", now, escalation=s.approval_escalations,
+                            waiting_for=str(waited))]
+
+    def legal_decision_problem(self, decision: LegalDecision) -> str | None:
+        s = self.state
+        if s.is_closed:
+            return f"the loan is closed ({s.outcome})"
+        if s.legal_phase is not LegalPhase.AWAITING_APPROVAL:
+            where = f"legal phase {s.legal_phase}" if s.legal_phase else f"stage {s.stage}"
+            return f"no legal referral is awaiting approval (loan is in {where})"
+        if decision.actor.kind.value != "supervisor":
+            return f"only a supervisor may decide a legal referral, not {decision.actor.kind}"
+        return None
+
+    def decide_legal(self, decision: LegalDecision, now: datetime) -> list[LedgerEntry]:
+        problem = self.legal_decision_problem(decision)
+        if problem:
+            raise ValueError(problem)
+        s = self.state
+        if decision.approve:
+            s.legal_phase, s.legal_phase_at = LegalPhase.REFERRED, now
+            return [self._event("legal_referral_approved", now, decision.actor,
+                                reason=decision.reason, outstanding=s.outstanding)]
+        return [self._event("legal_referral_rejected", now, decision.actor,
+                            reason=decision.reason),
+                *self._enter(Stage.NEGOTIATION, now,
+                             f"legal referral rejected: {decision.reason}", decision.actor)]
+
+    def write_off(self, now: datetime) -> list[LedgerEntry]:
+        return self._close(Outcome.WRITTEN_OFF, now,
+                           f"reached {self.policy.write_off_dpd} days past due", SYSTEM)
+
+    def cancel(self, req: CancelRequest, now: datetime) -> list[LedgerEntry]:
+        if self.state.is_closed:
+            return [self._event("cancel_ignored", now, req.actor, reason=req.reason,
+                                outcome=self.state.outcome)]
+        return self._close(Outcome.CANCELLED, now, req.reason, req.actor)

@@ -1,0 +1,71 @@
+"""Ledger entries: the facts a workflow asks the ledger to record.
+
+Each carries a `key` unique within its workflow; the activity prefixes the workflow id to
+form the idempotency key the database enforces, so a retried write is a no-op.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from duecourse.domain.actor import Actor
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    occurred_at: datetime
+    actor: Actor
+
+
+class StageChanged(_Entry):
+    """A move between stages; `to_stage` is None and `outcome` set when the loan closes."""
+
+    kind: Literal["stage_changed"] = "stage_changed"
+    from_stage: str | None
+    to_stage: str | None
+    outcome: str | None = None
+    reason: str
+    days_past_due: int
+
+
+class PaymentRecorded(_Entry):
+    kind: Literal["payment"] = "payment"
+    reference: str
+    amount: Decimal
+    currency: str
+    paid_at: datetime
+    applied: Decimal
+    overpaid: Decimal
+    outstanding_after: Decimal
+
+
+class PromiseRecorded(_Entry):
+    """A promise as made, then again each time its status changes."""
+
+    kind: Literal["promise"] = "promise"
+    promise_id: str
+    amount: Decimal
+    currency: str
+    due_date: date
+    status: str
+    note: str = ""
+
+
+class EventRecorded(_Entry):
+    """Any other fact worth proving later (contact outcomes, legal decisions, skips)."""
+
+    kind: Literal["event"] = "event"
+    event: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+LedgerEntry = Annotated[
+    StageChanged | PaymentRecorded | PromiseRecorded | EventRecorded,
+    Field(discriminator="kind"),
+]

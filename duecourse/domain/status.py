@@ -1,0 +1,66 @@
+"""The answer to a loan's `status` query: what ops and agents need at a glance."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from duecourse.domain.collection import Collection, Promise, StageVisit
+from duecourse.domain.money import Money
+from duecourse.domain.planner import PlannedAction
+
+
+class NextAction(BaseModel):
+    kind: str
+    description: str
+    due_at: datetime
+
+
+class CollectionStatus(BaseModel):
+    loan_id: str
+    workflow_id: str
+    policy: str
+    jurisdiction: str
+    stage: str
+    legal_phase: str | None
+    outcome: str | None
+    closed_at: datetime | None
+    close_reason: str
+    outstanding: Money
+    total_paid: Money
+    days_past_due: int
+    as_of: datetime
+    next_action: NextAction | None
+    active_promise: Promise | None
+    broken_promises: int
+    contacts_sent: int
+    approval_escalations: int
+    stage_history: list[StageVisit]
+
+
+def describe(c: Collection, now: datetime, action: PlannedAction | None) -> CollectionStatus:
+    s = c.state
+    currency = c.loan.currency
+    return CollectionStatus(
+        loan_id=c.loan.loan_id,
+        workflow_id=c.loan.workflow_id,
+        policy=c.policy.label,
+        jurisdiction=c.loan.jurisdiction,
+        stage=s.stage,
+        legal_phase=s.legal_phase,
+        outcome=s.outcome,
+        closed_at=s.closed_at,
+        close_reason=s.close_reason,
+        outstanding=Money(amount=s.outstanding, currency=currency),
+        total_paid=Money(amount=s.total_paid, currency=currency),
+        days_past_due=c.dpd(s.closed_at or now),
+        as_of=now,
+        next_action=NextAction(kind=action.kind, description=action.description,
+                               due_at=action.due_at) if action else None,
+        active_promise=s.active_promise,
+        broken_promises=s.broken_promises,
+        contacts_sent=s.contacts_sent,
+        approval_escalations=s.approval_escalations,
+        stage_history=s.visits,
+    )

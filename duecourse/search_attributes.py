@@ -1,0 +1,15 @@
+"""The custom search attributes ops use to find loans in the Temporal UI."""
+
+from __future__ import annotations
+
+from temporalio.common import SearchAttributeKey
+
+COLLECTION_STAGE = SearchAttributeKey.for_keyword("CollectionStage")
+DAYS_PAST_DUE = SearchAttributeKey.for_int("DaysPastDue")
+OUTSTANDING_AMOUNT = SearchAttributeKey.for_float("OutstandingAmount")
+JURISDICTION = SearchAttributeKey.for_keyword("Jurisdiction")
+COLLECTION_OUTCOME = SearchAttributeKey.for_keyword("CollectionOutcome")
+DUE_DATE = SearchAttributeKey.for_datetime("DueDate")
+
+ALL = (COLLECTION_STAGE, DAYS_PAST_DUE, OUTSTANDING_AMOUNT, JURISDICTION, COLLECTION_OUTCOME,
+       DUE_DATE)

@@ -1,0 +1,46 @@
+"""Runtime settings from the environment, with embedded defaults that run anywhere."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DUECOURSE_", extra="ignore")
+
+    temporal_address: str = Field(
+        default="localhost:7233",
+        validation_alias=AliasChoices("TEMPORAL_ADDRESS", "DUECOURSE_TEMPORAL_ADDRESS"),
+        description="Temporal frontend host:port",
+    )
+    temporal_namespace: str = Field(
+        default="default",
+        validation_alias=AliasChoices("TEMPORAL_NAMESPACE", "DUECOURSE_TEMPORAL_NAMESPACE"),
+    )
+    task_queue: str = "duecourse"
+    data_dir: Path = Path(".duecourse")
+    database_url: str = Field(
+        default="", description="SQLAlchemy async URL; default: SQLite under data_dir"
+    )
+    log_format: Literal["console", "json"] = "console"
+    log_level: str = "INFO"
+    policy_dir: str | None = Field(default=None, description="extra policy YAML files")
+    lender_name: str = "duecourse demo lender"
+    lender_contact: str = "support@lender.example"
+    max_concurrent_activities: int = 100
+
+    @property
+    def ledger_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'ledger.db').as_posix()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,230 @@
+"""Idempotent ledger writes and the reads behind `duecourse timeline`.
+
+Each write is one transaction that inserts with ON CONFLICT DO NOTHING on the row's
+idempotency key, and mirrors the fact into the append-only `audit_events`; a retried
+activity therefore changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import Table, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from duecourse.domain.actor import SYSTEM, Actor
+from duecourse.domain.commands import OpenLoan, OpsAlert, RecordEntries
+from duecourse.domain.entries import (
+    EventRecorded,
+    LedgerEntry,
+    PaymentRecorded,
+    PromiseRecorded,
+    StageChanged,
+)
+from duecourse.store import tables as t
+
+
+class ContactRecord(BaseModel):
+    """A borrower contact as it was rendered and handed to a channel."""
+
+    idempotency_key: str
+    case_id: str
+    loan_id: str
+    stage: str
+    step: str
+    channel: str
+    template: str
+    language: str
+    recipient: str
+    subject: str | None
+    body: str
+    status: str
+    provider_message_id: str | None
+    scheduled_for: datetime
+    attempted_at: datetime
+
+
+class TimelineItem(BaseModel):
+    occurred_at: datetime
+    kind: str
+    summary: str
+    actor: str
+    case_id: str
+    data: dict[str, Any]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _actor(actor: Actor) -> dict[str, str]:
+    return {"actor_kind": actor.kind.value, "actor_id": actor.id}
+
+
+def summarize(entry: LedgerEntry) -> str:
+    """One human line per fact, stored with it so any SQL reader sees the story."""
+    if isinstance(entry, StageChanged):
+        if entry.outcome:
+            return f"closed as {entry.outcome} at DPD {entry.days_past_due}: {entry.reason}"
+        origin = f"{entry.from_stage} -> " if entry.from_stage else "entered "
+        return f"{origin}{entry.to_stage} at DPD {entry.days_past_due}: {entry.reason}"
+    if isinstance(entry, PaymentRecorded):
+        extra = f", {entry.overpaid} overpaid" if entry.overpaid else ""
+        return (f"payment {entry.reference}: {entry.amount} {entry.currency}{extra}; "
+                f"outstanding {entry.outstanding_after} {entry.currency}")
+    if isinstance(entry, PromiseRecorded):
+        return (f"promise {entry.promise_id} {entry.status.lower()}: {entry.amount} "
+                f"{entry.currency} by {entry.due_date}" + (f" ({entry.note})" if entry.note
+                                                            else ""))
+    details = ", ".join(f"{k}={v}" for k, v in entry.details.items() if v)
+    return f"{entry.event.replace('_', ' ')}" + (f": {details}" if details else "")
+
+
+class Ledger:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    # ------------------------------------------------------------ write helpers
+    def _insert_ignore(self, table: Table, rows: Sequence[dict[str, Any]]) -> Any:
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        return dialect.insert(table).values(list(rows)).on_conflict_do_nothing()
+
+    async def _insert(self, conn: AsyncConnection, table: Table, row: dict[str, Any]) -> bool:
+        result = await conn.execute(self._insert_ignore(table, [row]))
+        return bool(result.rowcount)
+
+    async def _audit(self, conn: AsyncConnection, key: str, case_id: str, loan_id: str,
+                     kind: str, summary: str, actor: Actor, occurred_at: datetime,
+                     data: dict[str, Any]) -> bool:
+        return await self._insert(conn, t.audit_events, {
+            "idempotency_key": key, "case_id": case_id, "loan_id": loan_id, "kind": kind,
+            "summary": summary, **_actor(actor), "occurred_at": occurred_at,
+            "recorded_at": _utcnow(), "data": data})
+
+    # ------------------------------------------------------------ writes
+    async def open_case(self, cmd: OpenLoan) -> bool:
+        """Record the loan (first handover wins) and this collection case."""
+        loan = cmd.loan
+        async with self.engine.begin() as conn:
+            await self._insert(conn, t.loans, {
+                "loan_id": loan.loan_id, "borrower_id": loan.borrower.borrower_id,
+                "borrower_name": loan.borrower.name,
+                "borrower": loan.borrower.model_dump(mode="json"),
+                "jurisdiction": loan.jurisdiction, "currency": loan.currency,
+                "principal": loan.principal, "product": loan.product,
+                "first_handed_over_at": cmd.opened_at})
+            created = await self._insert(conn, t.collection_cases, {
+                "case_id": cmd.case_id, "loan_id": loan.loan_id, "workflow_id": cmd.workflow_id,
+                "policy": cmd.policy, "due_date": loan.due_date,
+                "outstanding_at_open": loan.outstanding, "currency": loan.currency,
+                "opened_at": cmd.opened_at})
+            await self._audit(
+                conn, f"{cmd.case_id}:opened", cmd.case_id, loan.loan_id, "case_opened",
+                f"handed over: {loan.outstanding} {loan.currency} outstanding, due "
+                f"{loan.due_date}, policy {cmd.policy}", SYSTEM, cmd.opened_at,
+                {"loan": loan.model_dump(mode="json"), "policy": cmd.policy,
+                 "workflow_id": cmd.workflow_id})
+        return created
+
+    async def record_entries(self, cmd: RecordEntries) -> int:
+        """Write a batch of entries atomically; returns how many were new."""
+        written = 0
+        async with self.engine.begin() as conn:
+            for entry in cmd.entries:
+                key = f"{cmd.case_id}:{entry.key}"
+                base = {"idempotency_key": key, "case_id": cmd.case_id,
+                        "loan_id": cmd.loan_id}
+                if isinstance(entry, StageChanged):
+                    await self._insert(conn, t.stage_transitions, {
+                        **base, "from_stage": entry.from_stage, "to_stage": entry.to_stage,
+                        "outcome": entry.outcome, "reason": entry.reason,
+                        "days_past_due": entry.days_past_due, **_actor(entry.actor),
+                        "occurred_at": entry.occurred_at})
+                    if entry.outcome:
+                        await conn.execute(
+                            update(t.collection_cases)
+                            .where(t.collection_cases.c.case_id == cmd.case_id,
+                                   t.collection_cases.c.outcome.is_(None))
+                            .values(outcome=entry.outcome, closed_at=entry.occurred_at))
+                elif isinstance(entry, PaymentRecorded):
+                    await self._insert(conn, t.payments, {
+                        **base, "reference": entry.reference, "amount": entry.amount,
+                        "currency": entry.currency, "applied": entry.applied,
+                        "overpaid": entry.overpaid,
+                        "outstanding_after": entry.outstanding_after, "paid_at": entry.paid_at,
+                        **_actor(entry.actor), "recorded_at": entry.occurred_at})
+                elif isinstance(entry, PromiseRecorded):
+                    await self._insert(conn, t.promises, {
+                        **base, "promise_id": entry.promise_id, "amount": entry.amount,
+                        "currency": entry.currency, "due_date": entry.due_date,
+                        "status": entry.status, "note": entry.note, **_actor(entry.actor),
+                        "occurred_at": entry.occurred_at})
+                kind = entry.event if isinstance(entry, EventRecorded) else entry.kind
+                written += await self._audit(
+                    conn, key, cmd.case_id, cmd.loan_id, kind, summarize(entry), entry.actor,
+                    entry.occurred_at, entry.model_dump(mode="json"))
+        return written
+
+    async def find_contact(self, idempotency_key: str) -> ContactRecord | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(t.contact_attempts).where(
+                t.contact_attempts.c.idempotency_key == idempotency_key))).mappings().first()
+        return ContactRecord.model_validate(dict(row)) if row else None
+
+    async def record_contact(self, record: ContactRecord) -> bool:
+        async with self.engine.begin() as conn:
+            created = await self._insert(conn, t.contact_attempts, record.model_dump())
+            to = record.subject or record.body[:60]
+            await self._audit(
+                conn, record.idempotency_key, record.case_id, record.loan_id, "contact_attempt",
+                f"{record.channel} {record.template} to {record.recipient} ({record.status}): "
+                f"{to}", SYSTEM, record.scheduled_for,
+                record.model_dump(mode="json", exclude={"body"}))
+        return created
+
+    async def record_alert(self, alert: OpsAlert) -> bool:
+        async with self.engine.begin() as conn:
+            created = await self._insert(conn, t.ops_alerts, {
+                "idempotency_key": alert.idempotency_key, "case_id": alert.case_id,
+                "loan_id": alert.loan_id, "subject": alert.subject, "body": alert.body,
+                "raised_at": alert.raised_at})
+            await self._audit(conn, alert.idempotency_key, alert.case_id, alert.loan_id,
+                              "ops_alert", alert.subject, SYSTEM, alert.raised_at,
+                              {"subject": alert.subject, "body": alert.body})
+        return created
+
+    async def store_outbox_message(self, idempotency_key: str, channel: str, recipient: str,
+                                   subject: str | None, body: str) -> int:
+        """Keep a message instead of sending it; the same key always yields the same id."""
+        async with self.engine.begin() as conn:
+            await self._insert(conn, t.outbox_messages, {
+                "idempotency_key": idempotency_key, "channel": channel,
+                "recipient": recipient, "subject": subject, "body": body,
+                "created_at": _utcnow()})
+            return (await conn.execute(select(t.outbox_messages.c.id).where(
+                t.outbox_messages.c.idempotency_key == idempotency_key))).scalar_one()
+
+    # ------------------------------------------------------------ reads
+    async def timeline(self, loan_id: str, limit: int = 1000,
+                       offset: int = 0) -> list[TimelineItem]:
+        """Everything recorded for a loan, oldest first, across all its cases."""
+        a = t.audit_events
+        query = (select(a).where(a.c.loan_id == loan_id)
+                 .order_by(a.c.occurred_at, a.c.id).limit(limit).offset(offset))
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [TimelineItem(occurred_at=r["occurred_at"], kind=r["kind"],
+                             summary=r["summary"], actor=f"{r['actor_kind']}:{r['actor_id']}",
+                             case_id=r["case_id"], data=r["data"]) for r in rows]
+
+    async def rows(self, table: Table, **where: Any) -> list[dict[str, Any]]:
+        """Plain rows of a ledger table, filtered by equality; for reports and tests."""
+        query = select(table).where(*(table.c[k] == v for k, v in where.items()))
+        if "id" in table.c:
+            query = query.order_by(table.c.id)
+        async with self.engine.connect() as conn:
+            return [dict(r) for r in (await conn.execute(query)).mappings().all()]

@@ -1,0 +1,168 @@
+"""Ledger tables (SQLAlchemy Core). Alembic migrations create them; keep both in step.
+
+Every event table has a unique `idempotency_key` (`<case_id>:<step>`), so a retried
+activity can never write a second row. `audit_events` is append-only (database triggers).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from duecourse.store.types import Amount, UtcDateTime
+
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+
+def _key() -> Column[str]:
+    return Column("idempotency_key", String(200), nullable=False, unique=True)
+
+
+def _case() -> list[Column[str]]:
+    return [
+        Column("case_id", String(64), ForeignKey("collection_cases.case_id"), nullable=False),
+        Column("loan_id", String(64), nullable=False, index=True),
+    ]
+
+
+def _actor() -> list[Column[str]]:
+    return [Column("actor_kind", String(16), nullable=False),
+            Column("actor_id", String(128), nullable=False)]
+
+
+loans = Table(
+    "loans", metadata,
+    Column("loan_id", String(64), primary_key=True),
+    Column("borrower_id", String(64), nullable=False, index=True),
+    Column("borrower_name", String(200), nullable=False),
+    Column("borrower", JSON, nullable=False),
+    Column("jurisdiction", String(8), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("principal", Amount, nullable=False),
+    Column("product", String(32), nullable=False),
+    Column("first_handed_over_at", UtcDateTime, nullable=False),
+)
+
+collection_cases = Table(
+    "collection_cases", metadata,
+    Column("case_id", String(64), primary_key=True),
+    Column("loan_id", String(64), ForeignKey("loans.loan_id"), nullable=False, index=True),
+    Column("workflow_id", String(100), nullable=False),
+    Column("policy", String(100), nullable=False),
+    Column("due_date", Date, nullable=False),
+    Column("outstanding_at_open", Amount, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("opened_at", UtcDateTime, nullable=False),
+    Column("outcome", String(16)),
+    Column("closed_at", UtcDateTime),
+)
+
+stage_transitions = Table(
+    "stage_transitions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _key(), *_case(),
+    Column("from_stage", String(16)),
+    Column("to_stage", String(16)),
+    Column("outcome", String(16)),
+    Column("reason", Text, nullable=False),
+    Column("days_past_due", Integer, nullable=False),
+    *_actor(),
+    Column("occurred_at", UtcDateTime, nullable=False),
+)
+
+contact_attempts = Table(
+    "contact_attempts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _key(), *_case(),
+    Column("stage", String(16), nullable=False),
+    Column("step", String(64), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("template", String(64), nullable=False),
+    Column("language", String(16), nullable=False),
+    Column("recipient", String(320), nullable=False),
+    Column("subject", Text),
+    Column("body", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("provider_message_id", String(200)),
+    Column("scheduled_for", UtcDateTime, nullable=False),
+    Column("attempted_at", UtcDateTime, nullable=False),
+)
+
+payments = Table(
+    "payments", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _key(), *_case(),
+    Column("reference", String(128), nullable=False),
+    Column("amount", Amount, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("applied", Amount, nullable=False),
+    Column("overpaid", Amount, nullable=False),
+    Column("outstanding_after", Amount, nullable=False),
+    Column("paid_at", UtcDateTime, nullable=False),
+    *_actor(),
+    Column("recorded_at", UtcDateTime, nullable=False),
+    UniqueConstraint("case_id", "reference", name="uq_payments_case_reference"),
+)
+
+promises = Table(
+    "promises", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _key(), *_case(),
+    Column("promise_id", String(32), nullable=False),
+    Column("amount", Amount, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("due_date", Date, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("note", Text, nullable=False, default=""),
+    *_actor(),
+    Column("occurred_at", UtcDateTime, nullable=False),
+)
+
+audit_events = Table(
+    "audit_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _key(), *_case(),
+    Column("kind", String(64), nullable=False),
+    Column("summary", Text, nullable=False),
+    *_actor(),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+    Column("data", JSON, nullable=False),
+    Index("ix_audit_events_loan_time", "loan_id", "occurred_at"),
+)
+
+ops_alerts = Table(
+    "ops_alerts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _key(), *_case(),
+    Column("subject", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("raised_at", UtcDateTime, nullable=False),
+)
+
+outbox_messages = Table(
+    "outbox_messages", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _key(),
+    Column("channel", String(16), nullable=False),
+    Column("recipient", String(320), nullable=False),
+    Column("subject", Text),
+    Column("body", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)

@@ -1,0 +1,1 @@
+"""Temporal plumbing: client connection, the collection client facade, the dev server."""

@@ -1,0 +1,192 @@
+"""One facade over the Temporal client for starters, the CLI and (later) the API.
+
+It addresses workflows by name and id only (never imports workflow code), maps Temporal
+errors to domain errors with clear messages, and starts idempotently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import SearchAttributeIndexedValueType, WorkflowIDConflictPolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from duecourse import search_attributes as sa
+from duecourse.domain.commands import CollectionInput, CollectionResult
+from duecourse.domain.loan import LoanIntake, workflow_id_for
+from duecourse.domain.policy import Policy
+from duecourse.domain.requests import (
+    CancelRequest,
+    ContactOutcomeReport,
+    LegalDecision,
+    LegalDecisionResult,
+    PaymentReport,
+    PromiseAccepted,
+    PromiseRequest,
+)
+from duecourse.domain.status import CollectionStatus
+
+WORKFLOW_NAME = "LoanCollection"
+
+
+class LoanNotFound(LookupError):
+    """No collection workflow exists for this loan."""
+
+
+class LoanClosed(RuntimeError):
+    """The loan's collection has ended; it accepts no more signals."""
+
+
+class ActionRejected(ValueError):
+    """The workflow refused an update; the message is the validator's reason."""
+
+
+@dataclass(frozen=True)
+class StartOutcome:
+    loan_id: str
+    workflow_id: str
+    run_id: str | None
+    started: bool  # False: the loan was already in collection
+
+
+async def connect(address: str, namespace: str = "default", **kwargs: Any) -> Client:
+    return await Client.connect(address, namespace=namespace,
+                                data_converter=pydantic_data_converter, **kwargs)
+
+
+_INDEXED = {
+    SearchAttributeIndexedValueType.KEYWORD: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    SearchAttributeIndexedValueType.INT: IndexedValueType.INDEXED_VALUE_TYPE_INT,
+    SearchAttributeIndexedValueType.DOUBLE: IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE,
+    SearchAttributeIndexedValueType.DATETIME: IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
+}
+
+
+async def ensure_search_attributes(client: Client) -> list[str]:
+    """Register any missing custom search attributes; returns the names added.
+
+    Servers that cannot list them (the time-skipping test server) get all of them added.
+    """
+    wanted = {k.name: _INDEXED[k.indexed_value_type] for k in sa.ALL}
+    try:
+        existing = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=client.namespace))
+        missing = {n: v for n, v in wanted.items() if n not in existing.custom_attributes}
+    except RPCError as err:
+        if err.status != RPCStatusCode.UNIMPLEMENTED:
+            raise
+        missing = wanted
+    if missing:
+        await client.operator_service.add_search_attributes(AddSearchAttributesRequest(
+            namespace=client.namespace, search_attributes=missing))
+    return sorted(missing)
+
+
+def _loan_summary(loan: LoanIntake) -> str:
+    return (f"Loan {loan.loan_id} · {loan.borrower.name} · {loan.outstanding_money} · "
+            f"due {loan.due_date} · {loan.jurisdiction}")
+
+
+class CollectionClient:
+    def __init__(self, client: Client, task_queue: str) -> None:
+        self.client = client
+        self.task_queue = task_queue
+
+    def handle(self, loan_id: str) -> WorkflowHandle[Any, CollectionResult]:
+        return self.client.get_workflow_handle(workflow_id_for(loan_id),
+                                               result_type=CollectionResult)
+
+    async def start(self, loan: LoanIntake, policy: Policy) -> StartOutcome:
+        """Start collection; a loan already in collection returns its running workflow."""
+        handle = await self.client.start_workflow(
+            WORKFLOW_NAME, CollectionInput(loan=loan, policy=policy),
+            id=loan.workflow_id, task_queue=self.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            result_type=CollectionResult, static_summary=_loan_summary(loan))
+        return StartOutcome(loan_id=loan.loan_id, workflow_id=handle.id,
+                            run_id=handle.result_run_id, started=_was_started(handle))
+
+    async def status(self, loan_id: str) -> CollectionStatus:
+        try:
+            return await self.handle(loan_id).query("status", result_type=CollectionStatus)
+        except RPCError as err:
+            raise self._translate(loan_id, err) from err
+
+    async def result(self, loan_id: str) -> CollectionResult:
+        return await self.handle(loan_id).result()
+
+    async def is_running(self, loan_id: str) -> bool:
+        try:
+            desc = await self.handle(loan_id).describe()
+        except RPCError as err:
+            raise self._translate(loan_id, err) from err
+        return desc.status == WorkflowExecutionStatus.RUNNING
+
+    async def report_payment(self, loan_id: str, report: PaymentReport) -> None:
+        await self._signal(loan_id, "report_payment", report)
+
+    async def record_contact_outcome(self, loan_id: str, report: ContactOutcomeReport) -> None:
+        await self._signal(loan_id, "record_contact_outcome", report)
+
+    async def cancel(self, loan_id: str, request: CancelRequest) -> None:
+        await self._signal(loan_id, "cancel", request)
+
+    async def promise_to_pay(self, loan_id: str, request: PromiseRequest) -> PromiseAccepted:
+        return await self._update(loan_id, "promise_to_pay", request, PromiseAccepted)
+
+    async def decide_legal_referral(self, loan_id: str,
+                                    decision: LegalDecision) -> LegalDecisionResult:
+        return await self._update(loan_id, "decide_legal_referral", decision,
+                                  LegalDecisionResult)
+
+    # ---------------------------------------------------------------- internals
+    async def _signal(self, loan_id: str, name: str, arg: Any) -> None:
+        try:
+            await self.handle(loan_id).signal(name, arg)
+        except RPCError as err:
+            raise self._translate(loan_id, err) from err
+
+    async def _update(self, loan_id: str, name: str, arg: Any, result_type: type) -> Any:
+        try:
+            return await self.handle(loan_id).execute_update(name, arg,
+                                                             result_type=result_type)
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+            raise ActionRejected(message) from err
+        except RPCError as err:
+            raise self._translate(loan_id, err) from err
+
+    @staticmethod
+    def _translate(loan_id: str, err: RPCError) -> Exception:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            if "completed" in err.message or "closed" in err.message:
+                return LoanClosed(f"collection for loan {loan_id} has ended")
+            return LoanNotFound(f"no collection found for loan {loan_id}")
+        if err.status == RPCStatusCode.FAILED_PRECONDITION:
+            return LoanClosed(f"collection for loan {loan_id} has ended: {err.message}")
+        return err
+
+
+def _was_started(handle: WorkflowHandle[Any, Any]) -> bool:
+    """Whether the start created a run (False when USE_EXISTING returned a running one).
+
+    The SDK keeps the StartWorkflowExecution response privately; its `started` flag is the
+    server's authoritative answer, so read it rather than guessing from run ids.
+    """
+    response = getattr(handle, "_start_workflow_response", None)
+    return bool(getattr(response, "started", True))

@@ -1,0 +1,39 @@
+"""Builders for test data: realistic loans relative to a given instant."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import uuid4
+
+from duecourse.domain.actor import Actor, ActorKind
+from duecourse.domain.calendar import local_date
+from duecourse.domain.loan import LoanIntake
+from duecourse.domain.money import Money
+from duecourse.domain.requests import PaymentReport
+
+AGENT = Actor(kind=ActorKind.AGENT, id="agent-7")
+SUPERVISOR = Actor(kind=ActorKind.SUPERVISOR, id="sup-1")
+
+
+def make_loan(now: datetime, *, dpd: int = 1, tz: str = "Asia/Shanghai",
+              outstanding: str = "1000.00", currency: str = "CNY", jurisdiction: str = "CN",
+              policy: str = "standard", **borrower: Any) -> LoanIntake:
+    due: date = local_date(now, tz) - timedelta(days=dpd)
+    loan_id = f"L-{uuid4().hex[:12]}"
+    return LoanIntake(
+        loan_id=loan_id,
+        borrower={"borrower_id": f"B-{loan_id}", "name": "Li Wei",
+                  "phones": ["+8613800138000"], "email": "li.wei@example.com",
+                  "address": "1 Nanjing Road, Shanghai", "timezone": tz,
+                  "language": "zh-CN", **borrower},
+        jurisdiction=jurisdiction, currency=currency, principal=Decimal(outstanding),
+        outstanding=Decimal(outstanding), due_date=due, policy=policy)
+
+
+def payment(amount: str, reference: str | None = None, currency: str = "CNY",
+            at: datetime | None = None) -> PaymentReport:
+    return PaymentReport(reference=reference or f"PAY-{uuid4().hex[:8]}",
+                         amount=Money.of(amount, currency),
+                         paid_at=at or datetime.fromisoformat("2026-01-01T00:00:00+00:00"))

@@ -1,0 +1,7 @@
+"""Temporal workflows: deterministic orchestration only (timers, handlers, activity calls)."""
+
+from workflows.collection import LoanCollectionWorkflow
+
+WORKFLOWS = [LoanCollectionWorkflow]
+
+__all__ = ["WORKFLOWS", "LoanCollectionWorkflow"]
