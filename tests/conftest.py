@@ -8,20 +8,34 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from duecourse.domain.commands import CollectionResult
+from duecourse.domain.loan import LoanIntake
+from duecourse.domain.policy import Policy
+from duecourse.domain.requests import CancelRequest
 from duecourse.settings import Settings
 from duecourse.store import Ledger, connect, migrate
-from duecourse.temporal.client import CollectionClient, ensure_search_attributes
+from duecourse.temporal.client import (
+    CollectionClient,
+    LoanClosed,
+    LoanNotFound,
+    StartOutcome,
+    ensure_search_attributes,
+)
 from worker import build_worker
 
 BIN = Path(sys.executable).parent
@@ -50,12 +64,57 @@ async def ledger(tmp_path: Path) -> AsyncIterator[Ledger]:
     await engine.dispose()
 
 
+class TrackingClient(CollectionClient):
+    """Remembers the loans a test started so teardown can end them.
+
+    The time-skipping server stops skipping time while any workflow has work no worker
+    will pick up, so a test must never leave a running workflow behind its worker.
+    """
+
+    def __init__(self, env: WorkflowEnvironment, task_queue: str) -> None:
+        super().__init__(env.client, task_queue)
+        self.env = env
+        self.started: list[str] = []
+
+    async def result(self, loan_id: str) -> CollectionResult:
+        """Await the outcome, letting the test server skip time meanwhile."""
+        unlocked = getattr(self.env, "time_skipping_unlocked", None)
+        if unlocked is None:
+            return await super().result(loan_id)
+        async with unlocked():
+            return await super().result(loan_id)
+
+    async def start(self, loan: LoanIntake, policy: Policy) -> StartOutcome:
+        self.started.append(loan.loan_id)
+        return await super().start(loan, policy)
+
+    async def end_all(self) -> None:
+        """Close every loan still open through its own cancel path, so no activity is left
+        in flight (terminating mid-activity wedges the test server's clock)."""
+        for loan_id in self.started:
+            with contextlib.suppress(RPCError, LoanClosed, LoanNotFound):
+                if await self.is_running(loan_id):
+                    await self.cancel(loan_id, CancelRequest(reason="test finished"))
+                    await asyncio.wait_for(self.result(loan_id), timeout=30)
+
+
 @dataclass
 class Harness:
     env: WorkflowEnvironment
-    client: CollectionClient
+    client: TrackingClient
     ledger: Ledger
     task_queue: str
+
+    async def settle(self, loan_id: str) -> int:
+        """Wait until the loan's workflow has no work in flight; returns its history length."""
+        handle = self.client.handle(loan_id)
+        previous = -1
+        while True:
+            events = [e async for e in handle.fetch_history_events()]
+            if len(events) == previous:
+                return previous
+            previous = len(events)
+            await asyncio.sleep(0.3)
 
 
 def test_settings() -> Settings:
@@ -65,5 +124,9 @@ def test_settings() -> Settings:
 @pytest.fixture
 async def harness(ts_env: WorkflowEnvironment, ledger: Ledger) -> AsyncIterator[Harness]:
     task_queue = f"tq-{uuid4().hex}"
+    client = TrackingClient(ts_env, task_queue)
     async with build_worker(ts_env.client, ledger, test_settings(), task_queue):
-        yield Harness(ts_env, CollectionClient(ts_env.client, task_queue), ledger, task_queue)
+        try:
+            yield Harness(ts_env, client, ledger, task_queue)
+        finally:
+            await client.end_all()

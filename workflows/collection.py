@@ -77,6 +77,7 @@ class LoanCollectionWorkflow:
     @workflow.run
     async def run(self, inp: CollectionInput) -> CollectionResult:
         c = self._c
+        self._publish()
         if self._fresh:
             if c.dpd(workflow.now()) < 1:
                 raise ApplicationError(
@@ -89,7 +90,6 @@ class LoanCollectionWorkflow:
                 start_to_close_timeout=timedelta(seconds=30), retry_policy=LEDGER_RETRY)
         while True:
             await self._flush()
-            self._publish()
             if c.state.is_closed:
                 break
             if workflow.info().get_current_history_length() > inp.history_limit or \
@@ -228,6 +228,7 @@ class LoanCollectionWorkflow:
                     "reason": entry.reason})
         self._pending.extend(entries)
         self._version += 1
+        self._publish()  # in the same workflow task as the change, even from a handler
 
     def _outstanding_text(self) -> str:
         return money_text(self._c.state.outstanding, self._c.loan.currency)
