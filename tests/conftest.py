@@ -116,7 +116,7 @@ class Harness:
             await asyncio.sleep(0.3)
 
 
-def test_settings() -> Settings:
+def settings_for_tests() -> Settings:
     return Settings(lender_name="Acme Lending", lender_contact="400-800-1234")
 
 
@@ -124,7 +124,7 @@ def test_settings() -> Settings:
 async def harness(ts_env: WorkflowEnvironment, ledger: Ledger) -> AsyncIterator[Harness]:
     task_queue = f"tq-{uuid4().hex}"
     client = TrackingClient(ts_env, task_queue)
-    async with build_worker(ts_env.client, ledger, test_settings(), task_queue):
+    async with build_worker(ts_env.client, ledger, settings_for_tests(), task_queue):
         try:
             yield Harness(ts_env, client, ledger, task_queue)
         finally:

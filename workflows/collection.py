@@ -146,6 +146,8 @@ class LoanCollectionWorkflow:
         elif kind is ActionKind.SEND_DEMAND:
             assert action.step is not None
             sent, detail = await self._contact(action.step, fallback=Channel.EMAIL)
+            self._apply(c.record_step(action.step.name, "sent" if sent else "failed",
+                                      workflow.now(), detail))
             self._apply(c.demand_sent(workflow.now(), sent, detail))
             if not sent:
                 await self._alert_ops("Demand letter undeliverable", detail)
