@@ -50,12 +50,15 @@ def wall_clock(day: date, at: time | timedelta, tz: str) -> datetime:
     `at` may be a time of day or an offset from local midnight (days count as calendar
     days, so "day 3 at 10:00" stays 10:00 across a DST change). A wall time that does
     not exist (spring-forward gap) resolves to the same offset shifted past the gap.
+    The result is a UTC instant.
     """
     base = datetime.combine(day, time(0))
     naive = base + (at if isinstance(at, timedelta) else timedelta(hours=at.hour,
                                                                    minutes=at.minute,
                                                                    seconds=at.second))
-    return naive.replace(tzinfo=zone(tz)).astimezone(UTC).astimezone(zone(tz))
+    # Returned in UTC: Python subtracts and compares same-zone datetimes as naive wall
+    # times, which is wrong across DST; UTC instants never are.
+    return naive.replace(tzinfo=zone(tz)).astimezone(UTC)
 
 
 def local_midnight(day: date, tz: str) -> datetime:
@@ -72,7 +75,7 @@ def next_time_within(moment: datetime, tz: str, start: time, end: time) -> datet
     if start == end:
         return moment
     local = moment.astimezone(zone(tz))
-    for day_offset in range(0, 3):
+    for day_offset in range(-1, 3):  # a wrapping window may have opened yesterday
         day = local.date() + timedelta(days=day_offset)
         opens = wall_clock(day, start, tz)
         closes = wall_clock(day if start < end else day + timedelta(days=1), end, tz)
