@@ -1,0 +1,40 @@
+"""Log lines carry the loan: workflow/activity context is lifted into JSON fields."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import structlog
+
+from duecourse.logs import configure_logging
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> object:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.reset_defaults()
+
+
+def test_workflow_logger_lines_become_json_with_loan_and_stage(
+        capfd: pytest.CaptureFixture[str]) -> None:
+    configure_logging("json", "INFO")
+    # What temporalio's workflow.logger passes along for a workflow log call:
+    logging.getLogger("temporalio.workflow").info("stage changed", extra={
+        "temporal_workflow": {"workflow_id": "collection-L-42", "run_id": "r-1",
+                              "workflow_type": "LoanCollection"},
+        "stage": "NEGOTIATION", "from_stage": "REMINDER"})
+    structlog.get_logger("activities").info("message sent", workflow_id="collection-L-43",
+                                            stage="REMINDER", channel="sms")
+    lines = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line]
+    workflow_line, activity_line = lines[-2], lines[-1]
+    assert workflow_line["event"] == "stage changed"
+    assert workflow_line["loan_id"] == "L-42" and workflow_line["workflow_id"] == "collection-L-42"
+    assert workflow_line["stage"] == "NEGOTIATION" and workflow_line["level"] == "info"
+    assert activity_line["loan_id"] == "L-43" and activity_line["channel"] == "sms"
+    assert "timestamp" in activity_line
