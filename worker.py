@@ -55,16 +55,16 @@ def build_worker(client: Client, ledger: Ledger, settings: Settings,
 async def run_worker(settings: Settings, *, run_migrations: bool = False,
                      stop: asyncio.Event | None = None) -> None:
     """Run until `stop` is set (or SIGINT/SIGTERM when none is given)."""
-    engine = connect(settings.ledger_url)
-    if run_migrations:
-        await migrate(engine)
     client = await connect_temporal(settings.temporal_address, settings.temporal_namespace)
-    stop = stop or _stop_on_signals()
-    worker = build_worker(client, Ledger(engine), settings)
-    log.info("worker started", task_queue=settings.task_queue,
-             temporal=settings.temporal_address, namespace=settings.temporal_namespace,
-             ledger=engine.url.render_as_string(hide_password=True))
+    engine = connect(settings.ledger_url)
     try:
+        if run_migrations:
+            await migrate(engine)
+        stop = stop or _stop_on_signals()
+        worker = build_worker(client, Ledger(engine), settings)
+        log.info("worker started", task_queue=settings.task_queue,
+                 temporal=settings.temporal_address, namespace=settings.temporal_namespace,
+                 ledger=engine.url.render_as_string(hide_password=True))
         async with worker:
             await stop.wait()
     finally:

@@ -1,0 +1,5 @@
+"""`python -m duecourse.cli ...`: the same as the `duecourse` script."""
+
+from duecourse.cli import main
+
+main()

@@ -1,0 +1,35 @@
+"""The `duecourse` command line: one typer app assembled from small command modules."""
+
+from __future__ import annotations
+
+import typer
+
+from duecourse.cli import admin, dev, loans
+from duecourse.process import run_and_exit
+
+app = typer.Typer(
+    name="duecourse",
+    help="Loan collection on Temporal: run it, feed it loans, and act on them.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+app.command(rich_help_panel="Run")(dev.dev)
+app.command(rich_help_panel="Run")(admin.worker)
+app.add_typer(admin.db, name="db", rich_help_panel="Run")
+app.command(rich_help_panel="Loans")(admin.start)
+app.command(rich_help_panel="Loans")(loans.status)
+app.command(rich_help_panel="Loans")(loans.timeline)
+app.command(rich_help_panel="Actions")(loans.pay)
+app.command(rich_help_panel="Actions")(loans.promise)
+app.command(rich_help_panel="Actions")(loans.outcome)
+app.command("legal-decision", rich_help_panel="Actions")(loans.legal_decision)
+app.command(rich_help_panel="Actions")(loans.cancel)
+app.command(rich_help_panel="Policies")(admin.policies)
+app.command(rich_help_panel="Policies")(admin.policy)
+
+
+def main() -> None:
+    """Console-script entry point; exits without interpreter finalization (see
+    duecourse.process) so a finished command can never crash on the way out."""
+    run_and_exit(app)

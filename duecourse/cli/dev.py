@@ -1,0 +1,137 @@
+"""`duecourse dev`: everything on one laptop - Temporal dev server, ledger, worker, demo.
+
+Ctrl-C or SIGTERM cancels the one task running it all, so the same unwinding path stops
+the worker first and the dev server last, whatever phase we were in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Coroutine
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.panel import Panel
+
+from duecourse.cli.common import console, err_console, run, safe_url, settings
+from duecourse.intake import read_intake_file, with_policy
+from duecourse.logs import configure_logging
+from duecourse.settings import Settings
+from duecourse.store import Ledger, connect, migrate
+from duecourse.temporal.client import CollectionClient, ensure_search_attributes
+from duecourse.temporal.client import connect as connect_temporal
+from duecourse.temporal.devserver import DevServer
+from starter import start_with_progress
+from worker import build_worker
+
+DEMO_FILE = Path(__file__).resolve().parent.parent / "demo" / "loans.csv"
+DEMO_POLICY = "demo"
+DEFAULT_PORT = 7233
+
+
+def dev(demo: Annotated[bool, typer.Option(
+            help=f"also start the demo loans, on the '{DEMO_POLICY}' policy (minutes, not "
+                 "weeks)")] = False,
+        port: Annotated[int, typer.Option(help="Temporal frontend (gRPC) port")]
+        = DEFAULT_PORT,
+        ui_port: Annotated[int, typer.Option(help="Temporal Web UI port")] = 8233,
+        data_dir: Annotated[Path | None, typer.Option(
+            help="Temporal and ledger SQLite files (default: DUECOURSE_DATA_DIR or "
+                 ".duecourse)")] = None,
+        demo_file: Annotated[Path, typer.Option(help="loans started by --demo")] = DEMO_FILE,
+        temporal_bin: Annotated[str | None, typer.Option(
+            envvar="DUECOURSE_TEMPORAL_BIN",
+            help="the temporal CLI (default: temporal-bin's, then PATH)")] = None,
+        ) -> None:
+    """Run a local Temporal dev server, the ledger and a worker; Ctrl-C stops it all."""
+    base = settings()
+    configure_logging(base.log_format, base.log_level)
+    data = (data_dir or base.data_dir).expanduser()
+    cfg = base.model_copy(update={"data_dir": data})
+    server = DevServer(binary=temporal_bin, port=port, ui_port=ui_port,
+                       namespace=cfg.temporal_namespace, db_file=data / "temporal.db",
+                       log_file=data / "temporal.log")
+    run(_until_signalled(_serve(server, cfg, demo_file if demo else None)))
+
+
+async def _until_signalled(main: Coroutine[Any, Any, None]) -> None:
+    """Run `main` until it ends or SIGINT/SIGTERM cancels it (a clean stop, exit 0)."""
+    task = asyncio.ensure_future(main)
+    loop = asyncio.get_running_loop()
+    stopping = False
+
+    def on_signal(sig: signal.Signals) -> None:
+        nonlocal stopping
+        if stopping:
+            err_console.print("[yellow]still shutting down...[/]")
+            return
+        stopping = True
+        err_console.print(f"\n[bold]{sig.name}[/]: stopping worker and dev server...")
+        task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not stopping:
+            raise
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    err_console.print("Stopped.")
+
+
+async def _serve(server: DevServer, cfg: Settings, demo_file: Path | None) -> None:
+    with console.status("Starting the Temporal dev server..."):
+        await server.start()
+    try:
+        cfg = cfg.model_copy(update={"temporal_address": server.address})
+        client = await connect_temporal(server.address, cfg.temporal_namespace)
+        await ensure_search_attributes(client)  # no-op when --search-attribute did it
+        engine = connect(cfg.ledger_url)
+        try:
+            await migrate(engine)
+            async with build_worker(client, Ledger(engine), cfg):
+                _banner(server, cfg, demo_file)
+                if demo_file is not None:
+                    now = datetime.now(UTC)
+                    rows = with_policy(read_intake_file(demo_file, now), DEMO_POLICY)
+                    await start_with_progress(CollectionClient(client, cfg.task_queue), rows,
+                                              console, now=now, policy_dir=cfg.policy_dir)
+                console.print("Worker running. Press [bold]Ctrl-C[/] to stop.")
+                await asyncio.Future()  # until cancelled by a signal
+        finally:
+            await engine.dispose()
+    finally:
+        await server.stop()
+
+
+def _banner(server: DevServer, cfg: Settings, demo_file: Path | None) -> None:
+    env = []
+    if server.port != DEFAULT_PORT:
+        env.append(f"export TEMPORAL_ADDRESS={server.address}")
+    if cfg.database_url:
+        env.append(f"export DUECOURSE_DATABASE_URL='{safe_url(cfg.database_url)}'")
+    elif cfg.data_dir != Settings.model_fields["data_dir"].default:
+        env.append(f"export DUECOURSE_DATA_DIR={cfg.data_dir}")
+    loan = "DEMO-CN-1001" if demo_file is not None else "<loan-id>"
+    lines = [
+        f"Temporal UI   [link={server.ui_url}]{server.ui_url}[/link]",
+        f"Temporal      {server.address} (namespace {escape(cfg.temporal_namespace)})",
+        f"Task queue    {escape(cfg.task_queue)}",
+        f"Ledger        {escape(safe_url(cfg.ledger_url))}",
+        "",
+        "[bold]In another terminal:[/]",
+        *[f"  {escape(e)}" for e in env],
+        "  duecourse start examples/loans.csv",
+        f"  duecourse status {loan}",
+        f"  duecourse timeline {loan}",
+        f"  duecourse pay {loan} --amount 100 --reference PAY-1",
+    ]
+    console.print(Panel("\n".join(lines), title="duecourse dev", title_align="left"),
+                  highlight=False)

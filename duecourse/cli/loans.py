@@ -1,0 +1,198 @@
+"""Commands on one loan: look at it (status, timeline) and act on it (pay, promise, ...)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from duecourse.cli.common import (
+    CliError,
+    console,
+    err_console,
+    ledger,
+    parse_amount,
+    run,
+    settings,
+    temporal,
+)
+from duecourse.cli.render import status_view, timeline_table, when
+from duecourse.domain.actor import Actor, ActorKind
+from duecourse.domain.money import Money
+from duecourse.domain.policy import Channel
+from duecourse.domain.requests import (
+    CancelRequest,
+    ContactOutcomeReport,
+    ContactResult,
+    LegalDecision,
+    PaymentReport,
+    PromiseRequest,
+)
+
+LoanId = Annotated[str, typer.Argument(help="the platform's loan id")]
+Json = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+
+
+def _currency(given: str | None, loan_currency: str) -> str:
+    """The loan's currency unless the operator named one; a mismatch is caught here,
+    before the workflow would record it as a rejected payment."""
+    if given and given.strip().upper() != loan_currency:
+        raise CliError(f"the loan is in {loan_currency}, not {given.strip().upper()}")
+    return loan_currency
+
+
+def _instant(text: str | None, option: str) -> datetime:
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"{option} {text!r} is not an ISO 8601 date-time") from None
+    if moment.tzinfo is None:
+        raise CliError(f"{option} {text!r} needs a UTC offset, e.g. {text}+08:00 or {text}Z")
+    return moment
+
+
+def status(loan_id: LoanId, as_json: Json = False) -> None:
+    """Where a loan stands: stage, balance, next action, promises, stage history."""
+
+    async def go() -> None:
+        s = await (await temporal(settings())).status(loan_id)
+        if as_json:
+            typer.echo(s.model_dump_json(indent=2))
+        else:
+            console.print(status_view(s))
+
+    run(go())
+
+
+def timeline(loan_id: LoanId, as_json: Json = False,
+             limit: Annotated[int, typer.Option(min=1, help="at most this many entries")] = 1000,
+             ) -> None:
+    """Everything the ledger recorded for a loan, oldest first."""
+
+    async def go() -> None:
+        async with ledger(settings()) as book:
+            items = await book.timeline(loan_id, limit=limit)
+        if not items:
+            raise CliError(f"no ledger entries for loan {loan_id}")
+        if as_json:
+            typer.echo(json.dumps([i.model_dump(mode="json") for i in items], indent=2,
+                                  ensure_ascii=False))
+        else:
+            console.print(timeline_table(loan_id, items))
+
+    run(go())
+
+
+def pay(loan_id: LoanId,
+        amount: Annotated[str, typer.Option(help="amount paid, e.g. 250.00")],
+        reference: Annotated[str, typer.Option(help="payment reference (deduplicates)")],
+        currency: Annotated[str | None, typer.Option(help="default: the loan's")] = None,
+        paid_at: Annotated[str | None, typer.Option(help="ISO 8601 with offset; default now")]
+        = None) -> None:
+    """Report a payment the platform received; repeating a reference changes nothing."""
+
+    async def go() -> None:
+        value, moment = parse_amount(amount), _instant(paid_at, "--paid-at")
+        client = await temporal(settings())
+        before = await client.status(loan_id)
+        money = Money(amount=value, currency=_currency(currency, before.outstanding.currency))
+        await client.report_payment(loan_id, PaymentReport(
+            reference=reference, amount=money, paid_at=moment))
+        after = await client.status(loan_id)
+        console.print(f"Payment [bold]{escape(reference)}[/] of {money} reported for loan "
+                      f"{escape(loan_id)}. Outstanding: {before.outstanding} -> "
+                      f"[bold]{after.outstanding}[/]", highlight=False)
+        if after.outcome:
+            console.print(f"Collection closed: [green]{after.outcome}[/] "
+                          f"({escape(after.close_reason)})", highlight=False)
+        elif after.outstanding == before.outstanding:
+            err_console.print(f"[yellow]note:[/] outstanding unchanged; reference "
+                              f"{escape(reference)} was probably recorded before (see "
+                              f"`duecourse timeline {escape(loan_id)}`)", highlight=False)
+
+    run(go())
+
+
+def promise(loan_id: LoanId,
+            amount: Annotated[str, typer.Option(help="promised amount")],
+            date_: Annotated[str, typer.Option("--date", help="promised date, YYYY-MM-DD "
+                                               "(borrower-local)")],
+            agent: Annotated[str, typer.Option(help="id of the agent who agreed it")],
+            currency: Annotated[str | None, typer.Option(help="default: the loan's")] = None,
+            note: Annotated[str, typer.Option(help="free text for the ledger")] = "") -> None:
+    """Record a promise to pay; the workflow's rules may refuse it (reason shown)."""
+
+    async def go() -> None:
+        value = parse_amount(amount)
+        try:
+            due = date.fromisoformat(date_)
+        except ValueError:
+            raise CliError(f"--date {date_!r} is not a date (YYYY-MM-DD)") from None
+        client = await temporal(settings())
+        loan_currency = (await client.status(loan_id)).outstanding.currency
+        accepted = await client.promise_to_pay(loan_id, PromiseRequest(
+            amount=Money(amount=value, currency=_currency(currency, loan_currency)),
+            due_date=due, actor=Actor(kind=ActorKind.AGENT, id=agent), note=note))
+        console.print(f"Promise [bold]{accepted.promise_id}[/] accepted: {accepted.amount} by "
+                      f"{accepted.due_date}; checked at {when(accepted.check_at)}",
+                      highlight=False)
+
+    run(go())
+
+
+def outcome(loan_id: LoanId,
+            channel: Annotated[Channel, typer.Option(help="how the contact happened")],
+            result: Annotated[ContactResult, typer.Option(help="what came of it")],
+            agent: Annotated[str, typer.Option(help="id of the agent reporting it")],
+            note: Annotated[str, typer.Option(help="free text for the ledger")] = "") -> None:
+    """Record what came of a contact (an engaged borrower moves the loan to negotiation)."""
+
+    async def go() -> None:
+        client = await temporal(settings())
+        await client.record_contact_outcome(loan_id, ContactOutcomeReport(
+            channel=channel, result=result, actor=Actor(kind=ActorKind.AGENT, id=agent),
+            note=note))
+        s = await client.status(loan_id)
+        console.print(f"Recorded {result.value} via {channel.value} for loan "
+                      f"{escape(loan_id)}; stage is now [bold]{s.stage}[/]", highlight=False)
+
+    run(go())
+
+
+def legal_decision(loan_id: LoanId,
+                   supervisor: Annotated[str, typer.Option(help="supervisor id")],
+                   approve: Annotated[bool, typer.Option("--approve/--reject",
+                                                         help="refer to litigation or not")],
+                   reason: Annotated[str, typer.Option(help="why (kept in the ledger)")],
+                   ) -> None:
+    """A supervisor approves or rejects referring the loan to litigation."""
+
+    async def go() -> None:
+        client = await temporal(settings())
+        result = await client.decide_legal_referral(loan_id, LegalDecision(
+            approve=approve, reason=reason,
+            actor=Actor(kind=ActorKind.SUPERVISOR, id=supervisor)))
+        verdict = "approved" if result.approved else "rejected"
+        console.print(f"Legal referral {verdict} for loan {escape(loan_id)}: stage "
+                      f"{result.stage}, legal phase {result.legal_phase or '-'}",
+                      highlight=False)
+
+    run(go())
+
+
+def cancel(loan_id: LoanId,
+           reason: Annotated[str, typer.Option(help="why the loan leaves collection")],
+           ) -> None:
+    """Withdraw a loan from collection (e.g. restructured elsewhere)."""
+
+    async def go() -> None:
+        client = await temporal(settings())
+        await client.cancel(loan_id, CancelRequest(reason=reason))
+        console.print(f"Cancellation sent for loan {escape(loan_id)}.", highlight=False)
+
+    run(go())

@@ -1,0 +1,267 @@
+"""Reading hand-over files (CSV or JSON) into validated loans, one verdict per row.
+
+A hand-over file is the platform's batch of overdue loans. One bad row must never hide
+the others, so every row gets its own result: a `LoanIntake` or a precise error naming
+the field (`borrower.phones.0: malformed phone number ...`). Only problems with the file
+as a whole (unreadable, unknown format, broken JSON, bad CSV header) raise.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from duecourse.domain.calendar import TimeZoneError, local_date
+from duecourse.domain.loan import Borrower, LoanIntake
+from duecourse.domain.policy import Policy
+from duecourse.policies import load_policy
+
+BORROWER_COLUMNS = {"borrower_id": "borrower_id", "borrower_name": "name", "phones": "phones",
+                    "email": "email", "address": "address", "timezone": "timezone",
+                    "language": "language"}
+"""Flat column -> Borrower field."""
+
+LOAN_COLUMNS = ("loan_id", "jurisdiction", "currency", "principal", "outstanding", "due_date",
+                "product", "policy")
+DAYS_PAST_DUE = "days_past_due"
+FLAT_COLUMNS = ("loan_id", *BORROWER_COLUMNS, *LOAN_COLUMNS[1:], DAYS_PAST_DUE)
+REQUIRED_COLUMNS = ("loan_id", "borrower_id", "borrower_name", "timezone", "jurisdiction",
+                    "currency", "principal", "outstanding")
+PHONE_SEPARATOR = ";"
+
+
+class IntakeFileError(ValueError):
+    """The file as a whole cannot be read (missing, unknown format, malformed JSON/header)."""
+
+
+class RowRejected(ValueError):
+    """A row that cannot be started; the message is the reason shown to the operator."""
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """A record the file format itself could not produce (e.g. a CSV row of wrong width)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class IntakeRow:
+    """One data row's verdict: `loan` when valid, else `error`."""
+
+    row: int  # 1-based data row number (the header is not counted)
+    loan: LoanIntake | None
+    error: str | None
+    loan_id: str | None  # best effort, so even a rejected row can be named
+
+    @property
+    def ok(self) -> bool:
+        return self.loan is not None
+
+
+# --------------------------------------------------------------------------- files
+def read_intake_file(path: str | Path, now: datetime) -> list[IntakeRow]:
+    """Parse a `.csv` or `.json` hand-over file; `now` resolves `days_past_due` rows."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".json"):
+        raise IntakeFileError(
+            f"{path}: unsupported file type {path.suffix or '(none)'!r}; use .csv or .json")
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # tolerate the BOM spreadsheets write
+    except UnicodeDecodeError as err:
+        raise IntakeFileError(f"{path}: not UTF-8 text ({err.reason} at byte "
+                              f"{err.start})") from None
+    except OSError as err:
+        raise IntakeFileError(f"cannot read {path}: {err.strerror or err}") from None
+    records = _csv_records(text, path) if suffix == ".csv" else _json_records(text, path)
+    return parse_records(records, now)
+
+
+def parse_records(records: Iterable[tuple[int, Any]], now: datetime) -> list[IntakeRow]:
+    """Validate `(row number, record)` pairs; a record is a mapping (or `Malformed`)."""
+    return [_parse(row, record, now) for row, record in records]
+
+
+def _csv_records(text: str, path: Path) -> Iterator[tuple[int, Any]]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise IntakeFileError(f"{path}: empty file, expected a header row") from None
+    except csv.Error as err:
+        raise IntakeFileError(f"{path}: malformed header row: {err}") from None
+    columns = _check_header([c.strip().lower() for c in header], path)
+    row = 0
+    while True:
+        row += 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:  # the reader resumes on the next line
+            yield row, Malformed(f"malformed CSV row: {err}")
+            continue
+        if not any(c.strip() for c in cells):
+            continue  # blank line; counted so row numbers match a spreadsheet's
+        if len(cells) != len(columns):
+            yield row, Malformed(f"malformed CSV row: {len(cells)} cells but the header "
+                                 f"has {len(columns)} columns")
+            continue
+        yield row, dict(zip(columns, cells, strict=True))
+
+
+def _check_header(columns: list[str], path: Path) -> list[str]:
+    unknown = [c for c in columns if c not in FLAT_COLUMNS]
+    duplicated = sorted({c for c in columns if columns.count(c) > 1})
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if "due_date" not in columns and DAYS_PAST_DUE not in columns:
+        missing.append("due_date or days_past_due")
+    problems = []
+    if unknown:
+        problems.append(f"unknown column(s) {', '.join(map(repr, unknown))}")
+    if duplicated:
+        problems.append(f"duplicated column(s) {', '.join(map(repr, duplicated))}")
+    if missing:
+        problems.append(f"missing column(s) {', '.join(missing)}")
+    if problems:
+        raise IntakeFileError(f"{path}: bad header: {'; '.join(problems)}. Expected columns: "
+                              f"{', '.join(FLAT_COLUMNS)}")
+    return columns
+
+
+def _json_records(text: str, path: Path) -> Iterator[tuple[int, Any]]:
+    try:
+        data = json.loads(text, parse_float=Decimal)  # money never passes through float
+    except json.JSONDecodeError as err:
+        raise IntakeFileError(f"{path}: invalid JSON at line {err.lineno} column "
+                              f"{err.colno}: {err.msg}") from None
+    if isinstance(data, dict) and isinstance(data.get("loans"), list):
+        data = data["loans"]
+    if not isinstance(data, list):
+        raise IntakeFileError(f"{path}: expected a JSON list of loans or {{\"loans\": [...]}}")
+    yield from enumerate(data, start=1)
+
+
+# --------------------------------------------------------------------------- rows
+def _parse(row: int, record: Any, now: datetime) -> IntakeRow:
+    loan_id = _loan_id(record)
+    if isinstance(record, Malformed):
+        return IntakeRow(row=row, loan=None, error=record.reason, loan_id=None)
+    if not isinstance(record, Mapping):
+        return IntakeRow(row=row, loan=None, loan_id=None,
+                         error=f"expected an object, got {type(record).__name__}")
+    try:
+        data = _nest({str(k).strip(): _clean(v) for k, v in record.items() if _given(v)}, now)
+        loan = LoanIntake.model_validate(data)
+    except RowRejected as err:
+        return IntakeRow(row=row, loan=None, error=str(err), loan_id=loan_id)
+    except ValidationError as err:
+        return IntakeRow(row=row, loan=None, error=format_validation_error(err),
+                         loan_id=loan_id)
+    return IntakeRow(row=row, loan=loan, error=None, loan_id=loan.loan_id)
+
+
+def _given(value: Any) -> bool:
+    """Empty cells, blank strings and nulls mean "not given": defaults apply."""
+    return value is not None and not (isinstance(value, str) and not value.strip())
+
+
+def _clean(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
+
+
+def _loan_id(record: Any) -> str | None:
+    value = record.get("loan_id") if isinstance(record, Mapping) else None
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        return str(value).strip() or None
+    return None
+
+
+def _nest(record: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """Flat CSV-style or nested LoanIntake-style record -> LoanIntake input."""
+    flat = [c for c in BORROWER_COLUMNS if c in record]
+    nested = record.get("borrower")
+    if nested is not None and flat:
+        raise RowRejected(f"give the borrower either as a nested 'borrower' object or as "
+                          f"flat columns, not both (found {', '.join(flat)})")
+    unknown = [k for k in record if k not in (*FLAT_COLUMNS, "borrower")]
+    if unknown:
+        raise RowRejected(f"unknown field(s) {', '.join(map(repr, unknown))}")
+    if nested is None:
+        nested = {BORROWER_COLUMNS[c]: record[c] for c in flat}
+    elif not isinstance(nested, Mapping):
+        raise RowRejected(f"borrower: expected an object, got {type(nested).__name__}")
+    else:
+        extra = [k for k in nested if k not in Borrower.model_fields]
+        if extra:
+            raise RowRejected(f"borrower: unknown field(s) {', '.join(map(repr, extra))}")
+        nested = {k: v for k, v in nested.items() if _given(v)}
+    phones = nested.get("phones")
+    if isinstance(phones, str):
+        nested = {**nested, "phones": [p.strip() for p in phones.split(PHONE_SEPARATOR)
+                                       if p.strip()]}
+    data = {k: record[k] for k in LOAN_COLUMNS if k in record}
+    data["borrower"] = nested
+    if DAYS_PAST_DUE in record:
+        if "due_date" in record:
+            raise RowRejected("give either due_date or days_past_due, not both")
+        data["due_date"] = _due_from_dpd(record[DAYS_PAST_DUE], nested.get("timezone"), now)
+    return data
+
+
+def _due_from_dpd(value: Any, tz: Any, now: datetime) -> date:
+    """The due date that makes the loan `value` days past due today, borrower-local."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise RowRejected(f"days_past_due: expected a whole number of days >= 1, got {value!r}")
+    try:
+        today = local_date(now, tz) if isinstance(tz, str) else now.astimezone(UTC).date()
+    except TimeZoneError:
+        # The time zone's own error is reported by validation; any date will do here.
+        today = now.astimezone(UTC).date()
+    return today - timedelta(days=int(text))
+
+
+def format_validation_error(err: ValidationError) -> str:
+    """`field.path: message` per problem, joined by `; ` (no pydantic boilerplate)."""
+    parts = []
+    for e in err.errors(include_url=False):
+        message = e["msg"].removeprefix("Value error, ")
+        where = ".".join(str(p) for p in e["loc"])
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)
+
+
+# --------------------------------------------------------------------------- starting
+def validate_for_start(row: IntakeRow, now: datetime,
+                       policy_dir: str | Path | None = None) -> tuple[LoanIntake, Policy]:
+    """The loan and its policy, if the row may start collection now; else RowRejected.
+
+    The workflow refuses a loan that is not overdue too, but checking here gives the
+    operator a row-numbered reason instead of a failed workflow.
+    """
+    if row.loan is None:
+        raise RowRejected(row.error or "invalid row")
+    loan = row.loan
+    try:
+        loan.ensure_overdue(now)
+        policy = load_policy(loan.policy, str(policy_dir) if policy_dir else None)
+    except (ValueError, LookupError) as err:  # LoanNotOverdue, UnknownPolicy, bad policy
+        raise RowRejected(str(err)) from err
+    return loan, policy
+
+
+def with_policy(rows: Iterable[IntakeRow], policy: str) -> list[IntakeRow]:
+    """The same rows with every valid loan's policy replaced (`duecourse dev --demo`)."""
+    return [replace(r, loan=r.loan.model_copy(update={"policy": policy})) if r.loan else r
+            for r in rows]
