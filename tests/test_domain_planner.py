@@ -23,7 +23,7 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 def opened(now: datetime, **kwargs: object) -> Collection:
     loan = make_loan(now, **kwargs)  # type: ignore[arg-type]
-    collection, _ = Collection.open(loan, STANDARD, now, case_id="case-1")
+    collection, _ = Collection.begin(loan, STANDARD, now, case_id="case-1")
     return collection
 
 

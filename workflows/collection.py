@@ -65,7 +65,7 @@ class LoanCollectionWorkflow:
         self._fresh = inp.state is None
         self._pending: list[LedgerEntry] = []
         if inp.state is None:
-            self._c, self._pending = Collection.open(inp.loan, inp.policy, now,
+            self._c, self._pending = Collection.begin(inp.loan, inp.policy, now,
                                                      case_id=workflow.info().run_id)
         else:
             self._c = Collection(inp.loan, inp.policy, inp.state)

@@ -147,7 +147,7 @@ class Collection:
         self.state = state
 
     @classmethod
-    def open(cls, loan: LoanIntake, policy: Policy, now: datetime,
+    def begin(cls, loan: LoanIntake, policy: Policy, now: datetime,
              case_id: str) -> tuple[Collection, list[LedgerEntry]]:
         """A new collection in the reminder stage, with the entries that record it."""
         state = CollectionState(case_id=case_id, opened_at=now, outstanding=loan.outstanding)
