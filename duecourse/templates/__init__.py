@@ -1,11 +1,15 @@
-"""Message templates: loaded once from YAML, rendered strictly.
+"""Message templates: loaded once from YAML, rendered strictly, linted for banned wording.
 
-Rendering fails loudly (TemplateError) on an unknown template, language-less template or
+Rendering fails loudly (TemplateError) on an unknown template, a missing language or a
 missing placeholder, so a broken template is found on the first send, not by a borrower.
+Each jurisdiction's required wording (jurisdictions.yaml: the US debt-collector disclosure
+and opt-out lines, UK debt-advice signposting, CN complaint line) is appended on render,
+so no template can forget it.
 """
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from string import Formatter
@@ -13,7 +17,10 @@ from string import Formatter
 import yaml
 from pydantic import BaseModel
 
-DEFAULT_FILE = Path(__file__).parent / "messages.yaml"
+HERE = Path(__file__).parent
+DEFAULT_FILE = HERE / "messages.yaml"
+JURISDICTIONS_FILE = HERE / "jurisdictions.yaml"
+BANNED_FILE = HERE / "banned.yaml"
 
 
 class TemplateError(ValueError):
@@ -25,14 +32,25 @@ class Rendered(BaseModel):
     language: str
     subject: str | None
     body: str
+    required: list[str] = []  # names of the jurisdiction wording appended
+
+
+class LintProblem(BaseModel):
+    where: str
+    phrase: str
+    rule: str
 
 
 @lru_cache(maxsize=8)
-def load_templates(path: Path = DEFAULT_FILE) -> dict[str, dict[str, dict[str, str]]]:
+def _yaml(path: Path) -> dict:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict):
-        raise TemplateError(f"{path}: expected a mapping of template names")
+        raise TemplateError(f"{path}: expected a mapping")
     return data
+
+
+def load_templates(path: Path = DEFAULT_FILE) -> dict[str, dict[str, dict[str, str]]]:
+    return _yaml(path)
 
 
 def _fill(text: str, values: dict[str, str], where: str) -> str:
@@ -56,8 +74,20 @@ def pick_language(available: list[str], wanted: str) -> str | None:
     return None
 
 
-def render(name: str, language: str, values: dict[str, str],
-           path: Path = DEFAULT_FILE) -> Rendered:
+def required_wording(jurisdiction: str, language: str, channel: str,
+                     path: Path = JURISDICTIONS_FILE) -> dict[str, str]:
+    """The wording `jurisdiction` requires on `channel`, in the nearest language."""
+    country = jurisdiction.split("-")[0].upper()
+    variants = _yaml(path).get(country) or {}
+    chosen = pick_language(list(variants), language)
+    if chosen is None:
+        return {}
+    return {name: spec["text"] for name, spec in variants[chosen].items()
+            if channel in spec.get("channels", [])}
+
+
+def render(name: str, language: str, values: dict[str, str], *, jurisdiction: str = "",
+           channel: str = "", path: Path = DEFAULT_FILE) -> Rendered:
     variants = load_templates(path).get(name)
     if not variants:
         raise TemplateError(f"unknown template {name!r}")
@@ -67,6 +97,40 @@ def render(name: str, language: str, values: dict[str, str],
     variant = variants[chosen]
     where = f"template {name}[{chosen}]"
     subject = variant.get("subject")
+    body = _fill(variant["body"], values, where)
+    extra = required_wording(jurisdiction, language, channel) if jurisdiction else {}
+    for wording, text in extra.items():
+        body += ("\n" if channel != "sms" else " ") + _fill(text, values,
+                                                             f"{jurisdiction} {wording}")
     return Rendered(template=name, language=chosen,
                     subject=_fill(subject, values, where) if subject else None,
-                    body=_fill(variant["body"], values, where))
+                    body=body, required=list(extra))
+
+
+def lint_text(text: str, language: str, where: str,
+              path: Path = BANNED_FILE) -> list[LintProblem]:
+    rules = _yaml(path).get(language.split("-")[0].lower(), [])
+    problems = []
+    for rule in rules:
+        match = re.search(rule["pattern"], text, flags=re.IGNORECASE)
+        if match:
+            problems.append(LintProblem(where=where, phrase=match.group(0), rule=rule["rule"]))
+    return problems
+
+
+def lint_templates(path: Path = DEFAULT_FILE,
+                   jurisdictions: Path = JURISDICTIONS_FILE) -> list[LintProblem]:
+    """Every banned phrase in every template and required wording, with its rule."""
+    problems: list[LintProblem] = []
+    for name, variants in load_templates(path).items():
+        for language, variant in variants.items():
+            for field in ("subject", "body"):
+                if variant.get(field):
+                    problems += lint_text(variant[field], language,
+                                          f"{name}[{language}].{field}")
+    for country, languages in _yaml(jurisdictions).items():
+        for language, wordings in languages.items():
+            for wording, spec in wordings.items():
+                problems += lint_text(spec["text"], language,
+                                      f"{country} {wording}[{language}]")
+    return problems
