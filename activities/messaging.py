@@ -37,7 +37,8 @@ class MessagingActivities:
             return MessageSent(message_id=existing.provider_message_id or "", duplicate=True,
                                status=existing.status)
         try:
-            rendered = render(req.template, req.language, {**self._lender, **req.context})
+            rendered = render(req.template, req.language, {**self._lender, **req.context},
+                              jurisdiction=req.jurisdiction, channel=req.channel)
         except TemplateError as err:
             raise ApplicationError(str(err), type="TemplateError", non_retryable=True) from err
         message = OutgoingMessage(idempotency_key=req.idempotency_key, channel=req.channel,
@@ -51,7 +52,8 @@ class MessagingActivities:
         await self._ledger.record_contact(ContactRecord(
             idempotency_key=req.idempotency_key, case_id=req.case_id, loan_id=req.loan_id,
             stage=req.stage, step=req.step, channel=req.channel, template=req.template,
-            language=rendered.language, recipient=req.recipient, subject=rendered.subject,
+            language=rendered.language, recipient=req.recipient,
+            recipient_kind=req.recipient_kind, purpose=req.purpose, subject=rendered.subject,
             body=rendered.body, status="sent", provider_message_id=message_id,
             scheduled_for=req.scheduled_for, attempted_at=datetime.now(UTC)))
         bound.info("message sent", message_id=message_id, via=self._channel.name)

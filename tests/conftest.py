@@ -113,7 +113,7 @@ class Harness:
             if len(events) == previous:
                 return previous
             previous = len(events)
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(0.15)
 
 
 def settings_for_tests() -> Settings:

@@ -10,6 +10,7 @@ import pytest
 
 from duecourse.domain.calendar import wall_clock
 from duecourse.domain.collection import Collection, LegalPhase, Stage
+from duecourse.domain.compliance import Verdict
 from duecourse.domain.entries import EventRecorded, PaymentRecorded, StageChanged
 from duecourse.domain.money import Money
 from duecourse.domain.planner import ActionKind, plan, write_off_at
@@ -27,12 +28,19 @@ def opened(now: datetime, **kwargs: object) -> Collection:
     return collection
 
 
-def test_late_night_first_reminder_waits_for_08_00_local() -> None:
+def test_late_night_first_reminder_is_deferred_to_08_00_local() -> None:
     now = datetime(2026, 11, 28, 23, 30, tzinfo=SHANGHAI).astimezone(UTC)
     c = opened(now, dpd=1)
     action = plan(c, now)
-    assert action is not None and action.kind is ActionKind.CONTACT
-    assert action.due_at.astimezone(SHANGHAI) == datetime(2026, 11, 29, 8, 0, tzinfo=SHANGHAI)
+    assert action is not None and action.kind is ActionKind.CONTACT and action.step
+    assert action.due_at == now  # due now; the engine decides whether it may go now
+    decision = c.decide_contact(action.step.channel, "+8613800138000", now)
+    assert decision.verdict is Verdict.DEFERRED and decision.code == "hours"
+    assert decision.until is not None
+    assert decision.until.astimezone(SHANGHAI) == datetime(2026, 11, 29, 8, tzinfo=SHANGHAI)
+    c.record_decision(action.step.name, action.step.channel, "+8613800138000", decision)
+    replanned = plan(c, now)
+    assert replanned is not None and replanned.due_at == decision.until
 
 
 def test_late_handover_sends_only_the_latest_missed_step() -> None:
@@ -58,6 +66,7 @@ def test_next_step_follows_the_due_date_on_the_borrowers_wall_clock() -> None:
 def test_reminder_stage_gives_minimum_notice_after_the_first_contact() -> None:
     now = datetime(2026, 11, 28, 11, 0, tzinfo=SHANGHAI).astimezone(UTC)
     c = opened(now, dpd=40)  # reminder window (DPD 15) long gone
+    c.contact_made(STANDARD.reminder.steps[0].channel, "+8613800138000", now)
     for step in STANDARD.reminder.steps:
         c.record_step(step.name, "sent", now)
     action = plan(c, now)

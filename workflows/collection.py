@@ -15,6 +15,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from duecourse import search_attributes as sa
+    from duecourse.domain import protections
     from duecourse.domain.calendar import local_midnight
     from duecourse.domain.collection import Collection
     from duecourse.domain.commands import (
@@ -31,8 +32,16 @@ with workflow.unsafe.imports_passed_through():
         SendMessage,
         money_text,
     )
+    from duecourse.domain.compliance import Decision, Purpose, Verdict
+    from duecourse.domain.compliance.requests import (
+        ContactRequest,
+        DisputeChange,
+        HoldRequest,
+        LifeEvent,
+        PreferenceChange,
+    )
     from duecourse.domain.contact import recipient_for
-    from duecourse.domain.entries import LedgerEntry, StageChanged
+    from duecourse.domain.entries import ContactLogged, LedgerEntry, StageChanged
     from duecourse.domain.money import Money
     from duecourse.domain.planner import ActionKind, PlannedAction, plan
     from duecourse.domain.policy import Channel, ContactStep
@@ -86,7 +95,8 @@ class LoanCollectionWorkflow:
             await workflow.execute_activity(
                 OPEN_LOAN, OpenLoan(case_id=c.state.case_id,
                                     workflow_id=workflow.info().workflow_id, loan=c.loan,
-                                    policy=c.policy.label, opened_at=c.state.opened_at),
+                                    policy=c.policy.label, opened_at=c.state.opened_at,
+                                    compliance=c.compliance_record()),
                 start_to_close_timeout=timedelta(seconds=30), retry_policy=LEDGER_RETRY)
         while True:
             await self._flush()
@@ -130,27 +140,31 @@ class LoanCollectionWorkflow:
         kind = action.kind
         if kind is ActionKind.WRITE_OFF:
             self._apply(c.write_off(now))
+        elif kind is ActionKind.RESUME:
+            self._apply(c.sync_pause(now))
         elif kind is ActionKind.CHECK_PROMISE:
             self._apply(c.check_promise(now))
         elif kind is ActionKind.END_REMINDER:
             self._apply(c.end_reminder(now))
         elif kind is ActionKind.END_NEGOTIATION:
             self._apply(c.end_negotiation(now))
-        elif kind is ActionKind.CONTACT:
+        elif kind in (ActionKind.CONTACT, ActionKind.VALIDATION_NOTICE,
+                      ActionKind.FORBEARANCE_OFFER):
             assert action.step is not None
             for name in action.superseded:
                 self._apply(c.record_step(name, "skipped", now, "superseded by a later step"))
-            sent, detail = await self._contact(action.step)
-            self._apply(c.record_step(action.step.name, "sent" if sent else "failed",
-                                      workflow.now(), detail))
+            status, detail = await self._contact(action.step, action.purpose)
+            if status != "deferred":
+                self._apply(c.record_step(action.step.name, status, workflow.now(), detail))
         elif kind is ActionKind.SEND_DEMAND:
             assert action.step is not None
-            sent, detail = await self._contact(action.step, fallback=Channel.EMAIL)
-            self._apply(c.record_step(action.step.name, "sent" if sent else "failed",
-                                      workflow.now(), detail))
-            self._apply(c.demand_sent(workflow.now(), sent, detail))
-            if not sent:
-                await self._alert_ops("Demand letter undeliverable", detail)
+            status, detail = await self._contact(action.step, Purpose.DEMAND)
+            if status == "deferred":
+                return
+            self._apply(c.record_step(action.step.name, status, workflow.now(), detail))
+            self._apply(c.demand_sent(workflow.now(), status == "sent", detail))
+            if status != "sent":
+                await self._alert_ops("Demand letter not sent", detail)
         elif kind is ActionKind.CURE_EXPIRED:
             self._apply(c.cure_expired(now))
             await self._alert_ops("Legal referral awaiting supervisor approval",
@@ -163,31 +177,51 @@ class LoanCollectionWorkflow:
                 f"{self._outstanding_text()} unpaid.")
 
     # ------------------------------------------------------------------ activities
-    async def _contact(self, step: ContactStep,
-                       fallback: Channel | None = None) -> tuple[bool, str]:
-        """Send one step's message; returns (sent, detail). Failures are recorded, not fatal."""
+    async def _contact(self, step: ContactStep, purpose: Purpose) -> tuple[str, str]:
+        """Ask the compliance engine, then send: ("sent" | "deferred" | "blocked" |
+        "failed", detail). An opted-out or unreachable channel falls back to the policy's
+        next channel; every engine decision is recorded."""
         c = self._c
-        channel = step.channel
-        recipient = recipient_for(channel, c.loan.borrower)
-        if recipient is None and fallback is not None:
-            channel, recipient = fallback, recipient_for(fallback, c.loan.borrower)
-        if recipient is None:
-            return False, f"no {step.channel} contact details on file"
+        notes: list[str] = []
+        for channel in [step.channel, *c.policy.channel_fallbacks.get(step.channel, [])]:
+            address = recipient_for(channel, c.loan.borrower)
+            if address is None:
+                notes.append(f"no {channel} contact details")
+                continue
+            now = workflow.now()
+            decision = c.decide_contact(channel, address, now, purpose)
+            self._apply(c.record_decision(step.name, channel, address, decision, purpose))
+            if decision.verdict is Verdict.DEFERRED:
+                return "deferred", decision.detail
+            if decision.verdict is Verdict.BLOCKED:
+                notes.append(f"{channel} blocked ({decision.code}: {decision.detail})")
+                if decision.code == "opted_out":
+                    continue
+                return "blocked", "; ".join(notes)
+            sent, detail = await self._send(step, channel, address, purpose)
+            if sent:
+                c.contact_made(channel, address, now, purpose)
+                detail = "; ".join([*notes, detail]) if notes else detail
+            return ("sent" if sent else "failed"), detail
+        return "blocked", "; ".join(notes) or "no channel available"
+
+    async def _send(self, step: ContactStep, channel: Channel, address: str,
+                    purpose: Purpose) -> tuple[bool, str]:
+        c = self._c
         now = workflow.now()
         request = SendMessage(
             idempotency_key=f"{c.state.case_id}:contact:{c.state.visit.visit}:{step.name}",
             case_id=c.state.case_id, workflow_id=workflow.info().workflow_id,
-            loan_id=c.loan.loan_id,
-            stage=c.state.stage, step=step.name, channel=channel, template=step.template,
-            language=c.loan.borrower.language, recipient=recipient,
-            jurisdiction=c.loan.jurisdiction, scheduled_for=now,
+            loan_id=c.loan.loan_id, stage=c.state.stage, step=step.name, channel=channel,
+            template=step.template, language=c.loan.borrower.language, recipient=address,
+            purpose=purpose, jurisdiction=c.loan.jurisdiction, scheduled_for=now,
             context={
                 "borrower_name": c.loan.borrower.name,
                 "loan_id": c.loan.loan_id,
                 "amount": self._outstanding_text(),
                 "due_date": c.loan.due_date.isoformat(),
                 "days_past_due": str(c.dpd(now)),
-                "cure_days": str(c.policy.legal.cure_period.days),
+                "cure_days": str(c.cure_period.days),
             })
         try:
             result = await workflow.execute_activity(
@@ -267,7 +301,68 @@ class LoanCollectionWorkflow:
     def cancel(self, request: CancelRequest) -> None:
         self._apply(self._c.cancel(request, workflow.now()))
 
+    @workflow.signal
+    def update_contact_preferences(self, change: PreferenceChange) -> None:
+        self._apply(protections.change_preferences(self._c, change, workflow.now()))
+
+    @workflow.signal
+    def dispute(self, change: DisputeChange) -> None:
+        self._apply(protections.change_dispute(self._c, change, workflow.now()))
+
+    @workflow.signal
+    def life_event(self, event: LifeEvent) -> None:
+        self._apply(protections.life_event(self._c, event, workflow.now()))
+
     # ------------------------------------------------------------------ updates
+    @workflow.update
+    def hold(self, request: HoldRequest) -> CollectionStatus:
+        try:
+            self._apply(protections.change_hold(self._c, request, workflow.now()))
+        except ValueError as err:
+            raise ApplicationError(str(err), type="HoldRejected") from None
+        return self.status()
+
+    @hold.validator
+    def _validate_hold(self, request: HoldRequest) -> None:
+        if problem := protections.hold_problem(self._c, request, workflow.now()):
+            raise ApplicationError(problem, type="HoldRejected")
+
+    @workflow.update
+    def request_contact(self, request: ContactRequest) -> Decision:
+        """An agent asks before calling or visiting; an allowed contact is logged and
+        counts towards the limits."""
+        c, now = self._c, workflow.now()
+        address = request.address or recipient_for(request.channel, c.loan.borrower)
+        if address is None:
+            raise ApplicationError(f"no {request.channel} contact details on file",
+                                   type="ContactRejected")
+        decision = c.decide_contact(request.channel, address, now, request.purpose,
+                                    request.recipient_kind, request.collectors,
+                                    request.discloses_debt)
+        step = f"agent:{request.actor.id}"
+        entries = c.record_decision(step, request.channel, address, decision,
+                                    request.purpose, request.recipient_kind, request.actor)
+        if decision.allowed:
+            c.contact_made(request.channel, address, now, request.purpose,
+                           request.recipient_kind)
+            entries.append(ContactLogged(
+                key=f"agent-contact:{c.state.event_seq}", occurred_at=now,
+                actor=request.actor, stage=c.state.stage, step=step,
+                channel=request.channel, recipient=address,
+                recipient_kind=request.recipient_kind, purpose=request.purpose))
+        self._apply(entries)
+        return decision
+
+    @request_contact.validator
+    def _validate_contact_request(self, request: ContactRequest) -> None:
+        c = self._c
+        if c.state.is_closed:
+            raise ApplicationError(f"the loan is closed ({c.state.outcome})",
+                                   type="ContactRejected")
+        if request.address is None and recipient_for(request.channel, c.loan.borrower) is None:
+            raise ApplicationError(f"no {request.channel} contact details on file",
+                                   type="ContactRejected")
+
     @workflow.update
     def promise_to_pay(self, request: PromiseRequest) -> PromiseAccepted:
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from duecourse.cli import admin, dev, loans
+from duecourse.cli import admin, compliance, dev, loans
 from duecourse.process import run_and_exit
 
 app = typer.Typer(
@@ -25,6 +25,13 @@ app.command(rich_help_panel="Actions")(loans.promise)
 app.command(rich_help_panel="Actions")(loans.outcome)
 app.command("legal-decision", rich_help_panel="Actions")(loans.legal_decision)
 app.command(rich_help_panel="Actions")(loans.cancel)
+app.command(rich_help_panel="Compliance")(compliance.preferences)
+app.command(rich_help_panel="Compliance")(compliance.dispute)
+app.command(rich_help_panel="Compliance")(compliance.hold)
+app.command("life-event", rich_help_panel="Compliance")(compliance.life_event)
+app.command("may-contact", rich_help_panel="Compliance")(compliance.may_contact)
+app.command(rich_help_panel="Compliance")(compliance.audit)
+app.command("lint-templates", rich_help_panel="Compliance")(compliance.lint)
 app.command(rich_help_panel="Policies")(admin.policies)
 app.command(rich_help_panel="Policies")(admin.policy)
 

@@ -68,6 +68,12 @@ def status_view(s: CollectionStatus) -> RenderableType:
     grid.add_row("Contacts sent", str(s.contacts_sent))
     if s.approval_escalations:
         grid.add_row("Approval escalations", str(s.approval_escalations))
+    grid.add_row("Rules", escape(s.rule_pack))
+    if s.frozen:
+        grid.add_row("Frozen", f"[bold yellow]{escape(s.frozen)}[/]")
+    protections = _protections(s)
+    if protections:
+        grid.add_row("Protections", escape(", ".join(protections)))
     title = f"Loan [bold]{escape(s.loan_id)}[/] · {escape(s.jurisdiction)} · policy {s.policy}"
     panel = Panel(grid, title=title, title_align="left",
                   subtitle=f"{s.workflow_id} · as of {when(s.as_of)}", subtitle_align="right")
@@ -83,6 +89,19 @@ def status_view(s: CollectionStatus) -> RenderableType:
                         when(v.entered_at, ""), when(v.left_at, ""), escape(str(v.actor)),
                         escape(v.reason))
     return Group(panel, history)
+
+
+def _protections(s: CollectionStatus) -> list[str]:
+    st = s.standing
+    found = [f"opted out of {c}" for c in st.opted_out]
+    found += [f"inconvenient {w.start:%H:%M}-{w.end:%H:%M}" for w in st.inconvenient]
+    if st.cease_communication_at:
+        found.append("cease communication")
+    if st.attorney_at:
+        found.append("represented by an attorney")
+    found += [f"{h.kind.value} hold" + (f" until {when(h.end)}" if h.end else "")
+              for h in st.holds if h.covers(s.as_of)]
+    return found
 
 
 def timeline_table(loan_id: str, items: Sequence[TimelineItem]) -> Table:

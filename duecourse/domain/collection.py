@@ -10,12 +10,32 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from functools import cached_property
 
 from pydantic import BaseModel, Field
+from pydantic_core import to_jsonable_python
 
 from duecourse.domain.actor import SYSTEM, Actor
 from duecourse.domain.calendar import local_date, local_midnight
+from duecourse.domain.compliance import (
+    AttemptResult,
+    ContactEvent,
+    Decision,
+    ProposedContact,
+    Purpose,
+    RecipientKind,
+    RulePack,
+    Standing,
+    Verdict,
+    Violation,
+    decide,
+    legal_action_problem,
+    pack_for,
+)
+from duecourse.domain.compliance.engine import Context
+from duecourse.domain.contact import recipient_for
 from duecourse.domain.entries import (
+    ComplianceDecided,
     EventRecorded,
     LedgerEntry,
     PaymentRecorded,
@@ -23,10 +43,11 @@ from duecourse.domain.entries import (
     StageChanged,
 )
 from duecourse.domain.loan import LoanIntake
-from duecourse.domain.policy import Policy
+from duecourse.domain.policy import Channel, Policy
 from duecourse.domain.requests import (
     CancelRequest,
     ContactOutcomeReport,
+    ContactResult,
     LegalDecision,
     PaymentReport,
     PromiseRequest,
@@ -67,6 +88,7 @@ class StageVisit(BaseModel):
     reason: str
     actor: Actor
     left_at: datetime | None = None
+    paused: timedelta = timedelta(0)  # time frozen by disputes and holds during the visit
 
 
 class Promise(BaseModel):
@@ -112,6 +134,13 @@ class CollectionState(BaseModel):
     legal_phase_at: datetime | None = None
     approval_escalations: int = 0
     event_seq: int = 0
+    standing: Standing = Field(default_factory=Standing)
+    contacts: list[ContactEvent] = Field(default_factory=list)
+    deferrals: dict[str, datetime] = Field(default_factory=dict)
+    paused_since: datetime | None = None
+    legal_barred: str = ""  # rule code that keeps this loan out of legal for good
+    legal_not_before: datetime | None = None
+    forbearance_pending: bool = False
 
     # ----------------------------------------------------------------- queries
     @property
@@ -137,6 +166,9 @@ class CollectionState(BaseModel):
     def step_done(self, visit: int, step: str) -> bool:
         return any(r.visit == visit and r.step == step for r in self.steps)
 
+    def deferral(self, step: str) -> datetime | None:
+        return self.deferrals.get(f"{self.visit.visit}:{step}")
+
 
 class Collection:
     """Transitions over a `CollectionState` for one loan under one policy."""
@@ -158,12 +190,133 @@ class Collection:
     def dpd(self, now: datetime) -> int:
         return self.loan.days_past_due(now)
 
+    @cached_property
+    def pack(self) -> RulePack:
+        """The jurisdiction's rule pack with this policy's overrides."""
+        return pack_for(self.loan.jurisdiction, self.policy.compliance)
+
+    @property
+    def cure_period(self) -> timedelta:
+        """The policy's cure period, never shorter than the pack's default-notice minimum."""
+        return max(self.policy.legal.cure_period, self.pack.min_default_notice or timedelta(0))
+
+    def compliance_record(self) -> dict[str, object]:
+        """What the ledger keeps of the rules this case runs under."""
+        hours = self.policy.contact_hours
+        return {"pack": self.pack.model_dump(mode="json"),
+                "policy_hours": hours.model_dump(mode="json") if hours else None}
+
+    def context(self) -> Context:
+        return Context(pack=self.pack, standing=self.state.standing,
+                       history=self.state.contacts, timezone=self.loan.borrower.timezone,
+                       region=self.loan.jurisdiction, policy_hours=self.policy.contact_hours,
+                       due_date=self.loan.due_date)
+
+    # ------------------------------------------------------------- compliance
+    def decide_contact(self, channel: Channel, address: str, now: datetime,
+                       purpose: Purpose = Purpose.COLLECTION,
+                       recipient_kind: RecipientKind = RecipientKind.DEBTOR,
+                       collectors: int = 1, discloses_debt: bool = True) -> Decision:
+        """Ask the engine whether this contact may happen at `now`."""
+        return decide(ProposedContact(channel=channel, at=now, address=address,
+                                      purpose=purpose, recipient_kind=recipient_kind,
+                                      collectors=collectors, discloses_debt=discloses_debt),
+                      self.context())
+
+    def record_decision(self, step: str, channel: Channel, address: str, decision: Decision,
+                        purpose: Purpose = Purpose.COLLECTION,
+                        recipient_kind: RecipientKind = RecipientKind.DEBTOR,
+                        actor: Actor = SYSTEM) -> list[LedgerEntry]:
+        """Prove the decision; remember a deferral so the planner waits for it."""
+        if decision.verdict is Verdict.DEFERRED and decision.until is not None:
+            self.state.deferrals[f"{self.state.visit.visit}:{step}"] = decision.until
+        self.state.event_seq += 1
+        return [ComplianceDecided(
+            key=f"decision:{self.state.event_seq}", occurred_at=decision.at, actor=actor,
+            step=step, channel=channel, recipient=address, recipient_kind=recipient_kind,
+            purpose=purpose, proposed_at=decision.at, verdict=decision.verdict,
+            until=decision.until, code=decision.code, rule=decision.rule,
+            detail=decision.detail)]
+
+    def contact_made(self, channel: Channel, address: str, now: datetime,
+                     purpose: Purpose = Purpose.COLLECTION,
+                     recipient_kind: RecipientKind = RecipientKind.DEBTOR) -> None:
+        """Add an allowed, performed contact to the history the engine counts."""
+        s = self.state
+        s.contacts.append(ContactEvent(at=now, channel=channel, address=address,
+                                       recipient_kind=recipient_kind, purpose=purpose))
+        if purpose is Purpose.VALIDATION_NOTICE and s.standing.validation_notice_at is None:
+            s.standing.validation_notice_at = now
+        if purpose is Purpose.FORBEARANCE_OFFER:
+            s.standing.forbearance_offered_at = now
+            s.forbearance_pending = False
+            s.legal_not_before = now + self.pack.forbearance_response
+        if recipient_kind is RecipientKind.DEBTOR and s.first_contact_at is None:
+            s.first_contact_at = now
+
+    def freeze_reason(self, now: datetime) -> Violation | None:
+        """Why collection (contact and progression) is frozen now, if it is."""
+        st, pack = self.state.standing, self.pack
+
+        def v(code: str, detail: str) -> Violation:
+            return Violation(code=code, rule=pack.ref(code), detail=detail)
+
+        if st.deceased_at is not None:
+            return v("deceased", "the borrower is deceased")
+        if st.bankruptcy_at is not None:
+            return v("bankruptcy", "the borrower is in bankruptcy")
+        if pack.dispute_freezes_collection and st.dispute_open:
+            return v("dispute", "the debt is disputed and not yet verified")
+        hold = st.hold_at(now)
+        if hold is not None:
+            return v("hold", f"{hold.kind.value.replace('_', ' ')} hold"
+                             + (f" until {hold.end.isoformat()}" if hold.end else ""))
+        return None
+
+    def sync_pause(self, now: datetime, actor: Actor = SYSTEM) -> list[LedgerEntry]:
+        """Freeze or resume after a change of standing (or when a hold runs out).
+
+        Resuming gives the borrower back the frozen time: stage windows, the cure
+        period and approval timers move later by the length of the freeze.
+        """
+        s = self.state
+        reason = self.freeze_reason(now)
+        if reason is not None and s.paused_since is None and not s.is_closed:
+            s.paused_since = now
+            entries = self._withdraw_promise(now, f"collection frozen: {reason.detail}")
+            return [*entries, self._event("collection_frozen", now, actor, code=reason.code,
+                                          rule=reason.rule, detail=reason.detail)]
+        if reason is None and s.paused_since is not None:
+            frozen_for = now - s.paused_since
+            s.paused_since = None
+            s.visit.paused += frozen_for
+            if s.negotiation_deadline is not None:
+                s.negotiation_deadline += frozen_for
+            if s.legal_phase_at is not None:
+                s.legal_phase_at += frozen_for
+            return [self._event("collection_resumed", now, actor,
+                                frozen_for=str(frozen_for))]
+        return []
+
+    def escalate(self, now: datetime, reason: str, actor: Actor = SYSTEM) -> list[LedgerEntry]:
+        """Enter the legal stage unless the rules forbid it (or want something first)."""
+        s = self.state
+        problem = legal_action_problem(self.context(), now)
+        if problem is None:
+            return self._enter(Stage.LEGAL, now, reason, actor)
+        if problem.code == "time_barred":
+            s.legal_barred = problem.code
+        elif problem.code == "forbearance":
+            s.forbearance_pending = True
+        return [self._event("legal_action_blocked", now, actor, wanted=reason,
+                            code=problem.code, rule=problem.rule, detail=problem.detail)]
+
     def _event(self, event: str, now: datetime, actor: Actor = SYSTEM,
                **details: object) -> EventRecorded:
         self.state.event_seq += 1
         return EventRecorded(key=f"event:{self.state.event_seq}", occurred_at=now,
                              actor=actor, event=event,
-                             details={k: str(v) for k, v in details.items()})
+                             details={k: to_jsonable_python(v) for k, v in details.items()})
 
     def _enter(self, stage: Stage, now: datetime, reason: str,
                actor: Actor) -> list[LedgerEntry]:
@@ -252,9 +405,11 @@ class Collection:
     # ------------------------------------------------------------- contacts
     def record_contact_outcome(self, report: ContactOutcomeReport,
                                now: datetime) -> list[LedgerEntry]:
+        self._record_attempt_result(report, now)
         entries: list[LedgerEntry] = [self._event(
             "contact_outcome", now, report.actor, channel=report.channel,
-            result=report.result, note=report.note)]
+            result=report.result, note=report.note, address=report.address,
+            third_party=report.third_party)]
         if report.result.engaged and self.state.stage is Stage.REMINDER and not \
                 self.state.is_closed:
             entries += self._enter(Stage.NEGOTIATION, now,
@@ -262,14 +417,38 @@ class Collection:
                                    report.actor)
         return entries
 
+    def _record_attempt_result(self, report: ContactOutcomeReport, now: datetime) -> None:
+        """Complete the latest matching attempt in the history, or add the contact the
+        agent made (it counts towards the limits either way)."""
+        s = self.state
+        kind = RecipientKind.THIRD_PARTY if report.third_party else RecipientKind.DEBTOR
+        result = {ContactResult.REACHED: AttemptResult.ANSWERED,
+                  ContactResult.BORROWER_REPLIED: AttemptResult.ANSWERED,
+                  ContactResult.REFUSED: (AttemptResult.REFUSED if report.third_party
+                                          else AttemptResult.ANSWERED),
+                  ContactResult.WRONG_NUMBER: AttemptResult.FAILED,
+                  }.get(report.result, AttemptResult.UNANSWERED)
+        if report.third_party and result is AttemptResult.REFUSED and report.address:
+            s.standing.refused_third_parties.append(report.address)
+        if report.result is ContactResult.BORROWER_REPLIED:
+            return  # inbound: the borrower reached us; it is not an attempt of ours
+        for i in range(len(s.contacts) - 1, -1, -1):
+            event = s.contacts[i]
+            if event.channel is report.channel and event.result is AttemptResult.SENT and \
+                    event.recipient_kind is kind and report.address in (None, event.address):
+                s.contacts[i] = event.model_copy(update={"result": result})
+                return
+        address = report.address or recipient_for(report.channel, self.loan.borrower) or "-"
+        s.contacts.append(ContactEvent(at=now, channel=report.channel, address=address,
+                                       recipient_kind=kind, result=result))
+
     def record_step(self, step: str, status: str, now: datetime, detail: str = "",
                     ) -> list[LedgerEntry]:
         """Mark a scheduled step of the current stage visit as sent, skipped or failed."""
         s = self.state
         s.steps.append(StepRecord(visit=s.visit.visit, step=step, status=status, at=now,
                                   detail=detail))
-        if status == "sent" and s.first_contact_at is None:
-            s.first_contact_at = now
+        s.deferrals.pop(f"{s.visit.visit}:{step}", None)
         if status == "sent":
             return []  # the contact attempt row written by send_message is the proof
         return [self._event(f"contact_{status}", now, step=step, stage=s.stage,
@@ -334,8 +513,7 @@ class Collection:
         if kept:
             s.negotiation_deadline = now + self.policy.negotiation.window
         elif s.broken_promises >= self.policy.promise.max_broken:
-            entries += self._enter(Stage.LEGAL, now,
-                                   f"{s.broken_promises} broken promises to pay", SYSTEM)
+            entries += self.escalate(now, f"{s.broken_promises} broken promises to pay")
         return entries
 
     # ------------------------------------------------------------- stages
@@ -344,8 +522,11 @@ class Collection:
                            "window", SYSTEM)
 
     def end_negotiation(self, now: datetime) -> list[LedgerEntry]:
-        return self._enter(Stage.LEGAL, now, "no agreement within the negotiation window",
-                           SYSTEM)
+        s = self.state
+        entries = self.escalate(now, "no agreement within the negotiation window")
+        if s.stage is Stage.NEGOTIATION and s.negotiation_deadline is not None:
+            s.negotiation_deadline = max(s.negotiation_deadline, now)  # wait, don't re-fire
+        return entries
 
     def demand_sent(self, now: datetime, delivered: bool, detail: str) -> list[LedgerEntry]:
         s = self.state
@@ -355,7 +536,7 @@ class Collection:
                     self._event("legal_approval_requested", now,
                                 why="demand letter could not be delivered")]
         s.legal_phase, s.legal_phase_at = LegalPhase.CURE_PERIOD, now
-        cure_ends = now + self.policy.legal.cure_period
+        cure_ends = now + self.cure_period
         return [self._event("demand_sent", now, cure_period_ends=cure_ends.isoformat())]
 
     def cure_expired(self, now: datetime) -> list[LedgerEntry]:

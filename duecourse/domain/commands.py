@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -50,6 +51,10 @@ class OpenLoan(BaseModel):
     loan: LoanIntake
     policy: str
     opened_at: datetime
+    compliance: dict[str, Any] = Field(
+        default_factory=dict, description="the effective rule pack and policy contact "
+                                          "hours, kept so the audit re-checks this case "
+                                          "against the rules it ran under")
 
 
 class SendMessage(BaseModel):
@@ -65,6 +70,8 @@ class SendMessage(BaseModel):
     template: str
     language: str
     recipient: str
+    recipient_kind: str = "debtor"
+    purpose: str = "collection"
     jurisdiction: str
     scheduled_for: datetime
     context: dict[str, str]

@@ -12,4 +12,4 @@ def recipient_for(channel: Channel, borrower: Borrower) -> str | None:
         return borrower.phones[0] if borrower.phones else None
     if channel is Channel.EMAIL:
         return borrower.email
-    return borrower.address
+    return borrower.address  # letters and visits

@@ -65,7 +65,37 @@ class EventRecorded(_Entry):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
+class ComplianceDecided(_Entry):
+    """The engine's answer to one proposed contact: allowed, deferred or blocked."""
+
+    kind: Literal["compliance_decision"] = "compliance_decision"
+    step: str
+    channel: str
+    recipient: str
+    recipient_kind: str
+    purpose: str
+    proposed_at: datetime
+    verdict: str
+    until: datetime | None = None
+    code: str = ""
+    rule: str = ""
+    detail: str = ""
+
+
+class ContactLogged(_Entry):
+    """A contact made by a person (an agent's call or visit) after the engine allowed it."""
+
+    kind: Literal["contact_logged"] = "contact_logged"
+    stage: str
+    step: str
+    channel: str
+    recipient: str
+    recipient_kind: str
+    purpose: str
+
+
 LedgerEntry = Annotated[
-    StageChanged | PaymentRecorded | PromiseRecorded | EventRecorded,
+    StageChanged | PaymentRecorded | PromiseRecorded | EventRecorded | ComplianceDecided
+    | ContactLogged,
     Field(discriminator="kind"),
 ]

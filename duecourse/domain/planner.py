@@ -3,9 +3,11 @@
 The workflow sets exactly one timer, to the earliest planned action, and re-plans whenever
 a signal or update changes the state. Timing rules live here, testable without Temporal:
 - steps anchored on the due date follow the borrower's wall clock across DST changes;
-- contact (not letters) is moved into the policy's local contact hours;
-- steps missed while the loan was paused or handed over late collapse into the latest one,
-  so a borrower never receives a burst of stale reminders.
+- a contact the compliance engine deferred waits for the time the engine named;
+- steps missed while the loan was frozen or handed over late collapse into the latest
+  one, so a borrower never receives a burst of stale reminders;
+- while a dispute, hold, bankruptcy or death freezes collection, nothing but write-off
+  (and the end of a timed hold) is planned.
 """
 
 from __future__ import annotations
@@ -15,14 +17,18 @@ from enum import StrEnum
 
 from pydantic import BaseModel
 
-from duecourse.domain.calendar import next_time_within, wall_clock
+from duecourse.domain.calendar import wall_clock
 from duecourse.domain.collection import Collection, LegalPhase, Stage
+from duecourse.domain.compliance import Purpose
 from duecourse.domain.policy import Anchor, Channel, ContactStep
 
 
 class ActionKind(StrEnum):
     WRITE_OFF = "write_off"
+    RESUME = "resume"
     CHECK_PROMISE = "check_promise"
+    VALIDATION_NOTICE = "validation_notice"
+    FORBEARANCE_OFFER = "forbearance_offer"
     SEND_DEMAND = "send_demand"
     CURE_EXPIRED = "cure_expired"
     APPROVAL_OVERDUE = "approval_overdue"
@@ -34,11 +40,17 @@ class ActionKind(StrEnum):
 # Order among actions due at the same instant: closing and checks before contact.
 _PRIORITY = list(ActionKind)
 
+VALIDATION_STEP = ContactStep(name="validation-notice", channel=Channel.LETTER,
+                              template="validation_notice")
+FORBEARANCE_STEP = ContactStep(name="forbearance-offer", channel=Channel.EMAIL,
+                               template="forbearance_offer")
+
 
 class PlannedAction(BaseModel):
     kind: ActionKind
     due_at: datetime
     step: ContactStep | None = None
+    purpose: Purpose = Purpose.COLLECTION
     superseded: list[str] = []
 
     @property
@@ -49,18 +61,11 @@ class PlannedAction(BaseModel):
 
 
 def step_due(c: Collection, step: ContactStep) -> datetime:
-    """When `step` of the current stage visit falls due, before contact hours."""
+    """When `step` of the current stage visit falls due (frozen time added back)."""
     if step.anchor is Anchor.DUE_DATE:
         return wall_clock(c.loan.due_date, step.offset, c.loan.borrower.timezone)
-    return c.state.visit.entered_at + step.offset
-
-
-def contact_time(c: Collection, moment: datetime, channel: Channel) -> datetime:
-    """Earliest moment at or after `moment` inside the policy's local contact hours."""
-    hours = c.policy.contact_hours
-    if hours is None or channel is Channel.LETTER:
-        return moment
-    return next_time_within(moment, c.loan.borrower.timezone, hours.start, hours.end)
+    visit = c.state.visit
+    return visit.entered_at + visit.paused + step.offset
 
 
 def write_off_at(c: Collection) -> datetime:
@@ -76,6 +81,11 @@ def _stage_steps(c: Collection) -> list[ContactStep]:
     return []
 
 
+def _when(c: Collection, step: ContactStep, due: datetime) -> datetime:
+    deferred = c.state.deferral(step.name)
+    return max(due, deferred) if deferred else due
+
+
 def _next_contact(c: Collection, now: datetime) -> PlannedAction | None:
     pending = sorted(
         ((step_due(c, s), i, s) for i, s in enumerate(_stage_steps(c))
@@ -88,50 +98,75 @@ def _next_contact(c: Collection, now: datetime) -> PlannedAction | None:
     if overdue:
         *missed, (_, _, step) = overdue
         return PlannedAction(kind=ActionKind.CONTACT, step=step,
-                             due_at=contact_time(c, now, step.channel),
+                             due_at=_when(c, step, now),
                              superseded=[s.name for _, _, s in missed])
     due, _, step = pending[0]
-    return PlannedAction(kind=ActionKind.CONTACT, step=step,
-                         due_at=contact_time(c, due, step.channel))
+    return PlannedAction(kind=ActionKind.CONTACT, step=step, due_at=_when(c, step, due))
 
 
 def _reminder_end(c: Collection, contact: PlannedAction | None) -> datetime:
-    rules = c.policy.reminder
+    rules, visit = c.policy.reminder, c.state.visit
     if rules.window_anchor is Anchor.DUE_DATE:
         end = wall_clock(c.loan.due_date, rules.window, c.loan.borrower.timezone)
     else:
-        end = c.state.visit.entered_at + rules.window
+        end = visit.entered_at + rules.window
+    end += visit.paused
     first = c.state.first_contact_at or (contact.due_at if contact else None)
     return max(end, first + rules.minimum_notice) if first else end
 
 
+def _special(c: Collection, kind: ActionKind, step: ContactStep, purpose: Purpose,
+             now: datetime) -> PlannedAction:
+    return PlannedAction(kind=kind, step=step, purpose=purpose,
+                         due_at=_when(c, step, now))
+
+
 def plan(c: Collection, now: datetime) -> PlannedAction | None:
-    """The next action for this loan, or None when it is closed or only awaits people."""
+    """The next action for this loan, or None when it is closed."""
     s = c.state
     if s.is_closed:
         return None
     candidates = [PlannedAction(kind=ActionKind.WRITE_OFF, due_at=write_off_at(c))]
+    frozen = c.freeze_reason(now)
+    if frozen is not None or s.paused_since is not None:
+        hold = s.standing.hold_at(now)
+        if frozen is None:
+            candidates.append(PlannedAction(kind=ActionKind.RESUME, due_at=now))
+        elif frozen.code == "hold" and hold is not None and hold.end is not None \
+                and c.freeze_reason(hold.end) is None:
+            candidates.append(PlannedAction(kind=ActionKind.RESUME, due_at=hold.end))
+        return min(candidates, key=lambda a: (a.due_at, _PRIORITY.index(a.kind)))
     promise = s.active_promise
     if promise is not None:
         candidates.append(PlannedAction(kind=ActionKind.CHECK_PROMISE, due_at=promise.check_at))
     elif s.stage in (Stage.REMINDER, Stage.NEGOTIATION):
-        contact = _next_contact(c, now)
-        if contact:
-            candidates.append(contact)
-        if s.stage is Stage.REMINDER:
-            candidates.append(PlannedAction(kind=ActionKind.END_REMINDER,
-                                            due_at=_reminder_end(c, contact)))
-        elif s.negotiation_deadline is not None:
-            candidates.append(PlannedAction(kind=ActionKind.END_NEGOTIATION,
-                                            due_at=s.negotiation_deadline))
+        if c.pack.validation_notice_within and s.standing.validation_notice_at is None \
+                and not s.step_done(s.visit.visit, VALIDATION_STEP.name):
+            candidates.append(_special(c, ActionKind.VALIDATION_NOTICE, VALIDATION_STEP,
+                                       Purpose.VALIDATION_NOTICE, now))
+        else:
+            contact = _next_contact(c, now)
+            if contact:
+                candidates.append(contact)
+            if s.stage is Stage.REMINDER:
+                candidates.append(PlannedAction(kind=ActionKind.END_REMINDER,
+                                                due_at=_reminder_end(c, contact)))
+        if s.forbearance_pending and not s.step_done(s.visit.visit, FORBEARANCE_STEP.name):
+            candidates.append(_special(c, ActionKind.FORBEARANCE_OFFER, FORBEARANCE_STEP,
+                                       Purpose.FORBEARANCE_OFFER, now))
+        elif s.stage is Stage.NEGOTIATION and s.negotiation_deadline is not None \
+                and not s.legal_barred and not s.forbearance_pending:
+            due = max(s.negotiation_deadline, s.legal_not_before or s.negotiation_deadline)
+            candidates.append(PlannedAction(kind=ActionKind.END_NEGOTIATION, due_at=due))
     if s.stage is Stage.LEGAL and s.legal_phase_at is not None:
         legal = c.policy.legal
         if s.legal_phase is LegalPhase.DEMAND_PENDING:
-            candidates.append(PlannedAction(kind=ActionKind.SEND_DEMAND, due_at=s.legal_phase_at,
-                                            step=legal.demand_letter))
+            candidates.append(PlannedAction(
+                kind=ActionKind.SEND_DEMAND, step=legal.demand_letter, purpose=Purpose.DEMAND,
+                due_at=_when(c, legal.demand_letter, s.legal_phase_at)))
         elif s.legal_phase is LegalPhase.CURE_PERIOD:
             candidates.append(PlannedAction(kind=ActionKind.CURE_EXPIRED,
-                                            due_at=s.legal_phase_at + legal.cure_period))
+                                            due_at=s.legal_phase_at + c.cure_period))
         elif s.legal_phase is LegalPhase.AWAITING_APPROVAL:
             waits = s.approval_escalations + 1
             candidates.append(PlannedAction(

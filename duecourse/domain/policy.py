@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import time, timedelta
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -17,6 +18,7 @@ class Channel(StrEnum):
     EMAIL = "email"
     VOICE = "voice"
     LETTER = "letter"
+    VISIT = "visit"  # a home or field visit by collectors
 
 
 class Anchor(StrEnum):
@@ -115,6 +117,15 @@ class LegalStage(_Model):
     )
 
 
+DEFAULT_FALLBACKS: dict[Channel, list[Channel]] = {
+    Channel.SMS: [Channel.EMAIL, Channel.VOICE],
+    Channel.EMAIL: [Channel.SMS, Channel.LETTER],
+    Channel.VOICE: [Channel.SMS, Channel.EMAIL],
+    Channel.LETTER: [Channel.EMAIL],
+    Channel.VISIT: [],
+}
+
+
 class Policy(_Model):
     """A named, versioned collection strategy."""
 
@@ -127,6 +138,24 @@ class Policy(_Model):
     promise: PromiseRules = PromiseRules()
     legal: LegalStage
     write_off_dpd: int = Field(default=180, ge=1)
+    channel_fallbacks: dict[Channel, list[Channel]] = Field(
+        default_factory=lambda: dict(DEFAULT_FALLBACKS),
+        description="channels tried, in order, when a step's channel is opted out or "
+                    "has no contact details")
+    compliance: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="rule-pack parameters overridden per jurisdiction (CN, US, GB or *)")
+
+    @model_validator(mode="after")
+    def _valid_overrides(self) -> Policy:
+        from duecourse.domain.compliance.packs import pack_for  # packs import this module
+
+        for jurisdiction in self.compliance:
+            try:
+                pack_for("ZZ" if jurisdiction == "*" else jurisdiction, self.compliance)
+            except ValueError as err:
+                raise ValueError(f"compliance overrides for {jurisdiction}: {err}") from err
+        return self
 
     @property
     def label(self) -> str:

@@ -47,10 +47,14 @@ class ContactResult(StrEnum):
 
 
 class ContactOutcomeReport(_Request):
+    """What came of a contact; `address`/`third_party` say who was (not) reached."""
+
     channel: Channel
     result: ContactResult
     actor: Actor
     note: Note = ""
+    address: str | None = Field(default=None, max_length=320)
+    third_party: bool = False
 
 
 class PromiseRequest(_Request):

@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from duecourse.domain.collection import Collection, Promise, StageVisit
+from duecourse.domain.compliance import Standing
 from duecourse.domain.money import Money
 from duecourse.domain.planner import PlannedAction
 
@@ -37,6 +38,9 @@ class CollectionStatus(BaseModel):
     contacts_sent: int
     approval_escalations: int
     stage_history: list[StageVisit]
+    rule_pack: str
+    frozen: str | None
+    standing: Standing
 
 
 def describe(c: Collection, now: datetime, action: PlannedAction | None) -> CollectionStatus:
@@ -63,4 +67,8 @@ def describe(c: Collection, now: datetime, action: PlannedAction | None) -> Coll
         contacts_sent=s.contacts_sent,
         approval_escalations=s.approval_escalations,
         stage_history=s.visits,
+        rule_pack=c.pack.title,
+        frozen=(f"{frozen.code}: {frozen.detail}" if (frozen := c.freeze_reason(now))
+                else None),
+        standing=s.standing,
     )

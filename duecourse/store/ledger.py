@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from duecourse.domain.actor import SYSTEM, Actor
 from duecourse.domain.commands import OpenLoan, OpsAlert, RecordEntries
 from duecourse.domain.entries import (
+    ComplianceDecided,
+    ContactLogged,
     EventRecorded,
     LedgerEntry,
     PaymentRecorded,
@@ -40,6 +42,8 @@ class ContactRecord(BaseModel):
     template: str
     language: str
     recipient: str
+    recipient_kind: str = "debtor"
+    purpose: str = "collection"
     subject: str | None
     body: str
     status: str
@@ -80,6 +84,13 @@ def summarize(entry: LedgerEntry) -> str:
         return (f"promise {entry.promise_id} {entry.status.lower()}: {entry.amount} "
                 f"{entry.currency} by {entry.due_date}" + (f" ({entry.note})" if entry.note
                                                             else ""))
+    if isinstance(entry, ComplianceDecided):
+        until = f" until {entry.until.isoformat()}" if entry.until else ""
+        why = f" [{entry.code}] {entry.rule}" if entry.code else ""
+        return f"{entry.channel} to {entry.recipient} {entry.verdict}{until}{why}"
+    if isinstance(entry, ContactLogged):
+        return (f"{entry.channel} contact with {entry.recipient_kind} {entry.recipient} by "
+                f"{entry.actor}")
     details = ", ".join(f"{k}={v}" for k, v in entry.details.items() if v)
     return f"{entry.event.replace('_', ' ')}" + (f": {details}" if details else "")
 
@@ -121,7 +132,7 @@ class Ledger:
                 "case_id": cmd.case_id, "loan_id": loan.loan_id, "workflow_id": cmd.workflow_id,
                 "policy": cmd.policy, "due_date": loan.due_date,
                 "outstanding_at_open": loan.outstanding, "currency": loan.currency,
-                "opened_at": cmd.opened_at})
+                "opened_at": cmd.opened_at, "compliance": cmd.compliance or None})
             await self._audit(
                 conn, f"{cmd.case_id}:opened", cmd.case_id, loan.loan_id, "case_opened",
                 f"handed over: {loan.outstanding} {loan.currency} outstanding, due "
@@ -157,6 +168,22 @@ class Ledger:
                         "overpaid": entry.overpaid,
                         "outstanding_after": entry.outstanding_after, "paid_at": entry.paid_at,
                         **_actor(entry.actor), "recorded_at": entry.occurred_at})
+                elif isinstance(entry, ComplianceDecided):
+                    await self._insert(conn, t.compliance_decisions, {
+                        **base, "step": entry.step, "channel": entry.channel,
+                        "recipient": entry.recipient, "recipient_kind": entry.recipient_kind,
+                        "purpose": entry.purpose, "proposed_at": entry.proposed_at,
+                        "verdict": entry.verdict, "until": entry.until, "code": entry.code,
+                        "rule": entry.rule, "detail": entry.detail, **_actor(entry.actor)})
+                elif isinstance(entry, ContactLogged):
+                    await self._insert(conn, t.contact_attempts, {
+                        **base, "stage": entry.stage, "step": entry.step,
+                        "channel": entry.channel, "template": "-", "language": "-",
+                        "recipient": entry.recipient, "recipient_kind": entry.recipient_kind,
+                        "purpose": entry.purpose, "subject": None,
+                        "body": f"contact by {entry.actor}", "status": "made_by_person",
+                        "provider_message_id": None, "scheduled_for": entry.occurred_at,
+                        "attempted_at": entry.occurred_at})
                 elif isinstance(entry, PromiseRecorded):
                     await self._insert(conn, t.promises, {
                         **base, "promise_id": entry.promise_id, "amount": entry.amount,

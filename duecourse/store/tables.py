@@ -71,6 +71,7 @@ collection_cases = Table(
     Column("opened_at", UtcDateTime, nullable=False),
     Column("outcome", String(16)),
     Column("closed_at", UtcDateTime),
+    Column("compliance", JSON),
 )
 
 stage_transitions = Table(
@@ -96,6 +97,8 @@ contact_attempts = Table(
     Column("template", String(64), nullable=False),
     Column("language", String(16), nullable=False),
     Column("recipient", String(320), nullable=False),
+    Column("recipient_kind", String(16), nullable=False, server_default="debtor"),
+    Column("purpose", String(32), nullable=False, server_default="collection"),
     Column("subject", Text),
     Column("body", Text, nullable=False),
     Column("status", String(16), nullable=False),
@@ -145,6 +148,24 @@ audit_events = Table(
     Column("recorded_at", UtcDateTime, nullable=False),
     Column("data", JSON, nullable=False),
     Index("ix_audit_events_loan_time", "loan_id", "occurred_at"),
+)
+
+compliance_decisions = Table(
+    "compliance_decisions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _key(), *_case(),
+    Column("step", String(96), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("recipient", String(320), nullable=False),
+    Column("recipient_kind", String(16), nullable=False),
+    Column("purpose", String(32), nullable=False),
+    Column("proposed_at", UtcDateTime, nullable=False),
+    Column("verdict", String(16), nullable=False),
+    Column("until", UtcDateTime),
+    Column("code", String(48), nullable=False),
+    Column("rule", Text, nullable=False),
+    Column("detail", Text, nullable=False),
+    *_actor(),
 )
 
 ops_alerts = Table(

@@ -27,6 +27,14 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from duecourse import search_attributes as sa
 from duecourse.domain.commands import CollectionInput, CollectionResult
+from duecourse.domain.compliance import Decision
+from duecourse.domain.compliance.requests import (
+    ContactRequest,
+    DisputeChange,
+    HoldRequest,
+    LifeEvent,
+    PreferenceChange,
+)
 from duecourse.domain.loan import LoanIntake, workflow_id_for
 from duecourse.domain.policy import Policy
 from duecourse.domain.requests import (
@@ -144,6 +152,22 @@ class CollectionClient:
 
     async def cancel(self, loan_id: str, request: CancelRequest) -> None:
         await self._signal(loan_id, "cancel", request)
+
+    async def update_contact_preferences(self, loan_id: str, change: PreferenceChange) -> None:
+        await self._signal(loan_id, "update_contact_preferences", change)
+
+    async def dispute(self, loan_id: str, change: DisputeChange) -> None:
+        await self._signal(loan_id, "dispute", change)
+
+    async def life_event(self, loan_id: str, event: LifeEvent) -> None:
+        await self._signal(loan_id, "life_event", event)
+
+    async def hold(self, loan_id: str, request: HoldRequest) -> CollectionStatus:
+        return await self._update(loan_id, "hold", request, CollectionStatus)
+
+    async def request_contact(self, loan_id: str, request: ContactRequest) -> Decision:
+        """Ask the loan's compliance engine whether a contact may happen now."""
+        return await self._update(loan_id, "request_contact", request, Decision)
 
     async def promise_to_pay(self, loan_id: str, request: PromiseRequest) -> PromiseAccepted:
         return await self._update(loan_id, "promise_to_pay", request, PromiseAccepted)

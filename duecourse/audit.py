@@ -1,0 +1,198 @@
+"""The independent compliance audit: re-check every contact in the ledger, from the
+ledger alone.
+
+For each case it rebuilds the borrower's standing (opt-outs, inconvenient times, cease,
+attorney, disputes, holds, bankruptcy, death) and the contact history purely from
+`audit_events` and `contact_attempts`, then asks the rule engine's `violations()` about
+every contact at the moment it was made, under the rule pack the case recorded. Workflow
+state is never consulted, so a bug in the workflow (or a row written by hand) shows up.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from duecourse.domain.compliance import (
+    AttemptResult,
+    ContactEvent,
+    Hold,
+    HoldKind,
+    InconvenientTime,
+    ProposedContact,
+    Purpose,
+    RecipientKind,
+    RulePack,
+    Standing,
+    violations,
+)
+from duecourse.domain.compliance.engine import Context
+from duecourse.domain.compliance.packs import pack_for
+from duecourse.domain.policy import Channel, ContactHours
+from duecourse.store import tables as t
+from duecourse.store.ledger import Ledger
+
+_RESULTS = {"reached": AttemptResult.ANSWERED, "refused": AttemptResult.ANSWERED,
+            "no_answer": AttemptResult.UNANSWERED, "left_message": AttemptResult.UNANSWERED,
+            "wrong_number": AttemptResult.FAILED}
+
+
+class Finding(BaseModel):
+    loan_id: str
+    case_id: str
+    at: datetime
+    channel: str
+    recipient: str
+    step: str
+    code: str
+    rule: str
+    detail: str
+
+
+class AuditReport(BaseModel):
+    since: datetime | None
+    cases: int
+    contacts_checked: int
+    decisions: dict[str, int]  # "verdict" and "verdict/code" -> count
+    violations: list[Finding]
+
+    @property
+    def clean(self) -> bool:
+        return not self.violations
+
+
+def _dt(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) and value else None
+
+
+def _apply(standing: Standing, kind: str, at: datetime, data: dict[str, Any]) -> None:
+    """Replay one recorded fact onto the standing (mirrors what the ledger proves)."""
+    details = data.get("details") or {}
+    if kind == "opted_out":
+        standing.opted_out.setdefault(Channel(details["channel"]), at)
+    elif kind == "opted_in":
+        standing.opted_out.pop(Channel(details["channel"]), None)
+    elif kind == "inconvenient_times":
+        standing.inconvenient = [InconvenientTime.model_validate(w)
+                                 for w in details.get("windows", [])]
+    elif kind == "cease_communication":
+        standing.cease_communication_at = standing.cease_communication_at or at
+    elif kind == "attorney_represents":
+        standing.attorney_at = standing.attorney_at or at
+    elif kind == "dispute_opened":
+        standing.dispute_opened_at = at
+    elif kind == "dispute_verified":
+        standing.dispute_verified_at = at
+    elif kind == "hold_started":
+        standing.holds.append(Hold(kind=HoldKind(details["kind"]),
+                                   start=_dt(details.get("start")) or at,
+                                   end=_dt(details.get("end"))))
+    elif kind == "hold_ended":
+        standing.holds = [h.model_copy(update={"end": at}) if h.kind.value == details["kind"]
+                          and h.covers(at) else h for h in standing.holds]
+    elif kind == "bankruptcy":
+        standing.bankruptcy_at = standing.bankruptcy_at or at
+    elif kind == "deceased":
+        standing.deceased_at = standing.deceased_at or at
+
+
+def _outcome(history: list[ContactEvent], standing: Standing, at: datetime,
+             details: dict[str, Any]) -> None:
+    result = details.get("result", "")
+    third = bool(details.get("third_party"))
+    if third and result == "refused" and details.get("address"):
+        standing.refused_third_parties.append(details["address"])
+    if result == "borrower_replied":
+        return
+    mapped = AttemptResult.REFUSED if third and result == "refused" else _RESULTS.get(
+        result, AttemptResult.UNANSWERED)
+    kind = RecipientKind.THIRD_PARTY if third else RecipientKind.DEBTOR
+    channel = Channel(details["channel"])
+    for i in range(len(history) - 1, -1, -1):
+        e = history[i]
+        if e.channel is channel and e.result is AttemptResult.SENT and \
+                e.recipient_kind is kind and details.get("address") in (None, e.address):
+            history[i] = e.model_copy(update={"result": mapped})
+            return
+    history.append(ContactEvent(at=at, channel=channel, address=details.get("address") or "-",
+                                recipient_kind=kind, result=mapped))
+
+
+async def run_audit(ledger: Ledger, since: datetime | None = None) -> AuditReport:
+    async with ledger.engine.connect() as conn:
+        cases = (await conn.execute(select(t.collection_cases))).mappings().all()
+        loans = {r["loan_id"]: r for r in (await conn.execute(select(t.loans))).mappings()}
+        query = select(t.compliance_decisions)
+        if since is not None:
+            query = query.where(t.compliance_decisions.c.proposed_at >= since)
+        decisions = (await conn.execute(query)).mappings().all()
+    counts: Counter[str] = Counter()
+    for d in decisions:
+        counts[d["verdict"]] += 1
+        if d["code"]:
+            counts[f"{d['verdict']}/{d['code']}"] += 1
+    findings: list[Finding] = []
+    checked = 0
+    for case in cases:
+        loan = loans[case["loan_id"]]
+        compliance = case["compliance"] or {}
+        pack = (RulePack.model_validate(compliance["pack"]) if compliance.get("pack")
+                else pack_for(loan["jurisdiction"]))
+        hours = compliance.get("policy_hours")
+        found, n = await _audit_case(ledger, case, loan, pack,
+                                     ContactHours.model_validate(hours) if hours else None,
+                                     since)
+        findings += found
+        checked += n
+    return AuditReport(since=since, cases=len(cases), contacts_checked=checked,
+                       decisions=dict(sorted(counts.items())), violations=findings)
+
+
+async def _audit_case(ledger: Ledger, case: Any, loan: Any, pack: RulePack,
+                      policy_hours: ContactHours | None,
+                      since: datetime | None) -> tuple[list[Finding], int]:
+    events = await ledger.rows(t.audit_events, case_id=case["case_id"])
+    contacts = await ledger.rows(t.contact_attempts, case_id=case["case_id"])
+    timeline: list[tuple[datetime, int, str, Any]] = (
+        [(e["occurred_at"], 0, "event", e) for e in events
+         if e["kind"] not in ("contact_attempt", "contact_logged")]
+        + [(c["scheduled_for"], 1, "contact", c) for c in contacts])
+    timeline.sort(key=lambda item: (item[0], item[1], item[3]["id"]))
+    standing, history = Standing(), []  # type: ignore[var-annotated]
+    findings: list[Finding] = []
+    checked = 0
+    borrower = loan["borrower"]
+    for at, _, what, row in timeline:
+        if what == "event":
+            if row["kind"] == "contact_outcome":
+                _outcome(history, standing, at, row["data"].get("details") or {})
+            else:
+                _apply(standing, row["kind"], at, row["data"])
+            continue
+        contact = ProposedContact(
+            channel=Channel(row["channel"]), at=at, address=row["recipient"],
+            recipient_kind=RecipientKind(row["recipient_kind"]),
+            purpose=Purpose(row["purpose"]),
+            discloses_debt=RecipientKind(row["recipient_kind"]) is not
+            RecipientKind.THIRD_PARTY)
+        if since is None or at >= since:
+            checked += 1
+            ctx = Context(pack=pack, standing=standing.model_copy(deep=True),
+                          history=list(history), timezone=borrower["timezone"],
+                          region=loan["jurisdiction"], policy_hours=policy_hours)
+            findings += [Finding(loan_id=row["loan_id"], case_id=row["case_id"], at=at,
+                                 channel=row["channel"], recipient=row["recipient"],
+                                 step=row["step"], code=v.code, rule=v.rule, detail=v.detail)
+                         for v in violations(contact, ctx)]
+        history.append(ContactEvent(at=at, channel=contact.channel, address=contact.address,
+                                    recipient_kind=contact.recipient_kind,
+                                    purpose=contact.purpose))
+        if contact.purpose is Purpose.VALIDATION_NOTICE and standing.validation_notice_at is None:
+            standing.validation_notice_at = at
+        if contact.purpose is Purpose.FORBEARANCE_OFFER:
+            standing.forbearance_offered_at = at
+    return findings, checked

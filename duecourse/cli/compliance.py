@@ -1,0 +1,217 @@
+"""Compliance commands: audit the ledger, lint templates, record protections, ask first."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from duecourse.audit import AuditReport, run_audit
+from duecourse.cli.common import CliError, console, ledger, run, settings, temporal
+from duecourse.cli.render import when
+from duecourse.domain.actor import Actor, ActorKind
+from duecourse.domain.compliance import HoldKind, InconvenientTime, Purpose, RecipientKind
+from duecourse.domain.compliance.requests import (
+    Attorney,
+    ContactRequest,
+    DisputeChange,
+    HoldRequest,
+    LifeEvent,
+    PreferenceChange,
+)
+from duecourse.domain.policy import Channel
+from duecourse.templates import lint_templates
+
+LoanId = Annotated[str, typer.Argument(help="the platform's loan id")]
+AgentId = Annotated[str, typer.Option("--agent", help="who records it (kept in the ledger)")]
+
+
+def _actor(agent: str) -> Actor:
+    return Actor(kind=ActorKind.AGENT, id=agent)
+
+
+def audit(since: Annotated[str | None, typer.Option(
+              help="only contacts at or after this ISO 8601 time")] = None,
+          as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+          ) -> None:
+    """Re-check every contact in the ledger against the rules; exit 1 on any violation."""
+    start = None
+    if since is not None:
+        try:
+            start = datetime.fromisoformat(since)
+        except ValueError:
+            raise CliError(f"--since {since!r} is not an ISO 8601 date-time") from None
+        if start.tzinfo is None:
+            raise CliError(f"--since {since!r} needs a UTC offset, e.g. {since}Z")
+
+    async def go() -> AuditReport:
+        async with ledger(settings()) as book:
+            return await run_audit(book, start)
+
+    report = run(go())
+    if as_json:
+        typer.echo(report.model_dump_json(indent=2))
+    else:
+        _print_report(report)
+    raise typer.Exit(0 if report.clean else 1)
+
+
+def _print_report(report: AuditReport) -> None:
+    console.print(f"Audited {report.contacts_checked} contacts in {report.cases} cases"
+                  + (f" since {when(report.since)}" if report.since else ""), highlight=False)
+    table = Table(title="Engine decisions", title_justify="left")
+    table.add_column("decision / rule")
+    table.add_column("count", justify="right")
+    for key, count in report.decisions.items():
+        table.add_row(escape(key), str(count))
+    console.print(table)
+    if report.clean:
+        console.print("[bold green]No violations.[/]")
+        return
+    found = Table(title=f"{len(report.violations)} violations", title_justify="left",
+                  title_style="bold red")
+    for column in ("loan", "at", "channel", "recipient", "rule", "detail"):
+        found.add_column(column)
+    for v in report.violations:
+        found.add_row(escape(v.loan_id), when(v.at), v.channel, escape(v.recipient),
+                      f"[{v.code}] {escape(v.rule)}", escape(v.detail))
+    console.print(found)
+
+
+def lint() -> None:
+    """Check every template and required wording for banned phrases; exit 1 if any."""
+    problems = lint_templates()
+    for p in problems:
+        console.print(f"[red]{escape(p.where)}[/]: {escape(repr(p.phrase))} - "
+                      f"{escape(p.rule)}", highlight=False)
+    if problems:
+        raise typer.Exit(1)
+    console.print("[green]Templates are clean.[/]")
+
+
+def preferences(loan_id: LoanId, agent: AgentId,
+                opt_out: Annotated[list[Channel] | None, typer.Option(
+                    help="channel the borrower opts out of (repeatable)")] = None,
+                opt_in: Annotated[list[Channel] | None, typer.Option(
+                    help="channel the borrower opts back in to (repeatable)")] = None,
+                inconvenient: Annotated[list[str] | None, typer.Option(
+                    help="local HH:MM-HH:MM the borrower names inconvenient (repeatable; "
+                         "replaces the list)")] = None,
+                cease: Annotated[bool, typer.Option(
+                    help="the borrower asked us to cease communication")] = False,
+                attorney: Annotated[str | None, typer.Option(
+                    help="'NAME|CONTACT' of the attorney now representing the borrower")]
+                = None,
+                note: Annotated[str, typer.Option(help="free text for the ledger")] = "",
+                ) -> None:
+    """Record the borrower's contact wishes: opt-outs, inconvenient times, cease, attorney."""
+    windows = None
+    if inconvenient is not None:
+        windows = []
+        for text in inconvenient:
+            try:
+                start, end = (datetime.strptime(p.strip(), "%H:%M").time()  # noqa: DTZ007
+                              for p in text.split("-"))
+            except ValueError:
+                raise CliError(f"--inconvenient {text!r}: use HH:MM-HH:MM") from None
+            windows.append(InconvenientTime(start=start, end=end))
+    lawyer = None
+    if attorney is not None:
+        name, _, contact = attorney.partition("|")
+        lawyer = Attorney(name=name.strip(), contact=contact.strip() or "-")
+    change = PreferenceChange(opt_out=opt_out or [], opt_in=opt_in or [],
+                              inconvenient_times=windows, cease_communication=cease,
+                              attorney=lawyer, actor=_actor(agent), note=note)
+
+    async def go() -> None:
+        client = await temporal(settings())
+        await client.update_contact_preferences(loan_id, change)
+        console.print(f"Recorded for loan {escape(loan_id)}.", highlight=False)
+
+    run(go())
+
+
+def dispute(loan_id: LoanId, agent: AgentId,
+            verified: Annotated[bool, typer.Option(
+                "--verified/--opened", help="verification sent, or a dispute opened")],
+            reason: Annotated[str, typer.Option(help="what the borrower disputes / sent")],
+            ) -> None:
+    """A dispute freezes collection until verification is sent."""
+    change = DisputeChange(action="verified" if verified else "opened", actor=_actor(agent),
+                           reason=reason)
+
+    async def go() -> None:
+        client = await temporal(settings())
+        await client.dispute(loan_id, change)
+        s = await client.status(loan_id)
+        console.print(f"Dispute {change.action} for loan {escape(loan_id)}; "
+                      f"frozen: {escape(s.frozen or 'no')}", highlight=False)
+
+    run(go())
+
+
+def hold(loan_id: LoanId, agent: AgentId,
+         kind: Annotated[HoldKind, typer.Option(help="kind of hold")],
+         end: Annotated[bool, typer.Option("--end/--start", help="end or start it")] = False,
+         days: Annotated[int | None, typer.Option(help="length (hardship holds)")] = None,
+         reference: Annotated[str, typer.Option(help="e.g. the Insolvency Service ref")] = "",
+         ) -> None:
+    """Start or end a hardship, breathing-space or mental-health-crisis hold."""
+    request = HoldRequest(action="end" if end else "start", kind=kind, days=days,
+                          reference=reference, actor=_actor(agent))
+
+    async def go() -> None:
+        s = await (await temporal(settings())).hold(loan_id, request)
+        console.print(f"Hold {request.action}ed for loan {escape(loan_id)}; frozen: "
+                      f"{escape(s.frozen or 'no')}", highlight=False)
+
+    run(go())
+
+
+def life_event(loan_id: LoanId, agent: AgentId,
+               kind: Annotated[str, typer.Option(help="bankruptcy or deceased")],
+               reference: Annotated[str, typer.Option(help="case or certificate ref")] = "",
+               ) -> None:
+    """Bankruptcy or death: all contact stops."""
+    if kind not in ("bankruptcy", "deceased"):
+        raise CliError("--kind must be bankruptcy or deceased")
+    event = LifeEvent(kind=kind, actor=_actor(agent), reference=reference)  # type: ignore[arg-type]
+
+    async def go() -> None:
+        await (await temporal(settings())).life_event(loan_id, event)
+        console.print(f"Recorded {kind} for loan {escape(loan_id)}.", highlight=False)
+
+    run(go())
+
+
+def may_contact(loan_id: LoanId, agent: AgentId,
+                channel: Annotated[Channel, typer.Option(help="how you want to contact")],
+                third_party: Annotated[bool, typer.Option(
+                    help="contact someone other than the borrower (location only)")] = False,
+                collectors: Annotated[int, typer.Option(help="people on a visit")] = 1,
+                ) -> None:
+    """Ask before calling or visiting: allowed now (and logged), or deferred / blocked."""
+    request = ContactRequest(
+        channel=channel, actor=_actor(agent), collectors=collectors,
+        recipient_kind=RecipientKind.THIRD_PARTY if third_party else RecipientKind.DEBTOR,
+        purpose=Purpose.LOCATION if third_party else Purpose.COLLECTION,
+        discloses_debt=not third_party)
+
+    async def go() -> None:
+        decision = await (await temporal(settings())).request_contact(loan_id, request)
+        text = {"allowed": "[bold green]allowed now[/] (logged)",
+                "deferred": f"[yellow]not now[/]: earliest {when(decision.until)}"
+                if decision.until else "[yellow]not now[/]",
+                "blocked": "[bold red]blocked[/]"}[decision.verdict]
+        console.print(f"{channel.value} contact for loan {escape(loan_id)}: {text}"
+                      + (f"\n  {escape(decision.detail)} [{escape(decision.rule)}]"
+                         if decision.code else ""), highlight=False)
+        if not decision.allowed:
+            raise typer.Exit(1)
+
+    run(go())
+
+

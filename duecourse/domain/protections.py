@@ -1,0 +1,118 @@
+"""Changes to a borrower's protections and contact wishes, applied to a collection.
+
+Each returns the ledger entries that prove it; together with contact attempts they are
+all the independent audit needs to re-check every contact later. Changes that freeze or
+unfreeze collection (disputes, holds, bankruptcy, death) go through `sync_pause`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from duecourse.domain.collection import Collection
+from duecourse.domain.compliance import Hold, HoldKind
+from duecourse.domain.compliance.requests import (
+    DisputeChange,
+    HoldRequest,
+    LifeEvent,
+    PreferenceChange,
+)
+from duecourse.domain.entries import LedgerEntry
+
+
+def change_preferences(c: Collection, req: PreferenceChange,
+                       now: datetime) -> list[LedgerEntry]:
+    st = c.state.standing
+    entries: list[LedgerEntry] = []
+    for channel in req.opt_out:
+        st.opted_out.setdefault(channel, now)
+        entries.append(c._event("opted_out", now, req.actor, channel=channel, note=req.note))
+    for channel in req.opt_in:
+        if st.opted_out.pop(channel, None) is not None:
+            entries.append(c._event("opted_in", now, req.actor, channel=channel,
+                                    note=req.note))
+    if req.inconvenient_times is not None:
+        st.inconvenient = list(req.inconvenient_times)
+        entries.append(c._event("inconvenient_times", now, req.actor,
+                                windows=[w.model_dump(mode="json") for w in st.inconvenient],
+                                note=req.note))
+    if req.cease_communication and st.cease_communication_at is None:
+        st.cease_communication_at = now
+        entries.append(c._event("cease_communication", now, req.actor, note=req.note))
+    if req.attorney is not None and st.attorney_at is None:
+        st.attorney_at = now
+        entries.append(c._event("attorney_represents", now, req.actor,
+                                attorney=req.attorney.name, contact=req.attorney.contact,
+                                note=req.note))
+    return entries
+
+
+def change_dispute(c: Collection, req: DisputeChange, now: datetime) -> list[LedgerEntry]:
+    st = c.state.standing
+    if req.action == "opened":
+        if st.dispute_open:
+            return [c._event("dispute_already_open", now, req.actor, reason=req.reason)]
+        st.dispute_opened_at = now
+        entries = [c._event("dispute_opened", now, req.actor, reason=req.reason)]
+    else:
+        if not st.dispute_open:
+            return [c._event("dispute_verification_ignored", now, req.actor,
+                             reason=req.reason, why="no dispute is open")]
+        st.dispute_verified_at = now
+        entries = [c._event("dispute_verified", now, req.actor, reason=req.reason)]
+    return entries + c.sync_pause(now, req.actor)
+
+
+def hold_problem(c: Collection, req: HoldRequest, now: datetime) -> str | None:
+    """Why a hold request must be refused, or None."""
+    st, pack = c.state.standing, c.pack
+    if c.state.is_closed:
+        return f"the loan is closed ({c.state.outcome})"
+    active = next((h for h in st.holds if h.kind is req.kind and h.covers(now)), None)
+    if req.action == "end":
+        return None if active else f"no {req.kind.value} hold is active"
+    if active is not None:
+        return f"a {req.kind.value} hold is already active"
+    if req.kind is HoldKind.BREATHING_SPACE:
+        if pack.breathing_space is None:
+            return f"breathing space does not apply in {c.loan.jurisdiction}"
+        window = pack.breathing_space_once_per
+        recent = [h for h in st.holds if h.kind is HoldKind.BREATHING_SPACE
+                  and h.start > now - window]
+        if recent:
+            return (f"a breathing space started on {recent[-1].start.date()}; at most one "
+                    f"in {window.days} days")
+    if req.kind is HoldKind.HARDSHIP and req.days is None:
+        return "a hardship hold needs its length in days"
+    return None
+
+
+def change_hold(c: Collection, req: HoldRequest, now: datetime) -> list[LedgerEntry]:
+    problem = hold_problem(c, req, now)
+    if problem:
+        raise ValueError(problem)
+    st = c.state.standing
+    if req.action == "end":
+        for i, hold in enumerate(st.holds):
+            if hold.kind is req.kind and hold.covers(now):
+                st.holds[i] = hold.model_copy(update={"end": now})
+        entries = [c._event("hold_ended", now, req.actor, kind=req.kind, note=req.note)]
+        return entries + c.sync_pause(now, req.actor)
+    length = c.pack.breathing_space if req.kind is HoldKind.BREATHING_SPACE else (
+        timedelta(days=req.days) if req.days else None)
+    hold = Hold(kind=req.kind, start=now, end=now + length if length else None,
+                reference=req.reference)
+    st.holds.append(hold)
+    entries = [c._event("hold_started", now, req.actor, kind=req.kind, start=hold.start,
+                        end=hold.end, reference=req.reference, note=req.note)]
+    return entries + c.sync_pause(now, req.actor)
+
+
+def life_event(c: Collection, req: LifeEvent, now: datetime) -> list[LedgerEntry]:
+    st = c.state.standing
+    if req.kind == "deceased":
+        st.deceased_at = st.deceased_at or now
+    else:
+        st.bankruptcy_at = st.bankruptcy_at or now
+    entries = [c._event(req.kind, now, req.actor, reference=req.reference, note=req.note)]
+    return entries + c.sync_pause(now, req.actor)
