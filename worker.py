@@ -26,7 +26,7 @@ from workflows import WORKFLOWS
 log = structlog.get_logger("duecourse.worker")
 
 PASSTHROUGH = ("duecourse", "pydantic", "pydantic_core", "annotated_types",
-               "email_validator", "dns", "idna", "yaml")
+               "email_validator", "dns", "idna", "yaml", "holidays", "dateutil")
 """Modules the sandbox shares instead of re-importing per workflow run (measured: an
 unpassed model module cost 7x memory and halved throughput)."""
 
