@@ -32,7 +32,7 @@ from duecourse.domain.compliance import (
     legal_action_problem,
     pack_for,
 )
-from duecourse.domain.compliance.engine import Context
+from duecourse.domain.compliance.engine import Context, freeze_reason
 from duecourse.domain.contact import recipient_for
 from duecourse.domain.entries import (
     ComplianceDecided,
@@ -256,22 +256,7 @@ class Collection:
 
     def freeze_reason(self, now: datetime) -> Violation | None:
         """Why collection (contact and progression) is frozen now, if it is."""
-        st, pack = self.state.standing, self.pack
-
-        def v(code: str, detail: str) -> Violation:
-            return Violation(code=code, rule=pack.ref(code), detail=detail)
-
-        if st.deceased_at is not None:
-            return v("deceased", "the borrower is deceased")
-        if st.bankruptcy_at is not None:
-            return v("bankruptcy", "the borrower is in bankruptcy")
-        if pack.dispute_freezes_collection and st.dispute_open:
-            return v("dispute", "the debt is disputed and not yet verified")
-        hold = st.hold_at(now)
-        if hold is not None:
-            return v("hold", f"{hold.kind.value.replace('_', ' ')} hold"
-                             + (f" until {hold.end.isoformat()}" if hold.end else ""))
-        return None
+        return freeze_reason(self.context(), now)
 
     def sync_pause(self, now: datetime, actor: Actor = SYSTEM) -> list[LedgerEntry]:
         """Freeze or resume after a change of standing (or when a hold runs out).

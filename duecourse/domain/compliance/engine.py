@@ -299,8 +299,8 @@ def decide(p: ProposedContact, ctx: Context) -> Decision:
                                                else ""))
 
 
-def legal_action_problem(ctx: Context, now: datetime) -> Violation | None:
-    """Why the loan may not enter (or proceed in) the legal stage now, if it may not."""
+def freeze_reason(ctx: Context, now: datetime) -> Violation | None:
+    """Why collection as a whole (contact and escalation) is frozen at `now`, if it is."""
     s, pack = ctx.standing, ctx.pack
 
     def v(code: str, detail: str) -> Violation:
@@ -309,15 +309,27 @@ def legal_action_problem(ctx: Context, now: datetime) -> Violation | None:
     if s.deceased_at is not None:
         return v("deceased", "the borrower is deceased")
     if s.bankruptcy_at is not None:
-        return v("bankruptcy", "bankruptcy: enforcement is stayed")
+        return v("bankruptcy", "the borrower is in bankruptcy: enforcement is stayed")
     if pack.dispute_freezes_collection and s.dispute_open:
         return v("dispute", "the debt is disputed and not yet verified")
     hold = s.hold_at(now)
     if hold is not None:
-        return v("hold", f"a {hold.kind.value.replace('_', ' ')} hold freezes enforcement")
+        return v("hold", f"{hold.kind.value.replace('_', ' ')} hold"
+                         + (f" until {hold.end.isoformat()}" if hold.end else ""))
+    return None
+
+
+def legal_action_problem(ctx: Context, now: datetime) -> Violation | None:
+    """Why the loan may not enter (or proceed in) the legal stage now, if it may not."""
+    frozen = freeze_reason(ctx, now)
+    if frozen is not None:
+        return frozen
+    pack = ctx.pack
     if pack.statute_of_limitations is not None and ctx.due_date is not None and \
             local_date(now, ctx.timezone) >= ctx.due_date + pack.statute_of_limitations:
-        return v("time_barred", "the debt is time-barred; it is never taken to court")
-    if pack.forbearance_before_legal and s.forbearance_offered_at is None:
-        return v("forbearance", "forbearance has not been offered yet")
+        return Violation(code="time_barred", rule=pack.ref("time_barred"),
+                         detail="the debt is time-barred; it is never taken to court")
+    if pack.forbearance_before_legal and ctx.standing.forbearance_offered_at is None:
+        return Violation(code="forbearance", rule=pack.ref("forbearance"),
+                         detail="forbearance has not been offered yet")
     return None
