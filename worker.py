@@ -41,7 +41,8 @@ def build_worker(client: Client, ledger: Ledger, settings: Settings,
                  ) -> Worker:
     """A worker for all duecourse workflows and activities on one task queue."""
     acts = list(activities) if activities is not None else build_activities(
-        ledger, OutboxChannel(ledger), settings.lender_name, settings.lender_contact)
+        ledger, OutboxChannel(ledger), settings.lender_name, settings.lender_contact,
+        settings.scorer)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,

@@ -7,14 +7,18 @@ from typing import Any
 
 from activities.ledger import LedgerActivities
 from activities.messaging import MessagingActivities
+from activities.scoring import ScoringActivities, load_scorer
 from duecourse.channels import Channel
 from duecourse.store.ledger import Ledger
 
 
 def build_activities(ledger: Ledger, channel: Channel, lender_name: str,
-                     lender_contact: str) -> list[Callable[..., Any]]:
+                     lender_contact: str,
+                     scorer: str = "duecourse.domain.scoring:scorecard",
+                     ) -> list[Callable[..., Any]]:
     """Every activity the collection workflow calls, bound to its adapters."""
     records = LedgerActivities(ledger)
     messaging = MessagingActivities(ledger, channel, lender_name, lender_contact)
+    scoring = ScoringActivities(load_scorer(scorer))
     return [records.open_loan, records.record_entries, records.alert_ops,
-            messaging.send_message]
+            messaging.send_message, scoring.score_loan]

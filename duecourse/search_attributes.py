@@ -10,6 +10,8 @@ OUTSTANDING_AMOUNT = SearchAttributeKey.for_float("OutstandingAmount")
 JURISDICTION = SearchAttributeKey.for_keyword("Jurisdiction")
 COLLECTION_OUTCOME = SearchAttributeKey.for_keyword("CollectionOutcome")
 DUE_DATE = SearchAttributeKey.for_datetime("DueDate")
+SEGMENT = SearchAttributeKey.for_keyword("Segment")
+ASSIGNED_AGENT = SearchAttributeKey.for_keyword("AssignedAgent")
 
 ALL = (COLLECTION_STAGE, DAYS_PAST_DUE, OUTSTANDING_AMOUNT, JURISDICTION, COLLECTION_OUTCOME,
-       DUE_DATE)
+       DUE_DATE, SEGMENT, ASSIGNED_AGENT)

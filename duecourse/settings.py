@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     lender_name: str = "duecourse demo lender"
     lender_contact: str = "support@lender.example"
     max_concurrent_activities: int = 100
+    scorer: str = Field(default="duecourse.domain.scoring:scorecard",
+                        description="module:function that assigns segments")
 
     @property
     def ledger_url(self) -> str:

@@ -25,6 +25,7 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 def opened(now: datetime, **kwargs: object) -> Collection:
     loan = make_loan(now, **kwargs)  # type: ignore[arg-type]
     collection, _ = Collection.begin(loan, STANDARD, now, case_id="case-1")
+    collection.state.rescore = False  # these tests look at timing, not at scoring
     return collection
 
 
@@ -124,6 +125,8 @@ def test_second_broken_promise_escalates_to_legal_and_plans_the_demand() -> None
         now += timedelta(days=6)
         c.check_promise(now)
     assert c.state.stage is Stage.LEGAL and c.state.legal_phase is LegalPhase.DEMAND_PENDING
+    assert c.state.rescore, "broken promises change the borrower's segment"
+    c.state.rescore = False
     action = plan(c, now)
     assert action is not None and action.kind is ActionKind.SEND_DEMAND
     c.demand_sent(now, True, "letter")

@@ -20,6 +20,7 @@ from duecourse.domain.commands import (
     RecordEntries,
     SendMessage,
 )
+from duecourse.domain.scoring import ScoreInput, ScoreResult
 from duecourse.policies import load_policy
 from duecourse.store import Ledger
 from duecourse.store import tables as t
@@ -27,7 +28,7 @@ from tests.conftest import Harness, TrackingClient, settings_for_tests
 from tests.factories import make_loan, payment
 from worker import WORKFLOWS, build_worker, sandbox_runner
 
-STANDARD = load_policy("standard")
+STANDARD = load_policy("standard").model_copy(update={"segments": {}})  # timing as written
 
 
 def crash_after_write(ledger: Ledger, calls: Counter[str]) -> list[object]:
@@ -62,7 +63,11 @@ def crash_after_write(ledger: Ledger, calls: Counter[str]) -> list[object]:
     async def alert_ops(cmd: OpsAlert) -> bool:
         return await run_then_crash("alert_ops", cmd)  # type: ignore[return-value]
 
-    return [open_loan, record_entries, send_message, alert_ops]
+    @activity.defn(name="score_loan")
+    async def score_loan(facts: ScoreInput) -> ScoreResult:
+        return await run_then_crash("score_loan", facts)  # type: ignore[return-value]
+
+    return [open_loan, record_entries, send_message, alert_ops, score_loan]
 
 
 async def test_activities_retried_after_their_write_change_nothing(

@@ -32,7 +32,7 @@ from duecourse.temporal.client import ActionRejected
 from tests.conftest import Harness
 from tests.factories import AGENT, SUPERVISOR, make_loan, payment
 
-STANDARD = load_policy("standard")
+STANDARD = load_policy("standard").model_copy(update={"segments": {}})  # timing as written
 
 
 async def start(h: Harness, **kwargs: object) -> LoanIntake:
@@ -185,7 +185,9 @@ async def test_borrower_contact_moves_to_negotiation_at_once(harness: Harness) -
     assert status.stage_history[-1].actor == AGENT
     await h.env.sleep(timedelta(days=2))
     negotiation = [r for r in await contacts(h, loan) if r["stage"] == "NEGOTIATION"]
-    assert [r["template"] for r in negotiation][:2] == ["negotiation_call", "repayment_options"]
+    assert [r["template"] for r in negotiation][:1] == ["repayment_options"]
+    calls = await h.ledger.tasks(loan_id=loan.loan_id)  # the agent call is a person's task
+    assert [(t_["kind"], t_["subject"]) for t_ in calls] == [("call_borrower", "agent-call")]
 
 
 # ---------------------------------------------------------------- promises
@@ -306,8 +308,12 @@ async def test_legal_referral_approved_by_supervisor(harness: Harness) -> None:
         await h.client.decide_legal_referral(loan.loan_id, LegalDecision(
             approve=True, actor=SUPERVISOR, reason="too early"))
     await h.env.sleep(timedelta(days=15))
-    alerts = await h.ledger.rows(t.ops_alerts, loan_id=loan.loan_id)
+    alerts = [a for a in await h.ledger.rows(t.ops_alerts, loan_id=loan.loan_id)
+              if "] Legal " in a["subject"]]
     assert len(alerts) == 1 and "awaiting supervisor approval" in alerts[0]["subject"]
+    approval = [x for x in await h.ledger.tasks(loan_id=loan.loan_id)
+                if x["kind"] == "approve_legal"]
+    assert len(approval) == 1 and approval[0]["assignee"] == "supervisors"
 
     with pytest.raises(ActionRejected, match="only a supervisor"):
         await h.client.decide_legal_referral(loan.loan_id, LegalDecision(
@@ -342,7 +348,8 @@ async def test_approval_timeout_escalates_to_ops(harness: Harness) -> None:
     assert status.approval_escalations == 1 and status.legal_phase == "AWAITING_APPROVAL"
     await h.env.sleep(STANDARD.legal.approval_timeout)
     assert (await h.client.status(loan.loan_id)).approval_escalations == 2
-    alerts = [r["subject"] for r in await h.ledger.rows(t.ops_alerts, loan_id=loan.loan_id)]
+    alerts = [r["subject"] for r in await h.ledger.rows(t.ops_alerts, loan_id=loan.loan_id)
+              if "] Legal " in r["subject"]]
     assert len(alerts) == 3 and "escalation 2" in alerts[-1]
     assert (await audit_kinds(h, loan)).count("legal_approval_overdue") == 2
 

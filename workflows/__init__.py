@@ -1,7 +1,8 @@
 """Temporal workflows: deterministic orchestration only (timers, handlers, activity calls)."""
 
 from workflows.collection import LoanCollectionWorkflow
+from workflows.repayment_plan import RepaymentPlanWorkflow
 
-WORKFLOWS = [LoanCollectionWorkflow]
+WORKFLOWS = [LoanCollectionWorkflow, RepaymentPlanWorkflow]
 
-__all__ = ["WORKFLOWS", "LoanCollectionWorkflow"]
+__all__ = ["WORKFLOWS", "LoanCollectionWorkflow", "RepaymentPlanWorkflow"]

@@ -12,16 +12,31 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from duecourse import search_attributes as sa
-    from duecourse.domain import protections
+    from duecourse.domain import deals, desk, protections, tasks
+    from duecourse.domain.agreements import (
+        Assignment,
+        AssignmentResult,
+        PlanAccepted,
+        PlanInput,
+        PlanPayment,
+        PlanProgress,
+        PlanProposal,
+        RepaymentPlan,
+        SettlementDecision,
+        SettlementOffer,
+        SettlementResult,
+    )
     from duecourse.domain.calendar import local_midnight
     from duecourse.domain.collection import Collection
     from duecourse.domain.commands import (
         ALERT_OPS,
         OPEN_LOAN,
         RECORD_ENTRIES,
+        SCORE_LOAN,
         SEND_MESSAGE,
         CollectionInput,
         CollectionResult,
@@ -41,7 +56,12 @@ with workflow.unsafe.imports_passed_through():
         PreferenceChange,
     )
     from duecourse.domain.contact import recipient_for
-    from duecourse.domain.entries import ContactLogged, LedgerEntry, StageChanged
+    from duecourse.domain.entries import (
+        ContactLogged,
+        LedgerEntry,
+        PaymentRecorded,
+        StageChanged,
+    )
     from duecourse.domain.money import Money
     from duecourse.domain.planner import ActionKind, PlannedAction, plan
     from duecourse.domain.policy import Channel, ContactStep
@@ -54,7 +74,11 @@ with workflow.unsafe.imports_passed_through():
         PromiseAccepted,
         PromiseRequest,
     )
+    from duecourse.domain.scoring import ScoreResult
     from duecourse.domain.status import CollectionStatus, describe
+    from duecourse.domain.worklist import TaskCompletion, TaskKind, TaskResult
+
+LEGAL_REFERRAL = "legal-referral"  # subject of the supervisor's approval task
 
 LEDGER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                            maximum_interval=timedelta(minutes=5))
@@ -81,6 +105,8 @@ class LoanCollectionWorkflow:
         self._input = inp
         self._version = 0
         self._upserted: dict[str, object] = {}
+        self._plans_to_start: list[RepaymentPlan] = []
+        self._plan_payments: list[tuple[str, PlanPayment]] = []
 
     # ------------------------------------------------------------------ run loop
     @workflow.run
@@ -99,8 +125,10 @@ class LoanCollectionWorkflow:
                                     compliance=c.compliance_record()),
                 start_to_close_timeout=timedelta(seconds=30), retry_policy=LEDGER_RETRY)
         while True:
+            await self._sync_children()
             await self._flush()
             if c.state.is_closed:
+                await self._wind_down()
                 break
             if workflow.info().get_current_history_length() > inp.history_limit or \
                     workflow.info().is_continue_as_new_suggested():
@@ -142,6 +170,22 @@ class LoanCollectionWorkflow:
             self._apply(c.write_off(now))
         elif kind is ActionKind.RESUME:
             self._apply(c.sync_pause(now))
+        elif kind is ActionKind.SCORE:
+            await self._score()
+        elif kind is ActionKind.TASK_SLA:
+            task = tasks.next_escalation(c)
+            if task is not None:
+                self._apply(tasks.escalate(c, task, now))
+                await self._alert_ops(f"Task {task.task_id} ({task.kind.value}) missed its SLA",
+                                      f"Reassigned to {task.assignee}.")
+        elif kind is ActionKind.CHECK_SETTLEMENT:
+            self._apply(deals.check_settlement(c, now))
+        elif kind is ActionKind.PLAN_REMINDER:
+            assert action.step is not None and action.instalment is not None
+            status, _ = await self._contact(action.step, Purpose.COLLECTION,
+                                            extra=self._instalment_context(action.instalment))
+            if status != "deferred" and c.state.plan_reminders[:1] == [action.instalment]:
+                c.state.plan_reminders.pop(0)
         elif kind is ActionKind.CHECK_PROMISE:
             self._apply(c.check_promise(now))
         elif kind is ActionKind.END_REMINDER:
@@ -153,6 +197,14 @@ class LoanCollectionWorkflow:
             assert action.step is not None
             for name in action.superseded:
                 self._apply(c.record_step(name, "skipped", now, "superseded by a later step"))
+            if action.step.as_task:
+                kind_ = (TaskKind.FIELD_VISIT if action.step.channel is Channel.VISIT
+                         else TaskKind.CALL_BORROWER)
+                task, entries = tasks.open_task(c, kind_, action.step.name, now,
+                                                note=action.step.template)
+                self._apply(entries)
+                self._apply(c.record_step(action.step.name, "task", now, task.task_id))
+                return
             status, detail = await self._contact(action.step, action.purpose)
             if status != "deferred":
                 self._apply(c.record_step(action.step.name, status, workflow.now(), detail))
@@ -167,6 +219,8 @@ class LoanCollectionWorkflow:
                 await self._alert_ops("Demand letter not sent", detail)
         elif kind is ActionKind.CURE_EXPIRED:
             self._apply(c.cure_expired(now))
+            self._apply(tasks.open_task(c, TaskKind.APPROVE_LEGAL, LEGAL_REFERRAL, now,
+                                        assignee=c.policy.tasks.supervisor_queue)[1])
             await self._alert_ops("Legal referral awaiting supervisor approval",
                                   f"Cure period ended with {self._outstanding_text()} unpaid.")
         elif kind is ActionKind.APPROVAL_OVERDUE:
@@ -177,13 +231,20 @@ class LoanCollectionWorkflow:
                 f"{self._outstanding_text()} unpaid.")
 
     # ------------------------------------------------------------------ activities
-    async def _contact(self, step: ContactStep, purpose: Purpose) -> tuple[str, str]:
+    async def _contact(self, step: ContactStep, purpose: Purpose,
+                       extra: dict[str, str] | None = None) -> tuple[str, str]:
         """Ask the compliance engine, then send: ("sent" | "deferred" | "blocked" |
         "failed", detail). An opted-out or unreachable channel falls back to the policy's
-        next channel; every engine decision is recorded."""
+        next channel (within the segment's channels); every engine decision is recorded."""
         c = self._c
         notes: list[str] = []
-        for channel in [step.channel, *c.policy.channel_fallbacks.get(step.channel, [])]:
+        allowed = c.policy.treatment(c.state.segment).channels
+        channels = [step.channel, *c.policy.channel_fallbacks.get(step.channel, [])]
+        if allowed is not None and purpose is Purpose.COLLECTION:
+            notes += [f"{ch} not used for segment {c.state.segment}" for ch in channels
+                      if ch not in allowed][:1]
+            channels = [ch for ch in channels if ch in allowed]
+        for channel in channels:
             address = recipient_for(channel, c.loan.borrower)
             if address is None:
                 notes.append(f"no {channel} contact details")
@@ -198,7 +259,7 @@ class LoanCollectionWorkflow:
                 if decision.code == "opted_out":
                     continue
                 return "blocked", "; ".join(notes)
-            sent, detail = await self._send(step, channel, address, purpose)
+            sent, detail = await self._send(step, channel, address, purpose, extra or {})
             if sent:
                 c.contact_made(channel, address, now, purpose)
                 detail = "; ".join([*notes, detail]) if notes else detail
@@ -206,7 +267,7 @@ class LoanCollectionWorkflow:
         return "blocked", "; ".join(notes) or "no channel available"
 
     async def _send(self, step: ContactStep, channel: Channel, address: str,
-                    purpose: Purpose) -> tuple[bool, str]:
+                    purpose: Purpose, extra: dict[str, str]) -> tuple[bool, str]:
         c = self._c
         now = workflow.now()
         request = SendMessage(
@@ -222,6 +283,7 @@ class LoanCollectionWorkflow:
                 "due_date": c.loan.due_date.isoformat(),
                 "days_past_due": str(c.dpd(now)),
                 "cure_days": str(c.cure_period.days),
+                **extra,
             })
         try:
             result = await workflow.execute_activity(
@@ -254,6 +316,54 @@ class LoanCollectionWorkflow:
                                               loan_id=self._c.loan.loan_id, entries=batch),
                 start_to_close_timeout=timedelta(seconds=30), retry_policy=LEDGER_RETRY)
 
+    async def _score(self) -> None:
+        """Ask the scorer for the loan's segment; a new segment changes the treatment."""
+        c = self._c
+        c.state.rescore = False
+        result = await workflow.execute_activity(
+            SCORE_LOAN, c.score_input(workflow.now()), result_type=ScoreResult,
+            start_to_close_timeout=timedelta(seconds=30), retry_policy=LEDGER_RETRY)
+        if result.segment is not c.state.segment:
+            previous, c.state.segment = c.state.segment, result.segment
+            c.state.segment_reasons = result.reasons
+            self._apply([c._event("segment_changed", workflow.now(), segment=result.segment,
+                                  previous=previous, score=result.score,
+                                  reasons=result.reasons)])
+
+    def _instalment_context(self, number: int) -> dict[str, str]:
+        plan = self._c.state.active_plan
+        assert plan is not None
+        item = plan.instalments[number - 1]
+        return {"instalment_number": str(number), "instalment_due": item.due_date.isoformat(),
+                "instalment_amount": money_text(item.remaining, plan.currency)}
+
+    async def _sync_children(self) -> None:
+        """Start agreed plans and forward payments to them (handlers cannot await)."""
+        c = self._c
+        while self._plans_to_start:
+            plan = self._plans_to_start.pop(0)
+            await workflow.start_child_workflow(
+                "RepaymentPlan", PlanInput(
+                    plan=plan, parent_workflow_id=workflow.info().workflow_id,
+                    timezone=c.loan.borrower.timezone,
+                    grace_days=deals.plan_rules(c).grace_days,
+                    tolerated_late=deals.plan_rules(c).tolerated_late,
+                    reminder_days_before=deals.plan_rules(c).reminder_days_before),
+                id=plan.workflow_id, parent_close_policy=ParentClosePolicy.ABANDON,
+                static_summary=f"Plan {plan.plan_id} of loan {c.loan.loan_id}")
+        while self._plan_payments:
+            child, payment = self._plan_payments.pop(0)
+            await workflow.get_external_workflow_handle(child).signal("payment", payment)
+
+    async def _wind_down(self) -> None:
+        """On closing: cancel open tasks and stop a running plan."""
+        c, now = self._c, workflow.now()
+        self._apply(tasks.cancel_open(c, now, f"loan closed as {c.state.outcome}"))
+        plan = c.state.active_plan
+        if plan is not None:
+            await workflow.get_external_workflow_handle(plan.workflow_id).signal("cancel")
+        await self._flush()
+
     # ------------------------------------------------------------------ helpers
     def _apply(self, entries: list[LedgerEntry]) -> None:
         for entry in entries:
@@ -282,6 +392,10 @@ class LoanCollectionWorkflow:
         ]
         if s.outcome is not None:
             values.append(SearchAttributePair(sa.COLLECTION_OUTCOME, s.outcome.value))
+        if s.segment is not None:
+            values.append(SearchAttributePair(sa.SEGMENT, s.segment.value))
+        if s.assigned_agent is not None:
+            values.append(SearchAttributePair(sa.ASSIGNED_AGENT, s.assigned_agent))
         changed = [p.key.value_set(p.value) for p in values
                    if self._upserted.get(p.key.name) != p.value]
         if changed:
@@ -291,7 +405,24 @@ class LoanCollectionWorkflow:
     # ------------------------------------------------------------------ signals
     @workflow.signal
     def report_payment(self, report: PaymentReport) -> None:
-        self._apply(self._c.apply_payment(report, workflow.now()))
+        c, now = self._c, workflow.now()
+        plan = c.state.active_plan
+        entries = c.apply_payment(report, now)
+        applied = sum((e.applied for e in entries if isinstance(e, PaymentRecorded)),
+                      start=Money.zero(c.loan.currency).amount)
+        if plan is not None and applied > 0:
+            self._plan_payments.append((plan.workflow_id, PlanPayment(
+                reference=report.reference, amount=applied)))
+        self._apply(entries + deals.settle_if_paid(c, now, report.actor))
+
+    @workflow.signal
+    def plan_progress(self, progress: PlanProgress) -> None:
+        """Reported by the RepaymentPlanWorkflow child on every change."""
+        c = self._c
+        entries = deals.plan_progress(c, progress, workflow.now())
+        if progress.event == "reminder" and progress.instalment is not None:
+            c.state.plan_reminders.append(progress.instalment)
+        self._apply(entries)
 
     @workflow.signal
     def record_contact_outcome(self, report: ContactOutcomeReport) -> None:
@@ -364,6 +495,96 @@ class LoanCollectionWorkflow:
                                    type="ContactRejected")
 
     @workflow.update
+    def propose_plan(self, proposal: PlanProposal) -> PlanAccepted:
+        c = self._c
+        workflow_id = f"plan-{c.loan.loan_id}-{c.state.case_id[:8]}-{len(c.state.plans) + 1}"
+        try:
+            plan, entries = deals.accept_plan(c, proposal, workflow.now(), workflow_id)
+        except ValueError as err:
+            raise ApplicationError(str(err), type="PlanRejected") from None
+        self._plans_to_start.append(plan)
+        self._apply(entries)
+        return PlanAccepted(plan_id=plan.plan_id, workflow_id=plan.workflow_id,
+                            instalments=plan.instalments,
+                            total=Money(amount=plan.total, currency=plan.currency))
+
+    @propose_plan.validator
+    def _validate_plan(self, proposal: PlanProposal) -> None:
+        if problem := deals.plan_problem(self._c, proposal, workflow.now()):
+            raise ApplicationError(problem, type="PlanRejected")
+
+    @workflow.update
+    def offer_settlement(self, offer: SettlementOffer) -> SettlementResult:
+        c = self._c
+        try:
+            settlement, entries = deals.offer_settlement(c, offer, workflow.now())
+        except ValueError as err:
+            raise ApplicationError(str(err), type="SettlementRejected") from None
+        self._apply(entries)
+        return self._settlement_result(settlement.settlement_id)
+
+    @offer_settlement.validator
+    def _validate_settlement(self, offer: SettlementOffer) -> None:
+        if problem := deals.settlement_problem(self._c, offer, workflow.now()):
+            raise ApplicationError(problem, type="SettlementRejected")
+
+    @workflow.update
+    def decide_settlement(self, decision: SettlementDecision) -> SettlementResult:
+        c = self._c
+        pending = c.state.open_settlement
+        try:
+            self._apply(deals.decide_settlement(c, decision, workflow.now()))
+        except ValueError as err:
+            raise ApplicationError(str(err), type="SettlementRejected") from None
+        assert pending is not None
+        return self._settlement_result(pending.settlement_id)
+
+    @decide_settlement.validator
+    def _validate_settlement_decision(self, decision: SettlementDecision) -> None:
+        if problem := deals.settlement_decision_problem(self._c, decision):
+            raise ApplicationError(problem, type="SettlementRejected")
+
+    def _settlement_result(self, settlement_id: str) -> SettlementResult:
+        st = next(x for x in self._c.state.settlements if x.settlement_id == settlement_id)
+        return SettlementResult(settlement_id=st.settlement_id, status=st.status,
+                                amount=Money(amount=st.amount, currency=st.currency),
+                                discount=st.discount,
+                                needs_approval=st.status.value == "PENDING_APPROVAL",
+                                task_id=st.task_id)
+
+    @workflow.update
+    def assign_agent(self, assignment: Assignment) -> AssignmentResult:
+        try:
+            previous, entries = deals.assign(self._c, assignment, workflow.now())
+        except ValueError as err:
+            raise ApplicationError(str(err), type="AssignmentRejected") from None
+        self._apply(entries)
+        return AssignmentResult(assigned_agent=assignment.agent_id, previous=previous)
+
+    @assign_agent.validator
+    def _validate_assignment(self, assignment: Assignment) -> None:
+        if problem := deals.assignment_problem(self._c, assignment):
+            raise ApplicationError(problem, type="AssignmentRejected")
+
+    @workflow.update
+    def complete_task(self, done: TaskCompletion) -> TaskResult:
+        c = self._c
+        try:
+            entries = desk.complete_task(c, done, workflow.now())
+        except ValueError as err:
+            raise ApplicationError(str(err), type="TaskRejected") from None
+        self._apply(entries)
+        task = tasks.find(c, done.task_id)
+        assert task is not None
+        return TaskResult(task_id=task.task_id, kind=task.kind, outcome=task.outcome,
+                          stage=c.state.stage)
+
+    @complete_task.validator
+    def _validate_task(self, done: TaskCompletion) -> None:
+        if problem := desk.task_problem(self._c, done):
+            raise ApplicationError(problem, type="TaskRejected")
+
+    @workflow.update
     def promise_to_pay(self, request: PromiseRequest) -> PromiseAccepted:
         try:
             promise, entries = self._c.make_promise(request, workflow.now())
@@ -381,8 +602,12 @@ class LoanCollectionWorkflow:
 
     @workflow.update
     def decide_legal_referral(self, decision: LegalDecision) -> LegalDecisionResult:
+        c, now = self._c, workflow.now()
         try:
-            self._apply(self._c.decide_legal(decision, workflow.now()))
+            self._apply(c.decide_legal(decision, now))
+            self._apply(tasks.resolve_subject(c, TaskKind.APPROVE_LEGAL, LEGAL_REFERRAL,
+                                              "approved" if decision.approve else "rejected",
+                                              decision.actor, now))
         except ValueError as err:
             raise ApplicationError(str(err), type="LegalDecisionRejected") from None
         s = self._c.state

@@ -16,6 +16,12 @@ from pydantic import BaseModel, Field
 from pydantic_core import to_jsonable_python
 
 from duecourse.domain.actor import SYSTEM, Actor
+from duecourse.domain.agreements import (
+    PlanStatus,
+    RepaymentPlan,
+    Settlement,
+    SettlementStatus,
+)
 from duecourse.domain.calendar import local_date, local_midnight
 from duecourse.domain.compliance import (
     AttemptResult,
@@ -43,7 +49,7 @@ from duecourse.domain.entries import (
     StageChanged,
 )
 from duecourse.domain.loan import LoanIntake
-from duecourse.domain.policy import Channel, Policy
+from duecourse.domain.policy import Channel, Policy, Segment
 from duecourse.domain.requests import (
     CancelRequest,
     ContactOutcomeReport,
@@ -52,6 +58,8 @@ from duecourse.domain.requests import (
     PaymentReport,
     PromiseRequest,
 )
+from duecourse.domain.scoring import ScoreInput
+from duecourse.domain.worklist import Task, TaskStatus
 
 
 class Stage(StrEnum):
@@ -141,6 +149,15 @@ class CollectionState(BaseModel):
     legal_barred: str = ""  # rule code that keeps this loan out of legal for good
     legal_not_before: datetime | None = None
     forbearance_pending: bool = False
+    segment: Segment | None = None
+    segment_reasons: list[str] = Field(default_factory=list)
+    rescore: bool = True  # behaviour changed since the last score
+    assigned_agent: str | None = None
+    tasks: list[Task] = Field(default_factory=list)
+    plans: list[RepaymentPlan] = Field(default_factory=list)
+    plan_reminders: list[int] = Field(default_factory=list)  # instalments to remind about
+    refusals: int = 0  # times the borrower refused to pay
+    settlements: list[Settlement] = Field(default_factory=list)
 
     # ----------------------------------------------------------------- queries
     @property
@@ -158,6 +175,26 @@ class CollectionState(BaseModel):
     @property
     def broken_promises(self) -> int:
         return sum(p.status is PromiseStatus.BROKEN for p in self.promises)
+
+    @property
+    def active_plan(self) -> RepaymentPlan | None:
+        plan = self.plans[-1] if self.plans else None
+        return plan if plan and plan.status is PlanStatus.ACTIVE else None
+
+    @property
+    def open_settlement(self) -> Settlement | None:
+        last = self.settlements[-1] if self.settlements else None
+        live = (SettlementStatus.PENDING_APPROVAL, SettlementStatus.ACCEPTED)
+        return last if last and last.status in live else None
+
+    @property
+    def agreement_active(self) -> bool:
+        """A promise, plan or settlement is running: routine contact pauses."""
+        return bool(self.active_promise or self.active_plan or self.open_settlement)
+
+    @property
+    def open_tasks(self) -> list[Task]:
+        return [t for t in self.tasks if t.status is TaskStatus.OPEN]
 
     @property
     def contacts_sent(self) -> int:
@@ -199,6 +236,32 @@ class Collection:
     def cure_period(self) -> timedelta:
         """The policy's cure period, never shorter than the pack's default-notice minimum."""
         return max(self.policy.legal.cure_period, self.pack.min_default_notice or timedelta(0))
+
+    def score_input(self, now: datetime) -> ScoreInput:
+        """Loan and behaviour facts for the segment scorer."""
+        s, debtor = self.state, RecipientKind.DEBTOR
+        attempts = [e for e in s.contacts if e.recipient_kind is debtor
+                    and e.channel in (Channel.VOICE, Channel.SMS)]
+        in_a_row = 0
+        for event in reversed(attempts):
+            if event.result not in (AttemptResult.FAILED, AttemptResult.UNANSWERED):
+                break
+            in_a_row += 1
+        outcomes = [r for r in s.contacts if r.result is AttemptResult.ANSWERED]
+        return ScoreInput(
+            loan_id=self.loan.loan_id, days_past_due=self.dpd(now),
+            outstanding_ratio=(s.outstanding / self.loan.principal).quantize(Decimal("0.01")),
+            payments=len(s.payment_refs),
+            paid_amount_ratio=(s.total_paid / self.loan.outstanding).quantize(Decimal("0.01")),
+            promises_kept=sum(p.status is PromiseStatus.KEPT for p in s.promises),
+            promises_broken=s.broken_promises,
+            plans_broken=sum(p.status is PlanStatus.BROKEN for p in s.plans),
+            conversations=len(outcomes),
+            refusals=s.refusals,
+            failed_attempts_in_a_row=in_a_row,
+            invalid_contact=any(e.result is AttemptResult.FAILED and e.channel is Channel.VOICE
+                                for e in attempts[-3:]),
+            disputed=s.standing.dispute_open)
 
     def compliance_record(self) -> dict[str, object]:
         """What the ledger keeps of the rules this case runs under."""
@@ -368,6 +431,7 @@ class Collection:
                                 outcome=s.outcome, action="review for refund")]
         amount = report.amount.amount
         applied = min(amount, s.outstanding)
+        s.rescore = True
         s.payment_refs.append(report.reference)
         s.outstanding -= applied
         s.total_paid += amount
@@ -391,6 +455,9 @@ class Collection:
     def record_contact_outcome(self, report: ContactOutcomeReport,
                                now: datetime) -> list[LedgerEntry]:
         self._record_attempt_result(report, now)
+        self.state.rescore = True
+        if report.result is ContactResult.REFUSED and not report.third_party:
+            self.state.refusals += 1
         entries: list[LedgerEntry] = [self._event(
             "contact_outcome", now, report.actor, channel=report.channel,
             result=report.result, note=report.note, address=report.address,
@@ -493,6 +560,7 @@ class Collection:
             return []
         kept = s.total_paid - promise.paid_before >= promise.amount
         promise.status = PromiseStatus.KEPT if kept else PromiseStatus.BROKEN
+        s.rescore = True
         promise.resolved_at = now
         entries: list[LedgerEntry] = [self._promise_entry(promise, now)]
         if kept:

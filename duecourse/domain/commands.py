@@ -22,6 +22,7 @@ OPEN_LOAN = "open_loan"
 SEND_MESSAGE = "send_message"
 RECORD_ENTRIES = "record_entries"
 ALERT_OPS = "alert_ops"
+SCORE_LOAN = "score_loan"
 
 
 class CollectionInput(BaseModel):

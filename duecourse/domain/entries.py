@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from duecourse.domain.actor import Actor
+from duecourse.domain.worklist import Task
 
 
 class _Entry(BaseModel):
@@ -94,8 +95,28 @@ class ContactLogged(_Entry):
     purpose: str
 
 
+class TaskRecorded(_Entry):
+    """A work-queue task as created, then again each time it changes (by `version`)."""
+
+    kind: Literal["task"] = "task"
+    task: Task
+
+
+class AgreementRecorded(_Entry):
+    """A plan or settlement as agreed, then again on each change of status."""
+
+    kind: Literal["agreement"] = "agreement"
+    agreement_id: str
+    agreement_type: Literal["plan", "settlement"]
+    status: str
+    amount: Decimal
+    currency: str
+    terms: dict[str, Any] = Field(default_factory=dict)
+    version: int
+
+
 LedgerEntry = Annotated[
     StageChanged | PaymentRecorded | PromiseRecorded | EventRecorded | ComplianceDecided
-    | ContactLogged,
+    | ContactLogged | TaskRecorded | AgreementRecorded,
     Field(discriminator="kind"),
 ]

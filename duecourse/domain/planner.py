@@ -17,16 +17,22 @@ from enum import StrEnum
 
 from pydantic import BaseModel
 
+from duecourse.domain.agreements import SettlementStatus
 from duecourse.domain.calendar import wall_clock
 from duecourse.domain.collection import Collection, LegalPhase, Stage
 from duecourse.domain.compliance import Purpose
 from duecourse.domain.policy import Anchor, Channel, ContactStep
+from duecourse.domain.tasks import next_escalation
 
 
 class ActionKind(StrEnum):
     WRITE_OFF = "write_off"
     RESUME = "resume"
     CHECK_PROMISE = "check_promise"
+    CHECK_SETTLEMENT = "check_settlement"
+    TASK_SLA = "task_sla"
+    SCORE = "score"
+    PLAN_REMINDER = "plan_reminder"
     VALIDATION_NOTICE = "validation_notice"
     FORBEARANCE_OFFER = "forbearance_offer"
     SEND_DEMAND = "send_demand"
@@ -46,12 +52,18 @@ FORBEARANCE_STEP = ContactStep(name="forbearance-offer", channel=Channel.EMAIL,
                                template="forbearance_offer")
 
 
+def plan_reminder_step(plan_id: str, instalment: int) -> ContactStep:
+    return ContactStep(name=f"{plan_id.lower()}-reminder-{instalment}", channel=Channel.SMS,
+                       template="plan_instalment_reminder")
+
+
 class PlannedAction(BaseModel):
     kind: ActionKind
     due_at: datetime
     step: ContactStep | None = None
     purpose: Purpose = Purpose.COLLECTION
     superseded: list[str] = []
+    instalment: int | None = None
 
     @property
     def description(self) -> str:
@@ -61,11 +73,15 @@ class PlannedAction(BaseModel):
 
 
 def step_due(c: Collection, step: ContactStep) -> datetime:
-    """When `step` of the current stage visit falls due (frozen time added back)."""
+    """When `step` of the current stage visit falls due: its offset scaled by the segment's
+    cadence, frozen time added back."""
+    cadence = c.policy.treatment(c.state.segment).cadence
+    offset = step.offset if cadence == 1 else timedelta(
+        seconds=step.offset.total_seconds() * float(cadence))
     if step.anchor is Anchor.DUE_DATE:
-        return wall_clock(c.loan.due_date, step.offset, c.loan.borrower.timezone)
+        return wall_clock(c.loan.due_date, offset, c.loan.borrower.timezone)
     visit = c.state.visit
-    return visit.entered_at + visit.paused + step.offset
+    return visit.entered_at + visit.paused + offset
 
 
 def write_off_at(c: Collection) -> datetime:
@@ -136,10 +152,22 @@ def plan(c: Collection, now: datetime) -> PlannedAction | None:
                 and c.freeze_reason(hold.end) is None:
             candidates.append(PlannedAction(kind=ActionKind.RESUME, due_at=hold.end))
         return min(candidates, key=lambda a: (a.due_at, _PRIORITY.index(a.kind)))
-    promise = s.active_promise
+    if s.rescore:
+        candidates.append(PlannedAction(kind=ActionKind.SCORE, due_at=now))
+    if (task := next_escalation(c)) is not None:
+        candidates.append(PlannedAction(kind=ActionKind.TASK_SLA, due_at=task.due_at))
+    promise, settlement = s.active_promise, s.open_settlement
     if promise is not None:
         candidates.append(PlannedAction(kind=ActionKind.CHECK_PROMISE, due_at=promise.check_at))
-    elif s.stage in (Stage.REMINDER, Stage.NEGOTIATION):
+    if (active_plan := s.active_plan) is not None and s.plan_reminders:
+        number = s.plan_reminders[0]
+        step = plan_reminder_step(active_plan.plan_id, number)
+        candidates.append(PlannedAction(kind=ActionKind.PLAN_REMINDER, step=step,
+                                        instalment=number, due_at=_when(c, step, now)))
+    if settlement is not None and settlement.status is SettlementStatus.ACCEPTED:
+        candidates.append(PlannedAction(kind=ActionKind.CHECK_SETTLEMENT,
+                                        due_at=settlement.check_at))
+    if not s.agreement_active and s.stage in (Stage.REMINDER, Stage.NEGOTIATION):
         if c.pack.validation_notice_within and s.standing.validation_notice_at is None \
                 and not s.step_done(s.visit.visit, VALIDATION_STEP.name):
             candidates.append(_special(c, ActionKind.VALIDATION_NOTICE, VALIDATION_STEP,

@@ -7,8 +7,9 @@ start, so a loan is always handled by the exact policy version recorded in its l
 from __future__ import annotations
 
 from datetime import time, timedelta
+from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -40,6 +41,8 @@ class ContactStep(_Model):
     template: str = Field(pattern=r"^[a-z0-9][a-z0-9_]{0,63}$")
     anchor: Anchor = Anchor.STAGE_ENTRY
     offset: timedelta = timedelta(0)
+    as_task: bool = Field(default=False, description="create an agent task (call the "
+                          "borrower, field visit) instead of sending a message")
 
     @model_validator(mode="after")
     def _non_negative(self) -> ContactStep:
@@ -117,6 +120,60 @@ class LegalStage(_Model):
     )
 
 
+class PlanRules(_Model):
+    """Limits an agent's instalment plan must respect (practitioner norms, reference)."""
+
+    max_instalments: int = Field(default=12, ge=1, le=60)
+    min_instalment_ratio: Decimal = Field(default=Decimal("0.05"), ge=0, le=1,
+                                          description="of the outstanding balance")
+    min_down_payment_ratio: Decimal = Field(default=Decimal("0"), ge=0, le=1,
+                                            description="first instalment, of the balance")
+    max_days_to_first_payment: int = Field(default=30, ge=0)
+    max_interval_days: int = Field(default=31, ge=1)
+    grace_days: int = Field(default=3, ge=0)
+    tolerated_late: int = Field(default=1, ge=0, description="late instalments tolerated")
+    reminder_days_before: int = Field(default=2, ge=0)
+    on_broken: Literal["negotiation", "legal"] = "negotiation"
+
+
+class SettlementRules(_Model):
+    """Discounted settlements: agents up to a limit, supervisors down to a floor."""
+
+    agent_max_discount: Decimal = Field(default=Decimal("0.20"), ge=0, lt=1)
+    floor_ratio: Decimal = Field(default=Decimal("0.40"), gt=0, le=1,
+                                 description="never settle for less than this share")
+    max_days_to_pay: int = Field(default=14, ge=0)
+    grace_days: int = Field(default=2, ge=0)
+
+
+class TaskRules(_Model):
+    """Service levels for the agent work queue; a missed SLA escalates to supervisors."""
+
+    call_sla: timedelta = timedelta(days=1)
+    visit_sla: timedelta = timedelta(days=3)
+    hardship_review_sla: timedelta = timedelta(days=3)
+    approval_sla: timedelta = timedelta(days=2)
+    supervisor_queue: str = "supervisors"
+    default_queue: str = "agents"
+
+
+class Segment(StrEnum):
+    SELF_CURE = "self_cure"  # forgetters: light digital nudges
+    CANT_PAY = "cant_pay"  # willing, unable: restructure with a plan
+    WONT_PAY = "wont_pay"  # able, unwilling: disputes first, then consequences
+    UNREACHABLE = "unreachable"
+
+
+class Treatment(_Model):
+    """How a segment is treated: which channels, how often, what plans."""
+
+    cadence: Decimal = Field(default=Decimal(1), gt=0, le=10,
+                             description="multiplies step offsets (2 = half as often)")
+    channels: list[Channel] | None = Field(default=None,
+                                           description="allowed channels; None = all")
+    max_instalments: int | None = Field(default=None, ge=1, le=60)
+
+
 DEFAULT_FALLBACKS: dict[Channel, list[Channel]] = {
     Channel.SMS: [Channel.EMAIL, Channel.VOICE],
     Channel.EMAIL: [Channel.SMS, Channel.LETTER],
@@ -136,6 +193,10 @@ class Policy(_Model):
     reminder: ReminderStage
     negotiation: NegotiationStage
     promise: PromiseRules = PromiseRules()
+    plans: PlanRules = PlanRules()
+    settlements: SettlementRules = SettlementRules()
+    tasks: TaskRules = TaskRules()
+    segments: dict[Segment, Treatment] = Field(default_factory=dict)
     legal: LegalStage
     write_off_dpd: int = Field(default=180, ge=1)
     channel_fallbacks: dict[Channel, list[Channel]] = Field(
@@ -156,6 +217,9 @@ class Policy(_Model):
             except ValueError as err:
                 raise ValueError(f"compliance overrides for {jurisdiction}: {err}") from err
         return self
+
+    def treatment(self, segment: Segment | None) -> Treatment:
+        return self.segments.get(segment, Treatment()) if segment else Treatment()
 
     @property
     def label(self) -> str:

@@ -18,6 +18,8 @@ from duecourse.domain.compliance.requests import (
     PreferenceChange,
 )
 from duecourse.domain.entries import LedgerEntry
+from duecourse.domain.tasks import open_task
+from duecourse.domain.worklist import TaskKind
 
 
 def change_preferences(c: Collection, req: PreferenceChange,
@@ -105,6 +107,10 @@ def change_hold(c: Collection, req: HoldRequest, now: datetime) -> list[LedgerEn
     st.holds.append(hold)
     entries = [c._event("hold_started", now, req.actor, kind=req.kind, start=hold.start,
                         end=hold.end, reference=req.reference, note=req.note)]
+    if req.kind is HoldKind.HARDSHIP:  # a supervisor reviews every hardship claim
+        entries += open_task(c, TaskKind.REVIEW_HARDSHIP, f"hardship:{len(st.holds)}", now,
+                             assignee=c.policy.tasks.supervisor_queue,
+                             note=req.note or req.reference)[1]
     return entries + c.sync_pause(now, req.actor)
 
 

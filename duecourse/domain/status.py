@@ -6,10 +6,12 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
+from duecourse.domain.agreements import RepaymentPlan, Settlement
 from duecourse.domain.collection import Collection, Promise, StageVisit
 from duecourse.domain.compliance import Standing
 from duecourse.domain.money import Money
 from duecourse.domain.planner import PlannedAction
+from duecourse.domain.worklist import Task
 
 
 class NextAction(BaseModel):
@@ -41,6 +43,12 @@ class CollectionStatus(BaseModel):
     rule_pack: str
     frozen: str | None
     standing: Standing
+    segment: str | None
+    segment_reasons: list[str]
+    assigned_agent: str | None
+    plan: RepaymentPlan | None
+    settlement: Settlement | None
+    open_tasks: list[Task]
 
 
 def describe(c: Collection, now: datetime, action: PlannedAction | None) -> CollectionStatus:
@@ -71,4 +79,10 @@ def describe(c: Collection, now: datetime, action: PlannedAction | None) -> Coll
         frozen=(f"{frozen.code}: {frozen.detail}" if (frozen := c.freeze_reason(now))
                 else None),
         standing=s.standing,
+        segment=s.segment,
+        segment_reasons=s.segment_reasons,
+        assigned_agent=s.assigned_agent,
+        plan=s.plans[-1] if s.plans else None,
+        settlement=s.settlements[-1] if s.settlements else None,
+        open_tasks=s.open_tasks,
     )

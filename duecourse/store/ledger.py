@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from duecourse.domain.actor import SYSTEM, Actor
 from duecourse.domain.commands import OpenLoan, OpsAlert, RecordEntries
 from duecourse.domain.entries import (
+    AgreementRecorded,
     ComplianceDecided,
     ContactLogged,
     EventRecorded,
@@ -26,6 +27,7 @@ from duecourse.domain.entries import (
     PaymentRecorded,
     PromiseRecorded,
     StageChanged,
+    TaskRecorded,
 )
 from duecourse.store import tables as t
 
@@ -91,6 +93,14 @@ def summarize(entry: LedgerEntry) -> str:
     if isinstance(entry, ContactLogged):
         return (f"{entry.channel} contact with {entry.recipient_kind} {entry.recipient} by "
                 f"{entry.actor}")
+    if isinstance(entry, TaskRecorded):
+        task = entry.task
+        state = task.status.value + (f" ({task.outcome})" if task.outcome else "")
+        return (f"task {task.task_id} {task.kind.value} for {task.assignee}: {state}, due "
+                f"{task.due_at.isoformat()}")
+    if isinstance(entry, AgreementRecorded):
+        return (f"{entry.agreement_type} {entry.agreement_id} {entry.status.lower()}: "
+                f"{entry.amount} {entry.currency}")
     details = ", ".join(f"{k}={v}" for k, v in entry.details.items() if v)
     return f"{entry.event.replace('_', ' ')}" + (f": {details}" if details else "")
 
@@ -100,9 +110,21 @@ class Ledger:
         self.engine = engine
 
     # ------------------------------------------------------------ write helpers
+    def _dialect(self) -> Any:
+        return postgresql if self.engine.dialect.name == "postgresql" else sqlite
+
     def _insert_ignore(self, table: Table, rows: Sequence[dict[str, Any]]) -> Any:
-        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
-        return dialect.insert(table).values(list(rows)).on_conflict_do_nothing()
+        return self._dialect().insert(table).values(list(rows)).on_conflict_do_nothing()
+
+    async def _upsert_newer(self, conn: AsyncConnection, table: Table, row: dict[str, Any],
+                            keys: list[str]) -> None:
+        """Insert, or update when `row` carries a newer version (projections: a retried
+        older write can never overwrite a newer one)."""
+        stmt = self._dialect().insert(table).values(row)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=keys, set_={k: stmt.excluded[k] for k in row if k not in keys},
+            where=table.c.version < stmt.excluded.version)
+        await conn.execute(stmt)
 
     async def _insert(self, conn: AsyncConnection, table: Table, row: dict[str, Any]) -> bool:
         result = await conn.execute(self._insert_ignore(table, [row]))
@@ -184,6 +206,26 @@ class Ledger:
                         "body": f"contact by {entry.actor}", "status": "made_by_person",
                         "provider_message_id": None, "scheduled_for": entry.occurred_at,
                         "attempted_at": entry.occurred_at})
+                elif isinstance(entry, TaskRecorded):
+                    task = entry.task
+                    await self._upsert_newer(conn, t.tasks, {
+                        "task_id": task.task_id, "case_id": cmd.case_id,
+                        "loan_id": cmd.loan_id, "kind": task.kind.value,
+                        "subject": task.subject, "assignee": task.assignee,
+                        "status": task.status.value, "created_at": task.created_at,
+                        "due_at": task.due_at, "escalated_at": task.escalated_at,
+                        "outcome": task.outcome, "completed_by":
+                        str(task.completed_by) if task.completed_by else None,
+                        "completed_at": task.completed_at, "note": task.note,
+                        "version": task.version}, ["task_id"])
+                elif isinstance(entry, AgreementRecorded):
+                    await self._upsert_newer(conn, t.agreements, {
+                        "agreement_id": entry.agreement_id, "case_id": cmd.case_id,
+                        "loan_id": cmd.loan_id, "agreement_type": entry.agreement_type,
+                        "status": entry.status, "amount": entry.amount,
+                        "currency": entry.currency, "terms": entry.terms,
+                        "updated_at": entry.occurred_at, "version": entry.version},
+                        ["case_id", "agreement_id"])
                 elif isinstance(entry, PromiseRecorded):
                     await self._insert(conn, t.promises, {
                         **base, "promise_id": entry.promise_id, "amount": entry.amount,
@@ -247,6 +289,19 @@ class Ledger:
         return [TimelineItem(occurred_at=r["occurred_at"], kind=r["kind"],
                              summary=r["summary"], actor=f"{r['actor_kind']}:{r['actor_id']}",
                              case_id=r["case_id"], data=r["data"]) for r in rows]
+
+    async def tasks(self, assignee: str | None = None, status: str | None = "open",
+                    loan_id: str | None = None) -> list[dict[str, Any]]:
+        """The work queue, soonest due first."""
+        q = select(t.tasks).order_by(t.tasks.c.due_at, t.tasks.c.task_id)
+        if assignee:
+            q = q.where(t.tasks.c.assignee == assignee)
+        if status:
+            q = q.where(t.tasks.c.status == status)
+        if loan_id:
+            q = q.where(t.tasks.c.loan_id == loan_id)
+        async with self.engine.connect() as conn:
+            return [dict(r) for r in (await conn.execute(q)).mappings().all()]
 
     async def rows(self, table: Table, **where: Any) -> list[dict[str, Any]]:
         """Plain rows of a ledger table, filtered by equality; for reports and tests."""

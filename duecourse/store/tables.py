@@ -168,6 +168,40 @@ compliance_decisions = Table(
     *_actor(),
 )
 
+tasks = Table(
+    "tasks", metadata,
+    Column("task_id", String(128), primary_key=True),
+    *_case(),
+    Column("kind", String(32), nullable=False),
+    Column("subject", String(128), nullable=False),
+    Column("assignee", String(64), nullable=False, index=True),
+    Column("status", String(16), nullable=False, index=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("due_at", UtcDateTime, nullable=False),
+    Column("escalated_at", UtcDateTime),
+    Column("outcome", String(32), nullable=False),
+    Column("completed_by", String(160)),
+    Column("completed_at", UtcDateTime),
+    Column("note", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+)
+"""The work queue: a projection of the task history in audit_events, newest version wins."""
+
+agreements = Table(
+    "agreements", metadata,
+    Column("agreement_id", String(64), nullable=False),
+    *_case(),
+    Column("agreement_type", String(16), nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("amount", Amount, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("terms", JSON, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("version", Integer, nullable=False),
+    UniqueConstraint("case_id", "agreement_id", name="uq_agreements_case_agreement"),
+)
+"""Plans and settlements as they stand now; their history is in audit_events."""
+
 ops_alerts = Table(
     "ops_alerts", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),

@@ -1,0 +1,45 @@
+"""`score_loan`: the pluggable segment scorer (default: the transparent scorecard)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import import_module
+
+import structlog
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from duecourse.domain.commands import SCORE_LOAN
+from duecourse.domain.scoring import ScoreInput, ScoreResult
+
+log = structlog.get_logger(__name__)
+
+Scorer = Callable[[ScoreInput], ScoreResult]
+
+
+def load_scorer(path: str) -> Scorer:
+    """`module:function`, e.g. `duecourse.domain.scoring:scorecard` or your model's."""
+    module, _, name = path.partition(":")
+    try:
+        scorer = getattr(import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise ValueError(f"cannot load scorer {path!r}: {err}") from err
+    if not callable(scorer):
+        raise ValueError(f"scorer {path!r} is not callable")
+    return scorer  # type: ignore[no-any-return]
+
+
+class ScoringActivities:
+    def __init__(self, scorer: Scorer) -> None:
+        self._scorer = scorer
+
+    @activity.defn(name=SCORE_LOAN)
+    async def score_loan(self, facts: ScoreInput) -> ScoreResult:
+        try:
+            result = self._scorer(facts)
+        except (ValueError, TypeError) as err:
+            raise ApplicationError(f"scorer rejected the input: {err}", type="ScorerError",
+                                   non_retryable=True) from err
+        log.info("loan scored", loan_id=facts.loan_id, segment=result.segment,
+                 score=result.score)
+        return result

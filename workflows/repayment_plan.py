@@ -1,0 +1,133 @@
+"""RepaymentPlanWorkflow: one instalment plan, as a child of the loan's workflow.
+
+It owns the schedule: it matches forwarded payments to instalments (oldest first), asks
+the parent to remind the borrower before each due date (the parent contacts through the
+compliance engine), marks an instalment late after its date plus grace, and breaks the
+plan when more instalments are late than the policy tolerates. It reports every change to
+the parent and never contacts anyone itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime, time, timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from duecourse.domain.agreements import (
+        Instalment,
+        InstalmentStatus,
+        PlanInput,
+        PlanPayment,
+        PlanProgress,
+        PlanStatus,
+        RepaymentPlan,
+    )
+    from duecourse.domain.calendar import wall_clock
+
+REMINDER_TIME = time(10, 0)  # local; the parent's compliance engine may still defer it
+
+
+@workflow.defn(name="RepaymentPlan")
+class RepaymentPlanWorkflow:
+    @workflow.init
+    def __init__(self, inp: PlanInput) -> None:
+        self._plan: RepaymentPlan = inp.plan.model_copy(deep=True)
+        self._payments: list[PlanPayment] = []
+        self._cancelled = False
+        self._reminded: set[int] = set()
+        self._version = 0
+
+    @workflow.run
+    async def run(self, inp: PlanInput) -> RepaymentPlan:
+        plan = self._plan
+        while plan.status is PlanStatus.ACTIVE:
+            if self._cancelled:
+                plan.status = PlanStatus.CANCELLED
+                await self._notify(inp, "cancelled")
+                break
+            if self._payments:
+                await self._allocate(inp)
+                continue
+            now = workflow.now()
+            event = self._next_event(inp)
+            if event is None:  # every instalment paid or late: wait for payments
+                seen = self._version
+                await workflow.wait_condition(lambda seen=seen: self._version != seen)
+                continue
+            at, kind, instalment = event
+            if at > now:
+                seen = self._version
+                with contextlib.suppress(TimeoutError):  # woken by a timer or a signal
+                    await workflow.wait_condition(lambda seen=seen: self._version != seen,
+                                                  timeout=at - now,
+                                                  timeout_summary=f"{kind} #{instalment.number}")
+                continue
+            if kind == "reminder":
+                self._reminded.add(instalment.number)
+                await self._notify(inp, "reminder", instalment.number)
+            else:
+                instalment.status = InstalmentStatus.LATE
+                plan.late += 1
+                broken = plan.late > inp.tolerated_late
+                if broken:
+                    plan.status = PlanStatus.BROKEN
+                await self._notify(inp, "broken" if broken else "late", instalment.number)
+        return plan
+
+    def _next_event(self, inp: PlanInput) -> tuple[datetime, str, Instalment] | None:
+        """The next reminder or lateness check, for the earliest instalment still due."""
+        due = next((i for i in self._plan.instalments if i.status is InstalmentStatus.DUE),
+                   None)
+        if due is None:
+            return None
+        late_at = wall_clock(due.due_date + timedelta(days=inp.grace_days + 1),
+                             timedelta(0), inp.timezone)
+        remind_at = wall_clock(due.due_date - timedelta(days=inp.reminder_days_before),
+                               REMINDER_TIME, inp.timezone)
+        if due.number not in self._reminded and remind_at < late_at:
+            return remind_at, "reminder", due
+        return late_at, "late", due
+
+    async def _allocate(self, inp: PlanInput) -> None:
+        """Apply queued payments to the oldest unpaid instalments."""
+        plan = self._plan
+        payments, self._payments = self._payments, []
+        for payment in payments:
+            left = payment.amount
+            for instalment in plan.instalments:
+                if left <= 0:
+                    break
+                if instalment.remaining <= 0:
+                    continue
+                part = min(left, instalment.remaining)
+                instalment.paid += part
+                left -= part
+                if instalment.remaining <= 0:
+                    instalment.status = InstalmentStatus.PAID
+        if all(i.status is InstalmentStatus.PAID for i in plan.instalments):
+            plan.status = PlanStatus.COMPLETED
+            await self._notify(inp, "completed")
+        else:
+            await self._notify(inp, "paid")
+
+    async def _notify(self, inp: PlanInput, event: str, instalment: int | None = None) -> None:
+        self._plan.version += 1
+        parent = workflow.get_external_workflow_handle(inp.parent_workflow_id)
+        await parent.signal("plan_progress", PlanProgress(
+            plan=self._plan, event=event, instalment=instalment))  # type: ignore[arg-type]
+
+    @workflow.signal
+    def payment(self, payment: PlanPayment) -> None:
+        self._payments.append(payment)
+        self._version += 1
+
+    @workflow.signal
+    def cancel(self) -> None:
+        self._cancelled = True
+        self._version += 1
+
+    @workflow.query
+    def plan(self) -> RepaymentPlan:
+        return self._plan
