@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from activities.ledger import LedgerActivities
+from activities.legal import LegalActivities
 from activities.messaging import MessagingActivities
 from activities.scoring import ScoringActivities, load_scorer
 from duecourse.channels import Channel
@@ -15,10 +16,12 @@ from duecourse.store.ledger import Ledger
 def build_activities(ledger: Ledger, channel: Channel, lender_name: str,
                      lender_contact: str,
                      scorer: str = "duecourse.domain.scoring:scorecard",
+                     legal_partner: str = "legal-partner@lender.example",
                      ) -> list[Callable[..., Any]]:
-    """Every activity the collection workflow calls, bound to its adapters."""
+    """Every activity the collection workflows call, bound to their adapters."""
     records = LedgerActivities(ledger)
     messaging = MessagingActivities(ledger, channel, lender_name, lender_contact)
     scoring = ScoringActivities(load_scorer(scorer))
+    legal = LegalActivities(ledger, channel, legal_partner)
     return [records.open_loan, records.record_entries, records.alert_ops,
-            messaging.send_message, scoring.score_loan]
+            messaging.send_message, scoring.score_loan, legal.refer_to_partner]

@@ -49,6 +49,10 @@ class MessagingActivities:
         except ChannelError as err:
             raise ApplicationError(str(err), type="ChannelError",
                                    non_retryable=err.permanent) from err
+        if req.purpose == "demand":  # the formal demand is kept as a document too
+            await self._ledger.store_document(
+                req.idempotency_key, req.case_id, req.loan_id, "demand_letter",
+                rendered.language, rendered.subject, rendered.body, req.scheduled_for)
         await self._ledger.record_contact(ContactRecord(
             idempotency_key=req.idempotency_key, case_id=req.case_id, loan_id=req.loan_id,
             stage=req.stage, step=req.step, channel=req.channel, template=req.template,

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     lender_name: str = "duecourse demo lender"
     lender_contact: str = "support@lender.example"
     max_concurrent_activities: int = 100
+    legal_partner: str = Field(default="Partner Law LLP",
+                               description="who legal cases are referred to")
+    legal_partner_email: str = "legal-partner@lender.example"
     scorer: str = Field(default="duecourse.domain.scoring:scorecard",
                         description="module:function that assigns segments")
 

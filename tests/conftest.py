@@ -15,6 +15,7 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -103,6 +104,17 @@ class Harness:
     client: TrackingClient
     ledger: Ledger
     task_queue: str
+
+    async def rows(self, table: Any, **where: Any) -> list[dict[str, Any]]:
+        """Ledger rows once every loan of the test has written what it had in flight."""
+        for loan_id in self.client.started:
+            await self.settle(loan_id)
+        return await self.ledger.rows(table, **where)
+
+    async def tasks(self, **where: Any) -> list[dict[str, Any]]:
+        for loan_id in self.client.started:
+            await self.settle(loan_id)
+        return await self.ledger.tasks(**where)
 
     async def settle(self, loan_id: str) -> int:
         """Wait until the loan's workflow has no work in flight; returns its history length."""

@@ -128,11 +128,17 @@ def test_second_broken_promise_escalates_to_legal_and_plans_the_demand() -> None
     assert c.state.rescore, "broken promises change the borrower's segment"
     c.state.rescore = False
     action = plan(c, now)
+    assert action is not None and action.kind is ActionKind.WRITE_OFF, \
+        "the legal case child workflow asks for the demand; nothing happens before"
+    c.state.legal_demand_requested = True
+    action = plan(c, now)
     assert action is not None and action.kind is ActionKind.SEND_DEMAND
     c.demand_sent(now, True, "letter")
+    assert c.state.legal_phase is LegalPhase.CURE_PERIOD
+    assert not c.state.legal_demand_requested
     action = plan(c, now)
-    assert action is not None and action.kind is ActionKind.CURE_EXPIRED
-    assert action.due_at == now + STANDARD.legal.cure_period
+    assert action is not None and action.kind is ActionKind.WRITE_OFF, \
+        "the cure period is timed by the legal case, not here"
 
 
 def test_payments_are_exact_and_deduplicated() -> None:

@@ -112,18 +112,18 @@ async def test_long_life_continues_as_new_without_losing_or_repeating_anything(
 
     latest = await h.client.handle(loan.loan_id).describe()
     assert latest.run_id != first.result_run_id, "the run should have continued as new"
-    cases = await h.ledger.rows(t.collection_cases, loan_id=loan.loan_id)
+    cases = await h.rows(t.collection_cases, loan_id=loan.loan_id)
     assert len(cases) == 1 and cases[0]["case_id"] == first.result_run_id
-    transitions = await h.ledger.rows(t.stage_transitions, loan_id=loan.loan_id)
+    transitions = await h.rows(t.stage_transitions, loan_id=loan.loan_id)
     assert [(r["to_stage"], r["outcome"]) for r in transitions] == [
         ("REMINDER", None), ("NEGOTIATION", None), ("LEGAL", None), (None, "WRITTEN_OFF")]
-    alerts = [a["subject"] for a in await h.ledger.rows(t.ops_alerts, loan_id=loan.loan_id)]
+    alerts = [a["subject"] for a in await h.rows(t.ops_alerts, loan_id=loan.loan_id)]
     escalations = [a for a in alerts if "overdue" in a]
     assert len(escalations) > 5
     assert escalations == [f"[{loan.loan_id}] Legal approval overdue (escalation {n})"
                            for n in range(1, len(escalations) + 1)]
     status = await h.client.status(loan.loan_id)
-    assert status.contacts_sent == len(await h.ledger.rows(t.contact_attempts,
+    assert status.contacts_sent == len(await h.rows(t.contact_attempts,
                                                            loan_id=loan.loan_id))
 
     # The final run's history replays deterministically with today's workflow code.

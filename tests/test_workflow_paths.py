@@ -59,11 +59,11 @@ async def promise(h: Harness, loan: LoanIntake, amount: str, in_days: int):
 
 
 async def contacts(h: Harness, loan: LoanIntake) -> list[dict]:
-    return await h.ledger.rows(t.contact_attempts, loan_id=loan.loan_id)
+    return await h.rows(t.contact_attempts, loan_id=loan.loan_id)
 
 
 async def audit_kinds(h: Harness, loan: LoanIntake) -> list[str]:
-    return [r["kind"] for r in await h.ledger.rows(t.audit_events, loan_id=loan.loan_id)]
+    return [r["kind"] for r in await h.rows(t.audit_events, loan_id=loan.loan_id)]
 
 
 async def search_attributes(h: Harness, loan: LoanIntake) -> dict[str, object]:
@@ -97,11 +97,11 @@ async def test_full_payment_in_reminder_ends_paid_and_stops_contact(harness: Har
     attrs = await search_attributes(h, loan)
     assert attrs[sa.COLLECTION_OUTCOME.name] == "PAID"
     assert attrs[sa.OUTSTANDING_AMOUNT.name] == 0.0
-    transitions = await h.ledger.rows(t.stage_transitions, loan_id=loan.loan_id)
+    transitions = await h.rows(t.stage_transitions, loan_id=loan.loan_id)
     assert [(r["to_stage"], r["outcome"]) for r in transitions] == [("REMINDER", None),
                                                                     (None, "PAID")]
     assert transitions[-1]["actor_kind"] == "platform"
-    case = (await h.ledger.rows(t.collection_cases, loan_id=loan.loan_id))[0]
+    case = (await h.rows(t.collection_cases, loan_id=loan.loan_id))[0]
     assert case["outcome"] == "PAID" and case["closed_at"] == closed_at
 
 
@@ -119,7 +119,7 @@ async def test_partial_then_full_payment(harness: Harness) -> None:
     await h.client.report_payment(loan.loan_id, payment("600.00", "P-2"))
     result = await h.client.result(loan.loan_id)
     assert result.outcome == "PAID"
-    rows = await h.ledger.rows(t.payments, loan_id=loan.loan_id)
+    rows = await h.rows(t.payments, loan_id=loan.loan_id)
     assert [(r["reference"], r["applied"], r["outstanding_after"]) for r in rows] == [
         ("P-1", Decimal("400.00"), Decimal("600.00")),
         ("P-2", Decimal("600.00"), Decimal("0.00"))]
@@ -137,7 +137,7 @@ async def test_duplicate_payment_reference_counts_once(harness: Harness) -> None
     await h.client.report_payment(loan.loan_id, payment("700.00", "DUP-2"))  # overpays
     result = await h.client.result(loan.loan_id)
     assert result.outcome == "PAID" and result.total_paid.amount == Decimal("1100.00")
-    rows = await h.ledger.rows(t.payments, loan_id=loan.loan_id)
+    rows = await h.rows(t.payments, loan_id=loan.loan_id)
     assert [r["reference"] for r in rows] == ["DUP-1", "DUP-2"]
     assert rows[1]["overpaid"] == Decimal("100.00")
     assert "payment_duplicate_ignored" in await audit_kinds(h, loan)
@@ -152,7 +152,7 @@ async def test_payment_in_wrong_currency_is_recorded_not_applied(harness: Harnes
     await h.client.cancel(loan.loan_id, CancelRequest(reason="test over"))
     await h.client.result(loan.loan_id)
     assert "payment_rejected" in await audit_kinds(h, loan)
-    assert await h.ledger.rows(t.payments, loan_id=loan.loan_id) == []
+    assert await h.rows(t.payments, loan_id=loan.loan_id) == []
 
 
 async def test_no_response_by_end_of_reminder_window_moves_to_negotiation(
@@ -186,7 +186,7 @@ async def test_borrower_contact_moves_to_negotiation_at_once(harness: Harness) -
     await h.env.sleep(timedelta(days=2))
     negotiation = [r for r in await contacts(h, loan) if r["stage"] == "NEGOTIATION"]
     assert [r["template"] for r in negotiation][:1] == ["repayment_options"]
-    calls = await h.ledger.tasks(loan_id=loan.loan_id)  # the agent call is a person's task
+    calls = await h.tasks(loan_id=loan.loan_id)  # the agent call is a person's task
     assert [(t_["kind"], t_["subject"]) for t_ in calls] == [("call_borrower", "agent-call")]
 
 
@@ -211,7 +211,7 @@ async def test_promise_kept_pauses_reminders_then_continues(harness: Harness) ->
     await h.env.sleep(timedelta(days=9))
     assert len(await contacts(h, loan)) > before, "contact resumes after a kept promise"
 
-    rows = await h.ledger.rows(t.promises, loan_id=loan.loan_id)
+    rows = await h.rows(t.promises, loan_id=loan.loan_id)
     assert [(r["promise_id"], r["status"]) for r in rows] == [("P1", "ACTIVE"), ("P1", "KEPT")]
     assert rows[0]["actor_id"] == AGENT.id
     await h.client.report_payment(loan.loan_id, payment("700.00", "PROM-2"))
@@ -226,7 +226,7 @@ async def test_promise_kept_in_full_ends_paid(harness: Harness) -> None:
     await h.env.sleep(timedelta(days=2))
     await h.client.report_payment(loan.loan_id, payment("1000.00", "FULL"))
     assert (await h.client.result(loan.loan_id)).outcome == "PAID"
-    statuses = [r["status"] for r in await h.ledger.rows(t.promises, loan_id=loan.loan_id)]
+    statuses = [r["status"] for r in await h.rows(t.promises, loan_id=loan.loan_id)]
     assert statuses == ["ACTIVE", "KEPT"]
 
 
@@ -246,7 +246,7 @@ async def test_broken_promises_escalate_to_legal(harness: Harness) -> None:
     status = await h.client.status(loan.loan_id)
     assert status.stage == "LEGAL"
     assert status.stage_history[-1].reason == "2 broken promises to pay"
-    rows = await h.ledger.rows(t.promises, loan_id=loan.loan_id)
+    rows = await h.rows(t.promises, loan_id=loan.loan_id)
     assert [(r["promise_id"], r["status"]) for r in rows] == [
         ("P1", "ACTIVE"), ("P1", "BROKEN"), ("P2", "ACTIVE"), ("P2", "BROKEN")]
     assert (await search_attributes(h, loan))[sa.COLLECTION_STAGE.name] == "LEGAL"
@@ -280,7 +280,7 @@ async def test_invalid_promises_are_rejected_without_changing_the_loan(
     assert added <= {"workflow_task_scheduled_event_attributes",
                      "workflow_task_started_event_attributes",
                      "workflow_task_completed_event_attributes"}, added
-    assert await h.ledger.rows(t.promises, loan_id=loan.loan_id) == []
+    assert await h.rows(t.promises, loan_id=loan.loan_id) == []
 
 
 # ---------------------------------------------------------------- legal
@@ -308,10 +308,10 @@ async def test_legal_referral_approved_by_supervisor(harness: Harness) -> None:
         await h.client.decide_legal_referral(loan.loan_id, LegalDecision(
             approve=True, actor=SUPERVISOR, reason="too early"))
     await h.env.sleep(timedelta(days=15))
-    alerts = [a for a in await h.ledger.rows(t.ops_alerts, loan_id=loan.loan_id)
+    alerts = [a for a in await h.rows(t.ops_alerts, loan_id=loan.loan_id)
               if "] Legal " in a["subject"]]
     assert len(alerts) == 1 and "awaiting supervisor approval" in alerts[0]["subject"]
-    approval = [x for x in await h.ledger.tasks(loan_id=loan.loan_id)
+    approval = [x for x in await h.tasks(loan_id=loan.loan_id)
                 if x["kind"] == "approve_legal"]
     assert len(approval) == 1 and approval[0]["assignee"] == "supervisors"
 
@@ -323,7 +323,7 @@ async def test_legal_referral_approved_by_supervisor(harness: Harness) -> None:
     assert decided.approved and decided.legal_phase == "REFERRED"
     status = await h.client.status(loan.loan_id)
     assert status.stage == "LEGAL" and status.legal_phase == "REFERRED"
-    approvals = [r for r in await h.ledger.rows(t.audit_events, loan_id=loan.loan_id)
+    approvals = [r for r in await h.rows(t.audit_events, loan_id=loan.loan_id)
                  if r["kind"] == "legal_referral_approved"]
     assert len(approvals) == 1 and approvals[0]["actor_id"] == SUPERVISOR.id
 
@@ -348,7 +348,7 @@ async def test_approval_timeout_escalates_to_ops(harness: Harness) -> None:
     assert status.approval_escalations == 1 and status.legal_phase == "AWAITING_APPROVAL"
     await h.env.sleep(STANDARD.legal.approval_timeout)
     assert (await h.client.status(loan.loan_id)).approval_escalations == 2
-    alerts = [r["subject"] for r in await h.ledger.rows(t.ops_alerts, loan_id=loan.loan_id)
+    alerts = [r["subject"] for r in await h.rows(t.ops_alerts, loan_id=loan.loan_id)
               if "] Legal " in r["subject"]]
     assert len(alerts) == 3 and "escalation 2" in alerts[-1]
     assert (await audit_kinds(h, loan)).count("legal_approval_overdue") == 2
@@ -371,7 +371,7 @@ async def test_cancel_from_platform(harness: Harness) -> None:
                                                       actor=platform))
     result = await h.client.result(loan.loan_id)
     assert result.outcome == "CANCELLED" and result.reason == "restructured in core banking"
-    closing = (await h.ledger.rows(t.stage_transitions, loan_id=loan.loan_id))[-1]
+    closing = (await h.rows(t.stage_transitions, loan_id=loan.loan_id))[-1]
     assert closing["outcome"] == "CANCELLED" and closing["actor_id"] == "lender-core"
     assert (await search_attributes(h, loan))[sa.COLLECTION_OUTCOME.name] == "CANCELLED"
 
@@ -386,7 +386,7 @@ async def test_write_off_at_policy_dpd(harness: Harness) -> None:
     assert abs(result.closed_at - expected) < timedelta(seconds=1)
     status = await h.client.status(loan.loan_id)
     assert status.days_past_due == STANDARD.write_off_dpd
-    closing = (await h.ledger.rows(t.stage_transitions, loan_id=loan.loan_id))[-1]
+    closing = (await h.rows(t.stage_transitions, loan_id=loan.loan_id))[-1]
     assert closing["outcome"] == "WRITTEN_OFF" and closing["days_past_due"] == 180
     assert (await search_attributes(h, loan))[sa.COLLECTION_OUTCOME.name] == "WRITTEN_OFF"
 
@@ -400,7 +400,7 @@ async def test_duplicate_start_returns_the_running_workflow(harness: Harness) ->
     assert second.run_id == first.run_id and second.workflow_id == f"collection-{loan.loan_id}"
     await h.client.cancel(loan.loan_id, CancelRequest(reason="test over"))
     await h.client.result(loan.loan_id)
-    assert len(await h.ledger.rows(t.collection_cases, loan_id=loan.loan_id)) == 1
+    assert len(await h.rows(t.collection_cases, loan_id=loan.loan_id)) == 1
 
 
 async def test_loan_not_overdue_is_refused(harness: Harness) -> None:
@@ -411,4 +411,4 @@ async def test_loan_not_overdue_is_refused(harness: Harness) -> None:
         await h.client.result(loan.loan_id)
     cause = failure.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == "LoanNotOverdue"
-    assert await h.ledger.rows(t.loans, loan_id=loan.loan_id) == []
+    assert await h.rows(t.loans, loan_id=loan.loan_id) == []

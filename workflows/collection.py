@@ -11,12 +11,12 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from duecourse import search_attributes as sa
-    from duecourse.domain import deals, desk, protections, tasks
+    from duecourse.domain import deals, desk, litigation, protections, tasks
     from duecourse.domain.agreements import (
         Assignment,
         AssignmentResult,
@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
         SettlementResult,
     )
     from duecourse.domain.calendar import local_midnight
-    from duecourse.domain.collection import Collection
+    from duecourse.domain.collection import Collection, LegalPhase
     from duecourse.domain.commands import (
         ALERT_OPS,
         OPEN_LOAN,
@@ -61,6 +61,13 @@ with workflow.unsafe.imports_passed_through():
         LedgerEntry,
         PaymentRecorded,
         StageChanged,
+    )
+    from duecourse.domain.legal import (
+        CaseEvent,
+        DemandResult,
+        LegalCase,
+        LegalCaseInput,
+        LegalProgress,
     )
     from duecourse.domain.money import Money
     from duecourse.domain.planner import ActionKind, PlannedAction, plan
@@ -107,6 +114,10 @@ class LoanCollectionWorkflow:
         self._upserted: dict[str, object] = {}
         self._plans_to_start: list[RepaymentPlan] = []
         self._plan_payments: list[tuple[str, PlanPayment]] = []
+        self._cases_to_start: list[LegalCase] = []
+        self._child_signals: list[tuple[str, str, object]] = []
+        self._alerts: list[tuple[str, str]] = []
+        self._child_frozen = self._c.state.paused_since is not None
 
     # ------------------------------------------------------------------ run loop
     @workflow.run
@@ -130,9 +141,9 @@ class LoanCollectionWorkflow:
             if c.state.is_closed:
                 await self._wind_down()
                 break
-            if workflow.info().get_current_history_length() > inp.history_limit or \
-                    workflow.info().is_continue_as_new_suggested():
+            if self._continue_as_new_due(inp):
                 await workflow.wait_condition(workflow.all_handlers_finished)
+                await self._sync_children()
                 await self._flush()
                 workflow.continue_as_new(CollectionInput(
                     loan=c.loan, policy=c.policy, state=c.state,
@@ -162,6 +173,17 @@ class LoanCollectionWorkflow:
             outstanding=Money(amount=s.outstanding, currency=c.loan.currency),
             total_paid=Money(amount=s.total_paid, currency=c.loan.currency),
             closed_at=s.closed_at)
+
+    def _continue_as_new_due(self, inp: CollectionInput) -> bool:
+        """Start a fresh history when it grows long - but not while a plan or legal case
+        child is running: they report to this workflow, and the parent's history grows
+        only by those reports meanwhile."""
+        info = workflow.info()
+        if not (info.get_current_history_length() > inp.history_limit
+                or info.is_continue_as_new_suggested()):
+            return False
+        s = self._c.state
+        return s.active_plan is None and s.legal_case is None
 
     async def _execute(self, action: PlannedAction) -> None:
         c, now = self._c, workflow.now()
@@ -215,20 +237,12 @@ class LoanCollectionWorkflow:
                 return
             self._apply(c.record_step(action.step.name, status, workflow.now(), detail))
             self._apply(c.demand_sent(workflow.now(), status == "sent", detail))
+            case = c.state.legal_case
+            if case is not None:
+                self._to_child(case.workflow_id, "demand_result",
+                               DemandResult(delivered=status == "sent", detail=detail))
             if status != "sent":
                 await self._alert_ops("Demand letter not sent", detail)
-        elif kind is ActionKind.CURE_EXPIRED:
-            self._apply(c.cure_expired(now))
-            self._apply(tasks.open_task(c, TaskKind.APPROVE_LEGAL, LEGAL_REFERRAL, now,
-                                        assignee=c.policy.tasks.supervisor_queue)[1])
-            await self._alert_ops("Legal referral awaiting supervisor approval",
-                                  f"Cure period ended with {self._outstanding_text()} unpaid.")
-        elif kind is ActionKind.APPROVAL_OVERDUE:
-            self._apply(c.approval_overdue(now))
-            await self._alert_ops(
-                f"Legal approval overdue (escalation {c.state.approval_escalations})",
-                f"No supervisor decision since {c.state.legal_phase_at}; "
-                f"{self._outstanding_text()} unpaid.")
 
     # ------------------------------------------------------------------ activities
     async def _contact(self, step: ContactStep, purpose: Purpose,
@@ -353,7 +367,23 @@ class LoanCollectionWorkflow:
                 static_summary=f"Plan {plan.plan_id} of loan {c.loan.loan_id}")
         while self._plan_payments:
             child, payment = self._plan_payments.pop(0)
-            await workflow.get_external_workflow_handle(child).signal("payment", payment)
+            await self._signal(child, "payment", payment)
+        while self._cases_to_start:
+            case = self._cases_to_start.pop(0)
+            await workflow.start_child_workflow(
+                "LegalCase", LegalCaseInput(
+                    case=case, parent_workflow_id=workflow.info().workflow_id,
+                    collection_case_id=c.state.case_id, loan_id=c.loan.loan_id,
+                    cure_period=c.cure_period, approval_timeout=c.policy.legal.approval_timeout,
+                    partner=c.policy.legal.partner),
+                id=case.workflow_id, parent_close_policy=ParentClosePolicy.ABANDON,
+                static_summary=f"Legal case {case.case_ref} of loan {c.loan.loan_id}")
+        while self._child_signals:
+            child, name, arg = self._child_signals.pop(0)
+            await self._signal(child, name, arg)
+        while self._alerts:
+            subject, body = self._alerts.pop(0)
+            await self._alert_ops(subject, body)
 
     async def _wind_down(self) -> None:
         """On closing: cancel open tasks and stop a running plan."""
@@ -361,8 +391,36 @@ class LoanCollectionWorkflow:
         self._apply(tasks.cancel_open(c, now, f"loan closed as {c.state.outcome}"))
         plan = c.state.active_plan
         if plan is not None:
-            await workflow.get_external_workflow_handle(plan.workflow_id).signal("cancel")
+            await self._signal(plan.workflow_id, "cancel")
+        case = c.state.legal_case
+        if case is not None:
+            await self._signal(case.workflow_id, "close", f"loan closed as {c.state.outcome}")
         await self._flush()
+
+    async def _signal(self, child: str, name: str, arg: object = None) -> None:
+        """Signal a child; one that has already finished is logged, not fatal."""
+        handle = workflow.get_external_workflow_handle(child)
+        try:
+            if arg is None:
+                await handle.signal(name)
+            else:
+                await handle.signal(name, arg)
+        except FailureError as err:
+            workflow.logger.warning("child not signalled", extra={
+                "child": child, "signal": name, "error": str(err)})
+
+    def _forward_decision(self, case: LegalCase | None, decision: LegalDecision) -> None:
+        if case is None:
+            return
+        if not decision.approve:
+            case.outcome = "rejected"  # the child ends on it; nothing more goes to it
+        self._to_child(case.workflow_id, "decision", decision)
+
+    def _to_child(self, workflow_id: str, signal: str, arg: object) -> None:
+        self._child_signals.append((workflow_id, signal, arg))
+        self._version += 1
+
+
 
     # ------------------------------------------------------------------ helpers
     def _apply(self, entries: list[LedgerEntry]) -> None:
@@ -374,6 +432,16 @@ class LoanCollectionWorkflow:
                     "reason": entry.reason})
         self._pending.extend(entries)
         self._version += 1
+        c = self._c
+        if any(isinstance(e, StageChanged) and e.to_stage == "LEGAL" for e in entries):
+            n = len(c.state.legal_cases) + 1
+            self._cases_to_start.append(litigation.open_case(
+                c, f"legal-{c.loan.loan_id}-{c.state.case_id[:8]}-{n}", workflow.now()))
+        frozen = c.state.paused_since is not None
+        if frozen != self._child_frozen:
+            self._child_frozen = frozen
+            if (case := c.state.legal_case) is not None:
+                self._child_signals.append((case.workflow_id, "freeze", frozen))
         self._publish()  # in the same workflow task as the change, even from a handler
 
     def _outstanding_text(self) -> str:
@@ -414,6 +482,57 @@ class LoanCollectionWorkflow:
             self._plan_payments.append((plan.workflow_id, PlanPayment(
                 reference=report.reference, amount=applied)))
         self._apply(entries + deals.settle_if_paid(c, now, report.actor))
+
+    @workflow.signal
+    def legal_progress(self, progress: LegalProgress) -> None:
+        """Reported by the LegalCase child as the case moves."""
+        c, now = self._c, workflow.now()
+        litigation.mirror(c, progress.case)
+        if progress.event == "send_demand":
+            c.state.legal_demand_requested = True
+            self._apply([])
+        elif progress.event == "approval_requested":
+            why = ("cure period ended unpaid" if c.state.legal_phase is LegalPhase.CURE_PERIOD
+                   else "demand letter could not be delivered")
+            entries = c.cure_expired(now, why)
+            entries += tasks.open_task(c, TaskKind.APPROVE_LEGAL, LEGAL_REFERRAL, now,
+                                       assignee=c.policy.tasks.supervisor_queue)[1]
+            self._alerts.append(("Legal referral awaiting supervisor approval",
+                                 f"{why}; {self._outstanding_text()} unpaid."))
+            self._apply(entries)
+        elif progress.event == "approval_overdue":
+            entries = c.approval_overdue(now)
+            self._alerts.append((
+                f"Legal approval overdue (escalation {c.state.approval_escalations})",
+                f"No supervisor decision since {c.state.legal_phase_at}; "
+                f"{self._outstanding_text()} unpaid."))
+            self._apply(entries)
+        elif progress.event == "referred":
+            referral = progress.case.referral
+            self._apply([c._event("legal_referred", now, case=progress.case.case_ref,
+                                  partner=referral.partner if referral else "",
+                                  reference=referral.reference if referral else "")])
+        elif progress.event == "closed":
+            self._apply(litigation.case_closed(c, progress.case, now))
+
+    @workflow.update
+    def record_case_event(self, event: CaseEvent) -> LegalCase:
+        """The legal team reports what happened in court; forwarded to the case."""
+        c = self._c
+        try:
+            entries = litigation.record_case_event(c, event, workflow.now())
+        except ValueError as err:
+            raise ApplicationError(str(err), type="CaseEventRejected") from None
+        case = c.state.legal_case
+        assert case is not None
+        self._to_child(case.workflow_id, "case_event", event)
+        self._apply(entries)
+        return case
+
+    @record_case_event.validator
+    def _validate_case_event(self, event: CaseEvent) -> None:
+        if problem := litigation.case_event_problem(self._c, event):
+            raise ApplicationError(problem, type="CaseEventRejected")
 
     @workflow.signal
     def plan_progress(self, progress: PlanProgress) -> None:
@@ -569,6 +688,7 @@ class LoanCollectionWorkflow:
     @workflow.update
     def complete_task(self, done: TaskCompletion) -> TaskResult:
         c = self._c
+        case = c.state.legal_case
         try:
             entries = desk.complete_task(c, done, workflow.now())
         except ValueError as err:
@@ -576,6 +696,10 @@ class LoanCollectionWorkflow:
         self._apply(entries)
         task = tasks.find(c, done.task_id)
         assert task is not None
+        if task.kind is TaskKind.APPROVE_LEGAL:
+            self._forward_decision(case, LegalDecision(
+                approve=done.outcome == "approved", actor=done.actor,
+                reason=done.note or done.outcome))
         return TaskResult(task_id=task.task_id, kind=task.kind, outcome=task.outcome,
                           stage=c.state.stage)
 
@@ -603,8 +727,10 @@ class LoanCollectionWorkflow:
     @workflow.update
     def decide_legal_referral(self, decision: LegalDecision) -> LegalDecisionResult:
         c, now = self._c, workflow.now()
+        case = c.state.legal_case
         try:
             self._apply(c.decide_legal(decision, now))
+            self._forward_decision(case, decision)
             self._apply(tasks.resolve_subject(c, TaskKind.APPROVE_LEGAL, LEGAL_REFERRAL,
                                               "approved" if decision.approve else "rejected",
                                               decision.actor, now))

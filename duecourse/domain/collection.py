@@ -48,6 +48,7 @@ from duecourse.domain.entries import (
     PromiseRecorded,
     StageChanged,
 )
+from duecourse.domain.legal import LegalCase
 from duecourse.domain.loan import LoanIntake
 from duecourse.domain.policy import Channel, Policy, Segment
 from duecourse.domain.requests import (
@@ -149,6 +150,8 @@ class CollectionState(BaseModel):
     legal_barred: str = ""  # rule code that keeps this loan out of legal for good
     legal_not_before: datetime | None = None
     forbearance_pending: bool = False
+    legal_demand_requested: bool = False  # the legal case asked for its demand letter
+    legal_cases: list[LegalCase] = Field(default_factory=list)  # mirrors of the children
     segment: Segment | None = None
     segment_reasons: list[str] = Field(default_factory=list)
     rescore: bool = True  # behaviour changed since the last score
@@ -191,6 +194,12 @@ class CollectionState(BaseModel):
     def agreement_active(self) -> bool:
         """A promise, plan or settlement is running: routine contact pauses."""
         return bool(self.active_promise or self.active_plan or self.open_settlement)
+
+    @property
+    def legal_case(self) -> LegalCase | None:
+        """The legal case of the current legal stage, while it runs."""
+        case = self.legal_cases[-1] if self.legal_cases else None
+        return case if case and case.outcome is None else None
 
     @property
     def open_tasks(self) -> list[Task]:
@@ -582,20 +591,20 @@ class Collection:
         return entries
 
     def demand_sent(self, now: datetime, delivered: bool, detail: str) -> list[LedgerEntry]:
+        """The parent sent (or could not send) the demand the legal case asked for."""
         s = self.state
+        s.legal_demand_requested = False
         if not delivered:
-            s.legal_phase, s.legal_phase_at = LegalPhase.AWAITING_APPROVAL, now
-            return [self._event("demand_undeliverable", now, detail=detail),
-                    self._event("legal_approval_requested", now,
-                                why="demand letter could not be delivered")]
+            return [self._event("demand_undeliverable", now, detail=detail)]
         s.legal_phase, s.legal_phase_at = LegalPhase.CURE_PERIOD, now
         cure_ends = now + self.cure_period
         return [self._event("demand_sent", now, cure_period_ends=cure_ends.isoformat())]
 
-    def cure_expired(self, now: datetime) -> list[LedgerEntry]:
+    def cure_expired(self, now: datetime,
+                     why: str = "cure period ended unpaid") -> list[LedgerEntry]:
         s = self.state
         s.legal_phase, s.legal_phase_at = LegalPhase.AWAITING_APPROVAL, now
-        return [self._event("legal_approval_requested", now, why="cure period ended unpaid",
+        return [self._event("legal_approval_requested", now, why=why,
                             outstanding=s.outstanding)]
 
     def approval_overdue(self, now: datetime) -> list[LedgerEntry]:

@@ -23,6 +23,7 @@ SEND_MESSAGE = "send_message"
 RECORD_ENTRIES = "record_entries"
 ALERT_OPS = "alert_ops"
 SCORE_LOAN = "score_loan"
+REFER_TO_PARTNER = "refer_to_partner"
 
 
 class CollectionInput(BaseModel):

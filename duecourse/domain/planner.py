@@ -7,7 +7,9 @@ a signal or update changes the state. Timing rules live here, testable without T
 - steps missed while the loan was frozen or handed over late collapse into the latest
   one, so a borrower never receives a burst of stale reminders;
 - while a dispute, hold, bankruptcy or death freezes collection, nothing but write-off
-  (and the end of a timed hold) is planned.
+  (and the end of a timed hold) is planned;
+- the legal stage's own timers (cure period, approval timeout) run in the LegalCase
+  child workflow; the parent only sends the demand when the case asks for it.
 """
 
 from __future__ import annotations
@@ -36,8 +38,6 @@ class ActionKind(StrEnum):
     VALIDATION_NOTICE = "validation_notice"
     FORBEARANCE_OFFER = "forbearance_offer"
     SEND_DEMAND = "send_demand"
-    CURE_EXPIRED = "cure_expired"
-    APPROVAL_OVERDUE = "approval_overdue"
     END_REMINDER = "end_reminder"
     END_NEGOTIATION = "end_negotiation"
     CONTACT = "contact"
@@ -186,18 +186,10 @@ def plan(c: Collection, now: datetime) -> PlannedAction | None:
                 and not s.legal_barred and not s.forbearance_pending:
             due = max(s.negotiation_deadline, s.legal_not_before or s.negotiation_deadline)
             candidates.append(PlannedAction(kind=ActionKind.END_NEGOTIATION, due_at=due))
-    if s.stage is Stage.LEGAL and s.legal_phase_at is not None:
-        legal = c.policy.legal
-        if s.legal_phase is LegalPhase.DEMAND_PENDING:
-            candidates.append(PlannedAction(
-                kind=ActionKind.SEND_DEMAND, step=legal.demand_letter, purpose=Purpose.DEMAND,
-                due_at=_when(c, legal.demand_letter, s.legal_phase_at)))
-        elif s.legal_phase is LegalPhase.CURE_PERIOD:
-            candidates.append(PlannedAction(kind=ActionKind.CURE_EXPIRED,
-                                            due_at=s.legal_phase_at + c.cure_period))
-        elif s.legal_phase is LegalPhase.AWAITING_APPROVAL:
-            waits = s.approval_escalations + 1
-            candidates.append(PlannedAction(
-                kind=ActionKind.APPROVAL_OVERDUE,
-                due_at=s.legal_phase_at + legal.approval_timeout * waits))
+    if s.stage is Stage.LEGAL and s.legal_demand_requested and \
+            s.legal_phase is LegalPhase.DEMAND_PENDING:
+        demand = c.policy.legal.demand_letter  # the legal case asked for it
+        candidates.append(PlannedAction(kind=ActionKind.SEND_DEMAND, step=demand,
+                                        purpose=Purpose.DEMAND,
+                                        due_at=_when(c, demand, now)))
     return min(candidates, key=lambda a: (a.due_at, _PRIORITY.index(a.kind)))

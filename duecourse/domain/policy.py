@@ -118,6 +118,8 @@ class LegalStage(_Model):
     approval_timeout: timedelta = Field(
         default=timedelta(days=5), description="re-escalated to ops each time it passes"
     )
+    partner: str = Field(default="Partner Law LLP", min_length=1,
+                         description="the legal partner approved cases are referred to")
 
 
 class PlanRules(_Model):

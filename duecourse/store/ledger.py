@@ -266,6 +266,22 @@ class Ledger:
                               {"subject": alert.subject, "body": alert.body})
         return created
 
+    async def store_document(self, idempotency_key: str, case_id: str, loan_id: str,
+                             kind: str, language: str, subject: str | None, body: str,
+                             created_at: datetime) -> int:
+        """Keep a formal document exactly as sent; the same key yields the same id."""
+        async with self.engine.begin() as conn:
+            created = await self._insert(conn, t.documents, {
+                "idempotency_key": idempotency_key, "case_id": case_id, "loan_id": loan_id,
+                "kind": kind, "language": language, "subject": subject, "body": body,
+                "created_at": created_at})
+            if created:
+                await self._audit(conn, f"{idempotency_key}:document", case_id, loan_id,
+                                  "document_stored", f"{kind}: {subject or body[:60]}",
+                                  SYSTEM, created_at, {"kind": kind, "language": language})
+            return (await conn.execute(select(t.documents.c.id).where(
+                t.documents.c.idempotency_key == idempotency_key))).scalar_one()
+
     async def store_outbox_message(self, idempotency_key: str, channel: str, recipient: str,
                                    subject: str | None, body: str) -> int:
         """Keep a message instead of sending it; the same key always yields the same id."""

@@ -202,6 +202,18 @@ agreements = Table(
 )
 """Plans and settlements as they stand now; their history is in audit_events."""
 
+documents = Table(
+    "documents", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _key(), *_case(),
+    Column("kind", String(32), nullable=False),
+    Column("language", String(16), nullable=False),
+    Column("subject", Text),
+    Column("body", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+"""Formal documents as rendered and sent: demand letters, referral packs."""
+
 ops_alerts = Table(
     "ops_alerts", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),

@@ -1,0 +1,40 @@
+"""`refer_to_partner`: hand a case to the legal partner, keeping the referral pack."""
+
+from __future__ import annotations
+
+import structlog
+from temporalio import activity
+
+from duecourse.channels import Channel, OutgoingMessage
+from duecourse.domain.commands import REFER_TO_PARTNER
+from duecourse.domain.legal import ReferralReceipt, ReferralRequest
+from duecourse.store.ledger import Ledger
+
+log = structlog.get_logger(__name__)
+
+
+class LegalActivities:
+    def __init__(self, ledger: Ledger, channel: Channel, partner_address: str) -> None:
+        self._ledger = ledger
+        self._channel = channel
+        self._partner_address = partner_address
+
+    @activity.defn(name=REFER_TO_PARTNER)
+    async def refer_to_partner(self, req: ReferralRequest) -> ReferralReceipt:
+        timeline = await self._ledger.timeline(req.loan_id)
+        lines = [f"{i.occurred_at.isoformat()}  {i.kind}: {i.summary}" for i in timeline
+                 if i.case_id == req.case_id]
+        subject = f"Referral {req.case_ref}: loan {req.loan_id}"
+        body = "\n".join([f"Case {req.case_ref} for loan {req.loan_id} is referred to "
+                          f"{req.partner}.", f"Approval: {req.summary}", "", "Ledger:",
+                          *lines])
+        document = await self._ledger.store_document(
+            req.idempotency_key, req.case_id, req.loan_id, "referral_pack", "en", subject,
+            body, req.requested_at)
+        await self._channel.send(OutgoingMessage(
+            idempotency_key=req.idempotency_key, channel="email",
+            recipient=self._partner_address, subject=subject, body=body))
+        reference = f"{req.case_ref}-DOC{document}"
+        log.info("case referred", loan_id=req.loan_id, case=req.case_ref,
+                 partner=req.partner, reference=reference)
+        return ReferralReceipt(reference=reference)
