@@ -138,6 +138,8 @@ class LoanCollectionWorkflow:
         while True:
             await self._sync_children()
             await self._flush()
+            if self._queued():
+                continue  # a handler queued more while we were awaiting: do it first
             if c.state.is_closed:
                 await self._wind_down()
                 break
@@ -173,6 +175,10 @@ class LoanCollectionWorkflow:
             outstanding=Money(amount=s.outstanding, currency=c.loan.currency),
             total_paid=Money(amount=s.total_paid, currency=c.loan.currency),
             closed_at=s.closed_at)
+
+    def _queued(self) -> bool:
+        return bool(self._pending or self._plans_to_start or self._plan_payments
+                    or self._cases_to_start or self._child_signals or self._alerts)
 
     def _continue_as_new_due(self, inp: CollectionInput) -> bool:
         """Start a fresh history when it grows long - but not while a plan or legal case

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
     from duecourse.domain.commands import REFER_TO_PARTNER
@@ -129,8 +130,11 @@ class LegalCaseWorkflow:
 
     async def _notify(self, inp: LegalCaseInput, event: str) -> None:
         parent = workflow.get_external_workflow_handle(inp.parent_workflow_id)
-        await parent.signal("legal_progress", LegalProgress(event=event,  # type: ignore[arg-type]
-                                                            case=self._case))
+        try:
+            await parent.signal("legal_progress", LegalProgress(
+                event=event, case=self._case))  # type: ignore[arg-type]
+        except FailureError as err:  # the loan closed meanwhile: nothing left to tell
+            workflow.logger.warning("parent not signalled", extra={"error": str(err)})
 
     # ----------------------------------------------------------------- signals
     @workflow.signal

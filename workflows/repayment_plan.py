@@ -13,6 +13,7 @@ import contextlib
 from datetime import datetime, time, timedelta
 
 from temporalio import workflow
+from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
     from duecourse.domain.agreements import (
@@ -115,8 +116,11 @@ class RepaymentPlanWorkflow:
     async def _notify(self, inp: PlanInput, event: str, instalment: int | None = None) -> None:
         self._plan.version += 1
         parent = workflow.get_external_workflow_handle(inp.parent_workflow_id)
-        await parent.signal("plan_progress", PlanProgress(
-            plan=self._plan, event=event, instalment=instalment))  # type: ignore[arg-type]
+        try:
+            await parent.signal("plan_progress", PlanProgress(
+                plan=self._plan, event=event, instalment=instalment))  # type: ignore[arg-type]
+        except FailureError as err:  # the loan closed meanwhile: nothing left to tell
+            workflow.logger.warning("parent not signalled", extra={"error": str(err)})
 
     @workflow.signal
     def payment(self, payment: PlanPayment) -> None:

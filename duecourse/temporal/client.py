@@ -26,6 +26,15 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from duecourse import search_attributes as sa
+from duecourse.domain.agreements import (
+    Assignment,
+    AssignmentResult,
+    PlanAccepted,
+    PlanProposal,
+    SettlementDecision,
+    SettlementOffer,
+    SettlementResult,
+)
 from duecourse.domain.commands import CollectionInput, CollectionResult
 from duecourse.domain.compliance import Decision
 from duecourse.domain.compliance.requests import (
@@ -35,6 +44,7 @@ from duecourse.domain.compliance.requests import (
     LifeEvent,
     PreferenceChange,
 )
+from duecourse.domain.legal import CaseEvent, LegalCase
 from duecourse.domain.loan import LoanIntake, workflow_id_for
 from duecourse.domain.policy import Policy
 from duecourse.domain.requests import (
@@ -47,6 +57,7 @@ from duecourse.domain.requests import (
     PromiseRequest,
 )
 from duecourse.domain.status import CollectionStatus
+from duecourse.domain.worklist import TaskCompletion, TaskResult
 
 WORKFLOW_NAME = "LoanCollection"
 
@@ -168,6 +179,25 @@ class CollectionClient:
     async def request_contact(self, loan_id: str, request: ContactRequest) -> Decision:
         """Ask the loan's compliance engine whether a contact may happen now."""
         return await self._update(loan_id, "request_contact", request, Decision)
+
+    async def propose_plan(self, loan_id: str, proposal: PlanProposal) -> PlanAccepted:
+        return await self._update(loan_id, "propose_plan", proposal, PlanAccepted)
+
+    async def offer_settlement(self, loan_id: str, offer: SettlementOffer) -> SettlementResult:
+        return await self._update(loan_id, "offer_settlement", offer, SettlementResult)
+
+    async def decide_settlement(self, loan_id: str,
+                                decision: SettlementDecision) -> SettlementResult:
+        return await self._update(loan_id, "decide_settlement", decision, SettlementResult)
+
+    async def assign_agent(self, loan_id: str, assignment: Assignment) -> AssignmentResult:
+        return await self._update(loan_id, "assign_agent", assignment, AssignmentResult)
+
+    async def complete_task(self, loan_id: str, done: TaskCompletion) -> TaskResult:
+        return await self._update(loan_id, "complete_task", done, TaskResult)
+
+    async def record_case_event(self, loan_id: str, event: CaseEvent) -> LegalCase:
+        return await self._update(loan_id, "record_case_event", event, LegalCase)
 
     async def promise_to_pay(self, loan_id: str, request: PromiseRequest) -> PromiseAccepted:
         return await self._update(loan_id, "promise_to_pay", request, PromiseAccepted)
