@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from duecourse.cli import admin, compliance, dev, loans
+from duecourse.cli import admin, compliance, desk, dev, loans
 from duecourse.process import run_and_exit
 
 app = typer.Typer(
@@ -25,6 +25,13 @@ app.command(rich_help_panel="Actions")(loans.promise)
 app.command(rich_help_panel="Actions")(loans.outcome)
 app.command("legal-decision", rich_help_panel="Actions")(loans.legal_decision)
 app.command(rich_help_panel="Actions")(loans.cancel)
+app.command(rich_help_panel="Agent desk")(desk.plan)
+app.command(rich_help_panel="Agent desk")(desk.settle)
+app.command("settlement-decision", rich_help_panel="Agent desk")(desk.settlement_decision)
+app.command(rich_help_panel="Agent desk")(desk.assign)
+app.command(rich_help_panel="Agent desk")(desk.tasks)
+app.add_typer(desk.task, name="task", rich_help_panel="Agent desk")
+app.command("case-event", rich_help_panel="Agent desk")(desk.case_event)
 app.command(rich_help_panel="Compliance")(compliance.preferences)
 app.command(rich_help_panel="Compliance")(compliance.dispute)
 app.command(rich_help_panel="Compliance")(compliance.hold)

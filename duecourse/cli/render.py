@@ -68,6 +68,20 @@ def status_view(s: CollectionStatus) -> RenderableType:
     grid.add_row("Contacts sent", str(s.contacts_sent))
     if s.approval_escalations:
         grid.add_row("Approval escalations", str(s.approval_escalations))
+    grid.add_row("Segment", escape(s.segment or "-") + (
+        f" ({escape('; '.join(s.segment_reasons))})" if s.segment_reasons else ""))
+    grid.add_row("Assigned agent", escape(s.assigned_agent or "-"))
+    if s.plan is not None:
+        paid = sum(1 for i in s.plan.instalments if i.status == "paid")
+        grid.add_row("Plan", f"{s.plan.plan_id} {s.plan.status}: {paid}/"
+                     f"{len(s.plan.instalments)} paid, {s.plan.late} late")
+    if s.settlement is not None:
+        st = s.settlement
+        grid.add_row("Settlement", f"{st.settlement_id} {st.status}: {st.amount:,} "
+                     f"{st.currency} by {st.pay_by}")
+    if s.open_tasks:
+        grid.add_row("Open tasks", escape(", ".join(
+            f"{t.task_id} {t.kind.value} ({t.assignee})" for t in s.open_tasks)))
     grid.add_row("Rules", escape(s.rule_pack))
     if s.frozen:
         grid.add_row("Frozen", f"[bold yellow]{escape(s.frozen)}[/]")
