@@ -140,6 +140,21 @@ class Harness:
         """Wait until the loan's workflow has no work in flight; returns its history length."""
         return await settle(self.client.handle(loan_id))
 
+    async def assert_no_trace(self, loan_id: str, history_before: int,
+                              status_before: dict[str, Any]) -> None:
+        """Refused updates changed neither the loan's state nor its history.
+
+        The test server records the (empty) workflow tasks that ran the validators; a real
+        server discards them. Nothing else - no update, timer or activity - may appear.
+        """
+        after = (await self.client.status(loan_id)).model_dump(exclude={"as_of"})
+        assert after == status_before
+        history = [e async for e in self.client.handle(loan_id).fetch_history_events()]
+        added = {e.WhichOneof("attributes") for e in history[history_before:]}
+        assert added <= {"workflow_task_scheduled_event_attributes",
+                         "workflow_task_started_event_attributes",
+                         "workflow_task_completed_event_attributes"}, added
+
 
 async def settle(handle: Any) -> int:
     """Poll a workflow's history until it stops growing; returns its length."""
