@@ -233,3 +233,45 @@ outbox_messages = Table(
     Column("body", Text, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
 )
+
+
+api_keys = Table(
+    "api_keys", metadata,
+    Column("key_id", String(32), primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("secret_hash", String(128), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime),
+)
+"""API keys: only a hash of each secret is kept; the key is shown once, at creation."""
+
+webhooks = Table(
+    "webhooks", metadata,
+    Column("webhook_id", String(32), primary_key=True),
+    Column("owner", String(128), nullable=False, index=True),
+    Column("url", Text, nullable=False),
+    Column("secret", String(128), nullable=False),
+    Column("events", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("disabled_at", UtcDateTime),
+)
+"""Where platforms want events; the secret signs each delivery (HMAC-SHA256), so it is
+kept as given."""
+
+webhook_deliveries = Table(
+    "webhook_deliveries", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(200), nullable=False),
+    Column("webhook_id", String(32), ForeignKey("webhooks.webhook_id"), nullable=False),
+    Column("event_type", String(48), nullable=False),
+    Column("loan_id", String(64), nullable=False, index=True),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    Column("delivered_at", UtcDateTime),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("event_id", "webhook_id", name="uq_webhook_deliveries_event_webhook"),
+)
+"""One row per event and webhook: delivered once, whatever the retries."""
