@@ -21,6 +21,7 @@ from pathlib import Path
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from temporalio.client import Client
 
@@ -300,13 +301,14 @@ def listening(port: int) -> bool:
 
 
 async def test_dev_demo_runs_everything_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
-    port, ui_port = free_port(), free_port()
+    port, ui_port, api_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DUECOURSE_", "TEMPORAL_"))}
     env.update(COLUMNS="200", NO_COLOR="1")
     log = (tmp_path / "dev.out").open("wb")
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "duecourse.cli", "dev", "--demo", "--port", str(port),
-        "--ui-port", str(ui_port), "--data-dir", str(tmp_path / "data"), env=env,
+        "--ui-port", str(ui_port), "--api-port", str(api_port),
+        "--data-dir", str(tmp_path / "data"), env=env,
         cwd=tmp_path, stdout=log, stderr=asyncio.subprocess.STDOUT)
     try:
         demo_rows = read_intake_file(DEMO_FILE, datetime.now(UTC))
@@ -343,6 +345,11 @@ async def test_dev_demo_runs_everything_and_stops_cleanly_on_sigint(tmp_path: Pa
             return any([(await loans.status(str(i))).contacts_sent > 0 for i in demo_ids])
 
         await eventually(contacted, 30, "a demo contact to be sent")
+        async with httpx.AsyncClient() as http:  # the REST API runs alongside
+            spec = (await http.get(f"http://127.0.0.1:{api_port}/openapi.json")).json()
+            assert "/v1/loans" in spec["paths"]
+            anonymous = await http.get(f"http://127.0.0.1:{api_port}/v1/loans/{demo_ids[0]}")
+            assert anonymous.status_code == 401
         # Waiting the demo's one-minute reminder window out would dominate the suite's wall
         # time; a next step at most minutes away (days on `standard`) shows the cadence -
         # unless the borrower's night holds a contact until lawful hours (08:00 local).
@@ -369,4 +376,4 @@ async def test_dev_demo_runs_everything_and_stops_cleanly_on_sigint(tmp_path: Pa
     assert code == 0, output
     assert "Traceback" not in output
     assert f"{len(demo_ids)} started" in output and f"http://localhost:{ui_port}" in output
-    assert not listening(port) and not listening(ui_port)
+    assert not listening(port) and not listening(ui_port) and not listening(api_port)

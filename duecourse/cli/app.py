@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from duecourse.cli import admin, compliance, desk, dev, loans
+from duecourse.cli import admin, compliance, desk, dev, loans, service
 from duecourse.process import run_and_exit
 
 app = typer.Typer(
@@ -16,6 +16,8 @@ app = typer.Typer(
 
 app.command(rich_help_panel="Run")(dev.dev)
 app.command(rich_help_panel="Run")(admin.worker)
+app.command(rich_help_panel="Run")(service.api)
+app.add_typer(service.keys, name="keys", rich_help_panel="Run")
 app.add_typer(admin.db, name="db", rich_help_panel="Run")
 app.command(rich_help_panel="Loans")(admin.start)
 app.command(rich_help_panel="Loans")(loans.status)
@@ -40,6 +42,15 @@ app.command("may-contact", rich_help_panel="Compliance")(compliance.may_contact)
 app.command(rich_help_panel="Compliance")(compliance.audit)
 app.command("lint-templates", rich_help_panel="Compliance")(compliance.lint)
 app.command(rich_help_panel="Policies")(admin.policies)
+
+loan = typer.Typer(help="One loan: status and the actions agents take (also top level).",
+                   no_args_is_help=True)
+for name, command in (("status", loans.status), ("timeline", loans.timeline),
+                      ("pay", loans.pay), ("promise", loans.promise), ("plan", desk.plan),
+                      ("settle", desk.settle), ("dispute", compliance.dispute),
+                      ("outcome", loans.outcome), ("cancel", loans.cancel)):
+    loan.command(name)(command)
+app.add_typer(loan, name="loan", rich_help_panel="Loans")
 app.command(rich_help_panel="Policies")(admin.policy)
 
 

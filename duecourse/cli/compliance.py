@@ -138,6 +138,7 @@ def dispute(loan_id: LoanId, agent: AgentId,
             verified: Annotated[bool, typer.Option(
                 "--verified/--opened", help="verification sent, or a dispute opened")],
             reason: Annotated[str, typer.Option(help="what the borrower disputes / sent")],
+            as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
             ) -> None:
     """A dispute freezes collection until verification is sent."""
     change = DisputeChange(action="verified" if verified else "opened", actor=_actor(agent),
@@ -147,6 +148,9 @@ def dispute(loan_id: LoanId, agent: AgentId,
         client = await temporal(settings())
         await client.dispute(loan_id, change)
         s = await client.status(loan_id)
+        if as_json:
+            typer.echo(s.model_dump_json(indent=2))
+            return
         console.print(f"Dispute {change.action} for loan {escape(loan_id)}; "
                       f"frozen: {escape(s.frozen or 'no')}", highlight=False)
 

@@ -27,6 +27,7 @@ from duecourse.domain.money import Money, minor_units
 from duecourse.domain.worklist import TaskCompletion
 
 LoanId = Annotated[str, typer.Argument(help="the platform's loan id")]
+Json = Annotated[bool, typer.Option("--json", help="print JSON instead of text")]
 
 
 class Role(StrEnum):
@@ -71,7 +72,8 @@ def plan(loan_id: LoanId, by: By,
          schedule: Annotated[str | None, typer.Option(
              help="explicit 'YYYY-MM-DD:AMOUNT,...' instead of an even split")] = None,
          role: As = Role.AGENT,
-         note: Annotated[str, typer.Option(help="free text for the ledger")] = "") -> None:
+         note: Annotated[str, typer.Option(help="free text for the ledger")] = "",
+         as_json: Json = False) -> None:
     """Agree an instalment plan; the policy's limits decide (reason shown when refused)."""
 
     async def go() -> None:
@@ -92,6 +94,9 @@ def plan(loan_id: LoanId, by: By,
             raise CliError("give --instalments and --first, or --schedule")
         accepted = await client.propose_plan(loan_id, PlanProposal(
             instalments=specs, actor=_actor(by, role), note=note))
+        if as_json:
+            typer.echo(accepted.model_dump_json(indent=2))
+            return
         table = Table(title=f"Plan {accepted.plan_id} accepted for loan {escape(loan_id)} "
                             f"({accepted.total})", title_justify="left")
         table.add_column("#", justify="right")
@@ -108,7 +113,8 @@ def settle(loan_id: LoanId, by: By,
            amount: Annotated[str, typer.Option(help="what the borrower pays to settle")],
            pay_by: Annotated[str, typer.Option("--pay-by", help="YYYY-MM-DD")],
            role: As = Role.AGENT,
-           note: Annotated[str, typer.Option(help="free text for the ledger")] = "") -> None:
+           note: Annotated[str, typer.Option(help="free text for the ledger")] = "",
+           as_json: Json = False) -> None:
     """Offer a settlement: accepted within your limit, else it waits for a supervisor."""
 
     async def go() -> None:
@@ -117,6 +123,9 @@ def settle(loan_id: LoanId, by: By,
         result = await client.offer_settlement(loan_id, SettlementOffer(
             amount=Money(amount=parse_amount(amount), currency=currency),
             pay_by=_date(pay_by, "--pay-by"), actor=_actor(by, role), note=note))
+        if as_json:
+            typer.echo(result.model_dump_json(indent=2))
+            return
         extra = (f"; waiting for a supervisor (task {result.task_id})"
                  if result.needs_approval else "")
         console.print(f"Settlement {result.settlement_id} {result.status.lower()}: "

@@ -8,20 +8,27 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import uvicorn
 from rich.markup import escape
 from rich.panel import Panel
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
 
+from duecourse.api import create_app
+from duecourse.api.services import Services
 from duecourse.cli.common import console, err_console, run, safe_url, settings
 from duecourse.intake import read_intake_file, with_policy
 from duecourse.logs import configure_logging
 from duecourse.settings import Settings
 from duecourse.store import Ledger, connect, migrate
+from duecourse.store.keys import KeyStore
 from duecourse.temporal.client import CollectionClient, ensure_search_attributes
 from duecourse.temporal.client import connect as connect_temporal
 from duecourse.temporal.devserver import DevServer
@@ -39,6 +46,7 @@ def dev(demo: Annotated[bool, typer.Option(
         port: Annotated[int, typer.Option(help="Temporal frontend (gRPC) port")]
         = DEFAULT_PORT,
         ui_port: Annotated[int, typer.Option(help="Temporal Web UI port")] = 8233,
+        api_port: Annotated[int, typer.Option(help="REST API port (0: no API)")] = 8000,
         data_dir: Annotated[Path | None, typer.Option(
             help="Temporal and ledger SQLite files (default: DUECOURSE_DATA_DIR or "
                  ".duecourse)")] = None,
@@ -55,7 +63,7 @@ def dev(demo: Annotated[bool, typer.Option(
     server = DevServer(binary=temporal_bin, port=port, ui_port=ui_port,
                        namespace=cfg.temporal_namespace, db_file=data / "temporal.db",
                        log_file=data / "temporal.log")
-    run(_until_signalled(_serve(server, cfg, demo_file if demo else None)))
+    run(_until_signalled(_serve(server, cfg, demo_file if demo else None, api_port)))
 
 
 async def _until_signalled(main: Coroutine[Any, Any, None]) -> None:
@@ -86,7 +94,8 @@ async def _until_signalled(main: Coroutine[Any, Any, None]) -> None:
     err_console.print("Stopped.")
 
 
-async def _serve(server: DevServer, cfg: Settings, demo_file: Path | None) -> None:
+async def _serve(server: DevServer, cfg: Settings, demo_file: Path | None,
+                 api_port: int = 0) -> None:
     with console.status("Starting the Temporal dev server..."):
         await server.start()
     try:
@@ -96,8 +105,9 @@ async def _serve(server: DevServer, cfg: Settings, demo_file: Path | None) -> No
         engine = connect(cfg.ledger_url)
         try:
             await migrate(engine)
-            async with build_worker(client, Ledger(engine), cfg):
-                _banner(server, cfg, demo_file)
+            async with build_worker(client, Ledger(engine), cfg), \
+                    _api(cfg, client, engine, api_port):
+                _banner(server, cfg, demo_file, api_port)
                 if demo_file is not None:
                     now = datetime.now(UTC)
                     rows = with_policy(read_intake_file(demo_file, now), DEMO_POLICY)
@@ -111,7 +121,27 @@ async def _serve(server: DevServer, cfg: Settings, demo_file: Path | None) -> No
         await server.stop()
 
 
-def _banner(server: DevServer, cfg: Settings, demo_file: Path | None) -> None:
+@asynccontextmanager
+async def _api(cfg: Settings, client: Client, engine: AsyncEngine,
+               port: int) -> AsyncIterator[None]:
+    """The REST API in this process, sharing the worker's client and ledger."""
+    if not port:
+        yield
+        return
+    services = Services(client=CollectionClient(client, cfg.task_queue),
+                        ledger=Ledger(engine), keys=KeyStore(engine), settings=cfg)
+    server = uvicorn.Server(uvicorn.Config(create_app(cfg, services), host="127.0.0.1",
+                                           port=port, log_config=None, lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await task
+
+
+def _banner(server: DevServer, cfg: Settings, demo_file: Path | None,
+            api_port: int = 0) -> None:
     env = []
     if server.port != DEFAULT_PORT:
         env.append(f"export TEMPORAL_ADDRESS={server.address}")
@@ -125,6 +155,8 @@ def _banner(server: DevServer, cfg: Settings, demo_file: Path | None) -> None:
         f"Temporal      {server.address} (namespace {escape(cfg.temporal_namespace)})",
         f"Task queue    {escape(cfg.task_queue)}",
         f"Ledger        {escape(safe_url(cfg.ledger_url))}",
+        *([f"REST API      http://127.0.0.1:{api_port}/docs  (duecourse keys create "
+           "--name me --role ops)"] if api_port else []),
         "",
         "[bold]In another terminal:[/]",
         *[f"  {escape(e)}" for e in env],

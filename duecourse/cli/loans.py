@@ -93,7 +93,7 @@ def pay(loan_id: LoanId,
         reference: Annotated[str, typer.Option(help="payment reference (deduplicates)")],
         currency: Annotated[str | None, typer.Option(help="default: the loan's")] = None,
         paid_at: Annotated[str | None, typer.Option(help="ISO 8601 with offset; default now")]
-        = None) -> None:
+        = None, as_json: Json = False) -> None:
     """Report a payment the platform received; repeating a reference changes nothing."""
 
     async def go() -> None:
@@ -104,6 +104,9 @@ def pay(loan_id: LoanId,
         await client.report_payment(loan_id, PaymentReport(
             reference=reference, amount=money, paid_at=moment))
         after = await client.status(loan_id)
+        if as_json:
+            typer.echo(after.model_dump_json(indent=2))
+            return
         console.print(f"Payment [bold]{escape(reference)}[/] of {money} reported for loan "
                       f"{escape(loan_id)}. Outstanding: {before.outstanding} -> "
                       f"[bold]{after.outstanding}[/]", highlight=False)
@@ -124,7 +127,8 @@ def promise(loan_id: LoanId,
                                                "(borrower-local)")],
             agent: Annotated[str, typer.Option(help="id of the agent who agreed it")],
             currency: Annotated[str | None, typer.Option(help="default: the loan's")] = None,
-            note: Annotated[str, typer.Option(help="free text for the ledger")] = "") -> None:
+            note: Annotated[str, typer.Option(help="free text for the ledger")] = "",
+            as_json: Json = False) -> None:
     """Record a promise to pay; the workflow's rules may refuse it (reason shown)."""
 
     async def go() -> None:
@@ -138,6 +142,9 @@ def promise(loan_id: LoanId,
         accepted = await client.promise_to_pay(loan_id, PromiseRequest(
             amount=Money(amount=value, currency=_currency(currency, loan_currency)),
             due_date=due, actor=Actor(kind=ActorKind.AGENT, id=agent), note=note))
+        if as_json:
+            typer.echo(accepted.model_dump_json(indent=2))
+            return
         console.print(f"Promise [bold]{accepted.promise_id}[/] accepted: {accepted.amount} by "
                       f"{accepted.due_date}; checked at {when(accepted.check_at)}",
                       highlight=False)

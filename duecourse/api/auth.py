@@ -1,0 +1,73 @@
+"""API-key authentication and role-based permissions.
+
+Roles: `platform` starts loans, reports payments, cancels and registers webhooks;
+`agent` works loans and tasks; `supervisor` does what agents do plus legal approvals and
+deep settlements; `ops` reads everything and records legal case events. The key's name
+and role become the actor recorded in the workflow and the ledger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from duecourse.api.problems import ProblemError
+from duecourse.domain.actor import Actor, ActorKind
+from duecourse.store.keys import ApiKey
+
+
+class Role(StrEnum):
+    PLATFORM = "platform"
+    AGENT = "agent"
+    SUPERVISOR = "supervisor"
+    OPS = "ops"
+
+
+EVERYONE = tuple(Role)
+DESK = (Role.AGENT, Role.SUPERVISOR)
+
+bearer = HTTPBearer(auto_error=False, description="an API key: `Bearer dc_...`")
+
+
+@dataclass(frozen=True)
+class Principal:
+    key: ApiKey
+
+    @property
+    def role(self) -> Role:
+        return Role(self.key.role)
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(kind=ActorKind(self.key.role), id=self.key.name)
+
+
+async def principal(request: Request,
+                    credentials: Annotated[HTTPAuthorizationCredentials | None,
+                                           Depends(bearer)]) -> Principal:
+    token = credentials.credentials if credentials else request.headers.get("x-api-key")
+    if not token:
+        raise ProblemError(401, "Missing or invalid API key",
+                           "send an API key as 'Authorization: Bearer <key>'")
+    key = await request.app.state.services.keys.verify(token)
+    if key is None:
+        raise ProblemError(401, "Missing or invalid API key",
+                           "the API key is unknown or revoked")
+    return Principal(key)
+
+
+def allow(*roles: Role) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that admits only keys with one of `roles`."""
+
+    async def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
+        if who.role not in roles:
+            raise ProblemError(403, "Forbidden", f"a {who.role.value} key may not do this; "
+                               f"allowed: {', '.join(r.value for r in roles)}")
+        return who
+
+    return check

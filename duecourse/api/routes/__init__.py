@@ -1,0 +1,1 @@
+"""REST routes, versioned under /v1."""

@@ -1,0 +1,204 @@
+"""Acting on a loan: each route maps to the workflow's signal or update.
+
+Refusable actions are updates: a refusal comes back as 422 with the validator's reason
+and the loan is unchanged. The acting key becomes the actor in the workflow and ledger.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Response, status
+from sqlalchemy import select
+
+from duecourse.api.auth import DESK, Principal, Role, allow
+from duecourse.api.problems import ProblemError, responses
+from duecourse.api.schemas import (
+    Accepted,
+    AssignmentIn,
+    CaseEventIn,
+    DecisionIn,
+    DisputeIn,
+    HoldIn,
+    OutcomeIn,
+    PaymentIn,
+    PlanIn,
+    PreferencesIn,
+    PromiseIn,
+    SettlementIn,
+    money,
+)
+from duecourse.api.services import Services, services
+from duecourse.domain.agreements import (
+    Assignment,
+    AssignmentResult,
+    InstalmentSpec,
+    PlanAccepted,
+    PlanProposal,
+    SettlementDecision,
+    SettlementOffer,
+    SettlementResult,
+)
+from duecourse.domain.compliance.requests import (
+    DisputeChange,
+    HoldRequest,
+    PreferenceChange,
+)
+from duecourse.domain.legal import CaseEvent, LegalCase
+from duecourse.domain.requests import (
+    ContactOutcomeReport,
+    LegalDecision,
+    LegalDecisionResult,
+    PaymentReport,
+    PromiseAccepted,
+    PromiseRequest,
+)
+from duecourse.domain.status import CollectionStatus
+from duecourse.store import tables as t
+
+router = APIRouter(prefix="/v1/loans/{loan_id}", tags=["actions"])
+
+LoanId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
+Svc = Annotated[Services, Depends(services)]
+ACT = responses(404, 409)
+
+
+async def _currency(svc: Services, loan_id: str) -> str:
+    """The loan's currency (its status also proves the loan exists and is queryable)."""
+    return (await svc.client.status(loan_id)).outstanding.currency
+
+
+async def _open(svc: Services, loan_id: str) -> str:
+    """The currency of a loan still in collection; 409 when it has ended."""
+    status_ = await svc.client.status(loan_id)
+    if status_.outcome is not None:
+        raise ProblemError(409, "Loan closed",
+                           f"collection for loan {loan_id} has ended ({status_.outcome})")
+    return status_.outstanding.currency
+
+
+@router.post("/payments", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted,
+             responses={200: {"model": Accepted, "description": "already recorded"}, **ACT})
+async def report_payment(loan_id: LoanId, body: PaymentIn, svc: Svc, response: Response,
+                         who: Annotated[Principal, Depends(allow(Role.PLATFORM))],
+                         ) -> Accepted:
+    """Report a payment; the same reference twice is applied once."""
+    currency = await _open(svc, loan_id)
+    if body.currency and body.currency.upper() != currency:
+        raise ProblemError(422, "Invalid amount",
+                           f"the loan is in {currency}, not {body.currency.upper()}")
+    async with svc.ledger.engine.connect() as conn:
+        seen = (await conn.execute(select(t.payments.c.id).where(
+            t.payments.c.loan_id == loan_id,
+            t.payments.c.reference == body.reference))).first()
+    if seen is not None:
+        response.status_code = status.HTTP_200_OK
+        return Accepted(status="duplicate", detail=f"payment {body.reference} was already "
+                                                    "recorded; nothing changed")
+    await svc.client.report_payment(loan_id, PaymentReport(
+        reference=body.reference, amount=money(body.amount, currency),
+        paid_at=body.paid_at or datetime.now(UTC), actor=who.actor))
+    return Accepted(status="accepted", detail=f"payment {body.reference} is being applied")
+
+
+@router.post("/promises", status_code=201, response_model=PromiseAccepted, responses=ACT)
+async def promise_to_pay(loan_id: LoanId, body: PromiseIn, svc: Svc,
+                         who: Annotated[Principal, Depends(allow(*DESK))]) -> PromiseAccepted:
+    currency = await _currency(svc, loan_id)
+    return await svc.client.promise_to_pay(loan_id, PromiseRequest(
+        amount=money(body.amount, currency), due_date=body.due_date, actor=who.actor,
+        note=body.note))
+
+
+@router.post("/plans", status_code=201, response_model=PlanAccepted, responses=ACT)
+async def propose_plan(loan_id: LoanId, body: PlanIn, svc: Svc,
+                       who: Annotated[Principal, Depends(allow(*DESK))]) -> PlanAccepted:
+    currency = await _currency(svc, loan_id)
+    return await svc.client.propose_plan(loan_id, PlanProposal(
+        actor=who.actor, note=body.note, instalments=[
+            InstalmentSpec(due_date=i.due_date, amount=money(i.amount, currency))
+            for i in body.instalments]))
+
+
+@router.post("/settlements", status_code=201, response_model=SettlementResult,
+             responses=ACT)
+async def offer_settlement(loan_id: LoanId, body: SettlementIn, svc: Svc,
+                           who: Annotated[Principal, Depends(allow(*DESK))],
+                           ) -> SettlementResult:
+    currency = await _currency(svc, loan_id)
+    return await svc.client.offer_settlement(loan_id, SettlementOffer(
+        amount=money(body.amount, currency), pay_by=body.pay_by, actor=who.actor,
+        note=body.note))
+
+
+@router.post("/settlements/decision", response_model=SettlementResult, responses=ACT)
+async def decide_settlement(loan_id: LoanId, body: DecisionIn, svc: Svc,
+                            who: Annotated[Principal, Depends(allow(Role.SUPERVISOR))],
+                            ) -> SettlementResult:
+    return await svc.client.decide_settlement(loan_id, SettlementDecision(
+        approve=body.approve, reason=body.reason, actor=who.actor))
+
+
+@router.post("/disputes", status_code=202, response_model=Accepted, responses=ACT)
+async def dispute(loan_id: LoanId, body: DisputeIn, svc: Svc,
+                  who: Annotated[Principal, Depends(allow(*DESK))]) -> Accepted:
+    await _open(svc, loan_id)
+    await svc.client.dispute(loan_id, DisputeChange(action=body.action, reason=body.reason,
+                                                    actor=who.actor))
+    return Accepted(status="accepted", detail=f"dispute {body.action}")
+
+
+@router.post("/holds", response_model=CollectionStatus, responses=ACT)
+async def hold(loan_id: LoanId, body: HoldIn, svc: Svc,
+               who: Annotated[Principal, Depends(allow(*DESK))]) -> CollectionStatus:
+    return await svc.client.hold(loan_id, HoldRequest(
+        action=body.action, kind=body.kind, days=body.days, reference=body.reference,
+        actor=who.actor, note=body.note))
+
+
+@router.post("/contact-preferences", status_code=202, response_model=Accepted,
+             responses=ACT)
+async def contact_preferences(loan_id: LoanId, body: PreferencesIn, svc: Svc,
+                              who: Annotated[Principal, Depends(allow(*DESK))]) -> Accepted:
+    change = PreferenceChange(**body.model_dump(exclude={"note"}), actor=who.actor,
+                              note=body.note)
+    await _open(svc, loan_id)
+    await svc.client.update_contact_preferences(loan_id, change)
+    return Accepted(status="accepted", detail="contact preferences recorded")
+
+
+@router.post("/contact-outcomes", status_code=202, response_model=Accepted, responses=ACT)
+async def contact_outcome(loan_id: LoanId, body: OutcomeIn, svc: Svc,
+                          who: Annotated[Principal, Depends(allow(*DESK))]) -> Accepted:
+    await _open(svc, loan_id)
+    await svc.client.record_contact_outcome(loan_id, ContactOutcomeReport(
+        channel=body.channel, result=body.result, note=body.note, actor=who.actor))
+    return Accepted(status="accepted", detail=f"{body.result} via {body.channel} recorded")
+
+
+@router.post("/legal/approval", response_model=LegalDecisionResult, responses=ACT)
+async def legal_approval(loan_id: LoanId, body: DecisionIn, svc: Svc,
+                         who: Annotated[Principal, Depends(allow(Role.SUPERVISOR))],
+                         ) -> LegalDecisionResult:
+    return await svc.client.decide_legal_referral(loan_id, LegalDecision(
+        approve=body.approve, reason=body.reason, actor=who.actor))
+
+
+@router.post("/legal/events", response_model=LegalCase, responses=ACT)
+async def legal_event(loan_id: LoanId, body: CaseEventIn, svc: Svc,
+                      who: Annotated[Principal, Depends(allow(Role.SUPERVISOR, Role.OPS))],
+                      ) -> LegalCase:
+    currency = await _currency(svc, loan_id)
+    return await svc.client.record_case_event(loan_id, CaseEvent(
+        kind=body.kind, occurred_on=body.occurred_on, details=body.details,
+        outcome=body.outcome, actor=who.actor,
+        amount=money(body.amount, currency) if body.amount else None))
+
+
+@router.post("/assignment", response_model=AssignmentResult, responses=ACT)
+async def assign(loan_id: LoanId, body: AssignmentIn, svc: Svc,
+                 who: Annotated[Principal, Depends(allow(*DESK, Role.OPS))],
+                 ) -> AssignmentResult:
+    return await svc.client.assign_agent(loan_id, Assignment(
+        agent_id=body.agent_id, actor=who.actor, note=body.note))

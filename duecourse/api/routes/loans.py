@@ -1,0 +1,186 @@
+"""Loans: hand-over (one or many), status, timeline, search, cancel."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Response, status
+from temporalio.client import WorkflowExecution
+from temporalio.service import RPCError
+
+import starter
+from duecourse import search_attributes as sa
+from duecourse.api.auth import EVERYONE, Principal, Role, allow
+from duecourse.api.problems import ProblemError, responses
+from duecourse.api.schemas import (
+    Accepted,
+    BatchRequest,
+    BatchResult,
+    BatchRow,
+    CancelIn,
+    LoanPage,
+    LoanStarted,
+    LoanSummary,
+    TimelineEntry,
+    TimelinePage,
+)
+from duecourse.api.services import Services, services
+from duecourse.domain.collection import Outcome, Stage
+from duecourse.domain.loan import LoanIntake
+from duecourse.domain.policy import Segment
+from duecourse.domain.requests import CancelRequest
+from duecourse.domain.status import CollectionStatus
+from duecourse.intake import RowRejected, parse_records, validate_for_start
+
+router = APIRouter(prefix="/v1", tags=["loans"])
+
+LoanId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$",
+                             description="the platform's loan id")]
+Svc = Annotated[Services, Depends(services)]
+
+
+@router.post("/loans", status_code=status.HTTP_201_CREATED, response_model=LoanStarted,
+             responses={200: {"model": LoanStarted, "description": "already in collection"},
+                        **responses()})
+async def start_loan(loan: LoanIntake, response: Response, svc: Svc,
+                     who: Annotated[Principal, Depends(allow(Role.PLATFORM))],
+                     ) -> LoanStarted:
+    """Start collection for one overdue loan; the same loan twice returns the running one."""
+    now = datetime.now(UTC)
+    try:
+        loan, policy = validate_for_start(_row(loan), now, svc.settings.policy_dir)
+    except RowRejected as err:
+        raise ProblemError(422, "Loan refused", str(err)) from None
+    outcome = await svc.client.start(loan, policy)
+    if not outcome.started:
+        response.status_code = status.HTTP_200_OK
+    response.headers["Location"] = f"/v1/loans/{loan.loan_id}"
+    return LoanStarted(loan_id=loan.loan_id, workflow_id=outcome.workflow_id,
+                       run_id=outcome.run_id, policy=policy.label,
+                       status="started" if outcome.started else "already_running")
+
+
+def _row(loan: LoanIntake) -> starter.IntakeRow:
+    return parse_records([(1, loan.model_dump(mode="json"))], datetime.now(UTC))[0]
+
+
+@router.post("/loans:batch", response_model=BatchResult, responses=responses())
+async def start_loans(body: BatchRequest, svc: Svc,
+                      who: Annotated[Principal, Depends(allow(Role.PLATFORM))],
+                      ) -> BatchResult:
+    """Start many loans; each row is started, already running, or rejected with a reason."""
+    now = datetime.now(UTC)
+    rows = parse_records(list(enumerate(body.loans, start=1)), now)
+    summary = await starter.start_loans(svc.client, rows, now=now,
+                                        policy_dir=svc.settings.policy_dir)
+    results = ([BatchRow(index=s.row, loan_id=s.loan_id, status="started",
+                         workflow_id=s.workflow_id) for s in summary.started]
+               + [BatchRow(index=s.row, loan_id=s.loan_id, status="already_running",
+                           workflow_id=s.workflow_id) for s in summary.already_running]
+               + [BatchRow(index=r.row, loan_id=r.loan_id, status="rejected", reason=r.reason)
+                  for r in summary.rejected])
+    return BatchResult(started=len(summary.started),
+                       already_running=len(summary.already_running),
+                       rejected=len(summary.rejected),
+                       results=sorted(results, key=lambda r: r.index))
+
+
+@router.get("/loans", response_model=LoanPage, responses=responses())
+async def search_loans(
+        svc: Svc, who: Annotated[Principal, Depends(allow(*EVERYONE))],
+        stage: Stage | None = None,
+        min_dpd: Annotated[int | None, Query(ge=0, le=100_000)] = None,
+        agent: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")]
+        = None,
+        outcome: Outcome | None = None,
+        segment: Segment | None = None,
+        jurisdiction: Annotated[str | None, Query(pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")]
+        = None,
+        open_only: bool = False,
+        page_size: Annotated[int, Query(ge=1, le=100)] = 50,
+        page_token: Annotated[str | None, Query(max_length=4096)] = None,
+) -> LoanPage:
+    """Find loans by their search attributes (eventually consistent with the workflows)."""
+    clauses = ["WorkflowType = 'LoanCollection'"]
+    if stage:
+        clauses.append(f"{sa.COLLECTION_STAGE.name} = '{stage.value}'")
+    if min_dpd is not None:
+        clauses.append(f"{sa.DAYS_PAST_DUE.name} >= {min_dpd}")
+    if agent:
+        clauses.append(f"{sa.ASSIGNED_AGENT.name} = '{agent}'")
+    if outcome:
+        clauses.append(f"{sa.COLLECTION_OUTCOME.name} = '{outcome.value}'")
+    if segment:
+        clauses.append(f"{sa.SEGMENT.name} = '{segment.value}'")
+    if jurisdiction:
+        clauses.append(f"{sa.JURISDICTION.name} = '{jurisdiction}'")
+    if open_only:
+        clauses.append("ExecutionStatus = 'Running'")
+    token = None
+    if page_token:
+        try:
+            token = base64.urlsafe_b64decode(page_token.encode())
+        except (binascii.Error, ValueError):
+            raise ProblemError(400, "Bad page token", "page_token is not valid") from None
+    pages = svc.client.client.list_workflows(" AND ".join(clauses), page_size=page_size,
+                                             next_page_token=token)
+    try:
+        await pages.fetch_next_page()
+    except RPCError:
+        if token is None:
+            raise
+        raise ProblemError(400, "Bad page token", "page_token is not valid") from None
+    nxt = pages.next_page_token
+    return LoanPage(loans=[_summary(w) for w in pages.current_page or []],
+                    next_page_token=base64.urlsafe_b64encode(nxt).decode() if nxt else None)
+
+
+def _summary(w: WorkflowExecution) -> LoanSummary:
+    attrs = w.typed_search_attributes
+    return LoanSummary(
+        loan_id=w.id.removeprefix("collection-"), workflow_id=w.id,
+        status=w.status.name if w.status else "UNKNOWN",
+        stage=attrs.get(sa.COLLECTION_STAGE), outcome=attrs.get(sa.COLLECTION_OUTCOME),
+        days_past_due=attrs.get(sa.DAYS_PAST_DUE), outstanding=attrs.get(sa.OUTSTANDING_AMOUNT),
+        jurisdiction=attrs.get(sa.JURISDICTION), segment=attrs.get(sa.SEGMENT),
+        assigned_agent=attrs.get(sa.ASSIGNED_AGENT), started_at=w.start_time)
+
+
+@router.get("/loans/{loan_id}", response_model=CollectionStatus, responses=responses(404))
+async def loan_status(loan_id: LoanId, svc: Svc,
+                      who: Annotated[Principal, Depends(allow(*EVERYONE))],
+                      ) -> CollectionStatus:
+    """Where the loan stands: stage, balance, DPD, next action, agreements, tasks."""
+    return await svc.client.status(loan_id)
+
+
+@router.get("/loans/{loan_id}/timeline", response_model=TimelinePage,
+            responses=responses(404))
+async def loan_timeline(loan_id: LoanId, svc: Svc,
+                        who: Annotated[Principal, Depends(allow(*EVERYONE))],
+                        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                        offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+                        ) -> TimelinePage:
+    """The loan's ledger, oldest first: contacts, decisions, payments, transitions."""
+    items = await svc.ledger.timeline(loan_id, limit=limit + 1, offset=offset)
+    if not items and offset == 0:
+        raise ProblemError(404, "Loan not found", f"the ledger has nothing for loan {loan_id}")
+    more = len(items) > limit
+    return TimelinePage(loan_id=loan_id, limit=limit, offset=offset,
+                        next_offset=offset + limit if more else None,
+                        items=[TimelineEntry(occurred_at=i.occurred_at, kind=i.kind,
+                                             summary=i.summary, actor=i.actor, data=i.data)
+                               for i in items[:limit]])
+
+
+@router.post("/loans/{loan_id}/cancel", status_code=202, response_model=Accepted,
+             responses=responses(404, 409))
+async def cancel_loan(loan_id: LoanId, body: CancelIn, svc: Svc,
+                      who: Annotated[Principal, Depends(allow(Role.PLATFORM, Role.OPS))],
+                      ) -> Accepted:
+    """Withdraw the loan from collection (e.g. restructured elsewhere)."""
+    await svc.client.cancel(loan_id, CancelRequest(reason=body.reason, actor=who.actor))
+    return Accepted(status="accepted", detail="the loan will close as CANCELLED")

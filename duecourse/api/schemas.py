@@ -1,0 +1,215 @@
+"""Request and response bodies of the REST API (the actor always comes from the key)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from duecourse.domain.compliance import HoldKind, InconvenientTime
+from duecourse.domain.compliance.requests import Attorney
+from duecourse.domain.legal import CaseEventKind, CloseOutcome
+from duecourse.domain.money import Money
+from duecourse.domain.policy import Channel
+from duecourse.domain.requests import ContactResult, Reference
+
+Amount = Annotated[str, StringConstraints(pattern=r"^\d{1,15}(\.\d{1,4})?$")]
+"""Money travels as a decimal string (never a float): "1250.50"."""
+Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                          max_length=2000)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def money(amount: str, currency: str) -> Money:
+    return Money(amount=Decimal(amount), currency=currency)
+
+
+# ------------------------------------------------------------------------- loans
+class LoanStarted(BaseModel):
+    loan_id: str
+    workflow_id: str
+    run_id: str | None
+    status: Literal["started", "already_running"]
+    policy: str
+
+
+class BatchRequest(_In):
+    loans: list[dict[str, Any]] = Field(min_length=1, max_length=1000)
+
+
+class BatchRow(BaseModel):
+    index: int
+    loan_id: str | None
+    status: Literal["started", "already_running", "rejected"]
+    workflow_id: str | None = None
+    reason: str | None = None
+
+
+class BatchResult(BaseModel):
+    started: int
+    already_running: int
+    rejected: int
+    results: list[BatchRow]
+
+
+class LoanSummary(BaseModel):
+    loan_id: str
+    workflow_id: str
+    status: str
+    stage: str | None
+    outcome: str | None
+    days_past_due: int | None
+    outstanding: float | None = Field(description="display only; exact amounts via GET")
+    jurisdiction: str | None
+    segment: str | None
+    assigned_agent: str | None
+    started_at: datetime | None
+
+
+class LoanPage(BaseModel):
+    loans: list[LoanSummary]
+    next_page_token: str | None
+
+
+class TimelineEntry(BaseModel):
+    occurred_at: datetime
+    kind: str
+    summary: str
+    actor: str
+    data: dict[str, Any]
+
+
+class TimelinePage(BaseModel):
+    loan_id: str
+    items: list[TimelineEntry]
+    limit: int
+    offset: int
+    next_offset: int | None
+
+
+class Accepted(BaseModel):
+    status: Literal["accepted", "duplicate"]
+    detail: str
+
+
+# ------------------------------------------------------------------------- actions
+class PaymentIn(_In):
+    reference: Reference
+    amount: Amount
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{3}$")] | None = None
+    paid_at: AwareDatetime | None = None
+
+
+class PromiseIn(_In):
+    amount: Amount
+    due_date: date
+    note: Text = ""
+
+
+class InstalmentIn(_In):
+    due_date: date
+    amount: Amount
+
+
+class PlanIn(_In):
+    instalments: list[InstalmentIn] = Field(min_length=1, max_length=60)
+    note: Text = ""
+
+
+class SettlementIn(_In):
+    amount: Amount
+    pay_by: date
+    note: Text = ""
+
+
+class DecisionIn(_In):
+    approve: bool
+    reason: Reason
+
+
+class DisputeIn(_In):
+    action: Literal["opened", "verified"]
+    reason: Reason
+
+
+class HoldIn(_In):
+    action: Literal["start", "end"]
+    kind: HoldKind
+    days: int | None = Field(default=None, ge=1, le=366)
+    reference: Annotated[str, StringConstraints(max_length=128)] = ""
+    note: Text = ""
+
+
+class PreferencesIn(_In):
+    opt_out: list[Channel] = Field(default_factory=list, max_length=5)
+    opt_in: list[Channel] = Field(default_factory=list, max_length=5)
+    inconvenient_times: list[InconvenientTime] | None = Field(default=None, max_length=14)
+    cease_communication: bool = False
+    attorney: Attorney | None = None
+    note: Text = ""
+
+
+class OutcomeIn(_In):
+    channel: Channel
+    result: ContactResult
+    note: Text = ""
+
+
+class CaseEventIn(_In):
+    kind: CaseEventKind
+    occurred_on: date
+    details: Text = ""
+    amount: Amount | None = None
+    outcome: CloseOutcome | None = None
+
+
+class AssignmentIn(_In):
+    agent_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")]
+    note: Text = ""
+
+
+class CancelIn(_In):
+    reason: Reason
+
+
+class TaskCompleteIn(_In):
+    outcome: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    note: Text = ""
+
+
+class TaskView(BaseModel):
+    task_id: str
+    loan_id: str
+    kind: str
+    subject: str
+    assignee: str
+    status: str
+    created_at: datetime
+    due_at: datetime
+    escalated_at: datetime | None
+    outcome: str
+    completed_by: str | None
+    completed_at: datetime | None
+
+
+class TaskList(BaseModel):
+    tasks: list[TaskView]
+
+
+class AmountByCurrency(BaseModel):
+    currency: str
+    amount: str
+
+
+class PortfolioSummary(BaseModel):
+    open_by_stage: dict[str, int]
+    closed_by_outcome: dict[str, int]
+    outstanding: list[AmountByCurrency]
+    recovered: list[AmountByCurrency]
+    as_of: datetime

@@ -1,0 +1,82 @@
+"""API keys: `dc_<key id>_<secret>`; only a SHA-256 of the secret is stored.
+
+The secret is 32 random bytes, so a plain hash is enough (no password stretching needed),
+and lookups go by key id, with a constant-time comparison of the hashes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from duecourse.store import tables as t
+
+ROLES = ("platform", "agent", "supervisor", "ops")
+
+
+class ApiKey(BaseModel):
+    key_id: str
+    name: str
+    role: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class KeyStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def create(self, name: str, role: str) -> tuple[ApiKey, str]:
+        """A new key; returns it with the full token, which is never shown again."""
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
+        key_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
+        row: dict[str, Any] = {"key_id": key_id, "name": name, "role": role,
+                               "secret_hash": _hash(secret), "created_at": datetime.now(UTC)}
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(t.api_keys.insert().values(row))
+        except IntegrityError:
+            raise ValueError(f"a key named {name!r} already exists") from None
+        return ApiKey(**{k: v for k, v in row.items() if k != "secret_hash"}), \
+            f"dc_{key_id}_{secret}"
+
+    async def verify(self, token: str) -> ApiKey | None:
+        """The live key a token belongs to, or None."""
+        prefix, _, rest = token.partition("_")
+        key_id, _, secret = rest.partition("_")
+        if prefix != "dc" or not key_id or not secret:
+            return None
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(t.api_keys).where(
+                t.api_keys.c.key_id == key_id))).mappings().first()
+        if row is None or row["revoked_at"] is not None:
+            return None
+        if not hmac.compare_digest(row["secret_hash"], _hash(secret)):
+            return None
+        return ApiKey.model_validate(dict(row))
+
+    async def list(self) -> list[ApiKey]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(t.api_keys).order_by(
+                t.api_keys.c.created_at))).mappings().all()
+        return [ApiKey.model_validate(dict(r)) for r in rows]
+
+    async def revoke(self, name: str) -> bool:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(update(t.api_keys).where(
+                t.api_keys.c.name == name, t.api_keys.c.revoked_at.is_(None)).values(
+                revoked_at=datetime.now(UTC)))
+        return bool(result.rowcount)
