@@ -9,19 +9,25 @@ from activities.ledger import LedgerActivities
 from activities.legal import LegalActivities
 from activities.messaging import MessagingActivities
 from activities.scoring import ScoringActivities, load_scorer
+from activities.webhooks import WebhookActivities
 from duecourse.channels import Channel
 from duecourse.store.ledger import Ledger
+from duecourse.store.webhooks import WebhookStore
 
 
 def build_activities(ledger: Ledger, channel: Channel, lender_name: str,
                      lender_contact: str,
                      scorer: str = "duecourse.domain.scoring:scorecard",
                      legal_partner: str = "legal-partner@lender.example",
+                     webhooks: WebhookStore | None = None,
                      ) -> list[Callable[..., Any]]:
-    """Every activity the collection workflows call, bound to their adapters."""
+    """Every activity the collection workflows call, bound to their adapters (webhooks
+    live in the ledger's database unless another store is given)."""
     records = LedgerActivities(ledger)
     messaging = MessagingActivities(ledger, channel, lender_name, lender_contact)
     scoring = ScoringActivities(load_scorer(scorer))
     legal = LegalActivities(ledger, channel, legal_partner)
+    events = WebhookActivities(webhooks or WebhookStore(ledger.engine))
     return [records.open_loan, records.record_entries, records.alert_ops,
-            messaging.send_message, scoring.score_loan, legal.refer_to_partner]
+            messaging.send_message, scoring.score_loan, legal.refer_to_partner,
+            events.deliver_event]

@@ -246,6 +246,9 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None, set[str]]] = [
     ("GET", "/v1/tasks", None, DESK | {"ops"}),
     ("POST", "/v1/tasks/T-1/complete", {"outcome": "reached"}, DESK),
     ("GET", "/v1/portfolio/summary", None, {"supervisor", "ops"}),
+    ("POST", "/v1/webhooks", {"url": "http://127.0.0.1:9/hook"}, {"platform"}),
+    ("GET", "/v1/webhooks", None, {"platform", "ops"}),
+    ("DELETE", "/v1/webhooks/wh_nope", None, {"platform"}),
     ("POST", "/v1/loans/{loan}/cancel", {"reason": "r"}, {"platform", "ops"}),
     ("POST", "/v1/loans", {}, {"platform"}),
 ]
@@ -274,3 +277,23 @@ async def test_every_endpoint_admits_exactly_its_roles(api: Api) -> None:
             assert answer.status_code < 500, (method, path, role, answer.text)
             assert (answer.status_code == 403) == (role not in allowed), (
                 method, path, role, answer.status_code, answer.text)
+
+
+async def test_webhooks_are_registered_listed_and_disabled(api: Api) -> None:
+    created = await api.call("POST", "/v1/webhooks", "platform",
+                             json={"url": "https://platform.example/hooks",
+                                   "events": ["loan.paid", "loan.settled"]})
+    assert created.status_code == 201, created.text
+    hook = created.json()
+    assert len(hook["secret"]) >= 32 and hook["owner"] == "platform-1"
+    listed = (await api.call("GET", "/v1/webhooks", "platform")).json()["webhooks"]
+    assert hook["webhook_id"] in {h["webhook_id"] for h in listed}
+    assert all("secret" not in h for h in listed), "the secret is shown once"
+    problem(await api.call("POST", "/v1/webhooks", "platform",
+                           json={"url": "ftp://x", "events": ["*"]}), 422, "http(s)")
+    problem(await api.call("POST", "/v1/webhooks", "platform",
+                           json={"url": "https://x.example", "events": ["loan.eaten"]}),
+            422, "unknown event type")
+    gone = await api.call("DELETE", f"/v1/webhooks/{hook['webhook_id']}", "platform")
+    assert gone.status_code == 204
+    problem(await api.call("DELETE", f"/v1/webhooks/{hook['webhook_id']}", "platform"), 404)

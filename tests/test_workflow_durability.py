@@ -67,7 +67,8 @@ def crash_after_write(ledger: Ledger, calls: Counter[str]) -> list[object]:
     async def score_loan(facts: ScoreInput) -> ScoreResult:
         return await run_then_crash("score_loan", facts)  # type: ignore[return-value]
 
-    return [open_loan, record_entries, send_message, alert_ops, score_loan]
+    return [open_loan, record_entries, send_message, alert_ops, score_loan,
+            real["deliver_event"], real["refer_to_partner"]]
 
 
 async def test_activities_retried_after_their_write_change_nothing(

@@ -7,11 +7,17 @@ ledger entries; the loop writes them through an idempotent activity.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    FailureError,
+    WorkflowAlreadyStartedError,
+)
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -62,6 +68,7 @@ with workflow.unsafe.imports_passed_through():
         PaymentRecorded,
         StageChanged,
     )
+    from duecourse.domain.events import OutboundEvent, delivery_workflow_id, events_for
     from duecourse.domain.legal import (
         CaseEvent,
         DemandResult,
@@ -86,6 +93,8 @@ with workflow.unsafe.imports_passed_through():
     from duecourse.domain.worklist import TaskCompletion, TaskKind, TaskResult
 
 LEGAL_REFERRAL = "legal-referral"  # subject of the supervisor's approval task
+EVENTS_PATCH = "outbound-events"
+"""Runs started before outbound events existed replay without them (and never send any)."""
 
 LEDGER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                            maximum_interval=timedelta(minutes=5))
@@ -109,6 +118,7 @@ class LoanCollectionWorkflow:
                                                      case_id=workflow.info().run_id)
         else:
             self._c = Collection(inp.loan, inp.policy, inp.state)
+        self._events: list[OutboundEvent] = self._events_for(self._pending)
         self._input = inp
         self._version = 0
         self._upserted: dict[str, object] = {}
@@ -178,7 +188,8 @@ class LoanCollectionWorkflow:
 
     def _queued(self) -> bool:
         return bool(self._pending or self._plans_to_start or self._plan_payments
-                    or self._cases_to_start or self._child_signals or self._alerts)
+                    or self._cases_to_start or self._child_signals or self._alerts
+                    or self._events)
 
     def _continue_as_new_due(self, inp: CollectionInput) -> bool:
         """Start a fresh history when it grows long - but not while a plan or legal case
@@ -327,14 +338,30 @@ class LoanCollectionWorkflow:
             start_to_close_timeout=timedelta(seconds=30), retry_policy=LEDGER_RETRY)
 
     async def _flush(self) -> None:
-        """Write queued ledger entries; handlers may queue more meanwhile."""
-        while self._pending:
-            batch, self._pending = self._pending, []
-            await workflow.execute_activity(
-                RECORD_ENTRIES, RecordEntries(case_id=self._c.state.case_id,
-                                              workflow_id=workflow.info().workflow_id,
-                                              loan_id=self._c.loan.loan_id, entries=batch),
-                start_to_close_timeout=timedelta(seconds=30), retry_policy=LEDGER_RETRY)
+        """Write queued ledger entries, then announce the events among them (after the
+        write, so a receiver that reads the ledger finds the fact); handlers may queue more
+        meanwhile."""
+        while self._pending or self._events:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                await workflow.execute_activity(
+                    RECORD_ENTRIES, RecordEntries(case_id=self._c.state.case_id,
+                                                  workflow_id=workflow.info().workflow_id,
+                                                  loan_id=self._c.loan.loan_id, entries=batch),
+                    start_to_close_timeout=timedelta(seconds=30), retry_policy=LEDGER_RETRY)
+            events, self._events = self._events, []  # their entries are all written now
+            if events and workflow.patched(EVENTS_PATCH):
+                for event in events:
+                    await self._start_delivery(event)
+
+    async def _start_delivery(self, event: OutboundEvent) -> None:
+        """An abandoned EventDelivery child per event: receivers never slow collection
+        down, and deliveries outlive this run (continue-as-new) and the loan."""
+        with contextlib.suppress(WorkflowAlreadyStartedError):  # the same id: the same event
+            await workflow.start_child_workflow(
+                "EventDelivery", event, id=delivery_workflow_id(event.event_id),
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                static_summary=f"{event.type} of loan {event.loan_id}")
 
     async def _score(self) -> None:
         """Ask the scorer for the loan's segment; a new segment changes the treatment."""
@@ -437,6 +464,7 @@ class LoanCollectionWorkflow:
                     "stage": entry.to_stage, "outcome": entry.outcome,
                     "reason": entry.reason})
         self._pending.extend(entries)
+        self._events.extend(self._events_for(entries))
         self._version += 1
         c = self._c
         if any(isinstance(e, StageChanged) and e.to_stage == "LEGAL" for e in entries):
@@ -449,6 +477,11 @@ class LoanCollectionWorkflow:
             if (case := c.state.legal_case) is not None:
                 self._child_signals.append((case.workflow_id, "freeze", frozen))
         self._publish()  # in the same workflow task as the change, even from a handler
+
+    def _events_for(self, entries: list[LedgerEntry]) -> list[OutboundEvent]:
+        c = self._c
+        return events_for(entries, c.state.case_id, c.loan.loan_id,
+                          workflow.info().workflow_id, c.state.outstanding, c.loan.currency)
 
     def _outstanding_text(self) -> str:
         return money_text(self._c.state.outstanding, self._c.loan.currency)

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from duecourse import __version__
 from duecourse.api import problems
-from duecourse.api.routes import actions, desk, loans
+from duecourse.api.routes import actions, desk, loans, webhooks
 from duecourse.api.services import Services
 from duecourse.settings import Settings
 from duecourse.store import Ledger, connect, migrate
@@ -54,6 +54,6 @@ def create_app(settings: Settings, provided: Services | None = None) -> FastAPI:
     if provided is not None:
         app.state.services = provided
     problems.install(app)
-    for module in (loans, actions, desk):
+    for module in (loans, actions, desk, webhooks):
         app.include_router(module.router)
     return app

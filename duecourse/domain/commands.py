@@ -24,6 +24,7 @@ RECORD_ENTRIES = "record_entries"
 ALERT_OPS = "alert_ops"
 SCORE_LOAN = "score_loan"
 REFER_TO_PARTNER = "refer_to_partner"
+DELIVER_EVENT = "deliver_event"
 
 
 class CollectionInput(BaseModel):

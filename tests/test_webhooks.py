@@ -1,0 +1,420 @@
+"""Outbound events to platforms' webhooks: signed, retried, each delivered exactly once.
+
+The receivers are real HTTP servers (uvicorn) in the test process that verify every
+signature with the registered secret; deliveries run as EventDelivery children of the loan
+workflow on the time-skipping test server, posting over real sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import socket
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+import uvicorn
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.webhooks import WebhookActivities
+from duecourse.domain.actor import SYSTEM
+from duecourse.domain.collection import Outcome
+from duecourse.domain.entries import LedgerEntry, PaymentRecorded, StageChanged
+from duecourse.domain.events import (
+    EVENT_ID_HEADER,
+    EVENT_TYPE_HEADER,
+    EVENT_TYPES,
+    SIGNATURE_HEADER,
+    DeliveryReport,
+    EventData,
+    OutboundEvent,
+    delivery_workflow_id,
+    events_for,
+    sign,
+    signature_header,
+    verify,
+)
+from duecourse.domain.policy import Channel
+from duecourse.domain.requests import CancelRequest, ContactOutcomeReport, ContactResult
+from duecourse.policies import load_policy
+from duecourse.store import tables as t
+from duecourse.store.webhooks import WebhookStore
+from tests.conftest import Harness
+from tests.factories import AGENT, make_loan, payment
+from tests.test_ledger import engine as ledger_engine
+
+db = ledger_engine
+"""The ledger tests' engine fixture as `db`: SQLite, and PostgreSQL when one answers."""
+
+STANDARD = load_policy("standard").model_copy(update={"segments": {}})  # timing as written
+NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+
+
+# ---------------------------------------------------------------------- a real receiver
+@dataclass
+class Receiver:
+    """A platform's endpoint: verifies each delivery, answers `fail_first` deliveries with
+    500 (forcing a retry), then `status`."""
+
+    fail_first: int = 0
+    status: int = 200
+    secret: str = ""
+    url: str = ""
+    seen: list[tuple[str, int]] = field(default_factory=list)  # (event id, answer)
+    bad_signatures: list[str] = field(default_factory=list)
+    accepted: list[OutboundEvent] = field(default_factory=list)
+
+    async def handle(self, request: Request) -> Response:
+        body = await request.body()
+        event = OutboundEvent.model_validate_json(body)
+        signed = verify(self.secret, request.headers.get(SIGNATURE_HEADER, ""), body,
+                        datetime.now(UTC))
+        if (not signed or request.headers.get(EVENT_ID_HEADER) != event.event_id
+                or request.headers.get(EVENT_TYPE_HEADER) != event.type):
+            self.bad_signatures.append(event.event_id)
+            answer = 401
+        elif len(self.seen) < self.fail_first:
+            answer = 500
+        else:
+            answer = self.status
+        self.seen.append((event.event_id, answer))
+        if 200 <= answer < 300:
+            self.accepted.append(event)
+        return Response("ok" if answer < 300 else "nope", status_code=answer)
+
+    def accepted_ids(self) -> Counter[str]:
+        return Counter(e.event_id for e in self.accepted)
+
+
+@contextlib.asynccontextmanager
+async def serving(receiver: Receiver) -> AsyncIterator[Receiver]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))  # a free port, held from the start: no race
+    app = Starlette(routes=[Route("/hook", receiver.handle, methods=["POST"])])
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        await until(lambda: server.started, what="the receiver to listen")
+        receiver.url = f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
+        yield receiver
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+async def until(check: Callable[[], object], harness: Harness | None = None,
+                what: str = "", within: float = 60.0) -> None:
+    """Poll `check` until true. With a harness, each pause also lets the test server's
+    clock move (retry backoffs are timers that only fire while time may skip).
+
+    Test-server caveat: once a loan's workflow has closed while an abandoned EventDelivery
+    child still runs, the server stops skipping time for good (sdk-typescript#1101), so
+    these pauses are short: they then cost real time.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not check():
+        assert loop.time() < deadline, f"timed out waiting for {what}"
+        if harness is not None:
+            await harness.env.sleep(timedelta(seconds=1))
+        else:
+            await asyncio.sleep(0.05)
+
+
+async def delivery_report(h: Harness, event_id: str) -> DeliveryReport:
+    handle = h.env.client.get_workflow_handle(delivery_workflow_id(event_id),
+                                              result_type=DeliveryReport)
+    return await asyncio.wait_for(handle.result(), timeout=60)
+
+
+# ---------------------------------------------------------------------- end to end
+async def test_each_event_reaches_the_receiver_exactly_once_after_a_forced_retry(
+        harness: Harness) -> None:
+    h = harness
+    store = WebhookStore(h.ledger.engine)
+    async with serving(Receiver(fail_first=1)) as receiver:
+        hook, receiver.secret = await store.register("platform-a", receiver.url, ["*"])
+        loan = make_loan(await h.env.get_current_time(), dpd=1)
+        assert (await h.client.start(loan, STANDARD)).started
+        # the hand-over is the first delivery the receiver ever sees, and it answers 500
+        await until(lambda: receiver.seen, what="the hand-over delivery")
+        await h.client.record_contact_outcome(loan.loan_id, ContactOutcomeReport(
+            channel=Channel.VOICE, result=ContactResult.REACHED, actor=AGENT,
+            note="answered"))
+        await h.client.report_payment(loan.loan_id, payment("1000.00"))
+        assert (await h.client.result(loan.loan_id)).outcome == "PAID"
+        await until(lambda: len(receiver.accepted_ids()) == 3, h, "three accepted events")
+        transitions = await h.rows(t.stage_transitions, loan_id=loan.loan_id)
+        keys = [r["idempotency_key"] for r in transitions]
+        reports = {key: await delivery_report(h, key) for key in keys}
+
+    assert receiver.bad_signatures == []
+    first = receiver.seen[0][0]
+    assert receiver.seen[0][1] == 500 and first == keys[0]
+    assert receiver.accepted_ids() == Counter(keys), "each event accepted exactly once"
+    case_id = transitions[0]["case_id"]
+    assert keys == [f"{case_id}:stage:1", f"{case_id}:stage:2", f"{case_id}:closed"]
+    # arrival order is not event order (the retried hand-over came last)
+    handover, negotiation, paid = ({e.event_id: e for e in receiver.accepted}[k] for k in keys)
+    assert (handover.type, handover.data.from_stage, handover.data.to_stage) == (
+        "loan.stage_changed", None, "REMINDER")
+    assert (negotiation.type, negotiation.data.from_stage, negotiation.data.to_stage) == (
+        "loan.stage_changed", "REMINDER", "NEGOTIATION")
+    assert (paid.type, paid.data.outcome, paid.data.outstanding, paid.data.currency) == (
+        "loan.paid", "PAID", Decimal("0"), "CNY")
+    assert handover.data.outstanding == Decimal("1000.00")
+    assert all(e.loan_id == loan.loan_id and e.workflow_id == loan.workflow_id
+               for e in receiver.accepted)
+
+    deliveries = {d.event_id: d for d in await store.deliveries(loan_id=loan.loan_id)}
+    assert set(deliveries) == set(keys)
+    assert all(d.status == "delivered" and d.webhook_id == hook.webhook_id
+               and d.last_status_code == 200 and d.delivered_at is not None
+               for d in deliveries.values())
+    assert [deliveries[k].attempts for k in keys] == [2, 1, 1]
+    assert reports[keys[0]].delivered == [hook.webhook_id]
+    assert all(r.gave_up is None and r.failed == [] for r in reports.values())
+
+
+async def test_a_gone_webhook_is_not_retried(harness: Harness) -> None:
+    h = harness
+    store = WebhookStore(h.ledger.engine)
+    async with serving(Receiver(status=410)) as receiver:
+        hook, receiver.secret = await store.register("platform-a", receiver.url,
+                                                     ["loan.cancelled"])
+        loan = make_loan(await h.env.get_current_time(), dpd=1)
+        await h.client.start(loan, STANDARD)
+        await h.client.cancel(loan.loan_id, CancelRequest(reason="handed back"))
+        assert (await h.client.result(loan.loan_id)).outcome == "CANCELLED"
+        case_id = (await h.rows(t.collection_cases, loan_id=loan.loan_id))[0]["case_id"]
+        closed = f"{case_id}:closed"
+        report = await delivery_report(h, closed)  # the delivery run is over: no retry
+
+    assert report.failed == [hook.webhook_id] and report.delivered == []
+    assert receiver.seen == [(closed, 410)], "only the subscribed event, posted once"
+    [delivery] = await store.deliveries(loan_id=loan.loan_id)
+    assert (delivery.status, delivery.attempts, delivery.last_status_code) == (
+        "failed", 1, 410)
+    assert delivery.last_error is not None and delivery.last_error.startswith("HTTP 410")
+
+
+# ---------------------------------------------------------------------- the activity
+def _event(key: str = "closed", type_: str = "loan.paid") -> OutboundEvent:
+    return OutboundEvent(
+        event_id=f"case-1:{key}", type=type_, loan_id="L-1",  # type: ignore[arg-type]
+        workflow_id="collection-L-1", occurred_at=NOW,
+        data=EventData(from_stage="NEGOTIATION", to_stage=None, outcome="PAID",
+                       reason="paid in full", days_past_due=12,
+                       outstanding=Decimal("0.00"), currency="CNY"))
+
+
+def _attempt(env: ActivityEnvironment, attempt: int) -> ActivityEnvironment:
+    env.info = replace(env.info, attempt=attempt, retry_policy=RetryPolicy(
+        maximum_attempts=20))
+    return env
+
+
+async def test_a_retry_posts_only_to_the_webhooks_still_owed_the_event(
+        db: AsyncEngine) -> None:
+    store, env = WebhookStore(db), ActivityEnvironment()
+    acts = WebhookActivities(store)
+    event = _event()
+    async with serving(Receiver()) as ok, serving(Receiver(fail_first=1)) as flaky:
+        a, ok.secret = await store.register("p-a", ok.url, ["loan.paid"])
+        b, flaky.secret = await store.register("p-b", flaky.url, ["*"])
+        elsewhere, _ = await store.register("p-c", ok.url, ["loan.stage_changed"])
+        with pytest.raises(ApplicationError) as failed:
+            await _attempt(env, 1).run(acts.deliver_event, event)
+        assert failed.value.type == "DeliveryFailed" and not failed.value.non_retryable
+        assert b.webhook_id in str(failed.value)
+        report = await _attempt(env, 2).run(acts.deliver_event, event)
+        again = await _attempt(env, 3).run(acts.deliver_event, event)
+
+    assert report.delivered == [b.webhook_id] and report.skipped == [a.webhook_id]
+    assert sorted(again.skipped) == sorted([a.webhook_id, b.webhook_id])
+    assert again.delivered == []
+    assert ok.accepted_ids() == flaky.accepted_ids() == Counter({event.event_id: 1})
+    assert ok.bad_signatures == flaky.bad_signatures == []
+    rows = {d.webhook_id: d for d in await store.deliveries(event_id=event.event_id)}
+    assert set(rows) == {a.webhook_id, b.webhook_id}, f"{elsewhere} is not subscribed"
+    assert (rows[a.webhook_id].attempts, rows[b.webhook_id].attempts) == (1, 2)
+    assert rows[b.webhook_id].last_status_code == 200
+
+
+async def test_an_unreachable_webhook_is_retried_then_given_up(db: AsyncEngine) -> None:
+    store, env = WebhookStore(db), ActivityEnvironment()
+    acts = WebhookActivities(store, timeout=2.0)
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
+    hook, _ = await store.register("p-a", dead, ["*"])
+    event = _event()
+    with pytest.raises(ApplicationError, match="ConnectError"):
+        await _attempt(env, 1).run(acts.deliver_event, event)
+    report = await _attempt(env, 20).run(acts.deliver_event, event)  # the last attempt
+    assert report.failed == [hook.webhook_id]
+    [row] = await store.deliveries(event_id=event.event_id)
+    assert (row.status, row.attempts, row.delivered_at) == ("failed", 2, None)
+    assert row.last_error and "ConnectError" in row.last_error
+    assert row.last_error.endswith("(gave up after 20 attempts)")
+
+
+async def test_a_disabled_webhook_gets_nothing(db: AsyncEngine) -> None:
+    store = WebhookStore(db)
+    hook, _ = await store.register("p-a", "https://hooks.example/x", ["*"])
+    assert not await store.disable(hook.webhook_id, owner="someone-else")
+    assert await store.disable(hook.webhook_id, owner="p-a")
+    assert not await store.disable(hook.webhook_id)
+    report = await ActivityEnvironment().run(WebhookActivities(store).deliver_event, _event())
+    assert report == DeliveryReport(event_id="case-1:closed")
+    assert await store.deliveries(event_id="case-1:closed") == []
+
+
+# ---------------------------------------------------------------------- the store
+async def test_register_list_and_disable_webhooks(db: AsyncEngine) -> None:
+    store = WebhookStore(db)
+    a, secret_a = await store.register("p-a", "https://a.example/hook",
+                                       ["loan.paid", "loan.paid", "loan.settled"])
+    b, secret_b = await store.register("p-b", "http://b.example:8080/h", ["*", "loan.paid"],
+                                       secret="s" * 24)
+    assert a.webhook_id.startswith("wh_") and len(secret_a) >= 40 and secret_b == "s" * 24
+    assert a.events == ["loan.paid", "loan.settled"] and b.events == ["*"]
+    assert "secret" not in a.model_dump() and secret_a not in repr(a)
+    assert [w.webhook_id for w in await store.list()] == [a.webhook_id, b.webhook_id]
+    assert [w.webhook_id for w in await store.list("p-b")] == [b.webhook_id]
+    assert [w.webhook_id for w in await store.active_for("loan.paid")] == [a.webhook_id,
+                                                                           b.webhook_id]
+    assert [w.webhook_id for w in await store.active_for("loan.written_off")] == [
+        b.webhook_id]
+    assert (await store.active_for("loan.paid"))[0].secret == secret_a
+    assert await store.disable(a.webhook_id)
+    assert [w.webhook_id for w in await store.active_for("loan.paid")] == [b.webhook_id]
+    [listed] = await store.list("p-a")
+    assert listed.disabled_at is not None and listed.disabled_at.tzinfo is not None
+    assert await store.list("p-a", include_disabled=False) == []
+    assert (await store.get(b.webhook_id)) == b and await store.get("wh_nope") is None
+
+
+@pytest.mark.parametrize(("url", "events", "secret", "problem"), [
+    ("ftp://a.example/x", ["*"], None, "http"),
+    ("/relative/path", ["*"], None, "http"),
+    ("https:///no-host", ["*"], None, "http"),
+    ("https://a.example/x", [], None, "at least one"),
+    ("https://a.example/x", ["loan.exploded"], None, "unknown event"),
+    ("https://a.example/x", ["*"], "short", "16 to 128"),
+])
+async def test_register_refuses_bad_webhooks(db: AsyncEngine, url: str, events: list[str],
+                                             secret: str | None, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        await WebhookStore(db).register("p-a", url, events, secret)
+
+
+async def test_a_delivered_row_is_never_downgraded_by_a_late_attempt(db: AsyncEngine) -> None:
+    store = WebhookStore(db)
+    hook, _ = await store.register("p-a", "https://a.example/x", ["*"])
+    event = _event()
+    await store.record_attempt(event, hook.webhook_id, "pending", 503, "HTTP 503")
+    assert not await store.already_delivered(event.event_id, hook.webhook_id)
+    await store.record_attempt(event, hook.webhook_id, "delivered", 200)
+    assert await store.already_delivered(event.event_id, hook.webhook_id)
+    await store.record_attempt(event, hook.webhook_id, "pending", None, "ReadTimeout")
+    [row] = await store.deliveries(event_id=event.event_id)
+    assert (row.status, row.attempts, row.last_status_code, row.last_error) == (
+        "delivered", 2, 200, None)
+    assert row.delivered_at is not None and row.delivered_at.tzinfo is not None
+    assert (await store.deliveries(loan_id="L-1")) == [row]
+    with pytest.raises(ValueError):
+        await store.deliveries()
+
+
+# ---------------------------------------------------------------------- pure parts
+def _stage(key: str, from_stage: str | None, to_stage: str | None,
+           outcome: str | None = None) -> StageChanged:
+    return StageChanged(key=key, occurred_at=NOW, actor=SYSTEM, from_stage=from_stage,
+                        to_stage=to_stage, outcome=outcome, reason="why", days_past_due=9)
+
+
+def test_events_for_maps_stage_changes_only() -> None:
+    entries: list[LedgerEntry] = [
+        _stage("stage:1", None, "REMINDER"),
+        PaymentRecorded(key="payment:P1", occurred_at=NOW, actor=SYSTEM, reference="P1",
+                        amount=Decimal("10.00"), currency="CNY", paid_at=NOW,
+                        applied=Decimal("10.00"), overpaid=Decimal("0"),
+                        outstanding_after=Decimal("990.00")),
+        _stage("stage:2", "REMINDER", "NEGOTIATION"),
+        _stage("stage:3", "NEGOTIATION", "LEGAL"),
+        _stage("stage:4", "LEGAL", "NEGOTIATION"),
+        _stage("closed", "NEGOTIATION", None, "WRITTEN_OFF"),
+    ]
+    events = events_for(entries, "run-9", "L-9", "collection-L-9", Decimal("990.00"), "CNY")
+    assert [(e.event_id, e.type) for e in events] == [
+        ("run-9:stage:1", "loan.stage_changed"),
+        ("run-9:stage:2", "loan.stage_changed"),
+        ("run-9:stage:3", "loan.escalated_to_legal"),
+        ("run-9:stage:4", "loan.stage_changed"),
+        ("run-9:closed", "loan.written_off"),
+    ]
+    closed = events[-1]
+    assert closed.model_dump(mode="json") == {
+        "event_id": "run-9:closed", "type": "loan.written_off", "loan_id": "L-9",
+        "workflow_id": "collection-L-9", "occurred_at": "2026-03-02T09:30:00Z",
+        "data": {"from_stage": "NEGOTIATION", "to_stage": None, "outcome": "WRITTEN_OFF",
+                 "reason": "why", "days_past_due": 9, "outstanding": "990.00",
+                 "currency": "CNY"}}
+    assert events_for([], "r", "L", "w", Decimal("1"), "CNY") == []
+
+
+@pytest.mark.parametrize("outcome", list(Outcome))
+def test_every_outcome_has_its_own_event(outcome: Outcome) -> None:
+    [event] = events_for([_stage("closed", "REMINDER", None, outcome.value)], "r", "L", "w",
+                         Decimal("0"), "USD")
+    assert event.type == f"loan.{outcome.value.lower()}" and event.type in EVENT_TYPES
+
+
+def test_delivery_ids_are_safe_and_stable() -> None:
+    assert delivery_workflow_id("0c1e-77:stage:2") == "event-0c1e-77:stage:2"
+    assert delivery_workflow_id("a b/c\u00e9") == "event-a-b-c-"
+
+
+def test_signature_matches_the_documented_scheme() -> None:
+    body = '{"event_id":"x"}'
+    expected = hmac.new(b"topsecret", b'1764000000.{"event_id":"x"}',
+                        hashlib.sha256).hexdigest()
+    assert sign("topsecret", 1764000000, body) == expected
+    assert sign("topsecret", 1764000000, body.encode()) == expected
+    assert signature_header("topsecret", 1764000000, body) == f"t=1764000000,v1={expected}"
+
+
+def test_verify_accepts_only_the_exact_body_secret_and_a_recent_time() -> None:
+    body = b'{"event_id":"case-1:closed","type":"loan.paid"}'
+    ts = int(NOW.timestamp())
+    header = signature_header("s3cret-s3cret-s3cret", ts, body)
+    assert verify("s3cret-s3cret-s3cret", header, body, NOW)
+    assert verify("s3cret-s3cret-s3cret", header, body, NOW + timedelta(minutes=4))
+    assert not verify("s3cret-s3cret-s3cret", header, body.replace(b"paid", b"PAID"), NOW)
+    assert not verify("another-secret-entirely", header, body, NOW)
+    assert not verify("s3cret-s3cret-s3cret", header, body, NOW + timedelta(minutes=6)), \
+        "an old delivery replayed later"
+    assert not verify("s3cret-s3cret-s3cret", header, body, NOW - timedelta(minutes=6))
+    assert verify("s3cret-s3cret-s3cret", header, body, NOW + timedelta(minutes=8),
+                  tolerance=timedelta(minutes=10))
+    forged_time = header.replace(f"t={ts}", f"t={ts + 60}")
+    assert not verify("s3cret-s3cret-s3cret", forged_time, body, NOW)
+    rotated = f"t={ts},v1={'0' * 64},v1={sign('s3cret-s3cret-s3cret', ts, body)}"
+    assert verify("s3cret-s3cret-s3cret", rotated, body, NOW)
+    for malformed in ("", "garbage", f"t={ts}", "v1=abc", f"t=soon,v1={'0' * 64}"):
+        assert not verify("s3cret-s3cret-s3cret", malformed, body, NOW)
