@@ -421,7 +421,7 @@ class LoanCollectionWorkflow:
     async def _wind_down(self) -> None:
         """On closing: cancel open tasks and stop a running plan."""
         c, now = self._c, workflow.now()
-        self._apply(tasks.cancel_open(c, now, f"loan closed as {c.state.outcome}"))
+        self._apply(tasks.cancel_pending(c, now, f"loan closed as {c.state.outcome}"))
         plan = c.state.active_plan
         if plan is not None:
             await self._signal(plan.workflow_id, "cancel")

@@ -65,7 +65,8 @@ class LoanSummary(BaseModel):
     stage: str | None
     outcome: str | None
     days_past_due: int | None
-    outstanding: float | None = Field(description="display only; exact amounts via GET")
+    outstanding: str | None = Field(description="as indexed for search (rounded to cents); "
+                                                "the exact amount is in GET /v1/loans/{id}")
     jurisdiction: str | None
     segment: str | None
     assigned_agent: str | None

@@ -68,7 +68,7 @@ def escalate(c: Collection, task: Task, now: datetime) -> list[LedgerEntry]:
                      sla_missed_by=str(now - task.due_at))]
 
 
-def cancel_open(c: Collection, now: datetime, why: str) -> list[LedgerEntry]:
+def cancel_pending(c: Collection, now: datetime, why: str) -> list[LedgerEntry]:
     entries: list[LedgerEntry] = []
     for task in c.state.open_tasks:
         task.status, task.note = TaskStatus.CANCELLED, why

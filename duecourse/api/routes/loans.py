@@ -138,13 +138,19 @@ async def search_loans(
                     next_page_token=base64.urlsafe_b64encode(nxt).decode() if nxt else None)
 
 
+def _indexed(indexed: float | None) -> str | None:
+    """Search attributes index amounts as doubles; never hand one out as money."""
+    return None if indexed is None else f"{indexed:.2f}"
+
+
 def _summary(w: WorkflowExecution) -> LoanSummary:
     attrs = w.typed_search_attributes
     return LoanSummary(
         loan_id=w.id.removeprefix("collection-"), workflow_id=w.id,
         status=w.status.name if w.status else "UNKNOWN",
         stage=attrs.get(sa.COLLECTION_STAGE), outcome=attrs.get(sa.COLLECTION_OUTCOME),
-        days_past_due=attrs.get(sa.DAYS_PAST_DUE), outstanding=attrs.get(sa.OUTSTANDING_AMOUNT),
+        days_past_due=attrs.get(sa.DAYS_PAST_DUE),
+        outstanding=_indexed(attrs.get(sa.OUTSTANDING_AMOUNT)),
         jurisdiction=attrs.get(sa.JURISDICTION), segment=attrs.get(sa.SEGMENT),
         assigned_agent=attrs.get(sa.ASSIGNED_AGENT), started_at=w.start_time)
 
