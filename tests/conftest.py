@@ -14,9 +14,11 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
+from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -180,3 +182,16 @@ async def harness(ts_env: WorkflowEnvironment, ledger: Ledger) -> AsyncIterator[
             yield Harness(ts_env, client, ledger, task_queue)
         finally:
             await client.end_all()
+
+
+async def advance_to_local(h: Harness, zone: ZoneInfo, at: time) -> datetime:
+    """Move the test server's clock to the next `at` on the wall clock of `zone`."""
+    now = await h.env.get_current_time()
+    local = now.astimezone(zone)
+    target = datetime.combine(local.date(), at, tzinfo=zone)
+    if target <= local + timedelta(minutes=1):
+        target += timedelta(days=1)
+    await h.env.sleep(target - now)
+    return await h.env.get_current_time()
+
+

@@ -25,24 +25,13 @@ from duecourse.domain.policy import Channel
 from duecourse.policies import load_policy
 from duecourse.store import tables as t
 from duecourse.temporal.client import ActionRejected
-from tests.conftest import Harness
+from tests.conftest import Harness, advance_to_local
 from tests.factories import AGENT, make_loan
 
 STANDARD = load_policy("standard").model_copy(update={"segments": {}})  # timing as written
 SHANGHAI, NEW_YORK, LONDON = (ZoneInfo("Asia/Shanghai"), ZoneInfo("America/New_York"),
                               ZoneInfo("Europe/London"))
 TOLERANCE = timedelta(seconds=2)
-
-
-async def advance_to_local(h: Harness, zone: ZoneInfo, at: time) -> datetime:
-    """Move the test server's clock to the next `at` on the wall clock of `zone`."""
-    now = await h.env.get_current_time()
-    local = now.astimezone(zone)
-    target = datetime.combine(local.date(), at, tzinfo=zone)
-    if target <= local + timedelta(minutes=1):
-        target += timedelta(days=1)
-    await h.env.sleep(target - now)
-    return await h.env.get_current_time()
 
 
 async def start(h: Harness, **kwargs: object) -> LoanIntake:
@@ -113,7 +102,8 @@ async def test_us_eighth_call_attempt_in_seven_days_is_deferred(harness: Harness
     assert "1006.14(b)(2)(i)" in eighth.rule
     agent_rows = [c for c in await contacts(h, loan) if c["status"] == "made_by_person"]
     assert len(agent_rows) == 7
-    recorded = [d for d in await decisions(h, loan) if d["step"] == f"agent:{AGENT.id}"]
+    recorded = [d for d in await decisions(h, loan)
+                if d["step"] == "agent-contact" and d["actor_id"] == AGENT.id]
     assert [d["verdict"] for d in recorded] == ["allowed"] * 7 + ["deferred"]
     us_sms = [c for c in await contacts(h, loan) if c["channel"] in ("sms", "email")]
     assert all("debt collector" in c["body"] for c in us_sms)

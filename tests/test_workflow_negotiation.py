@@ -3,9 +3,10 @@ settlements, the work queue with SLAs, legal cases through judgment, segments.""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, time, timedelta
 from decimal import Decimal
 from uuid import uuid4
+from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
@@ -35,7 +36,7 @@ from duecourse.policies import load_policy
 from duecourse.store import Ledger
 from duecourse.store import tables as t
 from duecourse.temporal.client import ActionRejected
-from tests.conftest import Harness, TrackingClient, settings_for_tests
+from tests.conftest import Harness, TrackingClient, advance_to_local, settings_for_tests
 from tests.factories import AGENT, SUPERVISOR, make_loan, payment
 from worker import build_worker
 
@@ -220,6 +221,7 @@ async def test_deeper_settlement_waits_for_a_supervisor(harness: Harness) -> Non
 # --------------------------------------------------------------------------- work queue
 async def test_unhandled_task_escalates_after_its_sla(harness: Harness) -> None:
     h = harness
+    await advance_to_local(h, ZoneInfo("Asia/Shanghai"), time(9, 0))  # calls in daytime
     loan = await start(h, dpd=3)
     await h.client.record_contact_outcome(loan.loan_id, ContactOutcomeReport(
         channel=Channel.SMS, result=ContactResult.BORROWER_REPLIED, actor=AGENT))

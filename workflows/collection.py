@@ -8,7 +8,7 @@ ledger entries; the loop writes them through an idempotent activity.
 from __future__ import annotations
 
 import contextlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair
@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         PlanPayment,
         PlanProgress,
         PlanProposal,
+        PlanStatus,
         RepaymentPlan,
         SettlementDecision,
         SettlementOffer,
@@ -221,8 +222,10 @@ class LoanCollectionWorkflow:
             self._apply(deals.check_settlement(c, now))
         elif kind is ActionKind.PLAN_REMINDER:
             assert action.step is not None and action.instalment is not None
-            status, _ = await self._contact(action.step, Purpose.COLLECTION,
-                                            extra=self._instalment_context(action.instalment))
+            context = self._instalment_context(action.instalment)
+            status = "skipped"
+            if context is not None:
+                status, _ = await self._contact(action.step, Purpose.COLLECTION, extra=context)
             if status != "deferred" and c.state.plan_reminders[:1] == [action.instalment]:
                 c.state.plan_reminders.pop(0)
         elif kind is ActionKind.CHECK_PROMISE:
@@ -237,15 +240,20 @@ class LoanCollectionWorkflow:
             for name in action.superseded:
                 self._apply(c.record_step(name, "skipped", now, "superseded by a later step"))
             if action.step.as_task:
-                kind_ = (TaskKind.FIELD_VISIT if action.step.channel is Channel.VISIT
-                         else TaskKind.CALL_BORROWER)
-                task, entries = tasks.open_task(c, kind_, action.step.name, now,
-                                                note=action.step.template)
-                self._apply(entries)
-                self._apply(c.record_step(action.step.name, "task", now, task.task_id))
+                self._open_contact_task(action.step, now)
                 return
             status, detail = await self._contact(action.step, action.purpose)
-            if status != "deferred":
+            if status != "deferred" and kind is not ActionKind.CONTACT and status != "sent":
+                # a notice the law requires before going on: try again tomorrow, tell ops
+                retry, key = (workflow.now() + timedelta(days=1),
+                              f"{c.state.visit.visit}:{action.step.name}")
+                if key not in c.state.deferrals:  # alert ops once, not at every retry
+                    self._alerts.append((f"{action.step.template} not sent", detail))
+                c.state.deferrals[key] = retry
+                self._apply([c._event("required_notice_not_sent", workflow.now(),
+                                      step=action.step.name, detail=detail,
+                                      retry_at=retry)])
+            elif status != "deferred":
                 self._apply(c.record_step(action.step.name, status, workflow.now(), detail))
         elif kind is ActionKind.SEND_DEMAND:
             assert action.step is not None
@@ -260,6 +268,30 @@ class LoanCollectionWorkflow:
                                DemandResult(delivered=status == "sent", detail=detail))
             if status != "sent":
                 await self._alert_ops("Demand letter not sent", detail)
+
+    def _open_contact_task(self, step: ContactStep, now: datetime) -> None:
+        """A call or visit for a person to make: the engine decides first whether it may
+        happen at all now (a blocked one is recorded, a deferred one waits)."""
+        c = self._c
+        visit = step.channel is Channel.VISIT
+        address = recipient_for(step.channel, c.loan.borrower)
+        if address is None:
+            self._apply(c.record_step(step.name, "blocked", now,
+                                      f"no {step.channel} contact details"))
+            return
+        decision = c.decide_contact(step.channel, address, now,
+                                    collectors=c.pack.min_visit_collectors or 1)
+        self._apply(c.record_decision(step.name, step.channel, address, decision))
+        if decision.verdict is Verdict.DEFERRED:
+            return
+        if decision.verdict is Verdict.BLOCKED:
+            self._apply(c.record_step(step.name, "blocked", now,
+                                      f"{decision.code}: {decision.detail}"))
+            return
+        kind = TaskKind.FIELD_VISIT if visit else TaskKind.CALL_BORROWER
+        task, entries = tasks.open_task(c, kind, step.name, now, note=step.template)
+        self._apply(entries)
+        self._apply(c.record_step(step.name, "task", now, task.task_id))
 
     # ------------------------------------------------------------------ activities
     async def _contact(self, step: ContactStep, purpose: Purpose,
@@ -377,9 +409,12 @@ class LoanCollectionWorkflow:
                                   previous=previous, score=result.score,
                                   reasons=result.reasons)])
 
-    def _instalment_context(self, number: int) -> dict[str, str]:
+    def _instalment_context(self, number: int) -> dict[str, str] | None:
+        """Template values for a reminder about instalment `number` of the running plan;
+        None when there is no such instalment left to remind about."""
         plan = self._c.state.active_plan
-        assert plan is not None
+        if plan is None or not 1 <= number <= len(plan.instalments):
+            return None
         item = plan.instalments[number - 1]
         return {"instalment_number": str(number), "instalment_due": item.due_date.isoformat(),
                 "instalment_amount": money_text(item.remaining, plan.currency)}
@@ -422,9 +457,9 @@ class LoanCollectionWorkflow:
         """On closing: cancel open tasks and stop a running plan."""
         c, now = self._c, workflow.now()
         self._apply(tasks.cancel_pending(c, now, f"loan closed as {c.state.outcome}"))
-        plan = c.state.active_plan
-        if plan is not None:
-            await self._signal(plan.workflow_id, "cancel")
+        for plan in c.state.plans:  # their children may still run: stop them
+            if plan.status in (PlanStatus.CANCELLED, PlanStatus.ACTIVE):
+                await self._signal(plan.workflow_id, "cancel")
         case = c.state.legal_case
         if case is not None:
             await self._signal(case.workflow_id, "close", f"loan closed as {c.state.outcome}")
@@ -577,10 +612,7 @@ class LoanCollectionWorkflow:
     def plan_progress(self, progress: PlanProgress) -> None:
         """Reported by the RepaymentPlanWorkflow child on every change."""
         c = self._c
-        entries = deals.plan_progress(c, progress, workflow.now())
-        if progress.event == "reminder" and progress.instalment is not None:
-            c.state.plan_reminders.append(progress.instalment)
-        self._apply(entries)
+        self._apply(deals.plan_progress(c, progress, workflow.now()))
 
     @workflow.signal
     def record_contact_outcome(self, report: ContactOutcomeReport) -> None:
@@ -628,7 +660,7 @@ class LoanCollectionWorkflow:
         decision = c.decide_contact(request.channel, address, now, request.purpose,
                                     request.recipient_kind, request.collectors,
                                     request.discloses_debt)
-        step = f"agent:{request.actor.id}"
+        step = "agent-contact"  # who asked is in the actor columns
         entries = c.record_decision(step, request.channel, address, decision,
                                     request.purpose, request.recipient_kind, request.actor)
         if decision.allowed:
@@ -699,7 +731,7 @@ class LoanCollectionWorkflow:
 
     @decide_settlement.validator
     def _validate_settlement_decision(self, decision: SettlementDecision) -> None:
-        if problem := deals.settlement_decision_problem(self._c, decision):
+        if problem := deals.settlement_decision_problem(self._c, decision, workflow.now()):
             raise ApplicationError(problem, type="SettlementRejected")
 
     def _settlement_result(self, settlement_id: str) -> SettlementResult:
@@ -744,7 +776,7 @@ class LoanCollectionWorkflow:
 
     @complete_task.validator
     def _validate_task(self, done: TaskCompletion) -> None:
-        if problem := desk.task_problem(self._c, done):
+        if problem := desk.task_problem(self._c, done, workflow.now()):
             raise ApplicationError(problem, type="TaskRejected")
 
     @workflow.update

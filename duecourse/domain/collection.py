@@ -358,6 +358,8 @@ class Collection:
     def escalate(self, now: datetime, reason: str, actor: Actor = SYSTEM) -> list[LedgerEntry]:
         """Enter the legal stage unless the rules forbid it (or want something first)."""
         s = self.state
+        if s.stage is Stage.LEGAL:
+            return [self._event("already_in_legal", now, actor, wanted=reason)]
         problem = legal_action_problem(self.context(), now)
         if problem is None:
             return self._enter(Stage.LEGAL, now, reason, actor)
@@ -402,6 +404,15 @@ class Collection:
                actor: Actor) -> list[LedgerEntry]:
         s = self.state
         entries = self._withdraw_promise(now, f"loan closed as {outcome}")
+        s.plan_reminders.clear()
+        for plan in s.plans:  # paid in full, the plan completes itself (last instalment)
+            if plan.status is PlanStatus.ACTIVE and outcome is not Outcome.PAID:
+                plan.status = PlanStatus.CANCELLED  # the workflow stops its child
+        for settlement in s.settlements:  # an agreement never outlives the loan's collection
+            if settlement.status in (SettlementStatus.PENDING_APPROVAL,
+                                     SettlementStatus.ACCEPTED) and outcome is not \
+                    Outcome.SETTLED:
+                settlement.status = SettlementStatus.WITHDRAWN
         s.visit.left_at = now
         s.outcome, s.closed_at, s.close_reason = outcome, now, reason
         entries.append(StageChanged(
@@ -523,6 +534,10 @@ class Collection:
             return f"the loan is closed ({s.outcome})"
         if s.stage is Stage.LEGAL:
             return "the loan is in the legal stage; promises are agreed before legal action"
+        if (plan := s.active_plan) is not None:
+            return f"plan {plan.plan_id} is active; the plan's instalments are the promise"
+        if (offer := s.open_settlement) is not None:
+            return f"settlement {offer.settlement_id} is {offer.status.value.lower()}"
         if (active := s.active_promise) is not None:
             return (f"promise {active.promise_id} for {active.amount} {active.currency} due "
                     f"{active.due_date} is still active")

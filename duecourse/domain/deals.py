@@ -29,7 +29,7 @@ from duecourse.domain.calendar import local_date, local_midnight
 from duecourse.domain.collection import Collection, Outcome, Stage
 from duecourse.domain.entries import AgreementRecorded, LedgerEntry
 from duecourse.domain.policy import PlanRules
-from duecourse.domain.tasks import open_task, resolve_subject
+from duecourse.domain.tasks import open_task, resolve_subject, task_entry
 from duecourse.domain.worklist import TaskKind
 
 MANAGERS = (ActorKind.SUPERVISOR, ActorKind.OPS, ActorKind.SYSTEM)
@@ -70,6 +70,9 @@ def _agreement(c: Collection, kind: str, ident: str, status: str, amount: Decima
 def plan_problem(c: Collection, proposal: PlanProposal, now: datetime) -> str | None:
     if problem := _busy(c):
         return problem
+    if c.state.stage is Stage.LEGAL:
+        return ("the loan is in the legal stage; settle it or record payments instead of a "
+                "new plan")
     rules, s = plan_rules(c), c.state
     items = proposal.instalments
     currency = items[0].amount.currency
@@ -121,6 +124,7 @@ def accept_plan(c: Collection, proposal: PlanProposal, now: datetime,
     if s.stage is Stage.REMINDER:
         entries += c._enter(Stage.NEGOTIATION, now, "instalment plan agreed", proposal.actor)
     s.plans.append(plan)
+    s.plan_reminders.clear()
     entries.append(plan_record(c, plan, now, proposal.actor))
     return plan, entries
 
@@ -141,6 +145,10 @@ def plan_progress(c: Collection, progress: PlanProgress, now: datetime) -> list[
     if index is None or s.plans[index].status is not PlanStatus.ACTIVE:
         return []
     s.plans[index] = progress.plan
+    if progress.plan.status is not PlanStatus.ACTIVE:
+        s.plan_reminders.clear()  # reminders only ever concern the running plan
+    elif progress.event == "reminder" and progress.instalment is not None:
+        s.plan_reminders.append(progress.instalment)
     entries: list[LedgerEntry] = [plan_record(c, progress.plan, now)]
     if progress.event == "reminder":
         return []
@@ -222,10 +230,15 @@ def settlement_record(c: Collection, st: Settlement, now: datetime,
                       actor, now, st.version)
 
 
-def settlement_decision_problem(c: Collection, decision: SettlementDecision) -> str | None:
+def settlement_decision_problem(c: Collection, decision: SettlementDecision,
+                                now: datetime | None = None) -> str | None:
     pending = c.state.open_settlement
+    if c.state.is_closed:
+        return f"the loan is closed ({c.state.outcome})"
     if pending is None or pending.status is not SettlementStatus.PENDING_APPROVAL:
         return "no settlement is awaiting approval"
+    if now is not None and local_date(now, c.loan.borrower.timezone) > pending.pay_by:
+        return f"settlement {pending.settlement_id} could be paid until {pending.pay_by} only"
     if decision.actor.kind is not ActorKind.SUPERVISOR:
         return f"only a supervisor may approve a settlement, not {decision.actor.kind}"
     return None
@@ -233,7 +246,7 @@ def settlement_decision_problem(c: Collection, decision: SettlementDecision) -> 
 
 def decide_settlement(c: Collection, decision: SettlementDecision,
                       now: datetime) -> list[LedgerEntry]:
-    if problem := settlement_decision_problem(c, decision):
+    if problem := settlement_decision_problem(c, decision, now):
         raise ValueError(problem)
     st = c.state.open_settlement
     assert st is not None
@@ -264,12 +277,19 @@ def settle_if_paid(c: Collection, now: datetime, actor: Actor) -> list[LedgerEnt
 
 
 def check_settlement(c: Collection, now: datetime) -> list[LedgerEntry]:
+    """Past its pay-by date plus grace, an unpaid settlement (approved or still waiting for a
+    supervisor) lapses and routine collection resumes."""
     st = c.state.open_settlement
-    if st is None or st.status is not SettlementStatus.ACCEPTED:
+    if st is None:
         return []
+    waiting = st.status is SettlementStatus.PENDING_APPROVAL
     st.status = SettlementStatus.LAPSED
     c.state.rescore = True
-    return [settlement_record(c, st, now)]
+    entries: list[LedgerEntry] = [settlement_record(c, st, now)]
+    if waiting:
+        entries += resolve_subject(c, TaskKind.APPROVE_SETTLEMENT, st.settlement_id,
+                                   "lapsed", SYSTEM, now)
+    return entries
 
 
 # --------------------------------------------------------------------------- assignment
@@ -290,9 +310,11 @@ def assign(c: Collection, a: Assignment, now: datetime) -> tuple[str | None,
     if problem := assignment_problem(c, a):
         raise ValueError(problem)
     previous, c.state.assigned_agent = c.state.assigned_agent, a.agent_id
+    entries: list[LedgerEntry] = [c._event("agent_assigned", now, a.actor, agent=a.agent_id,
+                                           previous=previous, note=a.note)]
     for task in c.state.open_tasks:
         if task.assignee in (previous, c.policy.tasks.default_queue):
             task.assignee = a.agent_id
             task.version += 1
-    return previous, [c._event("agent_assigned", now, a.actor, agent=a.agent_id,
-                               previous=previous, note=a.note)]
+            entries.append(task_entry(task, now, a.actor))
+    return previous, entries

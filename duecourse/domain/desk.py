@@ -25,7 +25,8 @@ _CONTACT_RESULTS = {
 }
 
 
-def task_problem(c: Collection, done: TaskCompletion) -> str | None:
+def task_problem(c: Collection, done: TaskCompletion,
+                 now: datetime | None = None) -> str | None:
     task = find(c, done.task_id)
     if task is None:
         return f"no task {done.task_id} on loan {c.loan.loan_id}"
@@ -40,7 +41,7 @@ def task_problem(c: Collection, done: TaskCompletion) -> str | None:
     approve = done.outcome == "approved"
     if task.kind is TaskKind.APPROVE_SETTLEMENT:
         return settlement_decision_problem(c, SettlementDecision(
-            approve=approve, actor=done.actor, reason=done.note or done.outcome))
+            approve=approve, actor=done.actor, reason=done.note or done.outcome), now)
     if task.kind is TaskKind.APPROVE_LEGAL:
         return c.legal_decision_problem(LegalDecision(
             approve=approve, actor=done.actor, reason=done.note or done.outcome))
@@ -49,7 +50,7 @@ def task_problem(c: Collection, done: TaskCompletion) -> str | None:
 
 def complete_task(c: Collection, done: TaskCompletion, now: datetime) -> list[LedgerEntry]:
     """Close the task and apply what its outcome means for the loan."""
-    if problem := task_problem(c, done):
+    if problem := task_problem(c, done, now):
         raise ValueError(problem)
     task = find(c, done.task_id)
     assert task is not None
@@ -60,7 +61,8 @@ def complete_task(c: Collection, done: TaskCompletion, now: datetime) -> list[Le
         entries += c.record_contact_outcome(ContactOutcomeReport(
             channel=channel, result=_CONTACT_RESULTS[done.outcome], actor=done.actor,
             note=done.note), now)
-    elif task.kind is TaskKind.REVIEW_HARDSHIP and done.outcome == "rejected":
+    elif task.kind is TaskKind.REVIEW_HARDSHIP and done.outcome == "rejected" and any(
+            h.kind is HoldKind.HARDSHIP and h.covers(now) for h in c.state.standing.holds):
         entries += change_hold(c, HoldRequest(action="end", kind=HoldKind.HARDSHIP,
                                               actor=done.actor, note=reason), now)
     elif task.kind is TaskKind.APPROVE_SETTLEMENT:

@@ -19,7 +19,6 @@ from enum import StrEnum
 
 from pydantic import BaseModel
 
-from duecourse.domain.agreements import SettlementStatus
 from duecourse.domain.calendar import wall_clock
 from duecourse.domain.collection import Collection, LegalPhase, Stage
 from duecourse.domain.compliance import Purpose
@@ -164,7 +163,7 @@ def plan(c: Collection, now: datetime) -> PlannedAction | None:
         step = plan_reminder_step(active_plan.plan_id, number)
         candidates.append(PlannedAction(kind=ActionKind.PLAN_REMINDER, step=step,
                                         instalment=number, due_at=_when(c, step, now)))
-    if settlement is not None and settlement.status is SettlementStatus.ACCEPTED:
+    if settlement is not None:  # accepted or awaiting a supervisor: both lapse
         candidates.append(PlannedAction(kind=ActionKind.CHECK_SETTLEMENT,
                                         due_at=settlement.check_at))
     if not s.agreement_active and s.stage in (Stage.REMINDER, Stage.NEGOTIATION):

@@ -7,6 +7,7 @@ and the loan is unchanged. The acting key becomes the actor in the workflow and 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Response, status
@@ -85,6 +86,8 @@ async def report_payment(loan_id: LoanId, body: PaymentIn, svc: Svc, response: R
                          ) -> Accepted:
     """Report a payment; the same reference twice is applied once."""
     currency = await _open(svc, loan_id)
+    if Decimal(body.amount) <= 0:
+        raise ProblemError(422, "Invalid amount", "a payment must be greater than zero")
     if body.currency and body.currency.upper() != currency:
         raise ProblemError(422, "Invalid amount",
                            f"the loan is in {currency}, not {body.currency.upper()}")
