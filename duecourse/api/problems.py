@@ -53,6 +53,21 @@ def _clean(errors: list[Any]) -> list[dict[str, Any]]:
              "type": str(e.get("type", ""))} for e in errors]
 
 
+DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
+    LoanNotFound: (404, "Loan not found"),
+    LoanClosed: (409, "Loan closed"),
+    ActionRejected: (422, "Action rejected"),
+    CurrencyError: (422, "Invalid amount"),
+}
+"""Domain errors and the problem each becomes; the message is the precise reason."""
+
+
+def _domain(code: int, title: str) -> Any:
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        return _response(request, code, title, str(exc))
+    return handle
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -76,21 +91,8 @@ def install(app: FastAPI) -> None:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return _response(request, exc.status, exc.title, exc.detail, headers=headers)
 
-    @app.exception_handler(LoanNotFound)
-    async def _not_found(request: Request, exc: LoanNotFound) -> JSONResponse:
-        return _response(request, 404, "Loan not found", str(exc))
-
-    @app.exception_handler(LoanClosed)
-    async def _closed(request: Request, exc: LoanClosed) -> JSONResponse:
-        return _response(request, 409, "Loan closed", str(exc))
-
-    @app.exception_handler(ActionRejected)
-    async def _rejected(request: Request, exc: ActionRejected) -> JSONResponse:
-        return _response(request, 422, "Action rejected", str(exc))
-
-    @app.exception_handler(CurrencyError)
-    async def _currency(request: Request, exc: CurrencyError) -> JSONResponse:
-        return _response(request, 422, "Invalid amount", str(exc))
+    for error, (code, title) in DOMAIN_ERRORS.items():
+        app.add_exception_handler(error, _domain(code, title))
 
     @app.exception_handler(RPCError)
     async def _temporal(request: Request, exc: RPCError) -> JSONResponse:
