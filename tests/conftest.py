@@ -57,6 +57,9 @@ async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(TEST_SERVER), data_converter=pydantic_data_converter)
     await ensure_search_attributes(env.client)
+    shift = float(os.environ.get("DUECOURSE_TEST_CLOCK_SHIFT_HOURS", "0"))
+    if shift:
+        await env.sleep(timedelta(hours=shift))
     yield env
     await env.shutdown()
 

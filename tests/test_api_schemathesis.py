@@ -26,7 +26,7 @@ from duecourse.temporal.devserver import free_port
 from tests.conftest import settings_for_tests
 from worker import build_worker
 
-pytestmark = pytest.mark.devserver
+pytestmark = [pytest.mark.devserver, pytest.mark.timeout(900)]
 BIN = Path(sys.executable).parent
 CHECKS = "not_a_server_error,response_schema_conformance,status_code_conformance," \
          "content_type_conformance"
