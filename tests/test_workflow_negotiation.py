@@ -22,6 +22,8 @@ from duecourse.domain.agreements import (
     SettlementOffer,
 )
 from duecourse.domain.calendar import local_date
+from duecourse.domain.compliance import HoldKind
+from duecourse.domain.compliance.requests import HoldRequest
 from duecourse.domain.legal import CaseEvent, CaseEventKind
 from duecourse.domain.loan import LoanIntake
 from duecourse.domain.money import Money
@@ -136,6 +138,48 @@ async def test_missed_instalments_break_the_plan(harness: Harness, on_broken: st
     kinds = [r["kind"] for r in await h.rows(t.audit_events, loan_id=loan.loan_id)]
     assert "plan_broken" in kinds
     assert (await agreement(h, loan, "plan"))["status"] == "BROKEN"
+
+
+async def test_a_hold_pauses_the_plan_and_gives_the_days_back(harness: Harness) -> None:
+    h = harness
+    loan = await start(h, dpd=10, outstanding="900.00")
+    first = await today(h, loan) + timedelta(days=5)
+    await h.client.propose_plan(loan.loan_id, plan_of(first, ["300.00"] * 3))
+    await h.client.hold(loan.loan_id, HoldRequest(
+        action="start", kind=HoldKind.HARDSHIP, days=30, actor=AGENT, reference="job loss"))
+    await h.env.sleep(timedelta(days=20))  # the first date and its grace pass in the hold
+    frozen = (await h.client.status(loan.loan_id)).plan
+    assert frozen is not None and frozen.late == 0 and frozen.status == "ACTIVE"
+    assert [i.status for i in frozen.instalments] == ["due"] * 3
+    await h.env.sleep(timedelta(days=11))  # the hold ends by itself on day 30
+    await h.settle(loan.loan_id)
+    status = await h.client.status(loan.loan_id)
+    assert status.frozen is None and status.plan is not None
+    moved = [first + timedelta(days=30 + 30 * i) for i in range(3)]
+    assert [i.due_date for i in status.plan.instalments] == moved
+    assert status.plan.paused_days == 30 and status.plan.late == 0
+    events = [r for r in await h.rows(t.audit_events, loan_id=loan.loan_id)
+              if r["kind"] == "plan_rescheduled"]
+    assert len(events) == 1 and events[0]["data"]["details"]["paused_days"] == 30
+    # After the hold, lateness is judged again - against the new dates.
+    await sleep_until(h, loan, moved[0] + timedelta(days=STANDARD.plans.grace_days + 2))
+    plan = (await h.client.status(loan.loan_id)).plan
+    assert plan is not None and plan.late == 1 and plan.instalments[0].status == "late"
+
+
+async def test_a_plan_agreed_during_a_hold_waits_for_it_to_end(harness: Harness) -> None:
+    h = harness
+    loan = await start(h, dpd=10, outstanding="600.00")
+    await h.client.hold(loan.loan_id, HoldRequest(
+        action="start", kind=HoldKind.HARDSHIP, days=10, actor=AGENT))
+    await h.env.sleep(timedelta(days=2))
+    first = await today(h, loan) + timedelta(days=3)
+    await h.client.propose_plan(loan.loan_id, plan_of(first, ["300.00"] * 2))
+    await h.env.sleep(timedelta(days=9))  # the hold ends 8 days after the plan began
+    await h.settle(loan.loan_id)
+    plan = (await h.client.status(loan.loan_id)).plan
+    assert plan is not None and plan.paused_days == 8 and plan.late == 0
+    assert plan.instalments[0].due_date == first + timedelta(days=8)
 
 
 async def test_invalid_plans_are_rejected_and_change_nothing(harness: Harness) -> None:

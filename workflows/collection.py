@@ -96,6 +96,8 @@ with workflow.unsafe.imports_passed_through():
 LEGAL_REFERRAL = "legal-referral"  # subject of the supervisor's approval task
 EVENTS_PATCH = "outbound-events"
 """Runs started before outbound events existed replay without them (and never send any)."""
+PLAN_FREEZE_PATCH = "plan-freeze"
+"""Runs that froze before plans heard of freezes replay without telling their plan."""
 
 LEDGER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                            maximum_interval=timedelta(minutes=5))
@@ -430,7 +432,8 @@ class LoanCollectionWorkflow:
                     timezone=c.loan.borrower.timezone,
                     grace_days=deals.plan_rules(c).grace_days,
                     tolerated_late=deals.plan_rules(c).tolerated_late,
-                    reminder_days_before=deals.plan_rules(c).reminder_days_before),
+                    reminder_days_before=deals.plan_rules(c).reminder_days_before,
+                    frozen=self._child_frozen),
                 id=plan.workflow_id, parent_close_policy=ParentClosePolicy.ABANDON,
                 static_summary=f"Plan {plan.plan_id} of loan {c.loan.loan_id}")
         while self._plan_payments:
@@ -511,6 +514,10 @@ class LoanCollectionWorkflow:
             self._child_frozen = frozen
             if (case := c.state.legal_case) is not None:
                 self._child_signals.append((case.workflow_id, "freeze", frozen))
+            plan = c.state.active_plan
+            if plan is not None and plan not in self._plans_to_start and \
+                    workflow.patched(PLAN_FREEZE_PATCH):
+                self._child_signals.append((plan.workflow_id, "freeze", frozen))
         self._publish()  # in the same workflow task as the change, even from a handler
 
     def _events_for(self, entries: list[LedgerEntry]) -> list[OutboundEvent]:

@@ -5,6 +5,10 @@ the parent to remind the borrower before each due date (the parent contacts thro
 compliance engine), marks an instalment late after its date plus grace, and breaks the
 plan when more instalments are late than the policy tolerates. It reports every change to
 the parent and never contacts anyone itself.
+
+While the parent says collection is frozen (hardship hold, breathing space, dispute,
+bankruptcy) nothing is reminded or judged late; when the freeze ends every unpaid
+instalment moves later by the frozen days, so the borrower gets that time back.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ class RepaymentPlanWorkflow:
         self._cancelled = False
         self._reminded: set[int] = set()
         self._version = 0
+        self._frozen_since: datetime | None = workflow.now() if inp.frozen else None
+        self._days_owed = 0  # frozen days not yet added to the schedule
 
     @workflow.run
     async def run(self, inp: PlanInput) -> RepaymentPlan:
@@ -50,6 +56,14 @@ class RepaymentPlanWorkflow:
                 break
             if self._payments:
                 await self._allocate(inp)
+                continue
+            if self._frozen_since is not None:
+                seen = self._version
+                await workflow.wait_condition(lambda seen=seen: self._version != seen)
+                continue
+            if self._days_owed:
+                self._reschedule()
+                await self._notify(inp, "rescheduled")
                 continue
             now = workflow.now()
             event = self._next_event(inp)
@@ -91,6 +105,15 @@ class RepaymentPlanWorkflow:
             return remind_at, "reminder", due
         return late_at, "late", due
 
+    def _reschedule(self) -> None:
+        """Move every unpaid instalment later by the frozen days owed; remind them again."""
+        days, self._days_owed = self._days_owed, 0
+        for instalment in self._plan.instalments:
+            if instalment.status is InstalmentStatus.DUE:
+                instalment.due_date += timedelta(days=days)
+                self._reminded.discard(instalment.number)
+        self._plan.paused_days += days
+
     async def _allocate(self, inp: PlanInput) -> None:
         """Apply queued payments to the oldest unpaid instalments."""
         plan = self._plan
@@ -125,6 +148,18 @@ class RepaymentPlanWorkflow:
     @workflow.signal
     def payment(self, payment: PlanPayment) -> None:
         self._payments.append(payment)
+        self._version += 1
+
+    @workflow.signal
+    def freeze(self, frozen: bool) -> None:
+        """From the parent: collection frozen or resumed. The frozen time is given back in
+        whole days, rounded, and at least one day."""
+        now = workflow.now()
+        if frozen and self._frozen_since is None:
+            self._frozen_since = now
+        elif not frozen and self._frozen_since is not None:
+            self._days_owed += max(1, round((now - self._frozen_since) / timedelta(days=1)))
+            self._frozen_since = None
         self._version += 1
 
     @workflow.signal

@@ -77,6 +77,7 @@ class RepaymentPlan(BaseModel):
     late: int = 0
     note: str = ""
     version: int = 1  # bumped by the plan workflow on every change
+    paused_days: int = 0  # days given back for holds, disputes and breathing space
 
     @property
     def total(self) -> Decimal:
@@ -168,6 +169,7 @@ class PlanInput(BaseModel):
     grace_days: int
     tolerated_late: int
     reminder_days_before: int
+    frozen: bool = False  # agreed while collection is frozen: the schedule waits too
 
 
 class PlanPayment(BaseModel):
@@ -179,5 +181,6 @@ class PlanProgress(BaseModel):
     """The child's snapshot, signalled to the parent on every change."""
 
     plan: RepaymentPlan
-    event: Literal["reminder", "paid", "late", "broken", "completed", "cancelled"]
+    event: Literal["reminder", "paid", "late", "broken", "completed", "cancelled",
+                   "rescheduled"]
     instalment: int | None = None

@@ -16,6 +16,7 @@ from duecourse.domain.actor import SYSTEM, Actor, ActorKind
 from duecourse.domain.agreements import (
     Assignment,
     Instalment,
+    InstalmentStatus,
     PlanProgress,
     PlanProposal,
     PlanStatus,
@@ -152,6 +153,12 @@ def plan_progress(c: Collection, progress: PlanProgress, now: datetime) -> list[
     entries: list[LedgerEntry] = [plan_record(c, progress.plan, now)]
     if progress.event == "reminder":
         return []
+    if progress.event == "rescheduled":
+        entries.append(c._event("plan_rescheduled", now, plan=progress.plan.plan_id,
+                                paused_days=progress.plan.paused_days,
+                                due_dates=[i.due_date for i in progress.plan.instalments
+                                           if i.status is InstalmentStatus.DUE]))
+        return entries
     entries.append(c._event(f"plan_{progress.event}", now, plan=progress.plan.plan_id,
                             instalment=progress.instalment, late=progress.plan.late))
     if progress.event == "broken" and not s.is_closed:
