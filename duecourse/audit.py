@@ -4,7 +4,9 @@ ledger alone.
 For each case it rebuilds the borrower's standing (opt-outs, inconvenient times, cease,
 attorney, disputes, holds, bankruptcy, death) and the contact history purely from
 `audit_events` and `contact_attempts`, then asks the rule engine's `violations()` about
-every contact at the moment it was made, under the rule pack the case recorded. Workflow
+every contact at the moment it was made, under the rule pack the case recorded - including
+contacts an agent only reported afterwards (an outcome with no contact behind it), checked
+as made when reported. Workflow
 state is never consulted, so a bug in the workflow (or a row written by hand) shows up.
 """
 
@@ -32,6 +34,8 @@ from duecourse.domain.compliance import (
 )
 from duecourse.domain.compliance.engine import Context
 from duecourse.domain.compliance.packs import pack_for
+from duecourse.domain.contact import recipient_for
+from duecourse.domain.loan import Borrower
 from duecourse.domain.policy import Channel, ContactHours
 from duecourse.store import tables as t
 from duecourse.store.ledger import Ledger
@@ -101,13 +105,17 @@ def _apply(standing: Standing, kind: str, at: datetime, data: dict[str, Any]) ->
 
 
 def _outcome(history: list[ContactEvent], standing: Standing, at: datetime,
-             details: dict[str, Any]) -> None:
+             details: dict[str, Any], borrower: Borrower) -> ContactEvent | None:
+    """Apply a reported outcome. It completes the contact it reports on when the ledger
+    holds one (a message sent, or a call the agent asked about first); otherwise it is a
+    contact nobody asked the engine about, returned so the audit checks it, as made when
+    it was reported."""
     result = details.get("result", "")
     third = bool(details.get("third_party"))
     if third and result == "refused" and details.get("address"):
         standing.refused_third_parties.append(details["address"])
     if result == "borrower_replied":
-        return
+        return None  # inbound: the borrower reached the lender
     mapped = AttemptResult.REFUSED if third and result == "refused" else _RESULTS.get(
         result, AttemptResult.UNANSWERED)
     kind = RecipientKind.THIRD_PARTY if third else RecipientKind.DEBTOR
@@ -117,9 +125,11 @@ def _outcome(history: list[ContactEvent], standing: Standing, at: datetime,
         if e.channel is channel and e.result is AttemptResult.SENT and \
                 e.recipient_kind is kind and details.get("address") in (None, e.address):
             history[i] = e.model_copy(update={"result": mapped})
-            return
-    history.append(ContactEvent(at=at, channel=channel, address=details.get("address") or "-",
-                                recipient_kind=kind, result=mapped))
+            return None
+    address = details.get("address") or recipient_for(channel, borrower) or "-"
+    return ContactEvent(at=at, channel=channel, address=address,
+                        recipient_kind=kind, result=mapped,
+                        purpose=Purpose.LOCATION if third else Purpose.COLLECTION)
 
 
 async def run_audit(ledger: Ledger, since: datetime | None = None) -> AuditReport:
@@ -166,12 +176,35 @@ async def _audit_case(ledger: Ledger, case: Any, loan: Any, pack: RulePack,
     findings: list[Finding] = []
     checked = 0
     borrower = loan["borrower"]
+    debtor = Borrower.model_validate(borrower)
+    def check(contact: ProposedContact, step: str) -> None:
+        nonlocal checked
+        if since is not None and contact.at < since:
+            return
+        checked += 1
+        ctx = Context(pack=pack, standing=standing.model_copy(deep=True),
+                      history=list(history), timezone=borrower["timezone"],
+                      region=loan["jurisdiction"], policy_hours=policy_hours)
+        findings.extend(Finding(loan_id=case["loan_id"], case_id=case["case_id"],
+                                at=contact.at, channel=contact.channel.value,
+                                recipient=contact.address, step=step, code=v.code,
+                                rule=v.rule, detail=v.detail)
+                        for v in violations(contact, ctx))
+
     for at, _, what, row in timeline:
         if what == "event":
-            if row["kind"] == "contact_outcome":
-                _outcome(history, standing, at, row["data"].get("details") or {})
-            else:
+            if row["kind"] != "contact_outcome":
                 _apply(standing, row["kind"], at, row["data"])
+                continue
+            made = _outcome(history, standing, at, row["data"].get("details") or {},
+                            debtor)
+            if made is not None:  # reported, never asked about: check it now
+                check(ProposedContact(
+                    channel=made.channel, at=at, address=made.address,
+                    recipient_kind=made.recipient_kind, purpose=made.purpose,
+                    discloses_debt=made.recipient_kind is not RecipientKind.THIRD_PARTY),
+                    f"reported by {row['actor_id']}")
+                history.append(made)
             continue
         contact = ProposedContact(
             channel=Channel(row["channel"]), at=at, address=row["recipient"],
@@ -179,15 +212,7 @@ async def _audit_case(ledger: Ledger, case: Any, loan: Any, pack: RulePack,
             purpose=Purpose(row["purpose"]),
             discloses_debt=RecipientKind(row["recipient_kind"]) is not
             RecipientKind.THIRD_PARTY)
-        if since is None or at >= since:
-            checked += 1
-            ctx = Context(pack=pack, standing=standing.model_copy(deep=True),
-                          history=list(history), timezone=borrower["timezone"],
-                          region=loan["jurisdiction"], policy_hours=policy_hours)
-            findings += [Finding(loan_id=row["loan_id"], case_id=row["case_id"], at=at,
-                                 channel=row["channel"], recipient=row["recipient"],
-                                 step=row["step"], code=v.code, rule=v.rule, detail=v.detail)
-                         for v in violations(contact, ctx)]
+        check(contact, row["step"])
         history.append(ContactEvent(at=at, channel=contact.channel, address=contact.address,
                                     recipient_kind=contact.recipient_kind,
                                     purpose=contact.purpose))

@@ -22,6 +22,7 @@ from duecourse.domain.compliance.requests import (
 )
 from duecourse.domain.loan import LoanIntake
 from duecourse.domain.policy import Channel
+from duecourse.domain.requests import ContactOutcomeReport, ContactResult
 from duecourse.policies import load_policy
 from duecourse.store import tables as t
 from duecourse.temporal.client import ActionRejected
@@ -250,6 +251,32 @@ async def test_audit_is_clean_for_a_real_run_and_finds_a_planted_violation(
                      ("rogue-sms", "opted_out")}
     code, out = await audit_cli(h)
     assert code == 1 and "3 violations" in out and "22:00-08:00" in out
+
+
+async def test_audit_checks_contacts_that_agents_only_reported(harness: Harness) -> None:
+    h = harness
+    await advance_to_local(h, SHANGHAI, time(12, 0))
+    loan = await start(h, dpd=3)
+    asked = await h.client.request_contact(loan.loan_id, ContactRequest(
+        channel=Channel.VOICE, actor=AGENT))
+    assert asked.verdict is Verdict.ALLOWED
+    await h.client.record_contact_outcome(loan.loan_id, ContactOutcomeReport(
+        channel=Channel.VOICE, result=ContactResult.NO_ANSWER, actor=AGENT))
+    await h.settle(loan.loan_id)
+    report = await run_audit(h.ledger)
+    assert report.clean, report.violations  # the outcome completes the call it asked about
+    checked = report.contacts_checked
+
+    await advance_to_local(h, SHANGHAI, time(23, 30))
+    await h.client.record_contact_outcome(loan.loan_id, ContactOutcomeReport(
+        channel=Channel.VOICE, result=ContactResult.REACHED, actor=AGENT,
+        note="called the borrower late at night without asking"))
+    await h.settle(loan.loan_id)
+    report = await run_audit(h.ledger)
+    assert report.contacts_checked > checked
+    assert {v.step for v in report.violations} == {"reported by agent-7"}
+    assert "hours" in {v.code for v in report.violations}
+    assert all(v.recipient == "+8613800138000" for v in report.violations)
 
 
 async def audit_cli(h: Harness) -> tuple[int, str]:
