@@ -42,7 +42,8 @@ def build_worker(client: Client, ledger: Ledger, settings: Settings,
     """A worker for all duecourse workflows and activities on one task queue."""
     acts = list(activities) if activities is not None else build_activities(
         ledger, OutboxChannel(ledger), settings.lender_name, settings.lender_contact,
-        settings.scorer, settings.legal_partner_email)
+        settings.scorer, settings.legal_partner_email,
+        webhook_allow_private=settings.webhook_allow_private)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,

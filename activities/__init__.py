@@ -20,6 +20,7 @@ def build_activities(ledger: Ledger, channel: Channel, lender_name: str,
                      scorer: str = "duecourse.domain.scoring:scorecard",
                      legal_partner: str = "legal-partner@lender.example",
                      webhooks: WebhookStore | None = None,
+                     webhook_allow_private: bool = False,
                      ) -> list[Callable[..., Any]]:
     """Every activity the collection workflows call, bound to their adapters (webhooks
     live in the ledger's database unless another store is given)."""
@@ -27,7 +28,7 @@ def build_activities(ledger: Ledger, channel: Channel, lender_name: str,
     messaging = MessagingActivities(ledger, channel, lender_name, lender_contact)
     scoring = ScoringActivities(load_scorer(scorer))
     legal = LegalActivities(ledger, channel, legal_partner)
-    events = WebhookActivities(webhooks or WebhookStore(ledger.engine))
+    events = WebhookActivities(webhooks or WebhookStore(ledger.engine, webhook_allow_private))
     return [records.open_loan, records.record_entries, records.alert_ops,
             messaging.send_message, scoring.score_loan, legal.refer_to_partner,
             events.deliver_event]

@@ -28,6 +28,7 @@ from duecourse.domain.events import (
     OutboundEvent,
     signature_header,
 )
+from duecourse.netguard import resolved_problem
 from duecourse.store.webhooks import FINAL, DeliveryStatus, Webhook, WebhookStore
 
 log = structlog.get_logger(__name__)
@@ -48,7 +49,9 @@ class _Outcome:
 
 class WebhookActivities:
     """`http_client` builds the client per run (tests, proxies, mTLS); without it, a plain
-    client with `timeout` seconds per request and no redirects followed."""
+    client with `timeout` seconds per request and no redirects followed. Unless the store
+    allows private addresses, a webhook whose host resolves to one fails without a request
+    (duecourse.netguard)."""
 
     def __init__(self, store: WebhookStore,
                  http_client: Callable[[], httpx.AsyncClient] | None = None,
@@ -108,6 +111,12 @@ class WebhookActivities:
             "Duecourse-Attempt": str(attempt),
         }
         wid = hook.webhook_id
+        if not self._store.allow_private:
+            try:
+                if problem := await resolved_problem(hook.url):
+                    return _Outcome(wid, "failed", None, f"refused: {problem}")
+            except OSError as err:  # DNS down or the name gone: try again later
+                return _Outcome(wid, "pending", None, f"DNS: {err}")
         try:
             async with http.stream("POST", hook.url, content=body.encode(),
                                    headers=headers) as response:

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     legal_partner: str = Field(default="Partner Law LLP",
                                description="who legal cases are referred to")
     legal_partner_email: str = "legal-partner@lender.example"
+    webhook_allow_private: bool = Field(
+        default=False, description="let webhooks reach private, loopback and link-local "
+        "addresses (local development only)")
     scorer: str = Field(default="duecourse.domain.scoring:scorecard",
                         description="module:function that assigns segments")
 

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import ipaddress
 import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -49,6 +50,7 @@ from duecourse.domain.events import (
 )
 from duecourse.domain.policy import Channel
 from duecourse.domain.requests import CancelRequest, ContactOutcomeReport, ContactResult
+from duecourse.netguard import is_public, literal_problem
 from duecourse.policies import load_policy
 from duecourse.store import tables as t
 from duecourse.store.webhooks import WebhookStore
@@ -145,7 +147,7 @@ async def delivery_report(h: Harness, event_id: str) -> DeliveryReport:
 async def test_each_event_reaches_the_receiver_exactly_once_after_a_forced_retry(
         harness: Harness) -> None:
     h = harness
-    store = WebhookStore(h.ledger.engine)
+    store = WebhookStore(h.ledger.engine, allow_private=True)
     async with serving(Receiver(fail_first=1)) as receiver:
         hook, receiver.secret = await store.register("platform-a", receiver.url, ["*"])
         loan = make_loan(await h.env.get_current_time(), dpd=1)
@@ -192,7 +194,7 @@ async def test_each_event_reaches_the_receiver_exactly_once_after_a_forced_retry
 
 async def test_a_gone_webhook_is_not_retried(harness: Harness) -> None:
     h = harness
-    store = WebhookStore(h.ledger.engine)
+    store = WebhookStore(h.ledger.engine, allow_private=True)
     async with serving(Receiver(status=410)) as receiver:
         hook, receiver.secret = await store.register("platform-a", receiver.url,
                                                      ["loan.cancelled"])
@@ -230,7 +232,7 @@ def _attempt(env: ActivityEnvironment, attempt: int) -> ActivityEnvironment:
 
 async def test_a_retry_posts_only_to_the_webhooks_still_owed_the_event(
         db: AsyncEngine) -> None:
-    store, env = WebhookStore(db), ActivityEnvironment()
+    store, env = WebhookStore(db, allow_private=True), ActivityEnvironment()
     acts = WebhookActivities(store)
     event = _event()
     async with serving(Receiver()) as ok, serving(Receiver(fail_first=1)) as flaky:
@@ -256,7 +258,7 @@ async def test_a_retry_posts_only_to_the_webhooks_still_owed_the_event(
 
 
 async def test_an_unreachable_webhook_is_retried_then_given_up(db: AsyncEngine) -> None:
-    store, env = WebhookStore(db), ActivityEnvironment()
+    store, env = WebhookStore(db, allow_private=True), ActivityEnvironment()
     acts = WebhookActivities(store, timeout=2.0)
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
@@ -321,6 +323,39 @@ async def test_register_refuses_bad_webhooks(db: AsyncEngine, url: str, events: 
                                              secret: str | None, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         await WebhookStore(db).register("p-a", url, events, secret)
+
+
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1:8080/hook", "http://localhost/hook", "https://api.localhost/hook",
+    "http://10.1.2.3/hook", "http://192.168.0.10/hook", "http://172.16.5.5/hook",
+    "http://169.254.169.254/latest/meta-data", "http://100.64.0.1/hook", "http://[::1]/hook",
+    "http://[fd00::1]/hook", "http://[::ffff:192.168.0.1]/hook", "http://0.0.0.0/hook",
+])
+async def test_register_refuses_non_public_addresses_unless_allowed(db: AsyncEngine,
+                                                                   url: str) -> None:
+    with pytest.raises(ValueError, match="public address"):
+        await WebhookStore(db).register("p-a", url, ["*"])
+    hook, _ = await WebhookStore(db, allow_private=True).register("p-a", url, ["*"])
+    assert hook.url == url
+
+
+def test_public_addresses_are_public() -> None:
+    for address in ("93.184.216.34", "8.8.8.8", "2606:4700:4700::1111"):
+        assert is_public(ipaddress.ip_address(address)), address
+    assert literal_problem("https://hooks.example.com/x") is None
+
+
+async def test_a_name_resolving_to_a_private_address_gets_no_request(db: AsyncEngine) -> None:
+    """DNS can point a registered name anywhere later: each delivery checks it again."""
+    async with serving(Receiver()) as receiver:
+        url = receiver.url.replace("127.0.0.1", "localhost")
+        hook, _ = await WebhookStore(db, allow_private=True).register("p-a", url, ["*"])
+        guarded = WebhookActivities(WebhookStore(db))  # production default: public only
+        report = await ActivityEnvironment().run(guarded.deliver_event, _event())
+    assert report.failed == [hook.webhook_id] and receiver.seen == []
+    [row] = await WebhookStore(db).deliveries(event_id=_event().event_id)
+    assert row.status == "failed" and row.last_error is not None
+    assert "refused" in row.last_error and "not a public address" in row.last_error
 
 
 async def test_a_delivered_row_is_never_downgraded_by_a_late_attempt(db: AsyncEngine) -> None:

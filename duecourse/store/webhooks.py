@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from duecourse.domain.events import ALL_EVENTS, EVENT_TYPES, OutboundEvent, subscribed
+from duecourse.netguard import literal_problem
 from duecourse.store import tables as t
 
 DeliveryStatus = Literal["pending", "delivered", "failed"]
@@ -59,10 +60,13 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _check_url(url: str) -> str:
+def _check_url(url: str, allow_private: bool) -> str:
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"webhook url must be an absolute http(s) URL, got {url!r}")
+    if not allow_private and (problem := literal_problem(url.strip())):
+        raise ValueError(f"webhook url must reach a public address: {problem} (set "
+                         "DUECOURSE_WEBHOOK_ALLOW_PRIVATE=true for local development)")
     return url.strip()
 
 
@@ -85,8 +89,12 @@ def _check_secret(secret: str) -> str:
 
 
 class WebhookStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    """Webhooks and their deliveries. `allow_private` lets URLs reach private and
+    loopback addresses (local development; see duecourse.netguard)."""
+
+    def __init__(self, engine: AsyncEngine, allow_private: bool = False) -> None:
         self.engine = engine
+        self.allow_private = allow_private
 
     # ------------------------------------------------------------ webhooks
     async def register(self, owner: str, url: str, events: Sequence[str],
@@ -94,7 +102,8 @@ class WebhookStore:
         """A new webhook and its signing secret (generated unless given); the caller shows
         the secret once. Raises ValueError for a bad URL, event type or secret."""
         row: dict[str, Any] = {
-            "webhook_id": f"wh_{secrets.token_hex(8)}", "owner": owner, "url": _check_url(url),
+            "webhook_id": f"wh_{secrets.token_hex(8)}", "owner": owner,
+            "url": _check_url(url, self.allow_private),
             "secret": _check_secret(secret) if secret is not None
             else secrets.token_urlsafe(32),
             "events": _check_events(events), "created_at": _utcnow(), "disabled_at": None}

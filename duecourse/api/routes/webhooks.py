@@ -51,7 +51,8 @@ async def register(body: WebhookIn, svc: Svc,
     """Register a webhook. Deliveries carry `Duecourse-Event-Id` (stable: deduplicate on
     it) and `Duecourse-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">`."""
     try:
-        hook, secret = await WebhookStore(svc.ledger.engine).register(
+        hook, secret = await WebhookStore(
+            svc.ledger.engine, svc.settings.webhook_allow_private).register(
             who.key.name, body.url, body.events, body.secret)
     except ValueError as err:
         raise ProblemError(422, "Invalid webhook", str(err)) from None
