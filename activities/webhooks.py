@@ -67,7 +67,8 @@ class WebhookActivities:
         policy = info.retry_policy
         last_try = bool(policy and policy.maximum_attempts
                         and info.attempt >= policy.maximum_attempts)
-        hooks = await self._store.active_for(event.type)
+        hooks = await self._store.active_for(event.type,
+                                             await self._store.owner_of(event.loan_id))
         done = {d.webhook_id for d in await self._store.deliveries(event_id=event.event_id)
                 if d.status in FINAL}
         report = DeliveryReport(event_id=event.event_id,

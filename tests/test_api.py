@@ -24,6 +24,7 @@ from duecourse.settings import Settings
 from duecourse.store import Ledger, connect, migrate
 from duecourse.store import tables as t
 from duecourse.store.keys import KeyStore
+from duecourse.store.webhooks import WebhookStore
 from duecourse.temporal.client import CollectionClient
 from tests.conftest import settings_for_tests
 from tests.factories import daytime_zone, make_loan
@@ -102,6 +103,8 @@ async def test_start_is_idempotent_and_status_answers(api: Api) -> None:
     assert again.json()["run_id"] == first.json()["run_id"]
     status = await api.call("GET", f"/v1/loans/{body['loan_id']}", "ops")
     assert status.status_code == 200 and status.json()["stage"] == "REMINDER"
+    # the loan's events now go to this platform's webhooks only
+    assert await WebhookStore(api.ledger.engine).owner_of(body["loan_id"]) == "platform-1"
 
 
 async def test_payments_are_idempotent_by_reference(api: Api) -> None:
@@ -179,6 +182,9 @@ async def test_batch_reports_every_row(api: Api) -> None:
     rows = {r["index"]: r for r in result["results"]}
     assert rows[1]["status"] == "started" and rows[2]["status"] == "already_running"
     assert rows[3]["status"] == "rejected" and "malformed phone number" in rows[3]["reason"]
+    store = WebhookStore(api.ledger.engine)
+    assert await store.owner_of(fresh["loan_id"]) == "platform-1"
+    assert await store.owner_of(bad["loan_id"]) is None
 
 
 async def test_search_timeline_tasks_and_portfolio(api: Api) -> None:

@@ -257,6 +257,25 @@ async def test_a_retry_posts_only_to_the_webhooks_still_owed_the_event(
     assert rows[b.webhook_id].last_status_code == 200
 
 
+async def test_a_platforms_loans_reach_only_its_own_webhooks(db: AsyncEngine) -> None:
+    store, env = WebhookStore(db, allow_private=True), ActivityEnvironment()
+    acts = WebhookActivities(store)
+    async with serving(Receiver()) as mine, serving(Receiver()) as theirs:
+        a, mine.secret = await store.register("platform-a", mine.url, ["*"])
+        b, theirs.secret = await store.register("platform-b", theirs.url, ["*"])
+        await store.claim_loans("platform-a", ["L-1"])
+        await store.claim_loans("platform-b", ["L-1", "L-2"])  # L-1 is taken: first wins
+        assert (await store.owner_of("L-1"), await store.owner_of("L-2")) == (
+            "platform-a", "platform-b")
+        owned = await env.run(acts.deliver_event, _event())  # a loan of platform-a
+        lenders = _event().model_copy(update={"loan_id": "L-9", "event_id": "case-9:x"})
+        shared = await env.run(acts.deliver_event, lenders)  # nobody's: the lender's own
+    assert owned.delivered == [a.webhook_id]
+    assert sorted(shared.delivered) == sorted([a.webhook_id, b.webhook_id])
+    assert mine.accepted_ids() == Counter({"case-1:closed": 1, "case-9:x": 1})
+    assert theirs.accepted_ids() == Counter({"case-9:x": 1})
+
+
 async def test_an_unreachable_webhook_is_retried_then_given_up(db: AsyncEngine) -> None:
     store, env = WebhookStore(db, allow_private=True), ActivityEnvironment()
     acts = WebhookActivities(store, timeout=2.0)

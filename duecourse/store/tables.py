@@ -259,6 +259,15 @@ webhooks = Table(
 """Where platforms want events; the secret signs each delivery (HMAC-SHA256), so it is
 kept as given."""
 
+loan_owners = Table(
+    "loan_owners", metadata,
+    Column("loan_id", String(64), primary_key=True),
+    Column("platform", String(128), nullable=False, index=True),
+    Column("claimed_at", UtcDateTime, nullable=False),
+)
+"""Which platform (API key name) handed each loan over: its events go to that platform's
+webhooks only. Loans started by the lender itself (CLI, starter) have no row."""
+
 webhook_deliveries = Table(
     "webhook_deliveries", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),

@@ -139,11 +139,34 @@ class WebhookStore:
             result = await conn.execute(query.values(disabled_at=_utcnow()))
         return bool(result.rowcount)
 
-    async def active_for(self, event_type: str) -> builtins.list[Webhook]:
-        """Enabled webhooks subscribed to `event_type` (few per deployment: filtered here
-        rather than with dialect-specific JSON queries)."""
+    async def active_for(self, event_type: str,
+                         loan_owner: str | None = None) -> builtins.list[Webhook]:
+        """Enabled webhooks subscribed to `event_type` - of `loan_owner` only when the loan
+        has one (a platform's loans are no other platform's business; the lender's own
+        loans go to every webhook). Few per deployment: filtered here rather than with
+        dialect-specific JSON queries."""
         return [w for w in await self.list(include_disabled=False)
-                if subscribed(w.events, event_type)]
+                if subscribed(w.events, event_type)
+                and (loan_owner is None or w.owner == loan_owner)]
+
+    # ------------------------------------------------------------ loan owners
+    async def claim_loans(self, platform: str, loan_ids: Sequence[str]) -> None:
+        """Record `platform` as the owner of loans nobody owns yet; the first claim wins,
+        so handing a loan over again (or by another platform) changes nothing."""
+        if not loan_ids:
+            return
+        rows = [{"loan_id": loan_id, "platform": platform, "claimed_at": _utcnow()}
+                for loan_id in dict.fromkeys(loan_ids)]
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        stmt = dialect.insert(t.loan_owners).values(rows).on_conflict_do_nothing(
+            index_elements=["loan_id"])
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt)
+
+    async def owner_of(self, loan_id: str) -> str | None:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(select(t.loan_owners.c.platform).where(
+                t.loan_owners.c.loan_id == loan_id))).scalar()
 
     # ------------------------------------------------------------ deliveries
     async def already_delivered(self, event_id: str, webhook_id: str) -> bool:

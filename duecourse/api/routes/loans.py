@@ -34,6 +34,7 @@ from duecourse.domain.policy import Segment
 from duecourse.domain.requests import CancelRequest
 from duecourse.domain.status import CollectionStatus
 from duecourse.intake import RowRejected, parse_records, validate_for_start
+from duecourse.store.webhooks import WebhookStore
 
 router = APIRouter(prefix="/v1", tags=["loans"])
 
@@ -54,6 +55,8 @@ async def start_loan(loan: LoanIntake, response: Response, svc: Svc,
         loan, policy = validate_for_start(_row(loan), now, svc.settings.policy_dir)
     except RowRejected as err:
         raise ProblemError(422, "Loan refused", str(err)) from None
+    # Before the start, so even the hand-over event goes to this platform's webhooks only.
+    await WebhookStore(svc.ledger.engine).claim_loans(who.key.name, [loan.loan_id])
     outcome = await svc.client.start(loan, policy)
     if not outcome.started:
         response.status_code = status.HTTP_200_OK
@@ -74,6 +77,8 @@ async def start_loans(body: BatchRequest, svc: Svc,
     """Start many loans; each row is started, already running, or rejected with a reason."""
     now = datetime.now(UTC)
     rows = parse_records(list(enumerate(body.loans, start=1)), now)
+    await WebhookStore(svc.ledger.engine).claim_loans(
+        who.key.name, [r.loan.loan_id for r in rows if r.loan is not None])
     summary = await starter.start_loans(svc.client, rows, now=now,
                                         policy_dir=svc.settings.policy_dir)
     results = ([BatchRow(index=s.row, loan_id=s.loan_id, status="started",
