@@ -205,10 +205,10 @@ def complete(task_id: Annotated[str, typer.Argument(help="the task's id")], by: 
 
     async def go() -> None:
         async with ledger(settings()) as book:
-            found = [r for r in await book.tasks(status=None) if r["task_id"] == task_id]
-        if not found:
+            found = await book.task(task_id)
+        if found is None:
             raise CliError(f"no task {task_id} in the ledger")
-        loan_id = str(found[0]["loan_id"])
+        loan_id = str(found["loan_id"])
         result = await (await temporal(settings())).complete_task(loan_id, TaskCompletion(
             task_id=task_id, outcome=outcome, actor=_actor(by, role), note=note))
         console.print(f"Task {result.task_id} ({result.kind}) done: {result.outcome}; loan "

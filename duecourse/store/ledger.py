@@ -319,6 +319,13 @@ class Ledger:
         async with self.engine.connect() as conn:
             return [dict(r) for r in (await conn.execute(q)).mappings().all()]
 
+    async def task(self, task_id: str) -> dict[str, Any] | None:
+        """One task by id (its primary key), whatever its status."""
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(t.tasks).where(
+                t.tasks.c.task_id == task_id))).mappings().first()
+        return None if row is None else dict(row)
+
     async def rows(self, table: Table, **where: Any) -> list[dict[str, Any]]:
         """Plain rows of a ledger table, filtered by equality; for reports and tests."""
         query = select(table).where(*(table.c[k] == v for k, v in where.items()))

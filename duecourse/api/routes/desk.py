@@ -45,10 +45,10 @@ async def complete_task(task_id: Annotated[str, Path(max_length=128)], body: Tas
                         svc: Svc, who: Annotated[Principal, Depends(allow(*DESK))],
                         ) -> TaskResult:
     """Complete a task with its outcome; the loan's workflow acts on it."""
-    found = [r for r in await svc.ledger.tasks(status=None) if r["task_id"] == task_id]
-    if not found:
+    found = await svc.ledger.task(task_id)
+    if found is None:
         raise ProblemError(404, "Task not found", f"no task {task_id}")
-    return await svc.client.complete_task(found[0]["loan_id"], TaskCompletion(
+    return await svc.client.complete_task(found["loan_id"], TaskCompletion(
         task_id=task_id, outcome=body.outcome, note=body.note, actor=who.actor))
 
 
