@@ -29,6 +29,7 @@ from duecourse.domain.events import (
     signature_header,
 )
 from duecourse.netguard import resolved_problem
+from duecourse.store.owners import LoanOwners
 from duecourse.store.webhooks import FINAL, DeliveryStatus, Webhook, WebhookStore
 
 log = structlog.get_logger(__name__)
@@ -67,8 +68,8 @@ class WebhookActivities:
         policy = info.retry_policy
         last_try = bool(policy and policy.maximum_attempts
                         and info.attempt >= policy.maximum_attempts)
-        hooks = await self._store.active_for(event.type,
-                                             await self._store.owner_of(event.loan_id))
+        owner = await LoanOwners(self._store.engine).owner_of(event.loan_id)
+        hooks = await self._store.active_for(event.type, owner)
         done = {d.webhook_id for d in await self._store.deliveries(event_id=event.event_id)
                 if d.status in FINAL}
         report = DeliveryReport(event_id=event.event_id,

@@ -24,7 +24,7 @@ from duecourse.settings import Settings
 from duecourse.store import Ledger, connect, migrate
 from duecourse.store import tables as t
 from duecourse.store.keys import KeyStore
-from duecourse.store.webhooks import WebhookStore
+from duecourse.store.owners import LoanOwners
 from duecourse.temporal.client import CollectionClient
 from tests.conftest import settings_for_tests
 from tests.factories import daytime_zone, make_loan
@@ -104,7 +104,32 @@ async def test_start_is_idempotent_and_status_answers(api: Api) -> None:
     status = await api.call("GET", f"/v1/loans/{body['loan_id']}", "ops")
     assert status.status_code == 200 and status.json()["stage"] == "REMINDER"
     # the loan's events now go to this platform's webhooks only
-    assert await WebhookStore(api.ledger.engine).owner_of(body["loan_id"]) == "platform-1"
+    assert await LoanOwners(api.ledger.engine).owner_of(body["loan_id"]) == "platform-1"
+
+
+async def test_a_platform_sees_and_acts_on_its_own_loans_only(api: Api) -> None:
+    body = loan_body(dpd=3)
+    loan = body["loan_id"]
+    assert (await api.call("POST", "/v1/loans", "platform", json=body)).status_code == 201
+    _, token = await KeyStore(api.ledger.engine).create(f"platform-{uuid4().hex[:8]}",
+                                                        "platform")
+    other = {"Authorization": f"Bearer {token}"}
+    for method, path, payload in [
+            ("GET", f"/v1/loans/{loan}", None),
+            ("GET", f"/v1/loans/{loan}/timeline", None),
+            ("POST", f"/v1/loans/{loan}/payments", {"reference": "X-1", "amount": "10.00"}),
+            ("POST", f"/v1/loans/{loan}/cancel", {"reason": "not yours"})]:
+        problem(await api.http.request(method, path, headers=other, json=payload), 404,
+                loan)
+    problem(await api.http.post("/v1/loans", headers=other, json=body), 409,
+            "another platform")
+    batch = (await api.http.post("/v1/loans:batch", headers=other,
+                                 json={"loans": [body]})).json()
+    assert batch["rejected"] == 1 and "another platform" in batch["results"][0]["reason"]
+    status = await api.call("GET", f"/v1/loans/{loan}", "platform")  # the owner still can
+    assert status.status_code == 200 and status.json()["outcome"] is None
+    assert (await api.call("GET", f"/v1/loans/{loan}", "ops")).status_code == 200
+    assert await LoanOwners(api.ledger.engine).owner_of(loan) == "platform-1"
 
 
 async def test_payments_are_idempotent_by_reference(api: Api) -> None:
@@ -182,9 +207,9 @@ async def test_batch_reports_every_row(api: Api) -> None:
     rows = {r["index"]: r for r in result["results"]}
     assert rows[1]["status"] == "started" and rows[2]["status"] == "already_running"
     assert rows[3]["status"] == "rejected" and "malformed phone number" in rows[3]["reason"]
-    store = WebhookStore(api.ledger.engine)
-    assert await store.owner_of(fresh["loan_id"]) == "platform-1"
-    assert await store.owner_of(bad["loan_id"]) is None
+    owners = LoanOwners(api.ledger.engine)
+    assert await owners.owner_of(fresh["loan_id"]) == "platform-1"
+    assert await owners.owner_of(bad["loan_id"]) is None
 
 
 async def test_search_timeline_tasks_and_portfolio(api: Api) -> None:

@@ -53,6 +53,7 @@ from duecourse.domain.requests import CancelRequest, ContactOutcomeReport, Conta
 from duecourse.netguard import is_public, literal_problem
 from duecourse.policies import load_policy
 from duecourse.store import tables as t
+from duecourse.store.owners import LoanOwners
 from duecourse.store.webhooks import WebhookStore
 from tests.conftest import Harness
 from tests.factories import AGENT, make_loan, payment
@@ -263,9 +264,10 @@ async def test_a_platforms_loans_reach_only_its_own_webhooks(db: AsyncEngine) ->
     async with serving(Receiver()) as mine, serving(Receiver()) as theirs:
         a, mine.secret = await store.register("platform-a", mine.url, ["*"])
         b, theirs.secret = await store.register("platform-b", theirs.url, ["*"])
-        await store.claim_loans("platform-a", ["L-1"])
-        await store.claim_loans("platform-b", ["L-1", "L-2"])  # L-1 is taken: first wins
-        assert (await store.owner_of("L-1"), await store.owner_of("L-2")) == (
+        owners = LoanOwners(db)
+        await owners.claim("platform-a", ["L-1"])
+        await owners.claim("platform-b", ["L-1", "L-2"])  # L-1 is taken: first wins
+        assert (await owners.owner_of("L-1"), await owners.owner_of("L-2")) == (
             "platform-a", "platform-b")
         owned = await env.run(acts.deliver_event, _event())  # a loan of platform-a
         lenders = _event().model_copy(update={"loan_id": "L-9", "event_id": "case-9:x"})

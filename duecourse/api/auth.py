@@ -3,7 +3,8 @@
 Roles: `platform` starts loans, reports payments, cancels and registers webhooks;
 `agent` works loans and tasks; `supervisor` does what agents do plus legal approvals and
 deep settlements; `ops` reads everything and records legal case events. The key's name
-and role become the actor recorded in the workflow and the ledger.
+and role become the actor recorded in the workflow and the ledger. A platform key owns the
+loans it hands over first (`duecourse.store.owners`); another platform's loan is hidden.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from duecourse.api.problems import ProblemError
 from duecourse.domain.actor import Actor, ActorKind
 from duecourse.store.keys import ApiKey
+from duecourse.store.owners import LoanOwners
 
 
 class Role(StrEnum):
@@ -62,12 +64,22 @@ async def principal(request: Request,
 
 
 def allow(*roles: Role) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that admits only keys with one of `roles`."""
+    """A dependency that admits only keys with one of `roles`; on a loan's routes, a
+    platform key only for its own loans or the lender's (another platform's loan is "not
+    found", so its existence is not revealed either)."""
 
-    async def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    async def check(request: Request,
+                    who: Annotated[Principal, Depends(principal)]) -> Principal:
         if who.role not in roles:
             raise ProblemError(403, "Forbidden", f"a {who.role.value} key may not do this; "
                                f"allowed: {', '.join(r.value for r in roles)}")
+        loan_id = request.path_params.get("loan_id")
+        if who.role is Role.PLATFORM and loan_id:
+            owners = LoanOwners(request.app.state.services.ledger.engine)
+            owner = await owners.owner_of(loan_id)
+            if owner is not None and owner != who.key.name:
+                raise ProblemError(404, "Loan not found",
+                                   f"no collection found for loan {loan_id}")
         return who
 
     return check

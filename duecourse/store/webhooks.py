@@ -149,25 +149,6 @@ class WebhookStore:
                 if subscribed(w.events, event_type)
                 and (loan_owner is None or w.owner == loan_owner)]
 
-    # ------------------------------------------------------------ loan owners
-    async def claim_loans(self, platform: str, loan_ids: Sequence[str]) -> None:
-        """Record `platform` as the owner of loans nobody owns yet; the first claim wins,
-        so handing a loan over again (or by another platform) changes nothing."""
-        if not loan_ids:
-            return
-        rows = [{"loan_id": loan_id, "platform": platform, "claimed_at": _utcnow()}
-                for loan_id in dict.fromkeys(loan_ids)]
-        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
-        stmt = dialect.insert(t.loan_owners).values(rows).on_conflict_do_nothing(
-            index_elements=["loan_id"])
-        async with self.engine.begin() as conn:
-            await conn.execute(stmt)
-
-    async def owner_of(self, loan_id: str) -> str | None:
-        async with self.engine.connect() as conn:
-            return (await conn.execute(select(t.loan_owners.c.platform).where(
-                t.loan_owners.c.loan_id == loan_id))).scalar()
-
     # ------------------------------------------------------------ deliveries
     async def already_delivered(self, event_id: str, webhook_id: str) -> bool:
         async with self.engine.connect() as conn:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -34,7 +35,7 @@ from duecourse.domain.policy import Segment
 from duecourse.domain.requests import CancelRequest
 from duecourse.domain.status import CollectionStatus
 from duecourse.intake import RowRejected, parse_records, validate_for_start
-from duecourse.store.webhooks import WebhookStore
+from duecourse.store.owners import LoanOwners
 
 router = APIRouter(prefix="/v1", tags=["loans"])
 
@@ -56,7 +57,11 @@ async def start_loan(loan: LoanIntake, response: Response, svc: Svc,
     except RowRejected as err:
         raise ProblemError(422, "Loan refused", str(err)) from None
     # Before the start, so even the hand-over event goes to this platform's webhooks only.
-    await WebhookStore(svc.ledger.engine).claim_loans(who.key.name, [loan.loan_id])
+    owners = LoanOwners(svc.ledger.engine)
+    await owners.claim(who.key.name, [loan.loan_id])
+    if await owners.owner_of(loan.loan_id) != who.key.name:
+        raise ProblemError(409, "Loan id taken", f"loan {loan.loan_id} was handed over by "
+                           "another platform; use your own loan ids")
     outcome = await svc.client.start(loan, policy)
     if not outcome.started:
         response.status_code = status.HTTP_200_OK
@@ -64,6 +69,22 @@ async def start_loan(loan: LoanIntake, response: Response, svc: Svc,
     return LoanStarted(loan_id=loan.loan_id, workflow_id=outcome.workflow_id,
                        run_id=outcome.run_id, policy=policy.label,
                        status="started" if outcome.started else "already_running")
+
+
+async def _own_rows(owners: LoanOwners, platform: str,
+                    rows: list[starter.IntakeRow]) -> list[starter.IntakeRow]:
+    """Claim the valid rows for `platform`; a row whose loan another platform owns is
+    rejected."""
+    loan_ids = [r.loan.loan_id for r in rows if r.loan is not None]
+    await owners.claim(platform, loan_ids)
+    owner = await owners.owners_of(loan_ids)
+    mine: list[starter.IntakeRow] = []
+    for r in rows:
+        if r.loan is not None and owner.get(r.loan.loan_id) != platform:
+            r = replace(r, loan=None, error=f"loan {r.loan.loan_id} was handed over by "
+                        "another platform; use your own loan ids")
+        mine.append(r)
+    return mine
 
 
 def _row(loan: LoanIntake) -> starter.IntakeRow:
@@ -76,9 +97,8 @@ async def start_loans(body: BatchRequest, svc: Svc,
                       ) -> BatchResult:
     """Start many loans; each row is started, already running, or rejected with a reason."""
     now = datetime.now(UTC)
-    rows = parse_records(list(enumerate(body.loans, start=1)), now)
-    await WebhookStore(svc.ledger.engine).claim_loans(
-        who.key.name, [r.loan.loan_id for r in rows if r.loan is not None])
+    rows = await _own_rows(LoanOwners(svc.ledger.engine), who.key.name,
+                           parse_records(list(enumerate(body.loans, start=1)), now))
     summary = await starter.start_loans(svc.client, rows, now=now,
                                         policy_dir=svc.settings.policy_dir)
     results = ([BatchRow(index=s.row, loan_id=s.loan_id, status="started",

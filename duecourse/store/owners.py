@@ -1,0 +1,46 @@
+"""Which platform handed each loan over (`loan_owners`).
+
+A platform key sees and acts on its own loans and the lender's own (started by CLI or
+starter, so owned by nobody), and its webhooks receive only those loans' events. The first
+claim wins: handing a loan over again, or by another platform, changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from duecourse.store import tables as t
+
+
+class LoanOwners:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def claim(self, platform: str, loan_ids: Sequence[str]) -> None:
+        """Record `platform` as the owner of the loans nobody owns yet."""
+        if not loan_ids:
+            return
+        now = datetime.now(UTC)
+        rows = [{"loan_id": loan_id, "platform": platform, "claimed_at": now}
+                for loan_id in dict.fromkeys(loan_ids)]
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        stmt = dialect.insert(t.loan_owners).values(rows).on_conflict_do_nothing(
+            index_elements=["loan_id"])
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt)
+
+    async def owner_of(self, loan_id: str) -> str | None:
+        return (await self.owners_of([loan_id])).get(loan_id)
+
+    async def owners_of(self, loan_ids: Sequence[str]) -> dict[str, str]:
+        """The owners of those of `loan_ids` that have one."""
+        table = t.loan_owners
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(table.c.loan_id, table.c.platform).where(
+                table.c.loan_id.in_(list(dict.fromkeys(loan_ids)))))
+            return {loan_id: platform for loan_id, platform in rows}
