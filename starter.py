@@ -69,7 +69,8 @@ class StartSummary:
 
 async def start_loans(client: CollectionClient, rows: Sequence[IntakeRow], *, now: datetime,
                       policy_dir: str | Path | None = None, concurrency: int = 32,
-                      on_progress: ProgressCallback | None = None) -> StartSummary:
+                      on_progress: ProgressCallback | None = None,
+                      platform: str | None = None) -> StartSummary:
     """Start every valid row; each row ends up started, already running or rejected.
 
     A loan id repeated in the file is rejected as a duplicate (its first row is started):
@@ -91,7 +92,7 @@ async def start_loans(client: CollectionClient, rows: Sequence[IntakeRow], *, no
                                   f"{first_row[r.loan.loan_id]} of this file")
             loan, policy = validate_for_start(r, now, policy_dir)
             async with semaphore:
-                outcome = await client.start(loan, policy)
+                outcome = await client.start(loan, policy, platform=platform)
             entry = StartedLoan(row=r.row, loan_id=loan.loan_id,
                                 workflow_id=outcome.workflow_id, policy=policy.label)
             (summary.started if outcome.started else summary.already_running).append(entry)

@@ -12,6 +12,8 @@ COLLECTION_OUTCOME = SearchAttributeKey.for_keyword("CollectionOutcome")
 DUE_DATE = SearchAttributeKey.for_datetime("DueDate")
 SEGMENT = SearchAttributeKey.for_keyword("Segment")
 ASSIGNED_AGENT = SearchAttributeKey.for_keyword("AssignedAgent")
+PLATFORM = SearchAttributeKey.for_keyword("Platform")
+"""The platform key that handed the loan over through the API; set once, at the start."""
 
 ALL = (COLLECTION_STAGE, DAYS_PAST_DUE, OUTSTANDING_AMOUNT, JURISDICTION, COLLECTION_OUTCOME,
-       DUE_DATE, SEGMENT, ASSIGNED_AGENT)
+       DUE_DATE, SEGMENT, ASSIGNED_AGENT, PLATFORM)

@@ -163,9 +163,10 @@ class TrackingClient(CollectionClient):
         async with unlocked():
             return await super().result(loan_id)
 
-    async def start(self, loan: LoanIntake, policy: Policy) -> StartOutcome:
+    async def start(self, loan: LoanIntake, policy: Policy,
+                    platform: str | None = None) -> StartOutcome:
         self.started.append(loan.loan_id)
-        return await super().start(loan, policy)
+        return await super().start(loan, policy, platform)
 
     async def end_all(self) -> None:
         """Close every loan still open through its own cancel path, so no activity is left

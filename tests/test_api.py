@@ -126,10 +126,26 @@ async def test_a_platform_sees_and_acts_on_its_own_loans_only(api: Api) -> None:
     batch = (await api.http.post("/v1/loans:batch", headers=other,
                                  json={"loans": [body]})).json()
     assert batch["rejected"] == 1 and "another platform" in batch["results"][0]["reason"]
+    async def found_by(headers: dict[str, str]) -> bool:
+        page = (await api.http.get("/v1/loans?page_size=100&jurisdiction=CN",
+                                   headers=headers)).json()
+        return any(item["loan_id"] == loan for item in page["loans"])
+
+    owner = {"Authorization": f"Bearer {api.keys['platform']}"}
+    await eventually(lambda: found_by(owner), "the owner's search to list the loan")
+    assert not await found_by(other), "another platform's search must not list it"
     status = await api.call("GET", f"/v1/loans/{loan}", "platform")  # the owner still can
     assert status.status_code == 200 and status.json()["outcome"] is None
     assert (await api.call("GET", f"/v1/loans/{loan}", "ops")).status_code == 200
     assert await LoanOwners(api.ledger.engine).owner_of(loan) == "platform-1"
+
+
+async def test_key_names_are_a_safe_alphabet(api: Api) -> None:
+    """Key names become actors, loan owners and visibility-query values: no quotes."""
+    keys = KeyStore(api.ledger.engine)
+    for bad in ("", "o'hara", "a b", "x" * 65, "-lead", "p') OR ('1'='1"):
+        with pytest.raises(ValueError, match="key name"):
+            await keys.create(bad, "platform")
 
 
 async def test_payments_are_idempotent_by_reference(api: Api) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +35,9 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+
+
 class KeyStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -42,6 +46,9 @@ class KeyStore:
         """A new key; returns it with the full token, which is never shown again."""
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
+        if not KEY_NAME.fullmatch(name):
+            raise ValueError(f"a key name is 1-64 letters, digits and . _ @ - (it is the "
+                             f"actor in the ledger and the owner of loans), got {name!r}")
         key_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
         row: dict[str, Any] = {"key_id": key_id, "name": name, "role": role,
                                "secret_hash": _hash(secret), "created_at": datetime.now(UTC)}

@@ -20,7 +20,12 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import SearchAttributeIndexedValueType, WorkflowIDConflictPolicy
+from temporalio.common import (
+    SearchAttributeIndexedValueType,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+)
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
@@ -129,13 +134,19 @@ class CollectionClient:
         return self.client.get_workflow_handle(workflow_id_for(loan_id),
                                                result_type=CollectionResult)
 
-    async def start(self, loan: LoanIntake, policy: Policy) -> StartOutcome:
-        """Start collection; a loan already in collection returns its running workflow."""
+    async def start(self, loan: LoanIntake, policy: Policy,
+                    platform: str | None = None) -> StartOutcome:
+        """Start collection; a loan already in collection returns its running workflow.
+        `platform` (the API key that handed it over) is kept as the Platform search
+        attribute, so a platform's searches find its own loans."""
+        attributes = TypedSearchAttributes(
+            [SearchAttributePair(sa.PLATFORM, platform)] if platform else [])
         handle = await self.client.start_workflow(
             WORKFLOW_NAME, CollectionInput(loan=loan, policy=policy),
             id=loan.workflow_id, task_queue=self.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            result_type=CollectionResult, static_summary=_loan_summary(loan))
+            result_type=CollectionResult, static_summary=_loan_summary(loan),
+            search_attributes=attributes)
         return StartOutcome(loan_id=loan.loan_id, workflow_id=handle.id,
                             run_id=handle.result_run_id, started=_was_started(handle))
 

@@ -62,7 +62,7 @@ async def start_loan(loan: LoanIntake, response: Response, svc: Svc,
     if await owners.owner_of(loan.loan_id) != who.key.name:
         raise ProblemError(409, "Loan id taken", f"loan {loan.loan_id} was handed over by "
                            "another platform; use your own loan ids")
-    outcome = await svc.client.start(loan, policy)
+    outcome = await svc.client.start(loan, policy, platform=who.key.name)
     if not outcome.started:
         response.status_code = status.HTTP_200_OK
     response.headers["Location"] = f"/v1/loans/{loan.loan_id}"
@@ -100,7 +100,8 @@ async def start_loans(body: BatchRequest, svc: Svc,
     rows = await _own_rows(LoanOwners(svc.ledger.engine), who.key.name,
                            parse_records(list(enumerate(body.loans, start=1)), now))
     summary = await starter.start_loans(svc.client, rows, now=now,
-                                        policy_dir=svc.settings.policy_dir)
+                                        policy_dir=svc.settings.policy_dir,
+                                        platform=who.key.name)
     results = ([BatchRow(index=s.row, loan_id=s.loan_id, status="started",
                          workflow_id=s.workflow_id) for s in summary.started]
                + [BatchRow(index=s.row, loan_id=s.loan_id, status="already_running",
@@ -130,6 +131,8 @@ async def search_loans(
 ) -> LoanPage:
     """Find loans by their search attributes (eventually consistent with the workflows)."""
     clauses = ["WorkflowType = 'LoanCollection'"]
+    if who.role is Role.PLATFORM:  # its own loans (key names are a safe alphabet)
+        clauses.append(f"{sa.PLATFORM.name} = '{who.key.name}'")
     if stage:
         clauses.append(f"{sa.COLLECTION_STAGE.name} = '{stage.value}'")
     if min_dpd is not None:
