@@ -375,6 +375,31 @@ async def test_legal_case_closed_as_uncollectible_writes_the_loan_off(
     assert final.outcome == "WRITTEN_OFF" and "uncollectible" in final.reason
 
 
+async def test_a_case_closed_as_paid_alerts_ops_until_the_payment_arrives(
+        harness: Harness) -> None:
+    h = harness
+    loan = await start(h, dpd=5)
+    await h.client.record_contact_outcome(loan.loan_id, ContactOutcomeReport(
+        channel=Channel.VOICE, result=ContactResult.REACHED, actor=AGENT))
+    await h.env.sleep(timedelta(days=46))
+    await h.client.decide_legal_referral(loan.loan_id, LegalDecision(
+        approve=True, actor=SUPERVISOR, reason="refer"))
+    await h.env.sleep(timedelta(hours=1))
+    day = await today(h, loan)
+    await h.client.record_case_event(loan.loan_id, CaseEvent(
+        kind=CaseEventKind.FILED, occurred_on=day, actor=SUPERVISOR))
+    await h.client.record_case_event(loan.loan_id, CaseEvent(
+        kind=CaseEventKind.CLOSED, occurred_on=day, actor=SUPERVISOR, outcome="paid",
+        details="debtor paid the partner in full"))
+    await h.settle(loan.loan_id)
+    status = await h.client.status(loan.loan_id)
+    assert status.stage == "LEGAL" and status.outcome is None  # no money seen yet
+    alerts = [a["subject"] for a in await h.rows(t.ops_alerts, loan_id=loan.loan_id)]
+    assert any("closed as paid" in a for a in alerts), alerts
+    await h.client.report_payment(loan.loan_id, payment("1000.00", "PARTNER-REMIT-1"))
+    assert (await h.client.result(loan.loan_id)).outcome == "PAID"
+
+
 # --------------------------------------------------------------------------- segments
 async def test_segments_change_the_cadence_and_channels(ts_env: WorkflowEnvironment,
                                                         ledger: Ledger) -> None:

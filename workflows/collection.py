@@ -96,6 +96,8 @@ with workflow.unsafe.imports_passed_through():
 LEGAL_REFERRAL = "legal-referral"  # subject of the supervisor's approval task
 EVENTS_PATCH = "outbound-events"
 """Runs started before outbound events existed replay without them (and never send any)."""
+LEGAL_CLOSE_ALERT_PATCH = "legal-close-alert"
+"""Runs whose case closed as paid before this alert existed replay without it."""
 PLAN_FREEZE_PATCH = "plan-freeze"
 """Runs that froze before plans heard of freezes replay without telling their plan."""
 
@@ -367,7 +369,7 @@ class LoanCollectionWorkflow:
             ALERT_OPS, OpsAlert(
                 idempotency_key=f"{c.state.case_id}:alert:{c.state.event_seq}",
                 case_id=c.state.case_id, workflow_id=workflow.info().workflow_id,
-            loan_id=c.loan.loan_id,
+                loan_id=c.loan.loan_id,
                 subject=f"[{c.loan.loan_id}] {subject}", body=body, raised_at=workflow.now()),
             start_to_close_timeout=timedelta(seconds=30), retry_policy=LEDGER_RETRY)
 
@@ -595,6 +597,15 @@ class LoanCollectionWorkflow:
                                   reference=referral.reference if referral else "")])
         elif progress.event == "closed":
             self._apply(litigation.case_closed(c, progress.case, now))
+            outcome = progress.case.outcome
+            if outcome in ("paid", "settled") and not c.state.is_closed and \
+                    workflow.patched(LEGAL_CLOSE_ALERT_PATCH):
+                # the money itself arrives as payments; until then someone must look
+                self._alerts.append((
+                    f"Legal case {progress.case.case_ref} closed as {outcome}",
+                    f"{self._outstanding_text()} still outstanding: report the payments "
+                    "received through the legal partner so the loan can close."))
+                self._version += 1
 
     @workflow.update
     def record_case_event(self, event: CaseEvent) -> LegalCase:
