@@ -119,6 +119,8 @@ class WebhookActivities:
                     return _Outcome(wid, "failed", None, f"refused: {problem}")
             except OSError as err:  # DNS down or the name gone: try again later
                 return _Outcome(wid, "pending", None, f"DNS: {err}")
+            except ValueError as err:  # no URL we could ever reach
+                return _Outcome(wid, "failed", None, f"bad url: {err}")
         try:
             async with http.stream("POST", hook.url, content=body.encode(),
                                    headers=headers) as response:

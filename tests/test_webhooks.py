@@ -339,6 +339,7 @@ async def test_register_list_and_disable_webhooks(db: AsyncEngine) -> None:
     ("https://a.example/x", [], None, "at least one"),
     ("https://a.example/x", ["loan.exploded"], None, "unknown event"),
     ("https://a.example/x", ["*"], "short", "16 to 128"),
+    ("https://a.example:99999/x", ["*"], None, "invalid port"),
 ])
 async def test_register_refuses_bad_webhooks(db: AsyncEngine, url: str, events: list[str],
                                              secret: str | None, problem: str) -> None:
@@ -351,6 +352,8 @@ async def test_register_refuses_bad_webhooks(db: AsyncEngine, url: str, events: 
     "http://10.1.2.3/hook", "http://192.168.0.10/hook", "http://172.16.5.5/hook",
     "http://169.254.169.254/latest/meta-data", "http://100.64.0.1/hook", "http://[::1]/hook",
     "http://[fd00::1]/hook", "http://[::ffff:192.168.0.1]/hook", "http://0.0.0.0/hook",
+    "http://[::127.0.0.1]/hook", "http://[64:ff9b::a00:5]/hook", "http://[2002:a00:5::]/h",
+    "http://192.0.0.192/hook", "http://public@127.0.0.1/hook",
 ])
 async def test_register_refuses_non_public_addresses_unless_allowed(db: AsyncEngine,
                                                                    url: str) -> None:
@@ -364,6 +367,21 @@ def test_public_addresses_are_public() -> None:
     for address in ("93.184.216.34", "8.8.8.8", "2606:4700:4700::1111"):
         assert is_public(ipaddress.ip_address(address)), address
     assert literal_problem("https://hooks.example.com/x") is None
+
+
+async def test_an_impossible_host_is_recorded_as_failed_not_raised(db: AsyncEngine) -> None:
+    """A host that can never resolve is that webhook's failure: the delivery still records
+    every webhook's outcome instead of failing as a whole (and resending to the rest)."""
+    store = WebhookStore(db, allow_private=True)
+    local, _ = await store.register("p-a", "http://127.0.0.1:9/hook", ["*"])
+    bad, _ = await store.register("p-a", "http://a..b/hook", ["*"])
+    guarded = WebhookActivities(WebhookStore(db))
+    report = await ActivityEnvironment().run(guarded.deliver_event, _event())
+    assert sorted(report.failed) == sorted([local.webhook_id, bad.webhook_id])
+    rows = {d.webhook_id: d for d in await store.deliveries(event_id=_event().event_id)}
+    assert rows[bad.webhook_id].last_error is not None
+    assert "not a valid host name" in rows[bad.webhook_id].last_error
+    assert rows[local.webhook_id].status == "failed"
 
 
 async def test_a_name_resolving_to_a_private_address_gets_no_request(db: AsyncEngine) -> None:

@@ -64,6 +64,10 @@ def _check_url(url: str, allow_private: bool) -> str:
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"webhook url must be an absolute http(s) URL, got {url!r}")
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        raise ValueError(f"webhook url has an invalid port: {url!r}") from None
     if not allow_private and (problem := literal_problem(url.strip())):
         raise ValueError(f"webhook url must reach a public address: {problem} (set "
                          "DUECOURSE_WEBHOOK_ALLOW_PRIVATE=true for local development)")
