@@ -104,16 +104,22 @@ def _apply(standing: Standing, kind: str, at: datetime, data: dict[str, Any]) ->
         standing.deceased_at = standing.deceased_at or at
 
 
-def _outcome(history: list[ContactEvent], standing: Standing, at: datetime,
-             details: dict[str, Any], borrower: Borrower) -> ContactEvent | None:
+def _refusal(standing: Standing, details: dict[str, Any]) -> None:
+    """A third party who refused is never contacted again - after the contact in which
+    they refused, which was itself lawful."""
+    if details.get("third_party") and details.get("result") == "refused" and \
+            details.get("address"):
+        standing.refused_third_parties.append(details["address"])
+
+
+def _outcome(history: list[ContactEvent], at: datetime, details: dict[str, Any],
+             borrower: Borrower) -> ContactEvent | None:
     """Apply a reported outcome. It completes the contact it reports on when the ledger
     holds one (a message sent, or a call the agent asked about first); otherwise it is a
     contact nobody asked the engine about, returned so the audit checks it, as made when
     it was reported."""
     result = details.get("result", "")
     third = bool(details.get("third_party"))
-    if third and result == "refused" and details.get("address"):
-        standing.refused_third_parties.append(details["address"])
     if result == "borrower_replied":
         return None  # inbound: the borrower reached the lender
     mapped = AttemptResult.REFUSED if third and result == "refused" else _RESULTS.get(
@@ -168,8 +174,9 @@ async def _audit_case(ledger: Ledger, case: Any, loan: Any, pack: RulePack,
     events = await ledger.rows(t.audit_events, case_id=case["case_id"])
     contacts = await ledger.rows(t.contact_attempts, case_id=case["case_id"])
     timeline: list[tuple[datetime, int, str, Any]] = (
-        [(e["occurred_at"], 0, "event", e) for e in events
-         if e["kind"] not in ("contact_attempt", "contact_logged")]
+        [(e["occurred_at"], 2 if e["kind"] == "contact_outcome" else 0, "event", e)
+         for e in events if e["kind"] not in ("contact_attempt", "contact_logged")]
+        # an outcome recorded in the same instant as its contact comes after it
         + [(c["scheduled_for"], 1, "contact", c) for c in contacts])
     timeline.sort(key=lambda item: (item[0], item[1], item[3]["id"]))
     standing, history = Standing(), []  # type: ignore[var-annotated]
@@ -196,8 +203,7 @@ async def _audit_case(ledger: Ledger, case: Any, loan: Any, pack: RulePack,
             if row["kind"] != "contact_outcome":
                 _apply(standing, row["kind"], at, row["data"])
                 continue
-            made = _outcome(history, standing, at, row["data"].get("details") or {},
-                            debtor)
+            made = _outcome(history, at, row["data"].get("details") or {}, debtor)
             if made is not None:  # reported, never asked about: check it now
                 check(ProposedContact(
                     channel=made.channel, at=at, address=made.address,
@@ -205,6 +211,7 @@ async def _audit_case(ledger: Ledger, case: Any, loan: Any, pack: RulePack,
                     discloses_debt=made.recipient_kind is not RecipientKind.THIRD_PARTY),
                     f"reported by {row['actor_id']}")
                 history.append(made)
+            _refusal(standing, row["data"].get("details") or {})
             continue
         contact = ProposedContact(
             channel=Channel(row["channel"]), at=at, address=row["recipient"],
