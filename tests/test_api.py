@@ -20,6 +20,8 @@ from duecourse import search_attributes as sa
 from duecourse.api import create_app
 from duecourse.api.services import Services
 from duecourse.domain.calendar import local_date
+from duecourse.domain.loan import LoanIntake
+from duecourse.policies import load_policy
 from duecourse.settings import Settings
 from duecourse.store import Ledger, connect, migrate
 from duecourse.store import tables as t
@@ -138,6 +140,18 @@ async def test_a_platform_sees_and_acts_on_its_own_loans_only(api: Api) -> None:
     assert status.status_code == 200 and status.json()["outcome"] is None
     assert (await api.call("GET", f"/v1/loans/{loan}", "ops")).status_code == 200
     assert await LoanOwners(api.ledger.engine).owner_of(loan) == "platform-1"
+
+
+async def test_handing_over_the_id_of_a_lenders_loan_does_not_take_it(api: Api) -> None:
+    body = loan_body(dpd=3)
+    loan = LoanIntake.model_validate(body)
+    assert (await api.client.start(loan, load_policy("standard"))).started  # the lender's
+    again = await api.call("POST", "/v1/loans", "platform", json=body)
+    assert again.status_code == 200 and again.json()["status"] == "already_running"
+    batch = (await api.call("POST", "/v1/loans:batch", "platform",
+                            json={"loans": [body]})).json()
+    assert batch["already_running"] == 1
+    assert await LoanOwners(api.ledger.engine).owner_of(loan.loan_id) is None
 
 
 async def test_key_names_are_a_safe_alphabet(api: Api) -> None:

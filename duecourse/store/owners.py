@@ -2,7 +2,9 @@
 
 A platform key sees and acts on its own loans and the lender's own (started by CLI or
 starter, so owned by nobody), and its webhooks receive only those loans' events. The first
-claim wins: handing a loan over again, or by another platform, changes nothing.
+claim wins: handing a loan over again, or by another platform, changes nothing; handing
+over the id of a loan already in collection without an owner (the lender's own) leaves it
+without one.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -21,18 +23,33 @@ class LoanOwners:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def claim(self, platform: str, loan_ids: Sequence[str]) -> None:
-        """Record `platform` as the owner of the loans nobody owns yet."""
-        if not loan_ids:
-            return
+    async def claim(self, platform: str, loan_ids: Sequence[str]) -> list[str]:
+        """Record `platform` as the owner of the loans nobody owns yet; returns the ones
+        this call claimed (to `release` them if the loan turns out to exist already)."""
+        ids = list(dict.fromkeys(loan_ids))
+        if not ids:
+            return []
+        before = await self.owners_of(ids)
         now = datetime.now(UTC)
         rows = [{"loan_id": loan_id, "platform": platform, "claimed_at": now}
-                for loan_id in dict.fromkeys(loan_ids)]
-        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
-        stmt = dialect.insert(t.loan_owners).values(rows).on_conflict_do_nothing(
-            index_elements=["loan_id"])
+                for loan_id in ids if loan_id not in before]
+        if rows:
+            dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+            stmt = dialect.insert(t.loan_owners).values(rows).on_conflict_do_nothing(
+                index_elements=["loan_id"])
+            async with self.engine.begin() as conn:
+                await conn.execute(stmt)
+        after = await self.owners_of(ids)
+        return [i for i in ids if i not in before and after.get(i) == platform]
+
+    async def release(self, platform: str, loan_ids: Sequence[str]) -> None:
+        """Undo `platform`'s claims on these loans."""
+        if not loan_ids:
+            return
+        table = t.loan_owners
         async with self.engine.begin() as conn:
-            await conn.execute(stmt)
+            await conn.execute(delete(table).where(table.c.platform == platform,
+                                                   table.c.loan_id.in_(list(loan_ids))))
 
     async def owner_of(self, loan_id: str) -> str | None:
         return (await self.owners_of([loan_id])).get(loan_id)

@@ -35,6 +35,7 @@ from duecourse.domain.policy import Segment
 from duecourse.domain.requests import CancelRequest
 from duecourse.domain.status import CollectionStatus
 from duecourse.intake import RowRejected, parse_records, validate_for_start
+from duecourse.store.keys import KEY_NAME
 from duecourse.store.owners import LoanOwners
 
 router = APIRouter(prefix="/v1", tags=["loans"])
@@ -58,12 +59,13 @@ async def start_loan(loan: LoanIntake, response: Response, svc: Svc,
         raise ProblemError(422, "Loan refused", str(err)) from None
     # Before the start, so even the hand-over event goes to this platform's webhooks only.
     owners = LoanOwners(svc.ledger.engine)
-    await owners.claim(who.key.name, [loan.loan_id])
+    claimed = await owners.claim(who.key.name, [loan.loan_id])
     if await owners.owner_of(loan.loan_id) != who.key.name:
         raise ProblemError(409, "Loan id taken", f"loan {loan.loan_id} was handed over by "
                            "another platform; use your own loan ids")
     outcome = await svc.client.start(loan, policy, platform=who.key.name)
     if not outcome.started:
+        await owners.release(who.key.name, claimed)  # it was in collection, unowned, before
         response.status_code = status.HTTP_200_OK
     response.headers["Location"] = f"/v1/loans/{loan.loan_id}"
     return LoanStarted(loan_id=loan.loan_id, workflow_id=outcome.workflow_id,
@@ -71,20 +73,27 @@ async def start_loan(loan: LoanIntake, response: Response, svc: Svc,
                        status="started" if outcome.started else "already_running")
 
 
-async def _own_rows(owners: LoanOwners, platform: str,
-                    rows: list[starter.IntakeRow]) -> list[starter.IntakeRow]:
-    """Claim the valid rows for `platform`; a row whose loan another platform owns is
-    rejected."""
-    loan_ids = [r.loan.loan_id for r in rows if r.loan is not None]
-    await owners.claim(platform, loan_ids)
-    owner = await owners.owners_of(loan_ids)
+async def _own_rows(owners: LoanOwners, platform: str, rows: list[starter.IntakeRow],
+                    now: datetime, policy_dir: str | None,
+                    ) -> tuple[list[starter.IntakeRow], list[str]]:
+    """Claim the rows that will be started for `platform` (valid ones only); a row whose
+    loan another platform owns is rejected. Returns the rows and the ids newly claimed."""
+    startable = []
+    for r in rows:
+        try:
+            startable.append(validate_for_start(r, now, policy_dir)[0].loan_id)
+        except RowRejected:
+            continue  # the starter rejects it again, with its reason
+    claimed = await owners.claim(platform, startable)
+    owner = await owners.owners_of(startable)
     mine: list[starter.IntakeRow] = []
     for r in rows:
-        if r.loan is not None and owner.get(r.loan.loan_id) != platform:
+        if r.loan is not None and r.loan.loan_id in owner and \
+                owner[r.loan.loan_id] != platform:
             r = replace(r, loan=None, error=f"loan {r.loan.loan_id} was handed over by "
                         "another platform; use your own loan ids")
         mine.append(r)
-    return mine
+    return mine, claimed
 
 
 def _row(loan: LoanIntake) -> starter.IntakeRow:
@@ -97,11 +106,15 @@ async def start_loans(body: BatchRequest, svc: Svc,
                       ) -> BatchResult:
     """Start many loans; each row is started, already running, or rejected with a reason."""
     now = datetime.now(UTC)
-    rows = await _own_rows(LoanOwners(svc.ledger.engine), who.key.name,
-                           parse_records(list(enumerate(body.loans, start=1)), now))
+    owners = LoanOwners(svc.ledger.engine)
+    rows, claimed = await _own_rows(owners, who.key.name,
+                                    parse_records(list(enumerate(body.loans, start=1)), now),
+                                    now, svc.settings.policy_dir)
     summary = await starter.start_loans(svc.client, rows, now=now,
                                         policy_dir=svc.settings.policy_dir,
                                         platform=who.key.name)
+    existed = {s.loan_id for s in summary.already_running}
+    await owners.release(who.key.name, [i for i in claimed if i in existed])
     results = ([BatchRow(index=s.row, loan_id=s.loan_id, status="started",
                          workflow_id=s.workflow_id) for s in summary.started]
                + [BatchRow(index=s.row, loan_id=s.loan_id, status="already_running",
@@ -131,7 +144,10 @@ async def search_loans(
 ) -> LoanPage:
     """Find loans by their search attributes (eventually consistent with the workflows)."""
     clauses = ["WorkflowType = 'LoanCollection'"]
-    if who.role is Role.PLATFORM:  # its own loans (key names are a safe alphabet)
+    if who.role is Role.PLATFORM:  # its own loans
+        if not KEY_NAME.fullmatch(who.key.name):  # a key from before names were checked
+            raise ProblemError(403, "Forbidden", "this key's name cannot scope a search; "
+                               "create a key whose name is letters, digits and . _ @ -")
         clauses.append(f"{sa.PLATFORM.name} = '{who.key.name}'")
     if stage:
         clauses.append(f"{sa.COLLECTION_STAGE.name} = '{stage.value}'")
