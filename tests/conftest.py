@@ -75,7 +75,8 @@ server retries such a task; only this test server strands it."""
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests on the time-skipping server get a tighter timeout and, when stranded as
-    above, up to two more runs on a fresh server. Any other failure fails at once."""
+    above, up to two more runs on a fresh server. Any other failure fails at once, and a
+    timeout without the stranding in the log fails the session even if a rerun passed."""
     for item in items:
         if "ts_env" in getattr(item, "fixturenames", ()):
             if item.get_closest_marker("timeout") is None:
@@ -119,7 +120,24 @@ async def report_hangs(request: pytest.FixtureRequest) -> AsyncIterator[None]:
         handle.cancel()
 
 
+STRANDED_LOG = "invalid history builder state for action"
+"""What the SDK logs when the test server refuses the completion: the proof of stranding."""
+_unexplained_reruns: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """A rerun is only excused by the stranding itself; any other timeout that a rerun
+    happened to pass is a hang of ours, and fails the session below."""
+    if report.outcome == "rerun" and STRANDED_LOG not in report.capstdout + report.capstderr:
+        _unexplained_reruns.append(report.nodeid)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _unexplained_reruns:
+        print(f"\nFAILED: {len(_unexplained_reruns)} test(s) timed out without the test "
+              f"server stranding them ({STRANDED_LOG!r} not logged), so a rerun does not "
+              "excuse them: " + ", ".join(_unexplained_reruns), file=sys.stderr)
+        session.exitstatus = exitstatus = pytest.ExitCode.TESTS_FAILED
     session.config.stash[_EXIT_STATUS] = int(exitstatus)
 
 
