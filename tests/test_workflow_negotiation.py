@@ -354,9 +354,9 @@ async def test_legal_case_through_judgment(harness: Harness) -> None:
         assert expected in kinds
 
 
-async def test_legal_case_closed_as_uncollectible_writes_the_loan_off(
-        harness: Harness) -> None:
-    h = harness
+async def filed_case(h: Harness) -> tuple[LoanIntake, date]:
+    """A loan through negotiation and an approved referral to a filed case; the filing
+    date (borrower-local)."""
     loan = await start(h, dpd=5)
     await h.client.record_contact_outcome(loan.loan_id, ContactOutcomeReport(
         channel=Channel.VOICE, result=ContactResult.REACHED, actor=AGENT))
@@ -367,6 +367,13 @@ async def test_legal_case_closed_as_uncollectible_writes_the_loan_off(
     day = await today(h, loan)
     await h.client.record_case_event(loan.loan_id, CaseEvent(
         kind=CaseEventKind.FILED, occurred_on=day, actor=SUPERVISOR))
+    return loan, day
+
+
+async def test_legal_case_closed_as_uncollectible_writes_the_loan_off(
+        harness: Harness) -> None:
+    h = harness
+    loan, day = await filed_case(h)
     await h.client.record_case_event(loan.loan_id, CaseEvent(
         kind=CaseEventKind.CLOSED, occurred_on=day, actor=SUPERVISOR, outcome="written_off",
         details="debtor has no assets"))
@@ -378,16 +385,7 @@ async def test_legal_case_closed_as_uncollectible_writes_the_loan_off(
 async def test_a_case_closed_as_paid_alerts_ops_until_the_payment_arrives(
         harness: Harness) -> None:
     h = harness
-    loan = await start(h, dpd=5)
-    await h.client.record_contact_outcome(loan.loan_id, ContactOutcomeReport(
-        channel=Channel.VOICE, result=ContactResult.REACHED, actor=AGENT))
-    await h.env.sleep(timedelta(days=46))
-    await h.client.decide_legal_referral(loan.loan_id, LegalDecision(
-        approve=True, actor=SUPERVISOR, reason="refer"))
-    await h.env.sleep(timedelta(hours=1))
-    day = await today(h, loan)
-    await h.client.record_case_event(loan.loan_id, CaseEvent(
-        kind=CaseEventKind.FILED, occurred_on=day, actor=SUPERVISOR))
+    loan, day = await filed_case(h)
     await h.client.record_case_event(loan.loan_id, CaseEvent(
         kind=CaseEventKind.CLOSED, occurred_on=day, actor=SUPERVISOR, outcome="paid",
         details="debtor paid the partner in full"))
