@@ -29,7 +29,9 @@ keys = typer.Typer(help="API keys (only a hash is stored; a key is shown once)."
 
 
 @keys.command("create")
-def create(name: Annotated[str, typer.Option(help="who the key is for (kept as the actor)")],
+def create(name: Annotated[str, typer.Option(
+               help="who the key is for: kept as the actor and, for a platform, as the owner "
+                    "of the loans it hands over (letters, digits and . _ @ -)")],
            role: Annotated[str, typer.Option(help=" / ".join(ROLES))]) -> None:
     """Create a key and print it once."""
 
