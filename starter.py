@@ -1,8 +1,10 @@
 """Start collection for every loan in a hand-over file: `python starter.py loans.csv`.
 
 Starts run concurrently (bounded) and idempotently: a loan already in collection is
-reported as such, and one bad row or failed RPC is reported with its reason without
-stopping the rest. Exit code 0 when nothing was rejected, 1 otherwise.
+reported as such, a loan whose case the ledger records as closed for this due date is
+rejected (a paid borrower is never contacted again), and one bad row or failed RPC is
+reported with its reason without stopping the rest. Exit code 0 when nothing was
+rejected, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -18,8 +20,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.service import RPCError
 
+from duecourse.domain.handover import reopen_problem
 from duecourse.intake import (
     IntakeFileError,
     IntakeRow,
@@ -30,6 +36,8 @@ from duecourse.intake import (
 )
 from duecourse.process import run_and_exit
 from duecourse.settings import Settings, get_settings
+from duecourse.store import connect
+from duecourse.store.cases import last_closed_cases
 from duecourse.temporal.client import CollectionClient
 from duecourse.temporal.client import connect as connect_temporal
 
@@ -50,6 +58,11 @@ class RejectedRow:
     row: int
     loan_id: str | None
     reason: str
+    already_closed: bool = False  # the ledger holds a closed case for this due date
+
+
+class _AlreadyClosed(RowRejected):
+    """The row's loan was collected already (`duecourse.domain.handover`)."""
 
 
 @dataclass
@@ -70,11 +83,14 @@ class StartSummary:
 async def start_loans(client: CollectionClient, rows: Sequence[IntakeRow], *, now: datetime,
                       policy_dir: str | Path | None = None, concurrency: int = 32,
                       on_progress: ProgressCallback | None = None,
-                      platform: str | None = None) -> StartSummary:
+                      platform: str | None = None,
+                      ledger: AsyncEngine | None = None) -> StartSummary:
     """Start every valid row; each row ends up started, already running or rejected.
 
     A loan id repeated in the file is rejected as a duplicate (its first row is started):
-    which copy "wins" must not depend on RPC timing.
+    which copy "wins" must not depend on RPC timing. With the `ledger`, a loan whose
+    closed case covers its due date is rejected (`already closed: PAID on ...`) before
+    any start; without it, only the workflow's own check (its first activity) refuses.
     """
     summary = StartSummary()
     semaphore = asyncio.Semaphore(max(1, concurrency))
@@ -83,6 +99,7 @@ async def start_loans(client: CollectionClient, rows: Sequence[IntakeRow], *, no
     for r in rows:
         if r.loan is not None:
             first_row.setdefault(r.loan.loan_id, r.row)
+    closed = await last_closed_cases(ledger, list(first_row)) if ledger is not None else {}
 
     async def start_one(r: IntakeRow) -> None:
         nonlocal done
@@ -91,13 +108,17 @@ async def start_loans(client: CollectionClient, rows: Sequence[IntakeRow], *, no
                 raise RowRejected(f"duplicate: loan {r.loan.loan_id} is already on row "
                                   f"{first_row[r.loan.loan_id]} of this file")
             loan, policy = validate_for_start(r, now, policy_dir)
+            problem = reopen_problem(closed.get(loan.loan_id), loan)
+            if problem is not None:
+                raise _AlreadyClosed(problem)
             async with semaphore:
                 outcome = await client.start(loan, policy, platform=platform)
             entry = StartedLoan(row=r.row, loan_id=loan.loan_id,
                                 workflow_id=outcome.workflow_id, policy=policy.label)
             (summary.started if outcome.started else summary.already_running).append(entry)
         except RowRejected as err:
-            summary.rejected.append(RejectedRow(row=r.row, loan_id=r.loan_id, reason=str(err)))
+            summary.rejected.append(RejectedRow(row=r.row, loan_id=r.loan_id, reason=str(err),
+                                                already_closed=isinstance(err, _AlreadyClosed)))
         except RPCError as err:
             summary.rejected.append(RejectedRow(
                 row=r.row, loan_id=r.loan_id,
@@ -145,13 +166,14 @@ def render_summary(summary: StartSummary, console: Console) -> None:
 
 async def start_with_progress(client: CollectionClient, rows: Sequence[IntakeRow],
                               console: Console, *, now: datetime,
-                              policy_dir: str | Path | None = None) -> StartSummary:
+                              policy_dir: str | Path | None = None,
+                              ledger: AsyncEngine | None = None) -> StartSummary:
     """Start `rows` behind a progress bar, then print the summary."""
     with Progress(TextColumn("[bold]Starting loans"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=True) as progress:
         task = progress.add_task("start", total=len(rows))
         summary = await start_loans(
-            client, rows, now=now, policy_dir=policy_dir,
+            client, rows, now=now, policy_dir=policy_dir, ledger=ledger,
             on_progress=lambda done, _total: progress.update(task, completed=done))
     render_summary(summary, console)
     return summary
@@ -177,10 +199,33 @@ async def run(settings: Settings, path: str | Path, console: Console, *,
                      f"{settings.temporal_address}: {escape(str(err))}", highlight=False,
                      soft_wrap=True)
         return 1
-    summary = await start_with_progress(CollectionClient(client, settings.task_queue), rows,
-                                        console, now=now,
-                                        policy_dir=policy_dir or settings.policy_dir)
+    ledger = existing_ledger(settings.ledger_url)
+    try:
+        summary = await start_with_progress(CollectionClient(client, settings.task_queue),
+                                            rows, console, now=now,
+                                            policy_dir=policy_dir or settings.policy_dir,
+                                            ledger=ledger)
+    except (SQLAlchemyError, OSError) as err:
+        url = make_url(settings.ledger_url).render_as_string(hide_password=True)
+        errors.print(f"[bold red]error:[/] cannot read the ledger at {escape(url)} to check "
+                     f"for closed loans, so nothing was started: {escape(str(err))}",
+                     highlight=False, soft_wrap=True)
+        return 1
+    finally:
+        if ledger is not None:
+            await ledger.dispose()
     return 0 if summary.ok else 1
+
+
+def existing_ledger(url: str) -> AsyncEngine | None:
+    """The ledger to check hand-overs against, or None when it is a SQLite file that does
+    not exist yet: no case can have closed there, and a check must not create the file."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if not database or database == ":memory:" or not Path(database).expanduser().exists():
+            return None
+    return connect(url)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -112,7 +112,8 @@ async def _serve(server: DevServer, cfg: Settings, demo_file: Path | None,
                     now = datetime.now(UTC)
                     rows = with_policy(read_intake_file(demo_file, now), DEMO_POLICY)
                     await start_with_progress(CollectionClient(client, cfg.task_queue), rows,
-                                              console, now=now, policy_dir=cfg.policy_dir)
+                                              console, now=now, policy_dir=cfg.policy_dir,
+                                              ledger=engine)
                 console.print("Worker running. Press [bold]Ctrl-C[/] to stop.")
                 await asyncio.Future()  # until cancelled by a signal
         finally:

@@ -30,11 +30,13 @@ from duecourse.api.schemas import (
 )
 from duecourse.api.services import Services, services
 from duecourse.domain.collection import Outcome, Stage
+from duecourse.domain.handover import reopen_problem
 from duecourse.domain.loan import LoanIntake
 from duecourse.domain.policy import Segment
 from duecourse.domain.requests import CancelRequest
 from duecourse.domain.status import CollectionStatus
 from duecourse.intake import RowRejected, parse_records, validate_for_start
+from duecourse.store.cases import last_closed_case
 from duecourse.store.keys import KEY_NAME
 from duecourse.store.owners import LoanOwners
 
@@ -47,11 +49,15 @@ Svc = Annotated[Services, Depends(services)]
 
 @router.post("/loans", status_code=status.HTTP_201_CREATED, response_model=LoanStarted,
              responses={200: {"model": LoanStarted, "description": "already in collection"},
-                        **responses()})
+                        **responses(409)})
 async def start_loan(loan: LoanIntake, response: Response, svc: Svc,
                      who: Annotated[Principal, Depends(allow(Role.PLATFORM))],
                      ) -> LoanStarted:
-    """Start collection for one overdue loan; the same loan twice returns the running one."""
+    """Start collection for one overdue loan; the same loan twice returns the running one.
+
+    A loan whose collection closed for the same or a later due date is refused (409), so a
+    borrower who paid is not contacted again; a new delinquency (later due date) starts.
+    """
     now = datetime.now(UTC)
     try:
         loan, policy = validate_for_start(_row(loan), now, svc.settings.policy_dir)
@@ -63,6 +69,12 @@ async def start_loan(loan: LoanIntake, response: Response, svc: Svc,
     if await owners.owner_of(loan.loan_id) != who.key.name:
         raise ProblemError(409, "Loan id taken", f"loan {loan.loan_id} was handed over by "
                            "another platform; use your own loan ids")
+    # After the owner check, so another platform's loan never reveals how it ended.
+    closed = await last_closed_case(svc.ledger.engine, loan.loan_id)
+    problem = reopen_problem(closed, loan)
+    if problem is not None:
+        await owners.release(who.key.name, claimed)
+        raise ProblemError(409, "Loan already closed", problem)
     outcome = await svc.client.start(loan, policy, platform=who.key.name)
     if not outcome.started:
         await owners.release(who.key.name, claimed)  # it was in collection, unowned, before
@@ -112,9 +124,10 @@ async def start_loans(body: BatchRequest, svc: Svc,
                                     now, svc.settings.policy_dir)
     summary = await starter.start_loans(svc.client, rows, now=now,
                                         policy_dir=svc.settings.policy_dir,
-                                        platform=who.key.name)
-    existed = {s.loan_id for s in summary.already_running}
-    await owners.release(who.key.name, [i for i in claimed if i in existed])
+                                        platform=who.key.name, ledger=svc.ledger.engine)
+    not_started = {s.loan_id for s in summary.already_running} | {
+        r.loan_id for r in summary.rejected if r.already_closed}
+    await owners.release(who.key.name, [i for i in claimed if i in not_started])
     results = ([BatchRow(index=s.row, loan_id=s.loan_id, status="started",
                          workflow_id=s.workflow_id) for s in summary.started]
                + [BatchRow(index=s.row, loan_id=s.loan_id, status="already_running",
