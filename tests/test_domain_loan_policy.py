@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from duecourse.domain.loan import LoanIntake, LoanNotOverdue
 from duecourse.domain.policy import Anchor, Policy
 from duecourse.policies import UnknownPolicy, available_policies, load_policy, load_policy_file
-from duecourse.templates import TemplateError, load_templates, render
+from duecourse.templates import TemplateError, load_templates, render, template_info
 
 GOOD: dict[str, Any] = {
     "loan_id": "L-1001",
@@ -123,8 +123,9 @@ def test_every_policy_template_renders_in_english_and_chinese() -> None:
                            *load_policy(name).negotiation.steps,
                            load_policy(name).legal.demand_letter]}
     for template in templates:
+        info = template_info(template)
         for language in ("en", "zh-CN"):
-            rendered = render(template, language, VALUES)
+            rendered = render(template, language, VALUES, audience=info.audience)
             assert rendered.language == language
             assert "{" not in rendered.body and "L-1" in rendered.body
     assert set(templates) <= set(load_templates())

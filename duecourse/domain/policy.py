@@ -43,12 +43,24 @@ class ContactStep(_Model):
     offset: timedelta = timedelta(0)
     as_task: bool = Field(default=False, description="create an agent task (call the "
                           "borrower, field visit) instead of sending a message")
+    templates: dict[Channel, str] = Field(
+        default_factory=dict, description="borrower templates for the channels this step "
+        "may fall back to (the policy loader fills them in from the template catalogue); "
+        "a fallback channel without one is not used")
+    supersedable: bool = Field(
+        default=False, description="a stale nudge: skipped when a later step of the stage "
+        "is already due (never the borrower's first contact); a step that is not "
+        "supersedable is sent late, within lawful hours, instead of being dropped")
 
     @model_validator(mode="after")
     def _non_negative(self) -> ContactStep:
         if self.offset < timedelta(0):
             raise ValueError(f"step {self.name}: offset must not be negative")
         return self
+
+    def template_for(self, channel: Channel) -> str | None:
+        """The template this step sends on `channel`, or None when it has none for it."""
+        return self.template if channel is self.channel else self.templates.get(channel)
 
 
 class ContactHours(_Model):
@@ -136,6 +148,10 @@ class PlanRules(_Model):
     tolerated_late: int = Field(default=1, ge=0, description="late instalments tolerated")
     reminder_days_before: int = Field(default=2, ge=0)
     on_broken: Literal["negotiation", "legal"] = "negotiation"
+    unpaid_at_end: Literal["broken", "lapsed"] = Field(
+        default="broken", description="when the last instalment's grace has passed with "
+        "instalments still unpaid: the plan is broken (counts as broken, on_broken applies) "
+        "or lapses (ends without counting as broken; negotiation resumes)")
 
 
 class SettlementRules(_Model):

@@ -12,7 +12,8 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from duecourse.domain.policy import Policy
+from duecourse.domain.policy import Channel, ContactStep, Policy
+from duecourse.templates import TemplateError, template_info
 
 BUILTIN_DIR = Path(__file__).parent
 
@@ -35,9 +36,50 @@ def load_policy_file(path: str | Path) -> Policy:
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return Policy.model_validate(data)
-    except (yaml.YAMLError, ValidationError) as exc:
+        return with_templates(Policy.model_validate(data))
+    except (yaml.YAMLError, ValidationError, TemplateError) as exc:
         raise ValueError(f"invalid policy file {path}: {exc}") from exc
+
+
+def resolve_step(step: ContactStep, fallbacks: list[Channel]) -> ContactStep:
+    """Check `step`'s templates against the catalogue and fill in the borrower template it
+    sends on each fallback channel: its own template where that is written for the
+    channel, else the one the policy names in `templates`. A channel with neither is
+    left out, so the step never falls back to it."""
+    info = template_info(step.template)
+    if step.as_task:
+        if info.audience != "agent":
+            raise TemplateError(f"step {step.name} is a task for an agent, so its template "
+                                f"{step.template!r} must be an agent script, not for the "
+                                f"{info.audience}")
+        return step
+    if not info.written_for(step.channel):
+        raise TemplateError(f"step {step.name} sends {step.template!r} to the borrower on "
+                            f"{step.channel}, but that template is written for the "
+                            f"{info.audience} on {', '.join(info.channels)}")
+    templates = dict(step.templates)
+    for channel, name in templates.items():
+        if not template_info(name).written_for(channel):
+            raise TemplateError(f"step {step.name} falls back to {name!r} on {channel}, but "
+                                "that is not a borrower template written for it")
+    for channel in fallbacks:
+        if channel not in templates and info.written_for(channel):
+            templates[channel] = step.template
+    return step.model_copy(update={"templates": templates})
+
+
+def with_templates(policy: Policy) -> Policy:
+    """The policy with every step's per-channel templates resolved (see resolve_step)."""
+    def steps(items: list[ContactStep]) -> list[ContactStep]:
+        return [resolve_step(s, policy.channel_fallbacks.get(s.channel, [])) for s in items]
+
+    demand = policy.legal.demand_letter
+    return policy.model_copy(update={
+        "reminder": policy.reminder.model_copy(update={"steps": steps(policy.reminder.steps)}),
+        "negotiation": policy.negotiation.model_copy(
+            update={"steps": steps(policy.negotiation.steps)}),
+        "legal": policy.legal.model_copy(update={"demand_letter": resolve_step(
+            demand, policy.channel_fallbacks.get(demand.channel, []))})})
 
 
 @lru_cache(maxsize=64)

@@ -2,6 +2,9 @@
 
 Rendering fails loudly (TemplateError) on an unknown template, a missing language or a
 missing placeholder, so a broken template is found on the first send, not by a borrower.
+Every template declares its audience (borrower, agent, partner) and the channels it is
+written for, and rendering refuses any other use: an agent's call script never reaches a
+borrower, a letter never goes out as an SMS.
 Each jurisdiction's required wording (jurisdictions.yaml: the US debt-collector disclosure
 and opt-out lines, UK debt-advice signposting, CN complaint line) is appended on render,
 so no template can forget it.
@@ -24,7 +27,23 @@ BANNED_FILE = HERE / "banned.yaml"
 
 
 class TemplateError(ValueError):
-    """A template is missing, malformed or lacks a value it needs."""
+    """A template is missing, malformed, lacks a value it needs, or is used for the wrong
+    audience or channel."""
+
+
+AUDIENCES = ("borrower", "agent", "partner")
+META_KEYS = ("audience", "channels")
+"""Keys of a template entry that are not languages."""
+
+
+class TemplateInfo(BaseModel):
+    name: str
+    audience: str
+    channels: list[str]
+    languages: list[str]
+
+    def written_for(self, channel: str, audience: str = "borrower") -> bool:
+        return self.audience == audience and channel in self.channels
 
 
 class Rendered(BaseModel):
@@ -50,7 +69,23 @@ def _yaml(path: Path) -> dict:
 
 
 def load_templates(path: Path = DEFAULT_FILE) -> dict[str, dict[str, dict[str, str]]]:
-    return _yaml(path)
+    """Template name -> language -> {subject, body} (the declared metadata left out)."""
+    return {name: {k: v for k, v in entry.items() if k not in META_KEYS}
+            for name, entry in _yaml(path).items()}
+
+
+def template_info(name: str, path: Path = DEFAULT_FILE) -> TemplateInfo:
+    """Who a template is for and the channels it is written for; TemplateError for an
+    unknown or undeclared one."""
+    entry = _yaml(path).get(name)
+    if not entry:
+        raise TemplateError(f"unknown template {name!r}")
+    audience, channels = entry.get("audience"), entry.get("channels")
+    if audience not in AUDIENCES or not isinstance(channels, list) or not channels:
+        raise TemplateError(f"template {name!r} must declare its audience (one of "
+                            f"{', '.join(AUDIENCES)}) and the channels it is written for")
+    return TemplateInfo(name=name, audience=audience, channels=[str(c) for c in channels],
+                        languages=[k for k in entry if k not in META_KEYS])
 
 
 def _fill(text: str, values: dict[str, str], where: str) -> str:
@@ -87,10 +122,17 @@ def required_wording(jurisdiction: str, language: str, channel: str,
 
 
 def render(name: str, language: str, values: dict[str, str], *, jurisdiction: str = "",
-           channel: str = "", path: Path = DEFAULT_FILE) -> Rendered:
-    variants = load_templates(path).get(name)
-    if not variants:
-        raise TemplateError(f"unknown template {name!r}")
+           channel: str = "", audience: str = "borrower",
+           path: Path = DEFAULT_FILE) -> Rendered:
+    """`name` in the nearest language, for `audience` on `channel` (when given)."""
+    info = template_info(name, path)
+    if info.audience != audience:
+        raise TemplateError(f"template {name!r} is written for the {info.audience}, not "
+                            f"for the {audience}: it is never sent to a {audience}")
+    if channel and channel not in info.channels:
+        raise TemplateError(f"template {name!r} is written for {', '.join(info.channels)}, "
+                            f"not for {channel}")
+    variants = load_templates(path)[name]
     chosen = pick_language(list(variants), language)
     if chosen is None:
         raise TemplateError(f"template {name!r} has no {language} or en text")
