@@ -14,6 +14,7 @@ from duecourse.domain.compliance import Verdict
 from duecourse.domain.entries import EventRecorded, PaymentRecorded, StageChanged
 from duecourse.domain.money import Money
 from duecourse.domain.planner import ActionKind, plan, write_off_at
+from duecourse.domain.policy import Channel
 from duecourse.domain.requests import CancelRequest, LegalDecision, PromiseRequest
 from duecourse.policies import load_policy
 from tests.factories import AGENT, SUPERVISOR, make_loan, payment
@@ -44,13 +45,41 @@ def test_late_night_first_reminder_is_deferred_to_08_00_local() -> None:
     assert replanned is not None and replanned.due_at == decision.until
 
 
-def test_late_handover_sends_only_the_latest_missed_step() -> None:
+def test_late_handover_sends_the_notices_late_and_skips_only_stale_nudges() -> None:
     now = datetime(2026, 11, 28, 11, 0, tzinfo=SHANGHAI).astimezone(UTC)
-    c = opened(now, dpd=5)
+    c = opened(now, dpd=9)  # notices, reminder-sms and courtesy-call all missed
+    first = plan(c, now)
+    assert first is not None and first.step is not None
+    assert (first.step.name, first.due_at, first.superseded) == ("notice-sms", now, [])
+    c.contact_made(first.step.channel, "+8613800138000", now)
+    c.record_step("notice-sms", "sent", now)
+    second = plan(c, now)
+    assert second is not None and second.step is not None
+    assert (second.step.name, second.superseded) == ("notice-email", []), \
+        "a notice is sent late, never dropped"
+    c.record_step("notice-email", "sent", now)
+    third = plan(c, now)
+    assert third is not None and third.step is not None
+    assert (third.step.name, third.superseded) == ("courtesy-call", ["reminder-sms"]), \
+        "a stale nudge gives way to the latest step once the borrower has been told"
+
+
+def test_a_nudge_that_would_be_the_first_contact_is_never_superseded() -> None:
+    now = datetime(2026, 11, 28, 11, 0, tzinfo=SHANGHAI).astimezone(UTC)
+    policy = STANDARD.model_copy(update={"reminder": STANDARD.reminder.model_copy(update={
+        "steps": [s.model_copy(update={"supersedable": True})
+                  for s in STANDARD.reminder.steps]})})
+    c, _ = Collection.begin(make_loan(now, dpd=9), policy, now, case_id="case-1")
+    c.state.rescore = False
     action = plan(c, now)
     assert action is not None and action.step is not None
-    assert action.step.name == "reminder-sms" and action.due_at == now
-    assert action.superseded == ["notice-sms", "notice-email"]
+    assert (action.step.name, action.superseded) == ("notice-sms", [])
+    c.contact_made(Channel.SMS, "+8613800138000", now)
+    c.record_step("notice-sms", "sent", now)
+    action = plan(c, now)
+    assert action is not None and action.step is not None
+    assert action.step.name == "courtesy-call"
+    assert action.superseded == ["notice-email", "reminder-sms"]
 
 
 def test_next_step_follows_the_due_date_on_the_borrowers_wall_clock() -> None:

@@ -175,8 +175,10 @@ async def test_opting_out_of_sms_moves_reminders_to_other_channels(harness: Harn
     await h.env.sleep(timedelta(days=4))
     sms_steps = [c for c in await contacts(h, loan) if c["step"] == "reminder-sms"]
     assert len(sms_steps) == 1 and sms_steps[0]["channel"] == "email"
-    assert all(c["channel"] != "sms" for c in await contacts(h, loan)
-               if c["scheduled_for"] > sms_steps[0]["scheduled_for"] - timedelta(days=3))
+    opted = next(e["occurred_at"] for e in await h.rows(t.audit_events, loan_id=loan.loan_id)
+                 if e["kind"] == "opted_out")
+    later = [c for c in await contacts(h, loan) if c["scheduled_for"] >= opted]
+    assert later and all(c["channel"] != "sms" for c in later)
     blocked = [d for d in await decisions(h, loan)
                if d["step"] == "reminder-sms" and d["verdict"] == "blocked"]
     assert blocked and blocked[0]["code"] == "opted_out" and blocked[0]["channel"] == "sms"
@@ -242,7 +244,8 @@ async def test_audit_is_clean_for_a_real_run_and_finds_a_planted_violation(
                              tzinfo=SHANGHAI)
     planted = {k: v for k, v in row.items() if k != "id"}
     planted.update(idempotency_key="planted", channel="sms", step="rogue-sms",
-                   scheduled_for=night, attempted_at=night, recipient="+8613800138000")
+                   scheduled_for=night, attempted_at=night, fenced_at=night, sent_at=night,
+                   recipient="+8613800138000", decision_key=None)
     async with h.ledger.engine.begin() as conn:
         await conn.execute(t.contact_attempts.insert().values(planted))
     report = await run_audit(h.ledger)

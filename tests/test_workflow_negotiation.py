@@ -21,7 +21,7 @@ from duecourse.domain.agreements import (
     SettlementDecision,
     SettlementOffer,
 )
-from duecourse.domain.calendar import local_date
+from duecourse.domain.calendar import local_date, wall_clock
 from duecourse.domain.compliance import HoldKind
 from duecourse.domain.compliance.requests import HoldRequest
 from duecourse.domain.legal import CaseEvent, CaseEventKind
@@ -426,7 +426,12 @@ async def test_segments_change_the_cadence_and_channels(ts_env: WorkflowEnvironm
                                            if r["step"] == "reminder-sms")
             channels[segment] = {r["channel"] for r in rows}
         await client.end_all()
-    gap = first_reminder["self_cure"] - first_reminder["wont_pay"]
-    assert gap > timedelta(days=3), "self-cure borrowers hear from us less often"
+    # reminder-sms is due + 4 days at 18:00: cadence 1.5 stretches the days to 6, cadence
+    # 0.75 shrinks them to 3 (rounded half up), and both keep the time of day
+    zone = loans["self_cure"].borrower.timezone
+    due = loans["self_cure"].due_date
+    for segment, days in (("self_cure", 6), ("wont_pay", 3)):
+        planned = wall_clock(due, timedelta(days=days, hours=18), zone)
+        assert timedelta(0) <= first_reminder[segment] - planned < timedelta(minutes=1)
     assert "voice" not in channels["self_cure"], "light digital nudges only"
     assert "voice" in channels["wont_pay"]

@@ -11,6 +11,7 @@ from duecourse.domain.compliance import HoldKind
 from duecourse.domain.compliance.requests import HoldRequest
 from duecourse.domain.deals import decide_settlement, settlement_decision_problem
 from duecourse.domain.entries import LedgerEntry
+from duecourse.domain.notices import notice_done
 from duecourse.domain.policy import Channel
 from duecourse.domain.protections import change_hold
 from duecourse.domain.requests import ContactOutcomeReport, ContactResult, LegalDecision
@@ -45,6 +46,8 @@ def task_problem(c: Collection, done: TaskCompletion,
     if task.kind is TaskKind.APPROVE_LEGAL:
         return c.legal_decision_problem(LegalDecision(
             approve=approve, actor=done.actor, reason=done.note or done.outcome))
+    if task.kind is TaskKind.REFER_CASE and done.outcome == "referred" and not done.note:
+        return "give the legal partner's reference for the case in the note"
     return None
 
 
@@ -71,4 +74,6 @@ def complete_task(c: Collection, done: TaskCompletion, now: datetime) -> list[Le
     elif task.kind is TaskKind.APPROVE_LEGAL:
         entries += c.decide_legal(LegalDecision(approve=done.outcome == "approved",
                                                 actor=done.actor, reason=reason), now)
+    elif task.kind is TaskKind.SEND_NOTICE:
+        entries += notice_done(c, task, done.outcome, done.actor, now)
     return entries

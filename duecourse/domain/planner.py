@@ -4,8 +4,14 @@ The workflow sets exactly one timer, to the earliest planned action, and re-plan
 a signal or update changes the state. Timing rules live here, testable without Temporal:
 - steps anchored on the due date follow the borrower's wall clock across DST changes;
 - a contact the compliance engine deferred waits for the time the engine named;
-- steps missed while the loan was frozen or handed over late collapse into the latest
-  one, so a borrower never receives a burst of stale reminders;
+- steps missed while the loan was frozen, handed over late or woken late collapse into
+  the latest one only when the policy marks them `supersedable` (a stale nudge) and the
+  borrower has already been contacted; any other missed step is sent late, within lawful
+  hours, so no notice and no first contact is ever dropped;
+- a segment's cadence stretches whole days, never the time of day, and a stage does not
+  end before its last step has had its turn, so no step is lost by the stretch;
+- write-off waits while an agreement (promise, plan, settlement) still runs, so a borrower
+  paying on time is never written off;
 - while a dispute, hold, bankruptcy or death freezes collection, nothing but write-off
   (and the end of a timed hold) is planned;
 - the legal stage's own timers (cure period, approval timeout) run in the LegalCase
@@ -14,14 +20,17 @@ a signal or update changes the state. Timing rules live here, testable without T
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
 from pydantic import BaseModel
 
+from duecourse.domain.agreements import InstalmentStatus
 from duecourse.domain.calendar import wall_clock
 from duecourse.domain.collection import Collection, LegalPhase, Stage
 from duecourse.domain.compliance import Purpose
+from duecourse.domain.notices import FORBEARANCE_STEP, VALIDATION_STEP, waiting_for_person
 from duecourse.domain.policy import Anchor, Channel, ContactStep
 from duecourse.domain.tasks import next_escalation
 
@@ -45,15 +54,14 @@ class ActionKind(StrEnum):
 # Order among actions due at the same instant: closing and checks before contact.
 _PRIORITY = list(ActionKind)
 
-VALIDATION_STEP = ContactStep(name="validation-notice", channel=Channel.LETTER,
-                              template="validation_notice")
-FORBEARANCE_STEP = ContactStep(name="forbearance-offer", channel=Channel.EMAIL,
-                               template="forbearance_offer")
 
 
-def plan_reminder_step(plan_id: str, instalment: int) -> ContactStep:
-    return ContactStep(name=f"{plan_id.lower()}-reminder-{instalment}", channel=Channel.SMS,
-                       template="plan_instalment_reminder")
+def plan_reminder_step(plan_id: str, instalment: int, due: date) -> ContactStep:
+    """The reminder of one instalment as it is due now: a rescheduled instalment is a new
+    step (its own idempotency key), so it is reminded again."""
+    return ContactStep(name=f"{plan_id.lower()}-reminder-{instalment}-{due:%Y%m%d}",
+                       channel=Channel.SMS, template="plan_instalment_reminder",
+                       templates={Channel.EMAIL: "plan_instalment_reminder"})
 
 
 class PlannedAction(BaseModel):
@@ -71,21 +79,49 @@ class PlannedAction(BaseModel):
         return self.kind.value.replace("_", " ")
 
 
+def stretch(offset: timedelta, cadence: Decimal) -> timedelta:
+    """`offset` with its whole days multiplied by `cadence` (rounded half up) and its time
+    of day kept: a 10:00 step stays at 10:00, on a later (or earlier) day."""
+    if cadence == 1:
+        return offset
+    days = (Decimal(offset.days) * cadence).to_integral_value(rounding=ROUND_HALF_UP)
+    return timedelta(days=int(days)) + (offset - timedelta(days=offset.days))
+
+
 def step_due(c: Collection, step: ContactStep) -> datetime:
-    """When `step` of the current stage visit falls due: its offset scaled by the segment's
-    cadence, frozen time added back."""
-    cadence = c.policy.treatment(c.state.segment).cadence
-    offset = step.offset if cadence == 1 else timedelta(
-        seconds=step.offset.total_seconds() * float(cadence))
+    """When `step` of the current stage visit falls due: its offset stretched by the
+    segment's cadence, frozen time added back."""
+    offset = stretch(step.offset, c.policy.treatment(c.state.segment).cadence)
     if step.anchor is Anchor.DUE_DATE:
-        return wall_clock(c.loan.due_date, offset, c.loan.borrower.timezone)
+        return wall_clock(c.loan.due_date, offset, c.tz)
     visit = c.state.visit
     return visit.entered_at + visit.paused + offset
 
 
 def write_off_at(c: Collection) -> datetime:
+    """Local midnight at the policy's write-off DPD - or later, while an agreement runs."""
     day = c.loan.due_date + timedelta(days=c.policy.write_off_dpd)
-    return wall_clock(day, timedelta(0), c.loan.borrower.timezone)
+    at = wall_clock(day, timedelta(0), c.tz)
+    running = agreement_ends_at(c)
+    return max(at, running) if running is not None else at
+
+
+def agreement_ends_at(c: Collection) -> datetime | None:
+    """When the running agreement is judged at the latest: a promise or settlement at its
+    check, a plan a day after its last unpaid instalment's grace (the plan judges it
+    first). None without an agreement."""
+    s, tz = c.state, c.tz
+    ends: list[datetime] = []
+    if (promise := s.active_promise) is not None:
+        ends.append(promise.check_at)
+    if (settlement := s.open_settlement) is not None:
+        ends.append(settlement.check_at)
+    if (plan := s.active_plan) is not None:
+        unpaid = [i.due_date for i in plan.instalments if i.status is not InstalmentStatus.PAID]
+        if unpaid:
+            grace = c.policy.plans.grace_days
+            ends.append(wall_clock(max(unpaid) + timedelta(days=grace + 2), timedelta(0), tz))
+    return max(ends, default=None)
 
 
 def _stage_steps(c: Collection) -> list[ContactStep]:
@@ -101,31 +137,53 @@ def _when(c: Collection, step: ContactStep, due: datetime) -> datetime:
     return max(due, deferred) if deferred else due
 
 
-def _next_contact(c: Collection, now: datetime) -> PlannedAction | None:
+def _pending_steps(c: Collection) -> list[tuple[datetime, ContactStep]]:
+    """The current stage visit's steps not yet done, in the order they fall due."""
     pending = sorted(
         ((step_due(c, s), i, s) for i, s in enumerate(_stage_steps(c))
          if not c.state.step_done(c.state.visit.visit, s.name)),
         key=lambda t: (t[0], t[1]),
     )
+    return [(due, step) for due, _, step in pending]
+
+
+def _next_contact(c: Collection, now: datetime) -> PlannedAction | None:
+    """The next step to take. Of the steps already due, the earlier ones are superseded
+    only when the policy allows it and the borrower has been contacted before; the first
+    one that may not be dropped goes now (late), the stale ones before it are skipped."""
+    pending = _pending_steps(c)
     if not pending:
         return None
-    overdue = [p for p in pending if p[0] <= now]
-    if overdue:
-        *missed, (_, _, step) = overdue
-        return PlannedAction(kind=ActionKind.CONTACT, step=step,
-                             due_at=_when(c, step, now),
-                             superseded=[s.name for _, _, s in missed])
-    due, _, step = pending[0]
-    return PlannedAction(kind=ActionKind.CONTACT, step=step, due_at=_when(c, step, due))
+    overdue = [step for due, step in pending if due <= now]
+    if not overdue:
+        due, step = pending[0]
+        return PlannedAction(kind=ActionKind.CONTACT, step=step, due_at=_when(c, step, due))
+    contacted = c.state.first_contact_at is not None
+    superseded: list[str] = []
+    for step in overdue[:-1]:
+        if not (step.supersedable and contacted):
+            break
+        superseded.append(step.name)
+    step = overdue[len(superseded)]
+    return PlannedAction(kind=ActionKind.CONTACT, step=step, due_at=_when(c, step, now),
+                         superseded=superseded)
+
+
+def _last_step_at(c: Collection) -> datetime | None:
+    """When the stage visit's last pending step is planned (deferrals included): the stage
+    does not end before it, whatever the cadence stretched."""
+    return max((_when(c, step, due) for due, step in _pending_steps(c)), default=None)
 
 
 def _reminder_end(c: Collection, contact: PlannedAction | None) -> datetime:
     rules, visit = c.policy.reminder, c.state.visit
     if rules.window_anchor is Anchor.DUE_DATE:
-        end = wall_clock(c.loan.due_date, rules.window, c.loan.borrower.timezone)
+        end = wall_clock(c.loan.due_date, rules.window, c.tz)
     else:
         end = visit.entered_at + rules.window
     end += visit.paused
+    if (last := _last_step_at(c)) is not None:
+        end = max(end, last)
     first = c.state.first_contact_at or (contact.due_at if contact else None)
     return max(end, first + rules.minimum_notice) if first else end
 
@@ -160,7 +218,9 @@ def plan(c: Collection, now: datetime) -> PlannedAction | None:
         candidates.append(PlannedAction(kind=ActionKind.CHECK_PROMISE, due_at=promise.check_at))
     if (active_plan := s.active_plan) is not None and s.plan_reminders:
         number = s.plan_reminders[0]
-        step = plan_reminder_step(active_plan.plan_id, number)
+        items = active_plan.instalments
+        due = items[number - 1].due_date if 1 <= number <= len(items) else None
+        step = plan_reminder_step(active_plan.plan_id, number, due or active_plan.agreed_at)
         candidates.append(PlannedAction(kind=ActionKind.PLAN_REMINDER, step=step,
                                         instalment=number, due_at=_when(c, step, now)))
     if settlement is not None:  # accepted or awaiting a supervisor: both lapse
@@ -168,7 +228,8 @@ def plan(c: Collection, now: datetime) -> PlannedAction | None:
                                         due_at=settlement.check_at))
     if not s.agreement_active and s.stage in (Stage.REMINDER, Stage.NEGOTIATION):
         if c.pack.validation_notice_within and s.standing.validation_notice_at is None \
-                and not s.step_done(s.visit.visit, VALIDATION_STEP.name):
+                and not s.step_done(s.visit.visit, VALIDATION_STEP.name) \
+                and not waiting_for_person(c, VALIDATION_STEP.name):
             candidates.append(_special(c, ActionKind.VALIDATION_NOTICE, VALIDATION_STEP,
                                        Purpose.VALIDATION_NOTICE, now))
         else:
@@ -178,12 +239,14 @@ def plan(c: Collection, now: datetime) -> PlannedAction | None:
             if s.stage is Stage.REMINDER:
                 candidates.append(PlannedAction(kind=ActionKind.END_REMINDER,
                                                 due_at=_reminder_end(c, contact)))
-        if s.forbearance_pending and not s.step_done(s.visit.visit, FORBEARANCE_STEP.name):
+        if s.forbearance_pending and not s.step_done(s.visit.visit, FORBEARANCE_STEP.name) \
+                and not waiting_for_person(c, FORBEARANCE_STEP.name):
             candidates.append(_special(c, ActionKind.FORBEARANCE_OFFER, FORBEARANCE_STEP,
                                        Purpose.FORBEARANCE_OFFER, now))
         elif s.stage is Stage.NEGOTIATION and s.negotiation_deadline is not None \
                 and not s.legal_barred and not s.forbearance_pending:
-            due = max(s.negotiation_deadline, s.legal_not_before or s.negotiation_deadline)
+            due = max(s.negotiation_deadline, s.legal_not_before or s.negotiation_deadline,
+                      _last_step_at(c) or s.negotiation_deadline)
             candidates.append(PlannedAction(kind=ActionKind.END_NEGOTIATION, due_at=due))
     if s.stage is Stage.LEGAL and s.legal_demand_requested and \
             s.legal_phase is LegalPhase.DEMAND_PENDING:

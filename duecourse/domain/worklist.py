@@ -17,6 +17,8 @@ class TaskKind(StrEnum):
     REVIEW_HARDSHIP = "review_hardship"
     APPROVE_SETTLEMENT = "approve_settlement"
     APPROVE_LEGAL = "approve_legal"
+    SEND_NOTICE = "send_notice"  # a notice the law requires could not be sent automatically
+    REFER_CASE = "refer_case"  # the legal partner could not be reached automatically
 
 
 OUTCOMES: dict[TaskKind, tuple[str, ...]] = {
@@ -26,11 +28,13 @@ OUTCOMES: dict[TaskKind, tuple[str, ...]] = {
     TaskKind.REVIEW_HARDSHIP: ("confirmed", "rejected"),
     TaskKind.APPROVE_SETTLEMENT: ("approved", "rejected"),
     TaskKind.APPROVE_LEGAL: ("approved", "rejected"),
+    TaskKind.SEND_NOTICE: ("sent", "retry"),  # sent by hand, or details fixed: try again
+    TaskKind.REFER_CASE: ("referred", "retry"),  # referred by hand (note: the reference)
 }
 """The outcomes a completion may report, per kind of task."""
 
 SUPERVISOR_ONLY = {TaskKind.APPROVE_SETTLEMENT, TaskKind.APPROVE_LEGAL,
-                   TaskKind.REVIEW_HARDSHIP}
+                   TaskKind.REVIEW_HARDSHIP, TaskKind.REFER_CASE}
 
 
 class TaskStatus(StrEnum):
