@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import structlog
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
+from activities.errors import ledger_errors
 from duecourse.domain.commands import (
     ALERT_OPS,
     OPEN_LOAN,
@@ -13,6 +15,9 @@ from duecourse.domain.commands import (
     OpsAlert,
     RecordEntries,
 )
+from duecourse.domain.handover import LoanAlreadyClosed
+from duecourse.domain.rules import OpenedCase
+from duecourse.snapshots import take_snapshot
 from duecourse.store.ledger import Ledger
 
 log = structlog.get_logger(__name__)
@@ -23,15 +28,35 @@ class LedgerActivities:
         self._ledger = ledger
 
     @activity.defn(name=OPEN_LOAN)
-    async def open_loan(self, cmd: OpenLoan) -> bool:
-        created = await self._ledger.open_case(cmd)
+    async def open_loan(self, cmd: OpenLoan) -> OpenedCase:
+        """Open the case and take the rules snapshot it runs on (its pack is also what the
+        ledger keeps for the audit). A loan whose closed case covers this due date fails
+        for good (`LoanAlreadyClosed`), since retrying can never make it startable."""
+        loan = cmd.loan
+        try:
+            rules = take_snapshot(loan.jurisdiction, loan.borrower.timezone, cmd.overrides,
+                                  cmd.opened_at)
+        except ValueError as err:
+            raise ApplicationError(str(err), type="RulesUnavailable",
+                                   non_retryable=True) from None
+        record = {**cmd.compliance, "pack": rules.pack.model_dump(mode="json")}
+        try:
+            with ledger_errors("opening the case"):
+                created = await self._ledger.open_case(cmd.model_copy(
+                    update={"compliance": record}))
+        except LoanAlreadyClosed as err:
+            log.warning("hand-over refused", loan_id=cmd.loan.loan_id,
+                        workflow_id=cmd.workflow_id, case_id=cmd.case_id, reason=str(err))
+            raise ApplicationError(str(err), type="LoanAlreadyClosed",
+                                   non_retryable=True) from err
         log.info("case opened" if created else "case already open", loan_id=cmd.loan.loan_id,
                  workflow_id=cmd.workflow_id, case_id=cmd.case_id, policy=cmd.policy)
-        return created
+        return OpenedCase(created=created, rules=rules)
 
     @activity.defn(name=RECORD_ENTRIES)
     async def record_entries(self, cmd: RecordEntries) -> int:
-        written = await self._ledger.record_entries(cmd)
+        with ledger_errors("recording ledger entries"):
+            written = await self._ledger.record_entries(cmd)
         log.info("ledger entries recorded", loan_id=cmd.loan_id, workflow_id=cmd.workflow_id,
                  new=written, batch=len(cmd.entries),
                  kinds=[getattr(e, "event", e.kind) for e in cmd.entries],
@@ -40,7 +65,8 @@ class LedgerActivities:
 
     @activity.defn(name=ALERT_OPS)
     async def alert_ops(self, alert: OpsAlert) -> bool:
-        created = await self._ledger.record_alert(alert)
+        with ledger_errors("recording an ops alert"):
+            created = await self._ledger.record_alert(alert)
         log.warning("ops alert", loan_id=alert.loan_id, workflow_id=alert.workflow_id,
                     subject=alert.subject, new=created)
         return created

@@ -1,64 +1,219 @@
-"""`send_message`: render, deliver through the channel adapter, record the attempt.
+"""`send_message`: one fenced, recorded send.
 
-Idempotent end to end: a recorded attempt short-circuits a retry, and the idempotency key
-travels to the channel so a crash between delivery and recording never sends twice.
+In order, each attempt:
+1. renders the message (a template bug is permanent: non-retryable);
+2. claims the message's ledger row, recording the compliance decision with it, under a
+   lease - a sent row short-circuits a retry or a reset, a live lease held by another
+   attempt makes this one wait (no overlapping attempts);
+3. refuses to go on after `not_after`, the end of the lawful window it was decided for;
+4. asks its workflow, last of all, whether the contact may still go out (`send_clearance`
+   query: a payment in full, a dispute, a hold, a cease request, an opt-out of this
+   channel... that arrived meanwhile stops it);
+5. counts one call to the channel on the row (ledger and fence errors never count) and
+   calls the channel within the lease, shielded from cancellation so a call that started
+   is always seen through and recorded;
+6. records the result. If the ledger is down at that moment, the result goes back to the
+   workflow (`recorded=False`), which writes it: an accepted message is never unrecorded.
+The idempotency key travels to the channel, so a provider that honours it never sends
+twice even when an attempt dies between its call and its record.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
 
 import structlog
 from temporalio import activity
+from temporalio.client import WorkflowQueryFailedError
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 
+from activities.clock import activity_clock
+from activities.errors import ledger_errors
 from duecourse.channels import Channel, ChannelError, OutgoingMessage
-from duecourse.domain.commands import SEND_MESSAGE, MessageSent, SendMessage
-from duecourse.store.ledger import ContactRecord, Ledger
+from duecourse.domain.commands import (
+    SEND_CLEARANCE,
+    SEND_MESSAGE,
+    MessageSent,
+    SendClearance,
+    SendMessage,
+)
+from duecourse.store.ledger import Ledger
+from duecourse.store.sends import Claim, LeaseLost, SendInFlight, SendLedger
 from duecourse.templates import TemplateError, render
 
 log = structlog.get_logger(__name__)
+
+LEASE = timedelta(seconds=60)
+"""How long a claim keeps other attempts out; longer than the fence plus a channel call."""
+CHANNEL_TIMEOUT = 20.0
+"""Seconds a channel call may take; a send starts one only with this much lease and lawful
+window left."""
+QUERY_TIMEOUT = timedelta(seconds=10)
+RECORD_TRIES = 5
 
 
 class MessagingActivities:
     def __init__(self, ledger: Ledger, channel: Channel, lender_name: str,
                  lender_contact: str) -> None:
-        self._ledger = ledger
+        self._sends = SendLedger(ledger)
         self._channel = channel
         self._lender = {"lender_name": lender_name, "lender_contact": lender_contact}
 
     @activity.defn(name=SEND_MESSAGE)
     async def send_message(self, req: SendMessage) -> MessageSent:
+        now = activity_clock()
+        owner = f"{activity.info().attempt}:{uuid.uuid4().hex[:12]}"
         bound = log.bind(loan_id=req.loan_id, workflow_id=req.workflow_id, stage=req.stage,
-                         step=req.step, channel=req.channel)
-        existing = await self._ledger.find_contact(req.idempotency_key)
-        if existing is not None:
-            bound.info("message already sent; not sending again")
-            return MessageSent(message_id=existing.provider_message_id or "", duplicate=True,
-                               status=existing.status)
+                         step=req.step, channel=req.channel, attempt=activity.info().attempt)
         try:
             rendered = render(req.template, req.language, {**self._lender, **req.context},
                               jurisdiction=req.jurisdiction, channel=req.channel)
         except TemplateError as err:
-            raise ApplicationError(str(err), type="TemplateError", non_retryable=True) from err
+            raise ApplicationError(str(err), type="TemplateError", non_retryable=True) from None
+        async with _heartbeating():
+            with ledger_errors("claiming the send"):
+                try:
+                    claim = await self._sends.claim(req, rendered.subject, rendered.body,
+                                                    rendered.language, owner, now(), LEASE)
+                except SendInFlight as err:
+                    raise ApplicationError(str(err), type="SendInFlight") from None
+            if not claim.ours:
+                return _final(claim, bound)
+            try:
+                sent = await self._deliver(req, owner, claim, now, rendered.subject,
+                                           rendered.body)
+            except asyncio.CancelledError:  # the workflow withdrew it before the channel
+                await asyncio.shield(self._release(req, owner, "cancelled",
+                                                   "withdrawn by its workflow"))
+                raise
+        bound.info("message sent", message_id=sent.message_id, via=self._channel.name,
+                   recorded=sent.recorded)
+        return sent
+
+    async def _deliver(self, req: SendMessage, owner: str, claim: Claim,
+                       now: Callable[[], datetime], subject: str | None,
+                       body: str) -> MessageSent:
+        """Steps 3-6 for a claim this attempt holds."""
+        if now() + timedelta(seconds=CHANNEL_TIMEOUT) > req.not_after:
+            await self._release(req, owner, "expired", "its lawful window closed")
+            raise ApplicationError(
+                f"not sent: the window it was allowed in closed at "
+                f"{req.not_after.isoformat()}", type="WindowClosed", non_retryable=True)
+        stop = await self._clearance(req, now())
+        if stop:
+            await self._release(req, owner, "cancelled", stop)
+            raise ApplicationError(f"not sent: {stop}", type="StopFact", non_retryable=True)
+        with ledger_errors("counting a channel attempt"):
+            try:
+                calls = await self._sends.count_attempt(req.idempotency_key, owner)
+            except LeaseLost as err:
+                raise ApplicationError(str(err), type="LeaseLost") from None
+        if calls > req.max_channel_attempts:
+            reason = f"the {req.channel} channel failed {calls - 1} times"
+            await self._release(req, owner, "failed", reason)
+            raise ApplicationError(reason, type="ChannelGaveUp", non_retryable=True)
+        fenced_at = now()
+        assert claim.lease_until is not None
+        if fenced_at + timedelta(seconds=CHANNEL_TIMEOUT) > claim.lease_until:
+            raise ApplicationError("the claim's lease ran short", type="LeaseLost")
         message = OutgoingMessage(idempotency_key=req.idempotency_key, channel=req.channel,
-                                  recipient=req.recipient, subject=rendered.subject,
-                                  body=rendered.body)
+                                  recipient=req.recipient, subject=subject, body=body)
+        message_id = await self._call_channel(req, owner, message)
+        sent_at = now()
+        # from here the message is out: see the record through even if cancelled
+        record = asyncio.ensure_future(self._record(req, message_id, fenced_at, sent_at))
         try:
-            message_id = await self._channel.send(message)
+            recorded = await asyncio.shield(record)
+        except asyncio.CancelledError:
+            recorded = await record
+        return MessageSent(message_id=message_id, status="sent", fenced_at=fenced_at,
+                           sent_at=sent_at, recorded=recorded)
+
+    async def _clearance(self, req: SendMessage, at: datetime) -> str:
+        """The workflow's answer: '' to go ahead, else the stop fact. Unanswerable (the
+        server or the workflow's worker away) means wait and retry, never send."""
+        handle = activity.client().get_workflow_handle(req.workflow_id)
+        ask = SendClearance(idempotency_key=req.idempotency_key, channel=req.channel,
+                            recipient=req.recipient, purpose=req.purpose, at=at)
+        try:
+            return await handle.query(SEND_CLEARANCE, ask, result_type=str,
+                                      rpc_timeout=QUERY_TIMEOUT)
+        except (RPCError, WorkflowQueryFailedError, TimeoutError) as err:
+            raise ApplicationError(f"the send's workflow did not answer its last check "
+                                   f"({type(err).__name__})", type="FenceUnavailable") from None
+
+    async def _call_channel(self, req: SendMessage, owner: str,
+                            message: OutgoingMessage) -> str:
+        """Call the channel once. A cancellation that arrives meanwhile waits for the call
+        (it may have been accepted); a timeout or a 5xx is retried, a 4xx is final."""
+        call = asyncio.ensure_future(self._channel.send(message))
+        try:
+            done, _ = await asyncio.wait({call}, timeout=CHANNEL_TIMEOUT)
+        except asyncio.CancelledError:
+            done, _ = await asyncio.wait({call}, timeout=CHANNEL_TIMEOUT)
+        if not done:
+            call.cancel()
+            raise ApplicationError(f"the {req.channel} channel did not answer within "
+                                   f"{CHANNEL_TIMEOUT:.0f} s", type="ChannelTimeout")
+        try:
+            return call.result()
         except ChannelError as err:
+            if err.permanent:
+                await self._release(req, owner, "failed", str(err))
             raise ApplicationError(str(err), type="ChannelError",
-                                   non_retryable=err.permanent) from err
-        if req.purpose == "demand":  # the formal demand is kept as a document too
-            await self._ledger.store_document(
-                req.idempotency_key, req.case_id, req.loan_id, "demand_letter",
-                rendered.language, rendered.subject, rendered.body, req.scheduled_for)
-        await self._ledger.record_contact(ContactRecord(
-            idempotency_key=req.idempotency_key, case_id=req.case_id, loan_id=req.loan_id,
-            stage=req.stage, step=req.step, channel=req.channel, template=req.template,
-            language=rendered.language, recipient=req.recipient,
-            recipient_kind=req.recipient_kind, purpose=req.purpose, subject=rendered.subject,
-            body=rendered.body, status="sent", provider_message_id=message_id,
-            scheduled_for=req.scheduled_for, attempted_at=datetime.now(UTC)))
-        bound.info("message sent", message_id=message_id, via=self._channel.name)
-        return MessageSent(message_id=message_id, status="sent")
+                                   non_retryable=err.permanent) from None
+
+    async def _record(self, req: SendMessage, message_id: str, fenced_at: datetime,
+                      sent_at: datetime) -> bool:
+        """Record the accepted message, retrying a little; False hands it to the workflow."""
+        delay = 0.5
+        for _ in range(RECORD_TRIES):
+            try:
+                with ledger_errors("recording a sent message"):
+                    await self._sends.record_sent(req, message_id, fenced_at, sent_at)
+                return True
+            except ApplicationError:
+                await asyncio.sleep(delay)
+                delay *= 2
+        log.warning("sent message not recorded; the workflow records it",
+                    loan_id=req.loan_id, step=req.step, message_id=message_id)
+        return False
+
+    async def _release(self, req: SendMessage, owner: str, status: str, why: str) -> None:
+        """Best effort: a row left claimed is taken over when its lease runs out."""
+        with contextlib.suppress(ApplicationError), ledger_errors("releasing a send"):
+            await self._sends.release(req.idempotency_key, owner, status, why)
+
+
+def _final(claim: Claim, bound: structlog.stdlib.BoundLogger) -> MessageSent:
+    """What an earlier attempt (or run, before a reset) already did with this message."""
+    if claim.status == "failed":
+        raise ApplicationError(claim.error or "the send failed earlier",
+                               type="ChannelGaveUp", non_retryable=True)
+    bound.info("message already sent; not sending again")
+    return MessageSent(message_id=claim.provider_message_id or "", status=claim.status,
+                       duplicate=True, fenced_at=claim.fenced_at, sent_at=claim.sent_at)
+
+
+@contextlib.asynccontextmanager
+async def _heartbeating(every: float = 5.0) -> AsyncIterator[None]:
+    """Heartbeat while the send runs: a dead worker's attempt times out quickly, and a
+    cancellation from the workflow reaches the attempt."""
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(every)
+
+    task = asyncio.ensure_future(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+

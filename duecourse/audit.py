@@ -4,10 +4,12 @@ ledger alone.
 For each case it rebuilds the borrower's standing (opt-outs, inconvenient times, cease,
 attorney, disputes, holds, bankruptcy, death) and the contact history purely from
 `audit_events` and `contact_attempts`, then asks the rule engine's `violations()` about
-every contact at the moment it was made, under the rule pack the case recorded - including
-contacts an agent only reported afterwards (an outcome with no contact behind it), checked
-as made when reported. Workflow
-state is never consulted, so a bug in the workflow (or a row written by hand) shows up.
+every contact at the moment it actually went out (when its send passed its last check,
+not when it was planned), under the rule pack the case recorded - including contacts an
+agent only reported afterwards (an outcome with no contact behind it), checked as made
+when reported. It also flags a message that went out after the case closed, or outside the
+lawful window of the decision that allowed it. Workflow state is never consulted, so a bug
+in the workflow (or a row written by hand) shows up.
 """
 
 from __future__ import annotations
@@ -63,10 +65,15 @@ class AuditReport(BaseModel):
     contacts_checked: int
     decisions: dict[str, int]  # "verdict" and "verdict/code" -> count
     violations: list[Finding]
+    unresolved_sends: int = 0  # claimed rows not (yet) known sent or not: worth a look
 
     @property
     def clean(self) -> bool:
         return not self.violations
+
+
+DELIVERED = ("sent", "made_by_person")
+"""Contact attempts that reached the borrower (or were made by a person)."""
 
 
 def _dt(value: Any) -> datetime | None:
@@ -151,33 +158,74 @@ async def run_audit(ledger: Ledger, since: datetime | None = None) -> AuditRepor
         counts[d["verdict"]] += 1
         if d["code"]:
             counts[f"{d['verdict']}/{d['code']}"] += 1
+    windows = {d["idempotency_key"]: (d["proposed_at"], d["valid_until"]) for d in decisions}
     findings: list[Finding] = []
-    checked = 0
+    checked = unresolved = 0
     for case in cases:
         loan = loans[case["loan_id"]]
         compliance = case["compliance"] or {}
         pack = (RulePack.model_validate(compliance["pack"]) if compliance.get("pack")
                 else pack_for(loan["jurisdiction"]))
         hours = compliance.get("policy_hours")
-        found, n = await _audit_case(ledger, case, loan, pack,
-                                     ContactHours.model_validate(hours) if hours else None,
-                                     since)
+        found, n, open_sends = await _audit_case(
+            ledger, case, loan, pack, ContactHours.model_validate(hours) if hours else None,
+            since, windows)
         findings += found
         checked += n
+        unresolved += open_sends
     return AuditReport(since=since, cases=len(cases), contacts_checked=checked,
-                       decisions=dict(sorted(counts.items())), violations=findings)
+                       decisions=dict(sorted(counts.items())), violations=findings,
+                       unresolved_sends=unresolved)
+
+
+def _sent_at(row: Any) -> datetime:
+    """When a contact went out: its send's last check, else (older rows, agents' own
+    contacts) when it was scheduled."""
+    return row.get("fenced_at") or row["scheduled_for"]
+
+
+def _delivery_findings(row: Any, case: Any,
+                       windows: dict[str, tuple[datetime, datetime | None]]) -> list[Finding]:
+    """A message that went out after the case closed, or outside the window its decision
+    allowed (the compliance engine's verdict was for then, not for later)."""
+    at, out = _sent_at(row), []
+
+    def finding(code: str, rule: str, detail: str) -> Finding:
+        return Finding(loan_id=case["loan_id"], case_id=case["case_id"], at=at,
+                       channel=row["channel"], recipient=row["recipient"], step=row["step"],
+                       code=code, rule=rule, detail=detail)
+
+    closed = case["closed_at"]
+    if closed is not None and at > closed:
+        out.append(finding("after_close", "no contact once a loan is closed",
+                           f"sent after the case closed as {case['outcome']} at "
+                           f"{closed.isoformat()}"))
+    window = windows.get(row.get("decision_key") or "")
+    if window is not None:
+        proposed, valid_until = window
+        last = row.get("sent_at") or at
+        if at < proposed or (valid_until is not None and last > valid_until):
+            out.append(finding("outside_decided_window", "a contact goes out within the "
+                               "lawful window it was allowed for",
+                               f"allowed from {proposed.isoformat()} until "
+                               f"{valid_until.isoformat() if valid_until else '-'}, sent "
+                               f"{last.isoformat()}"))
+    return out
 
 
 async def _audit_case(ledger: Ledger, case: Any, loan: Any, pack: RulePack,
-                      policy_hours: ContactHours | None,
-                      since: datetime | None) -> tuple[list[Finding], int]:
+                      policy_hours: ContactHours | None, since: datetime | None,
+                      windows: dict[str, tuple[datetime, datetime | None]],
+                      ) -> tuple[list[Finding], int, int]:
     events = await ledger.rows(t.audit_events, case_id=case["case_id"])
-    contacts = await ledger.rows(t.contact_attempts, case_id=case["case_id"])
+    rows = await ledger.rows(t.contact_attempts, case_id=case["case_id"])
+    contacts = [c for c in rows if c["status"] in DELIVERED]
+    unresolved = sum(c["status"] == "claimed" for c in rows)
     timeline: list[tuple[datetime, int, str, Any]] = (
         [(e["occurred_at"], 2 if e["kind"] == "contact_outcome" else 0, "event", e)
          for e in events if e["kind"] not in ("contact_attempt", "contact_logged")]
         # an outcome recorded in the same instant as its contact comes after it
-        + [(c["scheduled_for"], 1, "contact", c) for c in contacts])
+        + [(_sent_at(c), 1, "contact", c) for c in contacts])
     timeline.sort(key=lambda item: (item[0], item[1], item[3]["id"]))
     standing, history = Standing(), []  # type: ignore[var-annotated]
     findings: list[Finding] = []
@@ -200,6 +248,9 @@ async def _audit_case(ledger: Ledger, case: Any, loan: Any, pack: RulePack,
 
     for at, _, what, row in timeline:
         if what == "event":
+            if row["kind"] == "rules_migrated":  # the loan runs on the new pack from here
+                pack = RulePack.model_validate(row["data"]["details"]["pack"])
+                continue
             if row["kind"] != "contact_outcome":
                 _apply(standing, row["kind"], at, row["data"])
                 continue
@@ -220,6 +271,8 @@ async def _audit_case(ledger: Ledger, case: Any, loan: Any, pack: RulePack,
             discloses_debt=RecipientKind(row["recipient_kind"]) is not
             RecipientKind.THIRD_PARTY)
         check(contact, row["step"])
+        if since is None or contact.at >= since:
+            findings += _delivery_findings(row, case, windows)
         history.append(ContactEvent(at=at, channel=contact.channel, address=contact.address,
                                     recipient_kind=contact.recipient_kind,
                                     purpose=contact.purpose))
@@ -227,4 +280,4 @@ async def _audit_case(ledger: Ledger, case: Any, loan: Any, pack: RulePack,
             standing.validation_notice_at = at
         if contact.purpose is Purpose.FORBEARANCE_OFFER:
             standing.forbearance_offered_at = at
-    return findings, checked
+    return findings, checked, unresolved

@@ -7,22 +7,19 @@ ledger entries; the loop writes them through an idempotent activity.
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair
-from temporalio.exceptions import (
-    ActivityError,
-    ApplicationError,
-    FailureError,
-    WorkflowAlreadyStartedError,
-)
-from temporalio.workflow import ParentClosePolicy
+from temporalio.exceptions import ApplicationError, FailureError
+
+from workflows.contact_path import ContactPath, InFlight
+from workflows.supervision import Supervision, failure_text
 
 with workflow.unsafe.imports_passed_through():
     from duecourse import search_attributes as sa
-    from duecourse.domain import deals, desk, litigation, protections, tasks
+    from duecourse.domain import deals, desk, litigation, notices, protections, tasks
     from duecourse.domain.agreements import (
         Assignment,
         AssignmentResult,
@@ -40,18 +37,16 @@ with workflow.unsafe.imports_passed_through():
     from duecourse.domain.calendar import local_midnight
     from duecourse.domain.collection import Collection, LegalPhase
     from duecourse.domain.commands import (
-        ALERT_OPS,
         OPEN_LOAN,
         RECORD_ENTRIES,
         SCORE_LOAN,
-        SEND_MESSAGE,
+        SEND_CLEARANCE,
         CollectionInput,
         CollectionResult,
-        MessageSent,
         OpenLoan,
         OpsAlert,
         RecordEntries,
-        SendMessage,
+        SendClearance,
         money_text,
     )
     from duecourse.domain.compliance import Decision, Purpose, Verdict
@@ -69,13 +64,19 @@ with workflow.unsafe.imports_passed_through():
         PaymentRecorded,
         StageChanged,
     )
-    from duecourse.domain.events import OutboundEvent, delivery_workflow_id, events_for
+    from duecourse.domain.events import (
+        DeliveryReport,
+        OutboundEvent,
+        delivery_workflow_id,
+        events_for,
+    )
     from duecourse.domain.legal import (
         CaseEvent,
         DemandResult,
         LegalCase,
         LegalCaseInput,
         LegalProgress,
+        ManualReferral,
     )
     from duecourse.domain.money import Money
     from duecourse.domain.planner import ActionKind, PlannedAction, plan
@@ -89,6 +90,12 @@ with workflow.unsafe.imports_passed_through():
         PromiseAccepted,
         PromiseRequest,
     )
+    from duecourse.domain.rules import (
+        OpenedCase,
+        RulesBasis,
+        RulesMigration,
+        migration_problem,
+    )
     from duecourse.domain.scoring import ScoreResult
     from duecourse.domain.status import CollectionStatus, describe
     from duecourse.domain.worklist import TaskCompletion, TaskKind, TaskResult
@@ -101,38 +108,36 @@ LEGAL_CLOSE_ALERT_PATCH = "legal-close-alert"
 PLAN_FREEZE_PATCH = "plan-freeze"
 """Runs that froze before plans heard of freezes replay without telling their plan."""
 
-LEDGER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
-                           maximum_interval=timedelta(minutes=5))
-"""Ledger writes retry until the database is back: a fact must never be dropped."""
-
-SEND_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
-                         maximum_interval=timedelta(minutes=2), maximum_attempts=8,
-                         non_retryable_error_types=["TemplateError", "InvalidMessage"])
-"""Sends give up after a few attempts; a failed contact is recorded, not fatal."""
+SCORE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                          maximum_interval=timedelta(seconds=30), maximum_attempts=5)
+"""A scorer that keeps failing leaves the segment as it was (and ops are told)."""
 
 
 @workflow.defn(name="LoanCollection")
-class LoanCollectionWorkflow:
+class LoanCollectionWorkflow(ContactPath, Supervision):
     @workflow.init
     def __init__(self, inp: CollectionInput) -> None:
         now = workflow.now()
         self._fresh = inp.state is None
         self._pending: list[LedgerEntry] = []
         if inp.state is None:
-            self._c, self._pending = Collection.begin(inp.loan, inp.policy, now,
-                                                     case_id=workflow.info().run_id)
+            # the first run's id survives resets and continue-as-new: keys stay the same
+            self._c, self._pending = Collection.begin(
+                inp.loan, inp.policy, now, case_id=workflow.info().first_execution_run_id)
         else:
             self._c = Collection(inp.loan, inp.policy, inp.state)
         self._events: list[OutboundEvent] = self._events_for(self._pending)
-        self._input = inp
         self._version = 0
         self._upserted: dict[str, object] = {}
         self._plans_to_start: list[RepaymentPlan] = []
         self._plan_payments: list[tuple[str, PlanPayment]] = []
         self._cases_to_start: list[LegalCase] = []
         self._child_signals: list[tuple[str, str, object]] = []
-        self._alerts: list[tuple[str, str]] = []
+        self._alerts: list[OpsAlert] = []
         self._child_frozen = self._c.state.paused_since is not None
+        self._in_flight: InFlight | None = None
+        self._deliveries_open: set[str] = set()
+        self._watchers: list[asyncio.Task[None]] = []
 
     # ------------------------------------------------------------------ run loop
     @workflow.run
@@ -144,24 +149,22 @@ class LoanCollectionWorkflow:
                 raise ApplicationError(
                     f"loan {c.loan.loan_id} is not overdue (due {c.loan.due_date} in "
                     f"{c.loan.borrower.timezone})", type="LoanNotOverdue", non_retryable=True)
-            await workflow.execute_activity(
+            opened = await self._ledger_call(
                 OPEN_LOAN, OpenLoan(case_id=c.state.case_id,
                                     workflow_id=workflow.info().workflow_id, loan=c.loan,
                                     policy=c.policy.label, opened_at=c.state.opened_at,
-                                    compliance=c.compliance_record()),
-                start_to_close_timeout=timedelta(seconds=30), retry_policy=LEDGER_RETRY)
+                                    compliance=c.compliance_record(),
+                                    overrides=c.policy.compliance),
+                "opening the case", result_type=OpenedCase,
+                fatal=("LoanAlreadyClosed", "RulesUnavailable"))
+            c.adopt_rules(opened.rules)  # from here on, whatever is installed later
         while True:
-            await self._sync_children()
-            await self._flush()
-            if self._queued():
-                continue  # a handler queued more while we were awaiting: do it first
+            await self._drain()
             if c.state.is_closed:
                 await self._wind_down()
                 break
             if self._continue_as_new_due(inp):
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                await self._sync_children()
-                await self._flush()
+                await self._quiesce()
                 workflow.continue_as_new(CollectionInput(
                     loan=c.loan, policy=c.policy, state=c.state,
                     history_limit=inp.history_limit))
@@ -181,8 +184,7 @@ class LoanCollectionWorkflow:
                 except TimeoutError:
                     continue  # due now: the next pass plans it with the current time
             await self._execute(action)
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        await self._flush()
+        await self._quiesce()
         s = c.state
         assert s.outcome is not None and s.closed_at is not None
         return CollectionResult(
@@ -195,6 +197,23 @@ class LoanCollectionWorkflow:
         return bool(self._pending or self._plans_to_start or self._plan_payments
                     or self._cases_to_start or self._child_signals or self._alerts
                     or self._events)
+
+    async def _drain(self) -> None:
+        """Start children, signal them, alert and write the ledger until nothing is
+        queued (handlers may queue more while we await)."""
+        while self._queued():
+            await self._sync_children()
+            await self._flush()
+
+    async def _quiesce(self) -> None:
+        """Before the run ends (closed, or continuing as new): every handler done, every
+        event delivered or given up by its watched child, and everything written."""
+        while True:
+            await self._drain()
+            await workflow.wait_condition(lambda: self._queued() or (
+                workflow.all_handlers_finished() and not self._deliveries_open))
+            if not self._queued():
+                return
 
     def _continue_as_new_due(self, inp: CollectionInput) -> bool:
         """Start a fresh history when it grows long - but not while a plan or legal case
@@ -220,8 +239,8 @@ class LoanCollectionWorkflow:
             task = tasks.next_escalation(c)
             if task is not None:
                 self._apply(tasks.escalate(c, task, now))
-                await self._alert_ops(f"Task {task.task_id} ({task.kind.value}) missed its SLA",
-                                      f"Reassigned to {task.assignee}.")
+                self._queue_alert(f"Task {task.task_id} ({task.kind.value}) missed its SLA",
+                                  f"Reassigned to {task.assignee}.")
         elif kind is ActionKind.CHECK_SETTLEMENT:
             self._apply(deals.check_settlement(c, now))
         elif kind is ActionKind.PLAN_REMINDER:
@@ -229,8 +248,10 @@ class LoanCollectionWorkflow:
             context = self._instalment_context(action.instalment)
             status = "skipped"
             if context is not None:
-                status, _ = await self._contact(action.step, Purpose.COLLECTION, extra=context)
-            if status != "deferred" and c.state.plan_reminders[:1] == [action.instalment]:
+                status = (await self._contact(action.step, Purpose.COLLECTION,
+                                              extra=context)).status
+            if status not in ("deferred", "expired") and \
+                    c.state.plan_reminders[:1] == [action.instalment]:
                 c.state.plan_reminders.pop(0)
         elif kind is ActionKind.CHECK_PROMISE:
             self._apply(c.check_promise(now))
@@ -238,40 +259,67 @@ class LoanCollectionWorkflow:
             self._apply(c.end_reminder(now))
         elif kind is ActionKind.END_NEGOTIATION:
             self._apply(c.end_negotiation(now))
-        elif kind in (ActionKind.CONTACT, ActionKind.VALIDATION_NOTICE,
-                      ActionKind.FORBEARANCE_OFFER):
+        elif kind is ActionKind.CONTACT:
             assert action.step is not None
-            for name in action.superseded:
-                self._apply(c.record_step(name, "skipped", now, "superseded by a later step"))
+            self._skip_superseded(action.superseded, now)
             if action.step.as_task:
                 self._open_contact_task(action.step, now)
                 return
-            status, detail = await self._contact(action.step, action.purpose)
-            if status != "deferred" and kind is not ActionKind.CONTACT and status != "sent":
-                # a notice the law requires before going on: try again tomorrow, tell ops
-                retry, key = (workflow.now() + timedelta(days=1),
-                              f"{c.state.visit.visit}:{action.step.name}")
-                if key not in c.state.deferrals:  # alert ops once, not at every retry
-                    self._alerts.append((f"{action.step.template} not sent", detail))
-                c.state.deferrals[key] = retry
-                self._apply([c._event("required_notice_not_sent", workflow.now(),
-                                      step=action.step.name, detail=detail,
-                                      retry_at=retry)])
-            elif status != "deferred":
-                self._apply(c.record_step(action.step.name, status, workflow.now(), detail))
+            outcome = await self._contact(action.step, action.purpose)
+            if outcome.status not in ("deferred", "expired"):
+                status = "skipped" if outcome.status == "stopped" else outcome.status
+                self._apply(c.record_step(action.step.name, status, workflow.now(),
+                                          outcome.detail))
+        elif kind in (ActionKind.VALIDATION_NOTICE, ActionKind.FORBEARANCE_OFFER):
+            assert action.step is not None
+            await self._required_notice(action.step, action.purpose)
         elif kind is ActionKind.SEND_DEMAND:
             assert action.step is not None
-            status, detail = await self._contact(action.step, Purpose.DEMAND)
-            if status == "deferred":
-                return
-            self._apply(c.record_step(action.step.name, status, workflow.now(), detail))
-            self._apply(c.demand_sent(workflow.now(), status == "sent", detail))
-            case = c.state.legal_case
-            if case is not None:
-                self._to_child(case.workflow_id, "demand_result",
-                               DemandResult(delivered=status == "sent", detail=detail))
-            if status != "sent":
-                await self._alert_ops("Demand letter not sent", detail)
+            await self._send_demand(action.step)
+
+    def _skip_superseded(self, steps: list[str], now: datetime) -> None:
+        """Stale nudges the loan reached too late are skipped - counted, alerted, shown."""
+        if not steps:
+            return
+        c = self._c
+        for name in steps:
+            self._apply(c.record_step(name, "skipped", now, "superseded by a later step"))
+        c.state.late_skips += len(steps)
+        self._queue_alert(f"{len(steps)} planned contact(s) skipped as stale",
+                          f"Reached too late: {', '.join(steps)}; a later step goes instead.")
+
+    async def _required_notice(self, step: ContactStep, purpose: Purpose) -> None:
+        """A notice the law requires before going on; one that cannot be sent goes to a
+        person (a send_notice task) instead of being retried until write-off."""
+        c = self._c
+        outcome = await self._contact(step, purpose)
+        if outcome.status in ("deferred", "expired"):
+            return
+        if outcome.status == "sent":
+            self._apply(c.record_step(step.name, "sent", workflow.now(), outcome.detail))
+            return
+        if c.state.is_closed:
+            return
+        task, entries = notices.notice_not_sent(c, step, outcome.detail, workflow.now())
+        self._apply(entries)
+        self._queue_alert(f"{step.template} not sent: task {task.task_id} for a person",
+                          outcome.detail)
+
+    async def _send_demand(self, step: ContactStep) -> None:
+        c = self._c
+        outcome = await self._contact(step, Purpose.DEMAND)
+        if outcome.status in ("deferred", "expired", "stopped"):
+            return  # asked again when it may go (a freeze holds the demand back)
+        now = workflow.now()
+        sent = outcome.status == "sent"
+        self._apply(c.record_step(step.name, outcome.status, now, outcome.detail))
+        self._apply(c.demand_sent(now, sent, outcome.detail))
+        case = c.state.legal_case
+        if case is not None:
+            self._to_child(case.workflow_id, "demand_result",
+                           DemandResult(delivered=sent, detail=outcome.detail))
+        if not sent:
+            self._queue_alert("Demand letter not sent", outcome.detail)
 
     def _open_contact_task(self, step: ContactStep, now: datetime) -> None:
         """A call or visit for a person to make: the engine decides first whether it may
@@ -298,114 +346,40 @@ class LoanCollectionWorkflow:
         self._apply(c.record_step(step.name, "task", now, task.task_id))
 
     # ------------------------------------------------------------------ activities
-    async def _contact(self, step: ContactStep, purpose: Purpose,
-                       extra: dict[str, str] | None = None) -> tuple[str, str]:
-        """Ask the compliance engine, then send: ("sent" | "deferred" | "blocked" |
-        "failed", detail). An opted-out or unreachable channel falls back to the policy's
-        next channel (within the segment's channels); every engine decision is recorded."""
-        c = self._c
-        notes: list[str] = []
-        allowed = c.policy.treatment(c.state.segment).channels
-        channels = [step.channel, *c.policy.channel_fallbacks.get(step.channel, [])]
-        if allowed is not None and purpose is Purpose.COLLECTION:
-            notes += [f"{ch} not used for segment {c.state.segment}" for ch in channels
-                      if ch not in allowed][:1]
-            channels = [ch for ch in channels if ch in allowed]
-        for channel in channels:
-            address = recipient_for(channel, c.loan.borrower)
-            if address is None:
-                notes.append(f"no {channel} contact details")
-                continue
-            now = workflow.now()
-            decision = c.decide_contact(channel, address, now, purpose)
-            self._apply(c.record_decision(step.name, channel, address, decision, purpose))
-            if decision.verdict is Verdict.DEFERRED:
-                return "deferred", decision.detail
-            if decision.verdict is Verdict.BLOCKED:
-                notes.append(f"{channel} blocked ({decision.code}: {decision.detail})")
-                if decision.code == "opted_out":
-                    continue
-                return "blocked", "; ".join(notes)
-            sent, detail = await self._send(step, channel, address, purpose, extra or {})
-            if sent:
-                c.contact_made(channel, address, now, purpose)
-                detail = "; ".join([*notes, detail]) if notes else detail
-            return ("sent" if sent else "failed"), detail
-        return "blocked", "; ".join(notes) or "no channel available"
-
-    async def _send(self, step: ContactStep, channel: Channel, address: str,
-                    purpose: Purpose, extra: dict[str, str]) -> tuple[bool, str]:
-        c = self._c
-        now = workflow.now()
-        request = SendMessage(
-            idempotency_key=f"{c.state.case_id}:contact:{c.state.visit.visit}:{step.name}",
-            case_id=c.state.case_id, workflow_id=workflow.info().workflow_id,
-            loan_id=c.loan.loan_id, stage=c.state.stage, step=step.name, channel=channel,
-            template=step.template, language=c.loan.borrower.language, recipient=address,
-            purpose=purpose, jurisdiction=c.loan.jurisdiction, scheduled_for=now,
-            context={
-                "borrower_name": c.loan.borrower.name,
-                "loan_id": c.loan.loan_id,
-                "amount": self._outstanding_text(),
-                "due_date": c.loan.due_date.isoformat(),
-                "days_past_due": str(c.dpd(now)),
-                "cure_days": str(c.cure_period.days),
-                **extra,
-            })
-        try:
-            result = await workflow.execute_activity(
-                SEND_MESSAGE, request, result_type=MessageSent,
-                start_to_close_timeout=timedelta(seconds=30), retry_policy=SEND_RETRY)
-        except ActivityError as err:
-            cause = err.cause.message if isinstance(err.cause, ApplicationError) else str(err)
-            workflow.logger.warning("contact failed", extra={"step": step.name,
-                                                             "error": cause})
-            return False, f"send failed: {cause}"
-        return True, f"{channel} message {result.message_id}"
-
-    async def _alert_ops(self, subject: str, body: str) -> None:
-        c = self._c
-        await workflow.execute_activity(
-            ALERT_OPS, OpsAlert(
-                idempotency_key=f"{c.state.case_id}:alert:{c.state.event_seq}",
-                case_id=c.state.case_id, workflow_id=workflow.info().workflow_id,
-                loan_id=c.loan.loan_id,
-                subject=f"[{c.loan.loan_id}] {subject}", body=body, raised_at=workflow.now()),
-            start_to_close_timeout=timedelta(seconds=30), retry_policy=LEDGER_RETRY)
-
     async def _flush(self) -> None:
         """Write queued ledger entries, then announce the events among them (after the
         write, so a receiver that reads the ledger finds the fact); handlers may queue more
         meanwhile."""
         while self._pending or self._events:
             while self._pending:
-                batch, self._pending = self._pending, []
-                await workflow.execute_activity(
-                    RECORD_ENTRIES, RecordEntries(case_id=self._c.state.case_id,
-                                                  workflow_id=workflow.info().workflow_id,
-                                                  loan_id=self._c.loan.loan_id, entries=batch),
-                    start_to_close_timeout=timedelta(seconds=30), retry_policy=LEDGER_RETRY)
+                batch = list(self._pending)
+                await self._ledger_call(RECORD_ENTRIES, RecordEntries(
+                    case_id=self._c.state.case_id, workflow_id=workflow.info().workflow_id,
+                    loan_id=self._c.loan.loan_id, entries=batch), "recording ledger entries")
+                del self._pending[:len(batch)]  # written: handlers may have added more
             events, self._events = self._events, []  # their entries are all written now
             if events and workflow.patched(EVENTS_PATCH):
                 for event in events:
-                    await self._start_delivery(event)
-
-    async def _start_delivery(self, event: OutboundEvent) -> None:
-        """An abandoned EventDelivery child per event: receivers never slow collection
-        down, and deliveries outlive this run (continue-as-new) and the loan."""
-        with contextlib.suppress(WorkflowAlreadyStartedError):  # the same id: the same event
-            await workflow.start_child_workflow(
-                "EventDelivery", event, id=delivery_workflow_id(event.event_id),
-                parent_close_policy=ParentClosePolicy.ABANDON,
-                static_summary=f"{event.type} of loan {event.loan_id}")
+                    await self._start_child(
+                        "event_delivery", "EventDelivery", event,
+                        delivery_workflow_id(event.event_id),
+                        f"{event.type} of loan {event.loan_id}", result_type=DeliveryReport)
 
     async def _score(self) -> None:
-        """Ask the scorer for the loan's segment; a new segment changes the treatment."""
+        """Ask the scorer for the loan's segment; a new segment changes the treatment. A
+        scorer that fails keeps the segment as it was and tells ops."""
         c = self._c
         c.state.rescore = False
-        result = await workflow.execute_activity(
-            SCORE_LOAN, c.score_input(workflow.now()), result_type=ScoreResult,
-            start_to_close_timeout=timedelta(seconds=30), retry_policy=LEDGER_RETRY)
+        try:
+            result = await workflow.execute_activity(
+                SCORE_LOAN, c.score_input(workflow.now()), result_type=ScoreResult,
+                start_to_close_timeout=timedelta(seconds=30), retry_policy=SCORE_RETRY)
+        except FailureError as err:
+            why = failure_text(err)
+            self._apply([c._event("scoring_failed", workflow.now(), detail=why,
+                                  segment_kept=c.state.segment)])
+            self._queue_alert("Scoring failed; the segment is kept", why)
+            return
         if result.segment is not c.state.segment:
             previous, c.state.segment = c.state.segment, result.segment
             c.state.segment_reasons = result.reasons
@@ -424,39 +398,38 @@ class LoanCollectionWorkflow:
                 "instalment_amount": money_text(item.remaining, plan.currency)}
 
     async def _sync_children(self) -> None:
-        """Start agreed plans and forward payments to them (handlers cannot await)."""
+        """Start agreed plans and legal cases, forward payments and signals to them, and
+        write queued alerts (handlers cannot await)."""
         c = self._c
         while self._plans_to_start:
-            plan = self._plans_to_start.pop(0)
-            await workflow.start_child_workflow(
-                "RepaymentPlan", PlanInput(
-                    plan=plan, parent_workflow_id=workflow.info().workflow_id,
-                    timezone=c.loan.borrower.timezone,
-                    grace_days=deals.plan_rules(c).grace_days,
-                    tolerated_late=deals.plan_rules(c).tolerated_late,
-                    reminder_days_before=deals.plan_rules(c).reminder_days_before,
-                    frozen=self._child_frozen),
-                id=plan.workflow_id, parent_close_policy=ParentClosePolicy.ABANDON,
-                static_summary=f"Plan {plan.plan_id} of loan {c.loan.loan_id}")
+            plan = self._plans_to_start[0]
+            rules = deals.plan_rules(c)
+            await self._start_child("plan", "RepaymentPlan", PlanInput(
+                plan=plan, parent_workflow_id=workflow.info().workflow_id,
+                timezone=c.loan.borrower.timezone,
+                zone_rules=c.state.rules.zone_rules if c.state.rules else None,
+                grace_days=rules.grace_days,
+                tolerated_late=rules.tolerated_late,
+                reminder_days_before=rules.reminder_days_before,
+                frozen=self._child_frozen, unpaid_at_end=rules.unpaid_at_end),
+                plan.workflow_id, f"Plan {plan.plan_id} of loan {c.loan.loan_id}")
+            self._plans_to_start.pop(0)
         while self._plan_payments:
             child, payment = self._plan_payments.pop(0)
             await self._signal(child, "payment", payment)
         while self._cases_to_start:
-            case = self._cases_to_start.pop(0)
-            await workflow.start_child_workflow(
-                "LegalCase", LegalCaseInput(
-                    case=case, parent_workflow_id=workflow.info().workflow_id,
-                    collection_case_id=c.state.case_id, loan_id=c.loan.loan_id,
-                    cure_period=c.cure_period, approval_timeout=c.policy.legal.approval_timeout,
-                    partner=c.policy.legal.partner),
-                id=case.workflow_id, parent_close_policy=ParentClosePolicy.ABANDON,
-                static_summary=f"Legal case {case.case_ref} of loan {c.loan.loan_id}")
+            case = self._cases_to_start[0]
+            await self._start_child("legal_case", "LegalCase", LegalCaseInput(
+                case=case, parent_workflow_id=workflow.info().workflow_id,
+                collection_case_id=c.state.case_id, loan_id=c.loan.loan_id,
+                cure_period=c.cure_period, approval_timeout=c.policy.legal.approval_timeout,
+                partner=c.policy.legal.partner),
+                case.workflow_id, f"Legal case {case.case_ref} of loan {c.loan.loan_id}")
+            self._cases_to_start.pop(0)
         while self._child_signals:
             child, name, arg = self._child_signals.pop(0)
             await self._signal(child, name, arg)
-        while self._alerts:
-            subject, body = self._alerts.pop(0)
-            await self._alert_ops(subject, body)
+        await self._send_alerts()
 
     async def _wind_down(self) -> None:
         """On closing: cancel open tasks and stop a running plan."""
@@ -468,7 +441,7 @@ class LoanCollectionWorkflow:
         case = c.state.legal_case
         if case is not None:
             await self._signal(case.workflow_id, "close", f"loan closed as {c.state.outcome}")
-        await self._flush()
+        await self._drain()
 
     async def _signal(self, child: str, name: str, arg: object = None) -> None:
         """Signal a child; one that has already finished is logged, not fatal."""
@@ -492,8 +465,6 @@ class LoanCollectionWorkflow:
     def _to_child(self, workflow_id: str, signal: str, arg: object) -> None:
         self._child_signals.append((workflow_id, signal, arg))
         self._version += 1
-
-
 
     # ------------------------------------------------------------------ helpers
     def _apply(self, entries: list[LedgerEntry]) -> None:
@@ -520,6 +491,7 @@ class LoanCollectionWorkflow:
             if plan is not None and plan not in self._plans_to_start and \
                     workflow.patched(PLAN_FREEZE_PATCH):
                 self._child_signals.append((plan.workflow_id, "freeze", frozen))
+        self._fence_in_flight()
         self._publish()  # in the same workflow task as the change, even from a handler
 
     def _events_for(self, entries: list[LedgerEntry]) -> list[OutboundEvent]:
@@ -538,8 +510,8 @@ class LoanCollectionWorkflow:
             SearchAttributePair(sa.DAYS_PAST_DUE, c.dpd(s.closed_at or workflow.now())),
             SearchAttributePair(sa.OUTSTANDING_AMOUNT, float(s.outstanding)),
             SearchAttributePair(sa.JURISDICTION, c.loan.jurisdiction),
-            SearchAttributePair(sa.DUE_DATE, local_midnight(c.loan.due_date,
-                                                            c.loan.borrower.timezone)),
+            SearchAttributePair(sa.DUE_DATE, local_midnight(c.loan.due_date, c.tz)),
+            SearchAttributePair(sa.NEEDS_ATTENTION, bool(s.attention)),
         ]
         if s.outcome is not None:
             values.append(SearchAttributePair(sa.COLLECTION_OUTCOME, s.outcome.value))
@@ -580,31 +552,40 @@ class LoanCollectionWorkflow:
             entries = c.cure_expired(now, why)
             entries += tasks.open_task(c, TaskKind.APPROVE_LEGAL, LEGAL_REFERRAL, now,
                                        assignee=c.policy.tasks.supervisor_queue)[1]
-            self._alerts.append(("Legal referral awaiting supervisor approval",
-                                 f"{why}; {self._outstanding_text()} unpaid."))
+            self._queue_alert("Legal referral awaiting supervisor approval",
+                              f"{why}; {self._outstanding_text()} unpaid.")
             self._apply(entries)
         elif progress.event == "approval_overdue":
             entries = c.approval_overdue(now)
-            self._alerts.append((
+            self._queue_alert(
                 f"Legal approval overdue (escalation {c.state.approval_escalations})",
                 f"No supervisor decision since {c.state.legal_phase_at}; "
-                f"{self._outstanding_text()} unpaid."))
+                f"{self._outstanding_text()} unpaid.")
             self._apply(entries)
         elif progress.event == "referred":
             referral = progress.case.referral
             self._apply([c._event("legal_referred", now, case=progress.case.case_ref,
                                   partner=referral.partner if referral else "",
                                   reference=referral.reference if referral else "")])
+        elif progress.event == "referral_failed":
+            task, entries = tasks.open_task(
+                c, TaskKind.REFER_CASE, progress.case.case_ref, now,
+                assignee=c.policy.tasks.supervisor_queue, note=progress.detail)
+            self._queue_alert(f"Legal referral of {progress.case.case_ref} failed: task "
+                              f"{task.task_id}", progress.detail)
+            self._apply([*entries, c._event("legal_referral_failed", now,
+                                            case=progress.case.case_ref,
+                                            detail=progress.detail, task=task.task_id)])
         elif progress.event == "closed":
             self._apply(litigation.case_closed(c, progress.case, now))
             outcome = progress.case.outcome
             if outcome in ("paid", "settled") and not c.state.is_closed and \
                     workflow.patched(LEGAL_CLOSE_ALERT_PATCH):
                 # the money itself arrives as payments; until then someone must look
-                self._alerts.append((
+                self._queue_alert(
                     f"Legal case {progress.case.case_ref} closed as {outcome}",
                     f"{self._outstanding_text()} still outstanding: report the payments "
-                    "received through the legal partner so the loan can close."))
+                    "received through the legal partner so the loan can close.")
                 self._version += 1
 
     @workflow.update
@@ -789,6 +770,9 @@ class LoanCollectionWorkflow:
             self._forward_decision(case, LegalDecision(
                 approve=done.outcome == "approved", actor=done.actor,
                 reason=done.note or done.outcome))
+        elif task.kind is TaskKind.REFER_CASE and case is not None:
+            self._to_child(case.workflow_id, "manual_referral", ManualReferral(
+                retry=done.outcome == "retry", reference=done.note))
         return TaskResult(task_id=task.task_id, kind=task.kind, outcome=task.outcome,
                           stage=c.state.stage)
 
@@ -834,9 +818,47 @@ class LoanCollectionWorkflow:
         if problem := self._c.legal_decision_problem(decision):
             raise ApplicationError(problem, type="LegalDecisionRejected")
 
+    @workflow.update
+    def migrate_rules(self, migration: RulesMigration) -> CollectionStatus:
+        """Move the loan to newer rules (a new pack version, corrected holidays), with who
+        and why in the ledger: the only way a changed pack reaches a running loan."""
+        c, now = self._c, workflow.now()
+        before = c.state.rules
+        c.adopt_rules(migration.rules)
+        self._apply([c._event(
+            "rules_migrated", now, migration.actor, reason=migration.reason,
+            previous=before.pack.title if before else None, pack=migration.rules.pack,
+            holidays=migration.rules.holiday_years, taken_at=migration.rules.taken_at)])
+        return self.status(now)
+
+    @migrate_rules.validator
+    def _validate_migration(self, migration: RulesMigration) -> None:
+        c = self._c
+        if c.state.is_closed:
+            raise ApplicationError(f"the loan is closed ({c.state.outcome})",
+                                   type="MigrationRejected")
+        if problem := migration_problem(c.state.rules, c.loan.jurisdiction, migration):
+            raise ApplicationError(problem, type="MigrationRejected")
+
     # ------------------------------------------------------------------ queries
     @workflow.query
-    def status(self) -> CollectionStatus:
-        now = workflow.now()
+    def rules(self) -> RulesBasis:
+        """What a new rules snapshot for this loan is taken from, and the current one."""
+        c = self._c
+        return RulesBasis(jurisdiction=c.loan.jurisdiction, zone=c.loan.borrower.timezone,
+                          overrides=c.policy.compliance, current=c.state.rules)
+
+    @workflow.query
+    def status(self, as_of: datetime | None = None) -> CollectionStatus:
+        """The loan as of `as_of` (the caller's now): `workflow.now()` in a query is the
+        time of the last workflow task, which may be long past."""
+        now = max(as_of, workflow.now()) if as_of is not None else workflow.now()
         return describe(self._c, now, plan(self._c, now))
+
+    @workflow.query(name=SEND_CLEARANCE)
+    def send_clearance(self, ask: SendClearance) -> str:
+        """Asked by the send in flight just before it calls the channel: '' to go ahead,
+        else the stop fact that arrived since it was decided."""
+        return self._clearance(ask.idempotency_key, ask.channel, ask.recipient,
+                               Purpose(ask.purpose), ask.at)
 

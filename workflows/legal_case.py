@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import FailureError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from duecourse.domain.commands import REFER_TO_PARTNER
@@ -25,14 +25,17 @@ with workflow.unsafe.imports_passed_through():
         LegalCase,
         LegalCaseInput,
         LegalProgress,
+        ManualReferral,
         Referral,
         ReferralReceipt,
         ReferralRequest,
     )
     from duecourse.domain.requests import LegalDecision
 
-RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
-                    maximum_interval=timedelta(minutes=5))
+REFERRAL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
+                             maximum_interval=timedelta(minutes=2), maximum_attempts=8,
+                             non_retryable_error_types=["ChannelError", "LedgerDataError"])
+"""About eight minutes of retries; a partner channel that keeps failing goes to a person."""
 
 
 @workflow.defn(name="LegalCase")
@@ -45,6 +48,7 @@ class LegalCaseWorkflow:
         self._events: list[CaseEvent] = []
         self._frozen = False
         self._closing: str | None = None
+        self._manual: ManualReferral | None = None
 
     @workflow.run
     async def run(self, inp: LegalCaseInput) -> LegalCase:
@@ -70,15 +74,10 @@ class LegalCaseWorkflow:
         assert self._decision is not None
         if not self._decision.approve:
             return self._close("rejected", self._decision.reason)
-        receipt = await workflow.execute_activity(
-            REFER_TO_PARTNER, ReferralRequest(
-                idempotency_key=f"{workflow.info().workflow_id}:referral",
-                case_id=inp.collection_case_id, loan_id=inp.loan_id, case_ref=case.case_ref,
-                partner=inp.partner, summary=self._decision.reason,
-                requested_at=workflow.now()),
-            result_type=ReferralReceipt, start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=RETRY)
-        case.referral = Referral(partner=inp.partner, reference=receipt.reference,
+        reference = await self._refer(inp, self._decision.reason)
+        if reference is None:
+            return self._close("withdrawn", self._closing or "")
+        case.referral = Referral(partner=inp.partner, reference=reference,
                                  referred_at=workflow.now())
         self._phase("REFERRED")
         await self._notify(inp, "referred")
@@ -96,6 +95,33 @@ class LegalCaseWorkflow:
         return case
 
     # ----------------------------------------------------------------- helpers
+    async def _refer(self, inp: LegalCaseInput, summary: str) -> str | None:
+        """Hand the case to the partner; when that keeps failing, a person refers it by
+        hand or asks for another try (the parent opens a refer_case task). None when the
+        case is closed meanwhile."""
+        while True:
+            try:
+                receipt = await workflow.execute_activity(
+                    REFER_TO_PARTNER, ReferralRequest(
+                        idempotency_key=f"{workflow.info().workflow_id}:referral",
+                        case_id=inp.collection_case_id, loan_id=inp.loan_id,
+                        case_ref=self._case.case_ref, partner=inp.partner, summary=summary,
+                        requested_at=workflow.now()),
+                    result_type=ReferralReceipt, start_to_close_timeout=timedelta(seconds=60),
+                    retry_policy=REFERRAL_RETRY)
+                return receipt.reference
+            except ActivityError as err:
+                cause = err.cause
+                detail = cause.message if isinstance(cause, ApplicationError) else str(err)
+            self._manual = None
+            await self._notify(inp, "referral_failed", detail)
+            await workflow.wait_condition(lambda: self._manual is not None or self._stopping())
+            if self._stopping():
+                return None
+            assert self._manual is not None
+            if not self._manual.retry:
+                return self._manual.reference
+
     def _stopping(self) -> bool:
         return self._closing is not None
 
@@ -128,11 +154,11 @@ class LegalCaseWorkflow:
             remaining -= workflow.now() - started  # frozen: keep the time not yet used
         return False
 
-    async def _notify(self, inp: LegalCaseInput, event: str) -> None:
+    async def _notify(self, inp: LegalCaseInput, event: str, detail: str = "") -> None:
         parent = workflow.get_external_workflow_handle(inp.parent_workflow_id)
         try:
             await parent.signal("legal_progress", LegalProgress(
-                event=event, case=self._case))  # type: ignore[arg-type]
+                event=event, case=self._case, detail=detail))  # type: ignore[arg-type]
         except FailureError as err:  # the loan closed meanwhile: nothing left to tell
             workflow.logger.warning("parent not signalled", extra={"error": str(err)})
 
@@ -156,6 +182,11 @@ class LegalCaseWorkflow:
     @workflow.signal
     def close(self, reason: str) -> None:
         self._closing = reason
+
+    @workflow.signal
+    def manual_referral(self, referral: ManualReferral) -> None:
+        """From the parent: a person referred the case by hand, or asks to try again."""
+        self._manual = referral
 
     @workflow.query
     def case(self) -> LegalCase:

@@ -3,8 +3,10 @@
 It owns the schedule: it matches forwarded payments to instalments (oldest first), asks
 the parent to remind the borrower before each due date (the parent contacts through the
 compliance engine), marks an instalment late after its date plus grace, and breaks the
-plan when more instalments are late than the policy tolerates. It reports every change to
-the parent and never contacts anyone itself.
+plan when more instalments are late than the policy tolerates. When the last instalment's
+grace has passed with instalments still unpaid, the plan is judged at once - broken or
+lapsed, as the policy says - so a plan never waits forever with nothing left to fall due.
+It reports every change to the parent and never contacts anyone itself.
 
 While the parent says collection is frozen (hardship hold, breathing space, dispute,
 bankruptcy) nothing is reminded or judged late; when the freeze ends every unpaid
@@ -29,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
         PlanStatus,
         RepaymentPlan,
     )
-    from duecourse.domain.calendar import wall_clock
+    from duecourse.domain.calendar import pin_zone, wall_clock
 
 REMINDER_TIME = time(10, 0)  # local; the parent's compliance engine may still defer it
 
@@ -45,6 +47,8 @@ class RepaymentPlanWorkflow:
         self._version = 0
         self._frozen_since: datetime | None = workflow.now() if inp.frozen else None
         self._days_owed = 0  # frozen days not yet added to the schedule
+        self._tz = (pin_zone(inp.timezone, inp.zone_rules) if inp.zone_rules
+                    else inp.timezone)  # the loan's snapshot of the zone's rules
 
     @workflow.run
     async def run(self, inp: PlanInput) -> RepaymentPlan:
@@ -67,9 +71,11 @@ class RepaymentPlanWorkflow:
                 continue
             now = workflow.now()
             event = self._next_event(inp)
-            if event is None:  # every instalment paid or late: wait for payments
-                seen = self._version
-                await workflow.wait_condition(lambda seen=seen: self._version != seen)
+            if event is None:  # the schedule is over and instalments are still unpaid
+                plan.status = (PlanStatus.BROKEN if inp.unpaid_at_end == "broken"
+                               else PlanStatus.LAPSED)
+                await self._notify(inp, "broken" if plan.status is PlanStatus.BROKEN
+                                   else "lapsed")
                 continue
             at, kind, instalment = event
             if at > now:
@@ -98,9 +104,9 @@ class RepaymentPlanWorkflow:
         if due is None:
             return None
         late_at = wall_clock(due.due_date + timedelta(days=inp.grace_days + 1),
-                             timedelta(0), inp.timezone)
+                             timedelta(0), self._tz)
         remind_at = wall_clock(due.due_date - timedelta(days=inp.reminder_days_before),
-                               REMINDER_TIME, inp.timezone)
+                               REMINDER_TIME, self._tz)
         if due.number not in self._reminded and remind_at < late_at:
             return remind_at, "reminder", due
         return late_at, "late", due

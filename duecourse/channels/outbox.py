@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from duecourse.channels.base import OutgoingMessage
+from sqlalchemy.exc import SQLAlchemyError
+
+from duecourse.channels.base import ChannelError, OutgoingMessage
 from duecourse.store.ledger import Ledger
 
 
@@ -13,7 +15,12 @@ class OutboxChannel:
         self._ledger = ledger
 
     async def send(self, message: OutgoingMessage) -> str:
-        message_id = await self._ledger.store_outbox_message(
-            message.idempotency_key, message.channel, message.recipient, message.subject,
-            message.body)
+        """The same idempotency key always yields the same outbox row (never two)."""
+        try:
+            message_id = await self._ledger.store_outbox_message(
+                message.idempotency_key, message.channel, message.recipient, message.subject,
+                message.body)
+        except (SQLAlchemyError, OSError, TimeoutError) as err:
+            # a transient failure of this "provider"; the message itself stays out of it
+            raise ChannelError(f"the outbox is unavailable ({type(err).__name__})") from None
         return f"outbox-{message_id}"

@@ -41,6 +41,7 @@ app.command("life-event", rich_help_panel="Compliance")(compliance.life_event)
 app.command("may-contact", rich_help_panel="Compliance")(compliance.may_contact)
 app.command(rich_help_panel="Compliance")(compliance.audit)
 app.command("lint-templates", rich_help_panel="Compliance")(compliance.lint)
+app.command("migrate-rules", rich_help_panel="Compliance")(compliance.migrate_rules)
 app.command(rich_help_panel="Policies")(admin.policies)
 
 loan = typer.Typer(help="One loan: status and the actions agents take (also top level).",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -23,6 +23,8 @@ from duecourse.domain.compliance.requests import (
     PreferenceChange,
 )
 from duecourse.domain.policy import Channel
+from duecourse.domain.rules import RulesMigration
+from duecourse.snapshots import take_snapshot
 from duecourse.templates import lint_templates
 
 LoanId = Annotated[str, typer.Argument(help="the platform's loan id")]
@@ -68,6 +70,10 @@ def _print_report(report: AuditReport) -> None:
     for key, count in report.decisions.items():
         table.add_row(escape(key), str(count))
     console.print(table)
+    if report.unresolved_sends:
+        console.print(f"[yellow]{report.unresolved_sends} send(s) claimed but not yet known "
+                      "sent or not[/] (in flight now, or a crash between the channel and "
+                      "the ledger: their workflow records them)")
     if report.clean:
         console.print("[bold green]No violations.[/]")
         return
@@ -219,3 +225,27 @@ def may_contact(loan_id: LoanId, agent: AgentId,
     run(go())
 
 
+
+
+def migrate_rules(loan_id: LoanId,
+                  reason: Annotated[str, typer.Option(help="why (kept in the ledger)")],
+                  who: Annotated[str, typer.Option("--by", help="the ops person doing it")],
+                  ) -> None:
+    """Move a running loan to the rule pack, holidays and time zone rules installed now.
+
+    A loan keeps the rules it was handed over with (so upgrades never rewrite its past);
+    this is the explicit, recorded way to give it newer ones.
+    """
+    async def go() -> None:
+        client = await temporal(settings())
+        basis = await client.rules(loan_id)
+        snapshot = take_snapshot(basis.jurisdiction, basis.zone, basis.overrides,  # type: ignore[arg-type]
+                                 datetime.now(UTC))
+        status = await client.migrate_rules(loan_id, RulesMigration(
+            rules=snapshot, actor=Actor(kind=ActorKind.OPS, id=who), reason=reason))
+        before = basis.current.pack.title if basis.current else "the pack of its start"
+        console.print(f"Loan {escape(loan_id)} now runs on {escape(snapshot.pack.title)} "
+                      f"(was {escape(before)}); rule pack {escape(status.rule_pack)}.",
+                      highlight=False)
+
+    run(go())

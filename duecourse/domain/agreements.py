@@ -63,7 +63,9 @@ class PlanStatus(StrEnum):
     ACTIVE = "ACTIVE"
     COMPLETED = "COMPLETED"
     BROKEN = "BROKEN"
+    LAPSED = "LAPSED"  # the schedule ended with instalments unpaid (policy: unpaid_at_end)
     CANCELLED = "CANCELLED"
+    FAILED = "FAILED"  # its workflow stopped unexpectedly (failed, timed out, terminated)
 
 
 class RepaymentPlan(BaseModel):
@@ -163,13 +165,18 @@ class AssignmentResult(BaseModel):
 class PlanInput(BaseModel):
     """What the RepaymentPlanWorkflow child needs; it never contacts anyone itself."""
 
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+
     plan: RepaymentPlan
     parent_workflow_id: str
     timezone: str
+    zone_rules: bytes | None = Field(default=None, description="the loan's snapshot of the "
+                                     "zone's rules: the schedule follows them")
     grace_days: int
     tolerated_late: int
     reminder_days_before: int
     frozen: bool = False  # agreed while collection is frozen: the schedule waits too
+    unpaid_at_end: Literal["broken", "lapsed"] = "broken"
 
 
 class PlanPayment(BaseModel):
@@ -181,6 +188,6 @@ class PlanProgress(BaseModel):
     """The child's snapshot, signalled to the parent on every change."""
 
     plan: RepaymentPlan
-    event: Literal["reminder", "paid", "late", "broken", "completed", "cancelled",
+    event: Literal["reminder", "paid", "late", "broken", "lapsed", "completed", "cancelled",
                    "rescheduled"]
     instalment: int | None = None

@@ -6,6 +6,8 @@ timezone-aware UTC-comparable datetimes. Pure functions of their arguments (no c
 
 from __future__ import annotations
 
+import hashlib
+import io
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -15,9 +17,29 @@ class TimeZoneError(ValueError):
     """Raised for a time zone name the IANA database does not know."""
 
 
-@lru_cache(maxsize=512)
+_PINNED: dict[str, ZoneInfo] = {}
+"""Zones pinned to the rules a loan started with, by `<name>@<digest>` (content-addressed,
+so registering the same rules twice is harmless and every process agrees)."""
+
+
+def pin_zone(name: str, rules: bytes) -> str:
+    """Register the compiled zone `rules` (TZif) for `name`; returns the key that makes
+    every function here use exactly those rules, whatever tz database is installed."""
+    key = f"{name}@{hashlib.sha256(rules).hexdigest()[:16]}"
+    if key not in _PINNED:
+        _PINNED[key] = ZoneInfo.from_file(io.BytesIO(rules), key=name)
+    return key
+
+
 def zone(name: str) -> ZoneInfo:
-    """The IANA zone `name`; cached so workflows never re-read the tz database."""
+    """The zone `name`: a pinned one (see pin_zone), else the IANA zone of that name."""
+    pinned = _PINNED.get(name)
+    return pinned if pinned is not None else _installed_zone(name.partition("@")[0])
+
+
+@lru_cache(maxsize=512)
+def _installed_zone(name: str) -> ZoneInfo:
+    """The installed IANA zone `name`; cached so workflows never re-read the tz database."""
     if not name or name != name.strip():
         raise TimeZoneError(f"unknown time zone {name!r}")
     try:

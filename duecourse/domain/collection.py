@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from functools import cached_property
 
 from pydantic import BaseModel, Field
 from pydantic_core import to_jsonable_python
@@ -22,7 +21,7 @@ from duecourse.domain.agreements import (
     Settlement,
     SettlementStatus,
 )
-from duecourse.domain.calendar import local_date, local_midnight
+from duecourse.domain.calendar import days_past_due, local_date, local_midnight, pin_zone
 from duecourse.domain.compliance import (
     AttemptResult,
     ContactEvent,
@@ -59,6 +58,7 @@ from duecourse.domain.requests import (
     PaymentReport,
     PromiseRequest,
 )
+from duecourse.domain.rules import RulesSnapshot
 from duecourse.domain.scoring import ScoreInput
 from duecourse.domain.worklist import Task, TaskStatus
 
@@ -161,6 +161,12 @@ class CollectionState(BaseModel):
     plan_reminders: list[int] = Field(default_factory=list)  # instalments to remind about
     refusals: int = 0  # times the borrower refused to pay
     settlements: list[Settlement] = Field(default_factory=list)
+    rules: RulesSnapshot | None = None  # pack, holidays and zone rules, taken at hand-over
+    alert_seq: int = 0  # numbers ops alerts: each alert's key is fixed when it is queued
+    late_skips: int = 0  # planned steps skipped as stale because the loan got to them late
+    attention: dict[str, str] = Field(
+        default_factory=dict, description="why the loan cannot go on by itself, by kind "
+        "(e.g. ledger): shown as the NeedsAttention search attribute")
 
     # ----------------------------------------------------------------- queries
     @property
@@ -212,6 +218,10 @@ class CollectionState(BaseModel):
     def step_done(self, visit: int, step: str) -> bool:
         return any(r.visit == visit and r.step == step for r in self.steps)
 
+    def next_alert_key(self) -> str:
+        self.alert_seq += 1
+        return f"alert:{self.alert_seq}"
+
     def deferral(self, step: str) -> datetime | None:
         return self.deferrals.get(f"{self.visit.visit}:{step}")
 
@@ -223,6 +233,15 @@ class Collection:
         self.loan = loan
         self.policy = policy
         self.state = state
+        self._computed_pack: RulePack | None = None
+        self.tz = loan.borrower.timezone
+        if state.rules is not None:
+            self.adopt_rules(state.rules)
+
+    def adopt_rules(self, rules: RulesSnapshot) -> None:
+        """Run on `rules` from now on: its pack, holidays and pinned time zone rules."""
+        self.state.rules = rules
+        self.tz = pin_zone(rules.zone, rules.zone_rules)
 
     @classmethod
     def begin(cls, loan: LoanIntake, policy: Policy, now: datetime,
@@ -234,12 +253,17 @@ class Collection:
 
     # ----------------------------------------------------------------- helpers
     def dpd(self, now: datetime) -> int:
-        return self.loan.days_past_due(now)
+        return days_past_due(self.loan.due_date, now, self.tz)
 
-    @cached_property
+    @property
     def pack(self) -> RulePack:
-        """The jurisdiction's rule pack with this policy's overrides."""
-        return pack_for(self.loan.jurisdiction, self.policy.compliance)
+        """The rule pack the loan runs on: its snapshot's, else (before the snapshot is
+        taken) the jurisdiction's pack with this policy's overrides."""
+        if self.state.rules is not None:
+            return self.state.rules.pack
+        if self._computed_pack is None:
+            self._computed_pack = pack_for(self.loan.jurisdiction, self.policy.compliance)
+        return self._computed_pack
 
     @property
     def cure_period(self) -> timedelta:
@@ -279,10 +303,13 @@ class Collection:
                 "policy_hours": hours.model_dump(mode="json") if hours else None}
 
     def context(self) -> Context:
+        rules = self.state.rules
         return Context(pack=self.pack, standing=self.state.standing,
-                       history=self.state.contacts, timezone=self.loan.borrower.timezone,
+                       history=self.state.contacts, timezone=self.tz,
                        region=self.loan.jurisdiction, policy_hours=self.policy.contact_hours,
-                       due_date=self.loan.due_date)
+                       due_date=self.loan.due_date,
+                       holidays=frozenset(rules.holidays) if rules else None,
+                       holiday_years=rules.holiday_years if rules else None)
 
     # ------------------------------------------------------------- compliance
     def decide_contact(self, channel: Channel, address: str, now: datetime,
@@ -307,8 +334,8 @@ class Collection:
             key=f"decision:{self.state.event_seq}", occurred_at=decision.at, actor=actor,
             step=step, channel=channel, recipient=address, recipient_kind=recipient_kind,
             purpose=purpose, proposed_at=decision.at, verdict=decision.verdict,
-            until=decision.until, code=decision.code, rule=decision.rule,
-            detail=decision.detail)]
+            until=decision.until, valid_until=decision.valid_until, code=decision.code,
+            rule=decision.rule, detail=decision.detail)]
 
     def contact_made(self, channel: Channel, address: str, now: datetime,
                      purpose: Purpose = Purpose.COLLECTION,
@@ -548,7 +575,7 @@ class Collection:
         if req.amount.amount > s.outstanding:
             return (f"amount {req.amount} exceeds the outstanding balance "
                     f"{s.outstanding} {self.loan.currency}")
-        today = local_date(now, self.loan.borrower.timezone)
+        today = local_date(now, self.tz)
         limit = rules.max_days_ahead_after_broken if s.broken_promises else rules.max_days_ahead
         if req.due_date < today:
             return f"promised date {req.due_date} is in the past (today is {today})"
@@ -567,7 +594,7 @@ class Collection:
         promise = Promise(
             promise_id=f"P{len(s.promises) + 1}", amount=req.amount.amount,
             currency=req.amount.currency, due_date=req.due_date, made_at=now,
-            check_at=local_midnight(check_day, self.loan.borrower.timezone), actor=req.actor,
+            check_at=local_midnight(check_day, self.tz), actor=req.actor,
             paid_before=s.total_paid, note=req.note)
         entries: list[LedgerEntry] = []
         if s.stage is Stage.REMINDER:

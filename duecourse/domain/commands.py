@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from duecourse.domain.collection import CollectionState
-from duecourse.domain.entries import LedgerEntry
+from duecourse.domain.entries import ComplianceDecided, LedgerEntry
 from duecourse.domain.loan import LoanIntake
 from duecourse.domain.money import Money
 from duecourse.domain.policy import Channel, Policy
@@ -25,6 +25,7 @@ ALERT_OPS = "alert_ops"
 SCORE_LOAN = "score_loan"
 REFER_TO_PARTNER = "refer_to_partner"
 DELIVER_EVENT = "deliver_event"
+SEND_CLEARANCE = "send_clearance"  # the collection workflow's query a send asks last
 
 
 class CollectionInput(BaseModel):
@@ -55,13 +56,20 @@ class OpenLoan(BaseModel):
     policy: str
     opened_at: datetime
     compliance: dict[str, Any] = Field(
-        default_factory=dict, description="the effective rule pack and policy contact "
-                                          "hours, kept so the audit re-checks this case "
-                                          "against the rules it ran under")
+        default_factory=dict, description="the policy contact hours (and the pack the "
+                                          "activity snapshots), kept so the audit "
+                                          "re-checks this case against the rules it ran "
+                                          "under")
+    overrides: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="the policy's rule-pack overrides, applied to the "
+                                          "pack the activity snapshots")
 
 
 class SendMessage(BaseModel):
-    """One borrower contact; `idempotency_key` makes a retried send a no-op."""
+    """One borrower contact, as decided: `idempotency_key` makes a retried send a no-op,
+    `decision` (the engine's Allowed) is recorded with the claim before the channel is
+    called, and the message never goes out after `not_after` (the end of the lawful
+    window it was decided for) nor after a stop fact (the workflow's `send_clearance`)."""
 
     idempotency_key: str
     case_id: str
@@ -77,6 +85,11 @@ class SendMessage(BaseModel):
     purpose: str = "collection"
     jurisdiction: str
     scheduled_for: datetime
+    not_after: datetime
+    decision: ComplianceDecided
+    max_channel_attempts: int = Field(default=5, ge=1,
+                                      description="calls to the channel before giving up; "
+                                                  "ledger and fence errors do not count")
     context: dict[str, str]
 
 
@@ -84,6 +97,22 @@ class MessageSent(BaseModel):
     message_id: str
     status: str
     duplicate: bool = False
+    fenced_at: datetime | None = Field(default=None, description="when the last check "
+                                       "before the channel call passed")
+    sent_at: datetime | None = Field(default=None, description="when the channel accepted it")
+    recorded: bool = Field(default=True, description="False: accepted by the channel while "
+                           "the ledger was down; the workflow records it (ContactDelivered)")
+
+
+class SendClearance(BaseModel):
+    """The send's last question to its workflow, just before the channel call: may this
+    contact still go out now? Answered by the `send_clearance` query ('' = yes)."""
+
+    idempotency_key: str
+    channel: Channel
+    recipient: str
+    purpose: str
+    at: datetime
 
 
 class RecordEntries(BaseModel):

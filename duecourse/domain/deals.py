@@ -85,7 +85,7 @@ def plan_problem(c: Collection, proposal: PlanProposal, now: datetime) -> str | 
     if total != s.outstanding:
         return (f"the plan totals {total} {currency} but the outstanding balance is "
                 f"{s.outstanding} {currency}; instalments must cover it exactly")
-    today = local_date(now, c.loan.borrower.timezone)
+    today = local_date(now, c.tz)
     first = items[0].due_date
     if first < today:
         return f"the first instalment date {first} is in the past (today is {today})"
@@ -161,16 +161,30 @@ def plan_progress(c: Collection, progress: PlanProgress, now: datetime) -> list[
         return entries
     entries.append(c._event(f"plan_{progress.event}", now, plan=progress.plan.plan_id,
                             instalment=progress.instalment, late=progress.plan.late))
-    if progress.event == "broken" and not s.is_closed:
-        s.rescore = True
-        reason = f"plan {progress.plan.plan_id} broken ({progress.plan.late} late instalments)"
-        if c.policy.plans.on_broken == "legal":
-            entries += c.escalate(now, reason)
-        elif s.stage is Stage.NEGOTIATION:
-            s.negotiation_deadline = now + c.policy.negotiation.window
+    if progress.event in ("broken", "lapsed") and not s.is_closed:
+        unpaid = sum(i.status is InstalmentStatus.LATE for i in progress.plan.instalments)
+        if progress.event == "broken":
+            reason = f"plan {progress.plan.plan_id} broken ({progress.plan.late} late instalments)"
         else:
-            entries += c._enter(Stage.NEGOTIATION, now, reason, SYSTEM)
+            reason = (f"plan {progress.plan.plan_id} lapsed: its schedule ended with {unpaid} "
+                      "instalment(s) unpaid")
+        entries += plan_ended(c, reason, now, escalate=progress.event == "broken"
+                              and c.policy.plans.on_broken == "legal")
     return entries
+
+
+def plan_ended(c: Collection, reason: str, now: datetime,
+               escalate: bool = False) -> list[LedgerEntry]:
+    """A plan stopped running without being paid off: collection goes on where the policy
+    says - legal, or negotiation with a fresh window."""
+    s = c.state
+    s.rescore = True
+    if escalate:
+        return c.escalate(now, reason)
+    if s.stage is Stage.NEGOTIATION:
+        s.negotiation_deadline = now + c.policy.negotiation.window
+        return []
+    return c._enter(Stage.NEGOTIATION, now, reason, SYSTEM)
 
 
 # --------------------------------------------------------------------------- settlements
@@ -189,7 +203,7 @@ def settlement_problem(c: Collection, offer: SettlementOffer, now: datetime) -> 
     if offer.amount.amount < floor:
         return (f"{offer.amount} is below the policy floor of {floor} {c.loan.currency} "
                 f"({rules.floor_ratio:.0%} of the balance)")
-    today = local_date(now, c.loan.borrower.timezone)
+    today = local_date(now, c.tz)
     if offer.pay_by < today:
         return f"pay-by date {offer.pay_by} is in the past (today is {today})"
     if (offer.pay_by - today).days > rules.max_days_to_pay:
@@ -210,7 +224,7 @@ def offer_settlement(c: Collection, offer: SettlementOffer,
     settlement = Settlement(
         settlement_id=f"SET{len(s.settlements) + 1}", amount=offer.amount.amount,
         currency=c.loan.currency, balance_at_offer=s.outstanding, pay_by=offer.pay_by,
-        check_at=local_midnight(check_day, c.loan.borrower.timezone), discount=discount,
+        check_at=local_midnight(check_day, c.tz), discount=discount,
         status=(SettlementStatus.PENDING_APPROVAL if needs_approval
                 else SettlementStatus.ACCEPTED),
         offered_by=offer.actor, paid_before=s.total_paid, note=offer.note,
@@ -244,7 +258,7 @@ def settlement_decision_problem(c: Collection, decision: SettlementDecision,
         return f"the loan is closed ({c.state.outcome})"
     if pending is None or pending.status is not SettlementStatus.PENDING_APPROVAL:
         return "no settlement is awaiting approval"
-    if now is not None and local_date(now, c.loan.borrower.timezone) > pending.pay_by:
+    if now is not None and local_date(now, c.tz) > pending.pay_by:
         return f"settlement {pending.settlement_id} could be paid until {pending.pay_by} only"
     if decision.actor.kind is not ActorKind.SUPERVISOR:
         return f"only a supervisor may approve a settlement, not {decision.actor.kind}"

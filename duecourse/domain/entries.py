@@ -78,6 +78,7 @@ class ComplianceDecided(_Entry):
     proposed_at: datetime
     verdict: str
     until: datetime | None = None
+    valid_until: datetime | None = None  # allowed: the lawful window the send must keep to
     code: str = ""
     rule: str = ""
     detail: str = ""
@@ -93,6 +94,17 @@ class ContactLogged(_Entry):
     recipient: str
     recipient_kind: str
     purpose: str
+
+
+class ContactDelivered(_Entry):
+    """A message the provider accepted while the ledger could not record it: the workflow
+    holds the fact in its history and writes it here, so it is never left unrecorded.
+    `key` is the contact's own key (`contact:<visit>:<step>`)."""
+
+    kind: Literal["contact_delivered"] = "contact_delivered"
+    provider_message_id: str
+    fenced_at: datetime
+    sent_at: datetime
 
 
 class TaskRecorded(_Entry):
@@ -117,6 +129,6 @@ class AgreementRecorded(_Entry):
 
 LedgerEntry = Annotated[
     StageChanged | PaymentRecorded | PromiseRecorded | EventRecorded | ComplianceDecided
-    | ContactLogged | TaskRecorded | AgreementRecorded,
+    | ContactLogged | ContactDelivered | TaskRecorded | AgreementRecorded,
     Field(discriminator="kind"),
 ]

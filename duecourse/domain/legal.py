@@ -80,8 +80,17 @@ class LegalProgress(BaseModel):
     """Child -> parent: what happened, with the case as it now stands."""
 
     event: Literal["send_demand", "approval_requested", "approval_overdue", "referred",
-                   "closed"]
+                   "referral_failed", "closed"]
     case: LegalCase
+    detail: str = ""
+
+
+class ManualReferral(BaseModel):
+    """A person referred the case by hand (the partner could not be reached
+    automatically), or asks the case to try the partner again."""
+
+    retry: bool = False
+    reference: str = ""
 
 
 class DemandResult(BaseModel):

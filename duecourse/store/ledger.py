@@ -21,6 +21,7 @@ from duecourse.domain.commands import OpenLoan, OpsAlert, RecordEntries
 from duecourse.domain.entries import (
     AgreementRecorded,
     ComplianceDecided,
+    ContactDelivered,
     ContactLogged,
     EventRecorded,
     LedgerEntry,
@@ -29,7 +30,9 @@ from duecourse.domain.entries import (
     StageChanged,
     TaskRecorded,
 )
+from duecourse.domain.handover import LoanAlreadyClosed, reopen_problem
 from duecourse.store import tables as t
+from duecourse.store.cases import last_closed_case
 
 
 class ContactRecord(BaseModel):
@@ -93,6 +96,9 @@ def summarize(entry: LedgerEntry) -> str:
     if isinstance(entry, ContactLogged):
         return (f"{entry.channel} contact with {entry.recipient_kind} {entry.recipient} by "
                 f"{entry.actor}")
+    if isinstance(entry, ContactDelivered):
+        return (f"message {entry.provider_message_id} accepted by the channel at "
+                f"{entry.sent_at.isoformat()} (recorded late: the ledger was down)")
     if isinstance(entry, TaskRecorded):
         task = entry.task
         state = task.status.value + (f" ({task.outcome})" if task.outcome else "")
@@ -140,7 +146,13 @@ class Ledger:
 
     # ------------------------------------------------------------ writes
     async def open_case(self, cmd: OpenLoan) -> bool:
-        """Record the loan (first handover wins) and this collection case."""
+        """Record the loan (first handover wins) and this collection case.
+
+        Raises LoanAlreadyClosed, writing nothing, when a closed case of the loan covers
+        this due date. The check runs in the transaction that inserts the case, after the
+        loans insert holds SQLite's write lock (PostgreSQL: with the loan's case rows
+        locked), so no race past the front doors' checks can reopen a paid loan.
+        """
         loan = cmd.loan
         async with self.engine.begin() as conn:
             await self._insert(conn, t.loans, {
@@ -150,6 +162,11 @@ class Ledger:
                 "jurisdiction": loan.jurisdiction, "currency": loan.currency,
                 "principal": loan.principal, "product": loan.product,
                 "first_handed_over_at": cmd.opened_at})
+            closed = await last_closed_case(conn, loan.loan_id, excluding=cmd.case_id,
+                                            for_update=True)
+            problem = reopen_problem(closed, loan)
+            if problem is not None:
+                raise LoanAlreadyClosed(problem)  # rolls the transaction back
             created = await self._insert(conn, t.collection_cases, {
                 "case_id": cmd.case_id, "loan_id": loan.loan_id, "workflow_id": cmd.workflow_id,
                 "policy": cmd.policy, "due_date": loan.due_date,
@@ -165,78 +182,92 @@ class Ledger:
 
     async def record_entries(self, cmd: RecordEntries) -> int:
         """Write a batch of entries atomically; returns how many were new."""
-        written = 0
         async with self.engine.begin() as conn:
+            written = 0
             for entry in cmd.entries:
-                key = f"{cmd.case_id}:{entry.key}"
-                base = {"idempotency_key": key, "case_id": cmd.case_id,
-                        "loan_id": cmd.loan_id}
-                if isinstance(entry, StageChanged):
-                    await self._insert(conn, t.stage_transitions, {
-                        **base, "from_stage": entry.from_stage, "to_stage": entry.to_stage,
-                        "outcome": entry.outcome, "reason": entry.reason,
-                        "days_past_due": entry.days_past_due, **_actor(entry.actor),
-                        "occurred_at": entry.occurred_at})
-                    if entry.outcome:
-                        await conn.execute(
-                            update(t.collection_cases)
-                            .where(t.collection_cases.c.case_id == cmd.case_id,
-                                   t.collection_cases.c.outcome.is_(None))
-                            .values(outcome=entry.outcome, closed_at=entry.occurred_at))
-                elif isinstance(entry, PaymentRecorded):
-                    await self._insert(conn, t.payments, {
-                        **base, "reference": entry.reference, "amount": entry.amount,
-                        "currency": entry.currency, "applied": entry.applied,
-                        "overpaid": entry.overpaid,
-                        "outstanding_after": entry.outstanding_after, "paid_at": entry.paid_at,
-                        **_actor(entry.actor), "recorded_at": entry.occurred_at})
-                elif isinstance(entry, ComplianceDecided):
-                    await self._insert(conn, t.compliance_decisions, {
-                        **base, "step": entry.step, "channel": entry.channel,
-                        "recipient": entry.recipient, "recipient_kind": entry.recipient_kind,
-                        "purpose": entry.purpose, "proposed_at": entry.proposed_at,
-                        "verdict": entry.verdict, "until": entry.until, "code": entry.code,
-                        "rule": entry.rule, "detail": entry.detail, **_actor(entry.actor)})
-                elif isinstance(entry, ContactLogged):
-                    await self._insert(conn, t.contact_attempts, {
-                        **base, "stage": entry.stage, "step": entry.step,
-                        "channel": entry.channel, "template": "-", "language": "-",
-                        "recipient": entry.recipient, "recipient_kind": entry.recipient_kind,
-                        "purpose": entry.purpose, "subject": None,
-                        "body": f"contact by {entry.actor}", "status": "made_by_person",
-                        "provider_message_id": None, "scheduled_for": entry.occurred_at,
-                        "attempted_at": entry.occurred_at})
-                elif isinstance(entry, TaskRecorded):
-                    task = entry.task
-                    await self._upsert_newer(conn, t.tasks, {
-                        "task_id": task.task_id, "case_id": cmd.case_id,
-                        "loan_id": cmd.loan_id, "kind": task.kind.value,
-                        "subject": task.subject, "assignee": task.assignee,
-                        "status": task.status.value, "created_at": task.created_at,
-                        "due_at": task.due_at, "escalated_at": task.escalated_at,
-                        "outcome": task.outcome, "completed_by":
-                        str(task.completed_by) if task.completed_by else None,
-                        "completed_at": task.completed_at, "note": task.note,
-                        "version": task.version}, ["task_id"])
-                elif isinstance(entry, AgreementRecorded):
-                    await self._upsert_newer(conn, t.agreements, {
-                        "agreement_id": entry.agreement_id, "case_id": cmd.case_id,
-                        "loan_id": cmd.loan_id, "agreement_type": entry.agreement_type,
-                        "status": entry.status, "amount": entry.amount,
-                        "currency": entry.currency, "terms": entry.terms,
-                        "updated_at": entry.occurred_at, "version": entry.version},
-                        ["case_id", "agreement_id"])
-                elif isinstance(entry, PromiseRecorded):
-                    await self._insert(conn, t.promises, {
-                        **base, "promise_id": entry.promise_id, "amount": entry.amount,
-                        "currency": entry.currency, "due_date": entry.due_date,
-                        "status": entry.status, "note": entry.note, **_actor(entry.actor),
-                        "occurred_at": entry.occurred_at})
-                kind = entry.event if isinstance(entry, EventRecorded) else entry.kind
-                written += await self._audit(
-                    conn, key, cmd.case_id, cmd.loan_id, kind, summarize(entry), entry.actor,
-                    entry.occurred_at, entry.model_dump(mode="json"))
+                written += await self.write_entry(conn, cmd.case_id, cmd.loan_id, entry)
         return written
+
+    async def write_entry(self, conn: AsyncConnection, case_id: str, loan_id: str,
+                          entry: LedgerEntry) -> int:
+        """Write one entry (its table row and its audit event) inside `conn`'s
+        transaction; 1 when it was new."""
+        key = f"{case_id}:{entry.key}"
+        base = {"idempotency_key": key, "case_id": case_id, "loan_id": loan_id}
+        if isinstance(entry, StageChanged):
+            await self._insert(conn, t.stage_transitions, {
+                **base, "from_stage": entry.from_stage, "to_stage": entry.to_stage,
+                "outcome": entry.outcome, "reason": entry.reason,
+                "days_past_due": entry.days_past_due, **_actor(entry.actor),
+                "occurred_at": entry.occurred_at})
+            if entry.outcome:
+                await conn.execute(
+                    update(t.collection_cases)
+                    .where(t.collection_cases.c.case_id == case_id,
+                           t.collection_cases.c.outcome.is_(None))
+                    .values(outcome=entry.outcome, closed_at=entry.occurred_at))
+        elif isinstance(entry, PaymentRecorded):
+            await self._insert(conn, t.payments, {
+                **base, "reference": entry.reference, "amount": entry.amount,
+                "currency": entry.currency, "applied": entry.applied,
+                "overpaid": entry.overpaid, "outstanding_after": entry.outstanding_after,
+                "paid_at": entry.paid_at, **_actor(entry.actor),
+                "recorded_at": entry.occurred_at})
+        elif isinstance(entry, ComplianceDecided):
+            await self._insert(conn, t.compliance_decisions, {
+                **base, "step": entry.step, "channel": entry.channel,
+                "recipient": entry.recipient, "recipient_kind": entry.recipient_kind,
+                "purpose": entry.purpose, "proposed_at": entry.proposed_at,
+                "verdict": entry.verdict, "until": entry.until,
+                "valid_until": entry.valid_until, "code": entry.code, "rule": entry.rule,
+                "detail": entry.detail, **_actor(entry.actor)})
+        elif isinstance(entry, ContactLogged):
+            await self._insert(conn, t.contact_attempts, {
+                **base, "stage": entry.stage, "step": entry.step, "channel": entry.channel,
+                "template": "-", "language": "-", "recipient": entry.recipient,
+                "recipient_kind": entry.recipient_kind, "purpose": entry.purpose,
+                "subject": None, "body": f"contact by {entry.actor}",
+                "status": "made_by_person", "provider_message_id": None,
+                "scheduled_for": entry.occurred_at, "attempted_at": entry.occurred_at,
+                "fenced_at": entry.occurred_at, "sent_at": entry.occurred_at})
+        elif isinstance(entry, ContactDelivered):
+            await conn.execute(
+                update(t.contact_attempts)
+                .where(t.contact_attempts.c.idempotency_key == key,
+                       t.contact_attempts.c.status != "sent")
+                .values(status="sent", provider_message_id=entry.provider_message_id,
+                        fenced_at=entry.fenced_at, sent_at=entry.sent_at,
+                        attempted_at=entry.sent_at, lease_owner=None, error=None))
+            await self.keep_sent_demand(conn, key)
+        elif isinstance(entry, TaskRecorded):
+            task = entry.task
+            await self._upsert_newer(conn, t.tasks, {
+                "task_id": task.task_id, "case_id": case_id, "loan_id": loan_id,
+                "kind": task.kind.value, "subject": task.subject, "assignee": task.assignee,
+                "status": task.status.value, "created_at": task.created_at,
+                "due_at": task.due_at, "escalated_at": task.escalated_at,
+                "outcome": task.outcome, "completed_by":
+                str(task.completed_by) if task.completed_by else None,
+                "completed_at": task.completed_at, "note": task.note,
+                "version": task.version}, ["task_id"])
+        elif isinstance(entry, AgreementRecorded):
+            await self._upsert_newer(conn, t.agreements, {
+                "agreement_id": entry.agreement_id, "case_id": case_id, "loan_id": loan_id,
+                "agreement_type": entry.agreement_type, "status": entry.status,
+                "amount": entry.amount, "currency": entry.currency, "terms": entry.terms,
+                "updated_at": entry.occurred_at, "version": entry.version},
+                ["case_id", "agreement_id"])
+        elif isinstance(entry, PromiseRecorded):
+            await self._insert(conn, t.promises, {
+                **base, "promise_id": entry.promise_id, "amount": entry.amount,
+                "currency": entry.currency, "due_date": entry.due_date,
+                "status": entry.status, "note": entry.note, **_actor(entry.actor),
+                "occurred_at": entry.occurred_at})
+        kind = entry.event if isinstance(entry, EventRecorded) else (
+            "contact_attempt" if isinstance(entry, ContactDelivered) else entry.kind)
+        return int(await self._audit(conn, key, case_id, loan_id, kind, summarize(entry),
+                                     entry.actor, entry.occurred_at,
+                                     entry.model_dump(mode="json")))
 
     async def find_contact(self, idempotency_key: str) -> ContactRecord | None:
         async with self.engine.connect() as conn:
@@ -271,16 +302,32 @@ class Ledger:
                              created_at: datetime) -> int:
         """Keep a formal document exactly as sent; the same key yields the same id."""
         async with self.engine.begin() as conn:
-            created = await self._insert(conn, t.documents, {
-                "idempotency_key": idempotency_key, "case_id": case_id, "loan_id": loan_id,
-                "kind": kind, "language": language, "subject": subject, "body": body,
-                "created_at": created_at})
-            if created:
-                await self._audit(conn, f"{idempotency_key}:document", case_id, loan_id,
-                                  "document_stored", f"{kind}: {subject or body[:60]}",
-                                  SYSTEM, created_at, {"kind": kind, "language": language})
-            return (await conn.execute(select(t.documents.c.id).where(
-                t.documents.c.idempotency_key == idempotency_key))).scalar_one()
+            return await self.keep_document(conn, idempotency_key, case_id, loan_id, kind,
+                                            language, subject, body, created_at)
+
+    async def keep_document(self, conn: AsyncConnection, idempotency_key: str, case_id: str,
+                            loan_id: str, kind: str, language: str, subject: str | None,
+                            body: str, created_at: datetime) -> int:
+        """`store_document` inside `conn`'s transaction."""
+        created = await self._insert(conn, t.documents, {
+            "idempotency_key": idempotency_key, "case_id": case_id, "loan_id": loan_id,
+            "kind": kind, "language": language, "subject": subject, "body": body,
+            "created_at": created_at})
+        if created:
+            await self._audit(conn, f"{idempotency_key}:document", case_id, loan_id,
+                              "document_stored", f"{kind}: {subject or body[:60]}",
+                              SYSTEM, created_at, {"kind": kind, "language": language})
+        return int((await conn.execute(select(t.documents.c.id).where(
+            t.documents.c.idempotency_key == idempotency_key))).scalar_one())
+
+    async def keep_sent_demand(self, conn: AsyncConnection, key: str) -> None:
+        """A demand letter the channel accepted is kept as a document, exactly as sent."""
+        row = (await conn.execute(select(t.contact_attempts).where(
+            t.contact_attempts.c.idempotency_key == key))).mappings().first()
+        if row is not None and row["purpose"] == "demand" and row["status"] == "sent":
+            await self.keep_document(conn, key, row["case_id"], row["loan_id"],
+                                     "demand_letter", row["language"], row["subject"],
+                                     row["body"], row["scheduled_for"])
 
     async def store_outbox_message(self, idempotency_key: str, channel: str, recipient: str,
                                    subject: str | None, body: str) -> int:

@@ -105,7 +105,18 @@ contact_attempts = Table(
     Column("provider_message_id", String(200)),
     Column("scheduled_for", UtcDateTime, nullable=False),
     Column("attempted_at", UtcDateTime, nullable=False),
+    Column("decision_key", String(200)),
+    Column("not_after", UtcDateTime),
+    Column("lease_owner", String(128)),
+    Column("lease_until", UtcDateTime),
+    Column("channel_attempts", Integer, nullable=False, server_default="0"),
+    Column("fenced_at", UtcDateTime),
+    Column("sent_at", UtcDateTime),
+    Column("error", Text),
 )
+"""One row per planned message: claimed (with the decision that allowed it and a lease)
+before the channel is called, then sent, failed, cancelled (a stop fact fenced it) or
+expired (its lawful window closed first); agents' own contacts are made_by_person."""
 
 payments = Table(
     "payments", metadata,
@@ -162,6 +173,7 @@ compliance_decisions = Table(
     Column("proposed_at", UtcDateTime, nullable=False),
     Column("verdict", String(16), nullable=False),
     Column("until", UtcDateTime),
+    Column("valid_until", UtcDateTime),
     Column("code", String(48), nullable=False),
     Column("rule", Text, nullable=False),
     Column("detail", Text, nullable=False),

@@ -7,6 +7,7 @@ errors to domain errors with clear messages, and starts idempotently.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
@@ -61,6 +62,7 @@ from duecourse.domain.requests import (
     PromiseAccepted,
     PromiseRequest,
 )
+from duecourse.domain.rules import RulesBasis, RulesMigration
 from duecourse.domain.status import CollectionStatus
 from duecourse.domain.worklist import TaskCompletion, TaskResult
 
@@ -97,6 +99,7 @@ _INDEXED = {
     SearchAttributeIndexedValueType.INT: IndexedValueType.INDEXED_VALUE_TYPE_INT,
     SearchAttributeIndexedValueType.DOUBLE: IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE,
     SearchAttributeIndexedValueType.DATETIME: IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
+    SearchAttributeIndexedValueType.BOOL: IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
 }
 
 
@@ -150,9 +153,11 @@ class CollectionClient:
         return StartOutcome(loan_id=loan.loan_id, workflow_id=handle.id,
                             run_id=handle.result_run_id, started=_was_started(handle))
 
-    async def status(self, loan_id: str) -> CollectionStatus:
+    async def status(self, loan_id: str, as_of: datetime | None = None) -> CollectionStatus:
+        """The loan as of `as_of` (default: now), not as of its last workflow task."""
         try:
-            return await self.handle(loan_id).query("status", result_type=CollectionStatus)
+            return await self.handle(loan_id).query(
+                "status", as_of or datetime.now(UTC), result_type=CollectionStatus)
         except RPCError as err:
             raise self._translate(loan_id, err) from err
 
@@ -209,6 +214,15 @@ class CollectionClient:
 
     async def record_case_event(self, loan_id: str, event: CaseEvent) -> LegalCase:
         return await self._update(loan_id, "record_case_event", event, LegalCase)
+
+    async def rules(self, loan_id: str) -> RulesBasis:
+        try:
+            return await self.handle(loan_id).query("rules", result_type=RulesBasis)
+        except RPCError as err:
+            raise self._translate(loan_id, err) from err
+
+    async def migrate_rules(self, loan_id: str, migration: RulesMigration) -> CollectionStatus:
+        return await self._update(loan_id, "migrate_rules", migration, CollectionStatus)
 
     async def promise_to_pay(self, loan_id: str, request: PromiseRequest) -> PromiseAccepted:
         return await self._update(loan_id, "promise_to_pay", request, PromiseAccepted)

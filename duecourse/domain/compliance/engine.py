@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 
 import holidays as holiday_tables
@@ -36,6 +36,10 @@ from duecourse.domain.policy import Channel, ContactHours
 HORIZON = timedelta(days=400)
 """Deferring further than this means the rules leave no lawful time: Blocked instead."""
 
+DECISION_VALIDITY = timedelta(hours=1)
+"""An Allowed decision holds for at most this long (and never past the end of the lawful
+window it was made in): a send delayed beyond it is decided again, never sent late."""
+
 
 @dataclass(frozen=True)
 class Context:
@@ -49,6 +53,8 @@ class Context:
     policy_hours: ContactHours | None = None  # a policy may restrict further, never widen
     due_date: date | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    holidays: frozenset[date] | None = None  # the loan's snapshot of public holidays...
+    holiday_years: tuple[int, int] | None = None  # ...for these years (else: installed)
 
 
 # --------------------------------------------------------------------------- blockers
@@ -151,6 +157,12 @@ def _inconvenient(p: ProposedContact, ctx: Context, t: datetime) -> datetime | N
 
 @lru_cache(maxsize=64)
 def _holidays(region: str, year: int) -> frozenset[date]:
+    """The installed `holidays` package's public holidays of `region` in `year`."""
+    return public_holidays(region, year)
+
+
+def public_holidays(region: str, year: int) -> frozenset[date]:
+    """Public holidays of `region` (ISO 3166, subdivision-aware) in `year`."""
     country, _, subdivision = region.partition("-")
     try:
         table = holiday_tables.country_holidays(country, subdiv=subdivision or None,
@@ -160,13 +172,22 @@ def _holidays(region: str, year: int) -> frozenset[date]:
     return frozenset(table)
 
 
+def _is_holiday(ctx: Context, day: date) -> bool:
+    """A public holiday in the loan's region: from the loan's snapshot when it covers the
+    year (so an upgraded `holidays` package never changes a running loan's past)."""
+    years = ctx.holiday_years
+    if ctx.holidays is not None and years is not None and years[0] <= day.year <= years[1]:
+        return day in ctx.holidays
+    return day in _holidays(ctx.region, day.year)
+
+
 def _public_holiday(p: ProposedContact, ctx: Context, t: datetime) -> datetime | None:
     if not ctx.pack.no_contact_on_public_holidays or p.channel is Channel.LETTER:
         return t
     day = local_date(t, ctx.timezone)
-    if day not in _holidays(ctx.region, day.year):
+    if not _is_holiday(ctx, day):
         return t
-    while day in _holidays(ctx.region, day.year):
+    while _is_holiday(ctx, day):
         day += timedelta(days=1)
     return wall_clock(day, timedelta(0), ctx.timezone)
 
@@ -270,6 +291,49 @@ def violations(p: ProposedContact, ctx: Context) -> list[Violation]:
     return found
 
 
+def _window_close(moment: datetime, tz: str, start: time, end: time) -> datetime:
+    """The end of the daily local window [start, end) that contains `moment`."""
+    local = moment.astimezone(zone(tz))
+    for day_offset in (-1, 0, 1):
+        day = local.date() + timedelta(days=day_offset)
+        closes = wall_clock(day if start < end else day + timedelta(days=1), end, tz)
+        if moment < closes:
+            return closes
+    raise AssertionError("a daily window always closes within two days")  # pragma: no cover
+
+
+def lawful_until(p: ProposedContact, ctx: Context) -> datetime:
+    """How long a contact allowed at `p.at` stays allowed by the clock-based rules: the
+    first of the contact hours closing, an inconvenient time opening, a public holiday
+    beginning, a hold starting - and at most DECISION_VALIDITY. (Counts only ever loosen
+    with time, so they cannot end the window.)"""
+    t, tz = p.at, ctx.timezone
+    ends = [t + DECISION_VALIDITY]
+    if p.channel is not Channel.LETTER:
+        for hours in (ctx.pack.contact_hours, ctx.policy_hours):
+            if hours is not None:
+                ends.append(_window_close(t, tz, hours.start, hours.end))
+        if ctx.pack.honour_inconvenient_times:
+            local_day = local_date(t, tz)
+            for window in ctx.standing.inconvenient:
+                for day in (local_day, local_day + timedelta(days=1)):
+                    opens = wall_clock(day, window.start, tz)
+                    if day.weekday() in window.weekdays and opens > t:
+                        ends.append(opens)
+        if ctx.pack.no_contact_on_public_holidays:
+            tomorrow = local_date(t, tz) + timedelta(days=1)
+            if _is_holiday(ctx, tomorrow):
+                ends.append(wall_clock(tomorrow, timedelta(0), tz))
+    ends += [h.start for h in ctx.standing.holds if h.start > t]
+    return min(ends)
+
+
+def blocker(p: ProposedContact, ctx: Context) -> Violation | None:
+    """The rule, if any, that forbids `p` whatever the time: checked again by a send in
+    flight just before it goes out, so a stop fact that arrived meanwhile fences it."""
+    return freeze_reason(ctx, p.at) or _blocker(p, ctx)
+
+
 def decide(p: ProposedContact, ctx: Context) -> Decision:
     """Allowed now, Deferred to the earliest lawful instant, or Blocked with the rule."""
     blocker = _blocker(p, ctx)
@@ -290,7 +354,7 @@ def decide(p: ProposedContact, ctx: Context) -> Decision:
             if earliest > t:
                 t, binding, moved = earliest, code, True
     if t == p.at:
-        return Decision(verdict=Verdict.ALLOWED, at=p.at)
+        return Decision(verdict=Verdict.ALLOWED, at=p.at, valid_until=lawful_until(p, ctx))
     first = next(v for v in violations(p, ctx))  # why it cannot happen now
     return Decision(verdict=Verdict.DEFERRED, at=p.at, until=t, code=first.code,
                     rule=first.rule, detail=f"{first.detail}; earliest lawful time "

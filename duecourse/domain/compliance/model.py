@@ -140,6 +140,7 @@ class Decision(BaseModel):
     verdict: Verdict
     at: datetime
     until: datetime | None = None  # deferred: the earliest lawful time
+    valid_until: datetime | None = None  # allowed: the contact must be made before this
     code: str = ""
     rule: str = ""
     detail: str = ""

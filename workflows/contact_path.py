@@ -1,0 +1,210 @@
+"""The collection workflow's contact path: ask the compliance engine, then one fenced send.
+
+A send runs as a cancellable activity. While it is in flight, every handler that records a
+stop fact (payment in full, dispute, hold, cease, attorney, opt-out of its channel,
+bankruptcy, death, cancellation) withdraws it; the activity also asks the workflow, just
+before calling the channel, whether it still may go (`send_clearance`), so a stop fact
+that arrived even a moment earlier fences it. Deterministic: no I/O, no clock but
+`workflow.now()`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+
+with workflow.unsafe.imports_passed_through():
+    from duecourse.domain.actor import SYSTEM
+    from duecourse.domain.collection import Collection
+    from duecourse.domain.commands import SEND_MESSAGE, MessageSent, SendMessage
+    from duecourse.domain.compliance import Decision, ProposedContact, Purpose, Verdict
+    from duecourse.domain.compliance.engine import DECISION_VALIDITY, blocker
+    from duecourse.domain.contact import recipient_for
+    from duecourse.domain.entries import ComplianceDecided, ContactDelivered, LedgerEntry
+    from duecourse.domain.policy import Channel, ContactStep
+
+SEND_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
+                         maximum_interval=timedelta(minutes=1), maximum_attempts=0,
+                         non_retryable_error_types=["TemplateError", "StopFact",
+                                                    "WindowClosed", "ChannelGaveUp"])
+"""A send retries while it may still go: the activity itself ends it when its lawful
+window closes, a stop fact fences it, or the channel has failed its attempts."""
+
+PERMANENT_SEND_ERRORS = ("TemplateError", "ChannelGaveUp", "ChannelError")
+
+Status = Literal["sent", "deferred", "blocked", "failed", "stopped", "expired"]
+
+
+@dataclass
+class InFlight:
+    """The one send the workflow is awaiting (the loop awaits one thing at a time)."""
+
+    key: str
+    channel: Channel
+    address: str
+    purpose: Purpose
+    handle: workflow.ActivityHandle[MessageSent]
+    stopped: str = ""  # why the workflow withdrew it
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Status
+    detail: str
+    at: datetime | None = None  # sent: when the channel was called
+
+
+class ContactPath:
+    """Mixed into LoanCollectionWorkflow, which provides the state and `_apply` (and,
+    through Supervision, `_queue_alert`)."""
+
+    _c: Collection
+    _in_flight: InFlight | None
+
+    def _apply(self, entries: list[LedgerEntry]) -> None:  # pragma: no cover - see workflow
+        raise NotImplementedError
+
+    async def _contact(self, step: ContactStep, purpose: Purpose,
+                       extra: dict[str, str] | None = None) -> Outcome:
+        """Ask the compliance engine, then send. An opted-out or unreachable channel falls
+        back to the policy's next channel (within the segment's channels) when the step
+        has a borrower template written for it; every engine decision is recorded."""
+        c = self._c
+        notes: list[str] = []
+        allowed = c.policy.treatment(c.state.segment).channels
+        channels = [step.channel, *c.policy.channel_fallbacks.get(step.channel, [])]
+        if allowed is not None and purpose is Purpose.COLLECTION:
+            notes += [f"{ch} not used for segment {c.state.segment}" for ch in channels
+                      if ch not in allowed][:1]
+            channels = [ch for ch in channels if ch in allowed]
+        for channel in channels:
+            template = step.template_for(channel)
+            if template is None:
+                notes.append(f"no borrower template of step {step.name} for {channel}")
+                continue
+            address = recipient_for(channel, c.loan.borrower)
+            if address is None:
+                notes.append(f"no {channel} contact details")
+                continue
+            now = workflow.now()
+            decision = c.decide_contact(channel, address, now, purpose)
+            entries = c.record_decision(step.name, channel, address, decision, purpose)
+            self._apply(entries)
+            if decision.verdict is Verdict.DEFERRED:
+                return Outcome("deferred", decision.detail)
+            if decision.verdict is Verdict.BLOCKED:
+                notes.append(f"{channel} blocked ({decision.code}: {decision.detail})")
+                if decision.code == "opted_out":
+                    continue
+                return Outcome("blocked", "; ".join(notes))
+            decided = entries[0]
+            assert isinstance(decided, ComplianceDecided)
+            outcome = await self._send(step, channel, template, address, purpose,
+                                       extra or {}, decided, decision)
+            if outcome.status == "sent":
+                c.contact_made(channel, address, outcome.at or now, purpose)
+                if notes:
+                    outcome = Outcome("sent", "; ".join([*notes, outcome.detail]), outcome.at)
+            return outcome
+        return Outcome("blocked", "; ".join(notes) or "no channel available")
+
+    async def _send(self, step: ContactStep, channel: Channel, template: str, address: str,
+                    purpose: Purpose, extra: dict[str, str], decided: ComplianceDecided,
+                    decision: Decision) -> Outcome:
+        c = self._c
+        now = workflow.now()
+        key = f"{c.state.case_id}:contact:{c.state.visit.visit}:{step.name}"
+        request = SendMessage(
+            idempotency_key=key, case_id=c.state.case_id,
+            workflow_id=workflow.info().workflow_id, loan_id=c.loan.loan_id,
+            stage=c.state.stage, step=step.name, channel=channel, template=template,
+            language=c.loan.borrower.language, recipient=address, purpose=purpose,
+            jurisdiction=c.loan.jurisdiction, scheduled_for=now,
+            not_after=decision.valid_until or now + DECISION_VALIDITY, decision=decided,
+            context=self._message_values(now, extra))
+        handle = workflow.start_activity(
+            SEND_MESSAGE, request, result_type=MessageSent,
+            start_to_close_timeout=timedelta(seconds=90),
+            heartbeat_timeout=timedelta(seconds=20), retry_policy=SEND_RETRY,
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            summary=f"{channel} {template} ({step.name})")
+        flight = InFlight(key=key, channel=channel, address=address, purpose=purpose,
+                          handle=handle)
+        self._in_flight = flight
+        try:
+            result = await handle
+        except ActivityError as err:
+            return self._send_failed(step, flight, err)
+        finally:
+            self._in_flight = None
+        if not result.recorded and result.sent_at is not None:
+            self._apply([ContactDelivered(
+                key=f"contact:{c.state.visit.visit}:{step.name}", occurred_at=result.sent_at,
+                actor=SYSTEM, provider_message_id=result.message_id,
+                fenced_at=result.fenced_at or result.sent_at, sent_at=result.sent_at)])
+        return Outcome("sent", f"{channel} message {result.message_id}",
+                       result.fenced_at or now)
+
+    def _send_failed(self, step: ContactStep, flight: InFlight, err: ActivityError) -> Outcome:
+        cause = err.cause
+        if flight.stopped or isinstance(cause, CancelledError):
+            return Outcome("stopped", f"not sent: {flight.stopped or 'withdrawn'}")
+        if isinstance(cause, ApplicationError):
+            if cause.type == "StopFact":
+                return Outcome("stopped", cause.message)
+            if cause.type == "WindowClosed":
+                return Outcome("expired", cause.message)
+            if cause.type in PERMANENT_SEND_ERRORS:
+                self._queue_alert(  # type: ignore[attr-defined]f"{step.template} to the borrower failed ({step.name})",
+                                  cause.message)
+            message = cause.message
+        else:
+            message = str(cause or err)
+        workflow.logger.warning("contact failed", extra={"step": step.name, "error": message})
+        return Outcome("failed", f"send failed: {message}")
+
+    def _message_values(self, now: datetime, extra: dict[str, str]) -> dict[str, str]:
+        c = self._c
+        return {"borrower_name": c.loan.borrower.name, "loan_id": c.loan.loan_id,
+                "amount": self._outstanding_text(), "due_date": c.loan.due_date.isoformat(),
+                "days_past_due": str(c.dpd(now)), "cure_days": str(c.cure_period.days),
+                **extra}
+
+    def _outstanding_text(self) -> str:  # pragma: no cover - see workflow
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ the fence
+    def _stop_reason(self, channel: Channel, address: str, purpose: Purpose,
+                     at: datetime) -> str:
+        """Why a contact may not go out at `at` whatever the time of day ('' = it may)."""
+        c = self._c
+        if c.state.is_closed:
+            return f"the loan is closed ({c.state.outcome})"
+        found = blocker(ProposedContact(channel=channel, at=at, address=address,
+                                        purpose=purpose), c.context())
+        return f"{found.code}: {found.detail}" if found else ""
+
+    def _fence_in_flight(self) -> None:
+        """After any change of state: withdraw the send in flight if it may not go now."""
+        flight = self._in_flight
+        if flight is None or flight.stopped:
+            return
+        reason = self._stop_reason(flight.channel, flight.address, flight.purpose,
+                                   workflow.now())
+        if reason:
+            flight.stopped = reason
+            flight.handle.cancel()
+
+    def _clearance(self, key: str, channel: Channel, address: str, purpose: Purpose,
+                   at: datetime) -> str:
+        flight = self._in_flight
+        if flight is None or flight.key != key:
+            return "this send is no longer awaited by its workflow"
+        if flight.stopped:
+            return flight.stopped
+        return self._stop_reason(channel, address, purpose, max(at, workflow.now()))
