@@ -1,0 +1,229 @@
+"""Faults a real Temporal server delivers: ops resetting a loan, and children terminated.
+
+The time-skipping test server neither resets workflows nor tells a parent that its child
+was terminated, so these run on the `temporal` dev server in real time, on a policy whose
+stages last seconds, with borrowers in office hours wherever CI runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
+from temporalio.client import Client
+
+from duecourse.domain.calendar import local_date
+from duecourse.domain.loan import LoanIntake
+from duecourse.domain.policy import Channel, Policy
+from duecourse.domain.requests import ContactOutcomeReport, ContactResult
+from duecourse.policies import load_policy, with_templates
+from duecourse.settings import Settings
+from duecourse.store import Ledger, connect, migrate
+from duecourse.store import tables as t
+from duecourse.temporal.client import CollectionClient, ensure_search_attributes
+from duecourse.temporal.client import connect as connect_temporal
+from duecourse.temporal.devserver import DevServer
+from tests.factories import AGENT, daytime_zone, make_loan
+from tests.test_starter_cli_devserver import TEMPORAL_CLI
+from tests.test_workflow_negotiation import plan_of
+from worker import build_worker
+
+pytestmark = pytest.mark.devserver
+
+
+def quick_policy() -> Policy:
+    """The demo policy with stages of seconds: a loan reaches legal in about ten."""
+    demo = load_policy("demo")
+    reminder = demo.reminder.model_copy(update={
+        "window": timedelta(seconds=4), "minimum_notice": timedelta(seconds=2),
+        "steps": [s.model_copy(update={"offset": timedelta(seconds=n)})
+                  for n, s in enumerate(demo.reminder.steps[:2])]})
+    negotiation = demo.negotiation.model_copy(update={
+        "window": timedelta(seconds=4),
+        "steps": [s.model_copy(update={"offset": timedelta(seconds=1)})
+                  for s in demo.negotiation.steps if s.name == "options-email"]})
+    legal = demo.legal.model_copy(update={"cure_period": timedelta(hours=1),
+                                          "approval_timeout": timedelta(hours=1)})
+    return with_templates(demo.model_copy(update={
+        "name": "quick", "reminder": reminder, "negotiation": negotiation, "legal": legal}))
+
+
+@dataclass
+class Stack:
+    client: Client
+    collection: CollectionClient
+    ledger: Ledger
+
+
+@pytest.fixture(scope="module")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    tmp = tmp_path_factory.mktemp("devserver-faults")
+    async with DevServer(binary=TEMPORAL_CLI, headless=True,
+                         log_file=tmp / "temporal.log") as server:
+        client = await connect_temporal(server.address)
+        await ensure_search_attributes(client)
+        engine = connect(f"sqlite+aiosqlite:///{Path(tmp) / 'ledger.db'}")
+        await migrate(engine)
+        queue = f"tq-{uuid4().hex}"
+        settings = Settings(lender_name="Acme Lending", lender_contact="400-800-1234")
+        async with build_worker(client, Ledger(engine), settings, queue):
+            yield Stack(client, CollectionClient(client, queue), Ledger(engine))
+        await engine.dispose()
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str,
+                     seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.3)
+    pytest.fail(f"timed out after {seconds:.0f}s waiting for {what}")
+
+
+async def quiet(stack: Stack, workflow_id: str) -> None:
+    """Until the workflow's history stops growing for a while."""
+    previous, still = -1, 0
+    while still < 3:
+        events = [e async for e in stack.client.get_workflow_handle(
+            workflow_id).fetch_history_events()]
+        still = still + 1 if len(events) == previous else 0
+        previous = len(events)
+        await asyncio.sleep(0.5)
+
+
+def new_loan() -> LoanIntake:
+    return make_loan(datetime.now(UTC), dpd=3, tz=daytime_zone(datetime.now(UTC)))
+
+
+async def engaged_in_legal(stack: Stack, policy: Policy) -> LoanIntake:
+    """A loan told of its arrears, engaged, negotiated with and escalated to legal."""
+    loan = new_loan()
+    await stack.collection.start(loan, policy)
+
+    async def notified() -> bool:
+        return len(await stack.ledger.rows(t.contact_attempts, loan_id=loan.loan_id)) >= 2
+
+    await eventually(notified, "both notices")
+    await stack.collection.record_contact_outcome(loan.loan_id, ContactOutcomeReport(
+        channel=Channel.VOICE, result=ContactResult.REACHED, actor=AGENT))
+
+    async def in_legal() -> bool:
+        return (await stack.collection.status(loan.loan_id)).stage == "LEGAL"
+
+    await eventually(in_legal, "the loan to reach the legal stage")
+    return loan
+
+
+async def runs_of(stack: Stack, workflow_id: str) -> list[Any]:
+    return [w async for w in stack.client.list_workflows(f"WorkflowId = '{workflow_id}'")]
+
+
+async def counts(stack: Stack, loan_id: str) -> dict[str, int]:
+    tables = (t.collection_cases, t.contact_attempts, t.stage_transitions, t.payments,
+              t.compliance_decisions, t.documents)
+    found = {table.name: len(await stack.ledger.rows(table, loan_id=loan_id))
+             for table in tables}
+    found["outbox"] = len(await stack.ledger.rows(t.outbox_messages))
+    return found
+
+
+# --------------------------------------------------------------------------- resets
+async def test_a_reset_to_the_first_workflow_task_sends_writes_and_starts_nothing_twice(
+        stack: Stack) -> None:
+    """Resetting is ops' standard remedy. Keys made from the run id changed with it, so the
+    new run opened a second case, sent every message again and started a second legal
+    case; keys from the first execution's run id survive it."""
+    loan = await engaged_in_legal(stack, quick_policy())
+    legal_id = f"legal-{loan.loan_id}-"
+    await quiet(stack, loan.workflow_id)
+    before = await counts(stack, loan.loan_id)
+    assert before["collection_cases"] == 1 and before["contact_attempts"] >= 2
+    children = [w.id async for w in stack.client.list_workflows(
+        f"WorkflowId STARTS_WITH '{legal_id}'")]
+    assert len(children) == 1
+
+    handle = stack.client.get_workflow_handle(loan.workflow_id)
+    completed = [e.event_id async for e in handle.fetch_history_events()
+                 if e.HasField("workflow_task_completed_event_attributes")]
+    first_task = completed[0]
+    described = await handle.describe()
+    reset = await stack.client.workflow_service.reset_workflow_execution(
+        ResetWorkflowExecutionRequest(
+            namespace=stack.client.namespace, reason="ops: replay the loan from its start",
+            workflow_execution=WorkflowExecution(workflow_id=loan.workflow_id,
+                                                 run_id=described.run_id),
+            workflow_task_finish_event_id=first_task, request_id=uuid4().hex))
+    assert reset.run_id != described.run_id
+
+    async def back_in_legal() -> bool:
+        status = await stack.collection.status(loan.loan_id)
+        return (await handle.describe()).run_id == reset.run_id and status.stage == "LEGAL"
+
+    await eventually(back_in_legal, "the reset run to reach legal again")
+    await quiet(stack, loan.workflow_id)
+    assert await counts(stack, loan.loan_id) == before, "nothing sent or written twice"
+    assert len(await runs_of(stack, children[0])) == 1, "no second legal case"
+    deliveries = [w async for w in stack.client.list_workflows(
+        "WorkflowId STARTS_WITH 'event-' AND WorkflowType = 'EventDelivery'")]
+    per_id: dict[str, int] = {}
+    for run in deliveries:
+        per_id[run.id] = per_id.get(run.id, 0) + 1
+    assert all(n == 1 for n in per_id.values()), "no event announced twice"
+
+
+# --------------------------------------------------------------------------- children
+async def test_a_terminated_plan_child_returns_the_loan_to_collection(stack: Stack) -> None:
+    """Without supervision the parent keeps an ACTIVE plan that no one runs: no contact,
+    no escalation, until write-off."""
+    loan = new_loan()
+    await stack.collection.start(loan, load_policy("standard"))
+    today = local_date(datetime.now(UTC), loan.borrower.timezone)
+    accepted = await stack.collection.propose_plan(loan.loan_id, plan_of(
+        today + timedelta(days=5), ["500.00", "500.00"]))
+    await quiet(stack, loan.workflow_id)
+    await stack.client.get_workflow_handle(accepted.workflow_id).terminate("ops mistake")
+
+    async def noticed() -> bool:
+        plan = (await stack.collection.status(loan.loan_id)).plan
+        return plan is not None and plan.status == "FAILED"
+
+    await eventually(noticed, "the loan to notice its plan stopped")
+    await quiet(stack, loan.workflow_id)
+    status = await stack.collection.status(loan.loan_id)
+    assert status.stage == "NEGOTIATION" and status.next_action is not None
+    assert status.next_action.kind != "write_off", "collection goes on"
+    alerts = [a["subject"] for a in await stack.ledger.rows(t.ops_alerts,
+                                                           loan_id=loan.loan_id)]
+    assert any("Plan PLAN1 stopped unexpectedly (terminated)" in a for a in alerts)
+    failed = [e for e in await stack.ledger.rows(t.audit_events, loan_id=loan.loan_id)
+              if e["kind"] == "child_failed"]
+    assert failed and failed[0]["data"]["details"]["child"] == "plan"
+
+
+async def test_a_terminated_legal_case_returns_the_loan_to_negotiation(stack: Stack) -> None:
+    loan = await engaged_in_legal(stack, quick_policy())
+    await quiet(stack, loan.workflow_id)
+    legal = [w.id async for w in stack.client.list_workflows(
+        f"WorkflowId STARTS_WITH 'legal-{loan.loan_id}-'")]
+    await stack.client.get_workflow_handle(legal[0]).terminate("partner system reset")
+
+    async def back() -> bool:
+        status = await stack.collection.status(loan.loan_id)
+        return any(v.stage == "NEGOTIATION" and "LEGAL1 stopped" in v.reason
+                   for v in status.stage_history)
+
+    await eventually(back, "the loan to leave its dead legal case")
+    await quiet(stack, loan.workflow_id)
+    alerts = [a["subject"] for a in await stack.ledger.rows(t.ops_alerts,
+                                                           loan_id=loan.loan_id)]
+    assert any("Legal case LEGAL1 stopped unexpectedly (terminated)" in a for a in alerts)
