@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Sequence
+from datetime import timedelta
 
 import structlog
 from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -51,13 +53,23 @@ def build_worker(client: Client, ledger: Ledger, settings: Settings,
         activities=acts,  # type: ignore[arg-type]
         workflow_runner=sandbox_runner(),
         max_concurrent_activities=settings.max_concurrent_activities,
+        graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
     )
+
+
+def metrics_runtime(address: str) -> Runtime:
+    """A Temporal runtime serving the worker's metrics (SDK and workflow metrics, such as
+    loans needing attention) for Prometheus at `address`."""
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
 
 
 async def run_worker(settings: Settings, *, run_migrations: bool = False,
                      stop: asyncio.Event | None = None) -> None:
     """Run until `stop` is set (or SIGINT/SIGTERM when none is given)."""
-    client = await connect_temporal(settings.temporal_address, settings.temporal_namespace)
+    extra = {"runtime": metrics_runtime(settings.metrics_address)} \
+        if settings.metrics_address else {}
+    client = await connect_temporal(settings.temporal_address, settings.temporal_namespace,
+                                    **extra)
     engine = connect(settings.ledger_url)
     try:
         if run_migrations:
@@ -66,6 +78,7 @@ async def run_worker(settings: Settings, *, run_migrations: bool = False,
         worker = build_worker(client, Ledger(engine), settings)
         log.info("worker started", task_queue=settings.task_queue,
                  temporal=settings.temporal_address, namespace=settings.temporal_namespace,
+                 metrics=settings.metrics_address,
                  ledger=engine.url.render_as_string(hide_password=True))
         async with worker:
             await stop.wait()

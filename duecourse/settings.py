@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     lender_name: str = "duecourse demo lender"
     lender_contact: str = "support@lender.example"
     max_concurrent_activities: int = 100
+    graceful_shutdown_seconds: float = Field(
+        default=30.0, ge=0, description="on SIGTERM, how long running activities may finish "
+        "before the worker stops (a send mid-call is seen through and recorded)")
+    metrics_address: str | None = Field(
+        default=None, description="host:port where the worker serves Prometheus metrics "
+        "(SDK metrics and duecourse_loans_needing_attention); unset: none")
     legal_partner: str = Field(default="Partner Law LLP",
                                description="who legal cases are referred to")
     legal_partner_email: str = "legal-partner@lender.example"
