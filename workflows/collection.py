@@ -666,7 +666,7 @@ class LoanCollectionWorkflow(ContactPath, Supervision):
             c.contact_made(request.channel, address, now, request.purpose,
                            request.recipient_kind)
             entries.append(ContactLogged(
-                key=f"agent-contact:{c.state.event_seq}", occurred_at=now,
+                key=f"contact-by-person:{entries[0].key}", occurred_at=now,
                 actor=request.actor, stage=c.state.stage, step=step,
                 channel=request.channel, recipient=address,
                 recipient_kind=request.recipient_kind, purpose=request.purpose))

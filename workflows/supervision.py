@@ -115,7 +115,7 @@ class Supervision:
         workflow.logger.warning("ops alert", extra={"loan_id": c.loan.loan_id,
                                                      "alert": subject})
         self._alerts.append(OpsAlert(
-            idempotency_key=f"{c.state.case_id}:{c.state.next_alert_key()}",
+            idempotency_key=f"{c.state.case_id}:{c.state.next_alert_key(subject)}",
             case_id=c.state.case_id, workflow_id=workflow.info().workflow_id,
             loan_id=c.loan.loan_id, subject=f"[{c.loan.loan_id}] {subject}", body=body,
             raised_at=workflow.now()))

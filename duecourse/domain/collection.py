@@ -7,6 +7,7 @@ what they mean is decided here, where it can be tested without Temporal.
 
 from __future__ import annotations
 
+import zlib
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -162,6 +163,9 @@ class CollectionState(BaseModel):
     refusals: int = 0  # times the borrower refused to pay
     settlements: list[Settlement] = Field(default_factory=list)
     rules: RulesSnapshot | None = None  # pack, holidays and zone rules, taken at hand-over
+    decision_counts: dict[str, int] = Field(
+        default_factory=dict, description="engine decisions so far per visit, step and "
+        "channel: a decision's key says which one it is, whatever else happened between")
     alert_seq: int = 0  # numbers ops alerts: each alert's key is fixed when it is queued
     late_skips: int = 0  # planned steps skipped as stale because the loan got to them late
     attention: dict[str, str] = Field(
@@ -218,9 +222,11 @@ class CollectionState(BaseModel):
     def step_done(self, visit: int, step: str) -> bool:
         return any(r.visit == visit and r.step == step for r in self.steps)
 
-    def next_alert_key(self) -> str:
+    def next_alert_key(self, subject: str) -> str:
+        """`alert:<n>:<subject digest>`: a run that resets and raises other alerts in
+        another order never has one taken for another (and dropped as a duplicate)."""
         self.alert_seq += 1
-        return f"alert:{self.alert_seq}"
+        return f"alert:{self.alert_seq}:{zlib.crc32(subject.encode()):08x}"
 
     def deferral(self, step: str) -> datetime | None:
         return self.deferrals.get(f"{self.visit.visit}:{step}")
@@ -327,11 +333,13 @@ class Collection:
                         recipient_kind: RecipientKind = RecipientKind.DEBTOR,
                         actor: Actor = SYSTEM) -> list[LedgerEntry]:
         """Prove the decision; remember a deferral so the planner waits for it."""
+        s = self.state
         if decision.verdict is Verdict.DEFERRED and decision.until is not None:
-            self.state.deferrals[f"{self.state.visit.visit}:{step}"] = decision.until
-        self.state.event_seq += 1
+            s.deferrals[f"{s.visit.visit}:{step}"] = decision.until
+        slot = f"{s.visit.visit}:{step}:{channel}"
+        s.decision_counts[slot] = n = s.decision_counts.get(slot, 0) + 1
         return [ComplianceDecided(
-            key=f"decision:{self.state.event_seq}", occurred_at=decision.at, actor=actor,
+            key=f"decision:{slot}:{n}", occurred_at=decision.at, actor=actor,
             step=step, channel=channel, recipient=address, recipient_kind=recipient_kind,
             purpose=purpose, proposed_at=decision.at, verdict=decision.verdict,
             until=decision.until, valid_until=decision.valid_until, code=decision.code,
@@ -399,8 +407,10 @@ class Collection:
 
     def _event(self, event: str, now: datetime, actor: Actor = SYSTEM,
                **details: object) -> EventRecorded:
+        # the name is in the key: a reset run whose facts come in another order never has
+        # one taken for another (and dropped as a duplicate)
         self.state.event_seq += 1
-        return EventRecorded(key=f"event:{self.state.event_seq}", occurred_at=now,
+        return EventRecorded(key=f"event:{self.state.event_seq}:{event}", occurred_at=now,
                              actor=actor, event=event,
                              details={k: to_jsonable_python(v) for k, v in details.items()})
 
