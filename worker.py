@@ -7,11 +7,14 @@ duecourse.settings); the ledger schema can be migrated at start with `--migrate`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import Sequence
 from datetime import timedelta
 
 import structlog
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
@@ -72,9 +75,9 @@ async def run_worker(settings: Settings, *, run_migrations: bool = False,
                                     **extra)
     engine = connect(settings.ledger_url)
     try:
-        if run_migrations:
-            await migrate(engine)
         stop = stop or _stop_on_signals()
+        if run_migrations and not await _migrate_when_reachable(engine, stop):
+            return
         worker = build_worker(client, Ledger(engine), settings)
         log.info("worker started", task_queue=settings.task_queue,
                  temporal=settings.temporal_address, namespace=settings.temporal_namespace,
@@ -85,6 +88,24 @@ async def run_worker(settings: Settings, *, run_migrations: bool = False,
     finally:
         await engine.dispose()
         log.info("worker stopped")
+
+
+async def _migrate_when_reachable(engine: AsyncEngine, stop: asyncio.Event) -> bool:
+    """Migrate the ledger, waiting (and saying so) while it cannot be reached: a worker
+    restarted during a database outage waits for it instead of exiting. False when
+    stopped first."""
+    wait = 1.0
+    while True:
+        try:
+            await migrate(engine)
+            return True
+        except (OperationalError, InterfaceError, OSError, TimeoutError) as err:
+            log.warning("ledger unreachable; the worker starts once it answers",
+                        error=type(err).__name__, retry_in=wait)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), wait)
+            return False
+        wait = min(wait * 2, 30.0)
 
 
 def _stop_on_signals() -> asyncio.Event:
