@@ -160,8 +160,8 @@ class ContactPath:
             if cause.type == "WindowClosed":
                 return Outcome("expired", cause.message)
             if cause.type in PERMANENT_SEND_ERRORS:
-                self._queue_alert(  # type: ignore[attr-defined]f"{step.template} to the borrower failed ({step.name})",
-                                  cause.message)
+                self._queue_alert(  # type: ignore[attr-defined]
+                    f"{step.template} to the borrower failed ({step.name})", cause.message)
             message = cause.message
         else:
             message = str(cause or err)

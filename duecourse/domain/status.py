@@ -38,6 +38,8 @@ class CollectionStatus(BaseModel):
     active_promise: Promise | None
     broken_promises: int
     contacts_sent: int
+    late_skips: int  # planned steps skipped as stale because the loan reached them late
+    needs_attention: dict[str, str]  # why it cannot go on by itself (NeedsAttention)
     approval_escalations: int
     stage_history: list[StageVisit]
     rule_pack: str
@@ -73,6 +75,8 @@ def describe(c: Collection, now: datetime, action: PlannedAction | None) -> Coll
         active_promise=s.active_promise,
         broken_promises=s.broken_promises,
         contacts_sent=s.contacts_sent,
+        late_skips=s.late_skips,
+        needs_attention=s.attention,
         approval_escalations=s.approval_escalations,
         stage_history=s.visits,
         rule_pack=c.pack.title,
