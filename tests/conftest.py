@@ -21,6 +21,7 @@ from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import pytest
+from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -236,11 +237,17 @@ class Harness:
 
 
 async def settle(handle: Any) -> int:
-    """Poll a workflow's history until it stops growing; returns its length."""
+    """Poll a workflow's history until it stops growing and no activity attempt is running
+    (an activity with a retry policy records its start only when it ends, so its history
+    holds still meanwhile); returns its length. Activities waiting out a retry back-off
+    do not hold it up."""
     previous = -1
     while True:
         events = [e async for e in handle.fetch_history_events()]
-        if len(events) == previous:
+        pending = (await handle.describe()).raw_description.pending_activities
+        running = any(a.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+                      for a in pending)
+        if len(events) == previous and not running:
             return previous
         previous = len(events)
         await asyncio.sleep(0.15)

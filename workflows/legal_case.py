@@ -1,8 +1,10 @@
 """LegalCaseWorkflow: the legal stage of one loan, as a child of the loan's workflow.
 
 Demand letter (sent by the parent, through the compliance engine), cure period, the
-supervisor's approval with a timeout that escalates, referral to the legal partner, then
-the case events the legal team reports until the case closes. Timers stop while the
+supervisor's approval with a timeout that escalates, referral to the legal partner (when
+the partner cannot be reached after a few minutes of retries, a person refers it by hand
+or asks for another try: the parent opens a refer_case task), then the case events the
+legal team reports until the case closes. Timers stop while the
 parent says collection is frozen (dispute, hold, bankruptcy); the parent closes the case
 when the loan is paid or otherwise ends.
 """

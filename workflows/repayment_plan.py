@@ -54,13 +54,13 @@ class RepaymentPlanWorkflow:
     async def run(self, inp: PlanInput) -> RepaymentPlan:
         plan = self._plan
         while plan.status is PlanStatus.ACTIVE:
+            if self._payments:  # first: the last payment and a cancel may come together
+                await self._allocate(inp)
+                continue
             if self._cancelled:
                 plan.status = PlanStatus.CANCELLED
                 await self._notify(inp, "cancelled")
                 break
-            if self._payments:
-                await self._allocate(inp)
-                continue
             if self._frozen_since is not None:
                 seen = self._version
                 await workflow.wait_condition(lambda seen=seen: self._version != seen)

@@ -303,10 +303,10 @@ class Collection:
             disputed=s.standing.dispute_open)
 
     def compliance_record(self) -> dict[str, object]:
-        """What the ledger keeps of the rules this case runs under."""
+        """What the ledger keeps of the rules this case runs under, besides the pack (which
+        `open_loan` adds from the snapshot it takes)."""
         hours = self.policy.contact_hours
-        return {"pack": self.pack.model_dump(mode="json"),
-                "policy_hours": hours.model_dump(mode="json") if hours else None}
+        return {"policy_hours": hours.model_dump(mode="json") if hours else None}
 
     def context(self) -> Context:
         rules = self.state.rules
