@@ -8,8 +8,7 @@ stages last seconds, with borrowers in office hours wherever CI runs.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,6 +32,7 @@ from duecourse.temporal.client import CollectionClient, ensure_search_attributes
 from duecourse.temporal.client import connect as connect_temporal
 from duecourse.temporal.devserver import DevServer
 from tests.factories import AGENT, daytime_zone, make_loan
+from tests.test_api import eventually
 from tests.test_starter_cli_devserver import TEMPORAL_CLI
 from tests.test_workflow_negotiation import plan_of
 from worker import build_worker
@@ -80,16 +80,6 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
         await engine.dispose()
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], what: str,
-                     seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.3)
-    pytest.fail(f"timed out after {seconds:.0f}s waiting for {what}")
-
-
 async def quiet(stack: Stack, workflow_id: str) -> None:
     """Until the workflow's history stops growing for a while."""
     previous, still = -1, 0
@@ -113,14 +103,14 @@ async def engaged_in_legal(stack: Stack, policy: Policy) -> LoanIntake:
     async def notified() -> bool:
         return len(await stack.ledger.rows(t.contact_attempts, loan_id=loan.loan_id)) >= 2
 
-    await eventually(notified, "both notices")
+    await eventually(notified, "both notices", seconds=60)
     await stack.collection.record_contact_outcome(loan.loan_id, ContactOutcomeReport(
         channel=Channel.VOICE, result=ContactResult.REACHED, actor=AGENT))
 
     async def in_legal() -> bool:
         return (await stack.collection.status(loan.loan_id)).stage == "LEGAL"
 
-    await eventually(in_legal, "the loan to reach the legal stage")
+    await eventually(in_legal, "the loan to reach the legal stage", seconds=60)
     return loan
 
 
@@ -169,7 +159,7 @@ async def test_a_reset_to_the_first_workflow_task_sends_writes_and_starts_nothin
         status = await stack.collection.status(loan.loan_id)
         return (await handle.describe()).run_id == reset.run_id and status.stage == "LEGAL"
 
-    await eventually(back_in_legal, "the reset run to reach legal again")
+    await eventually(back_in_legal, "the reset run to reach legal again", seconds=60)
     await quiet(stack, loan.workflow_id)
     assert await counts(stack, loan.loan_id) == before, "nothing sent or written twice"
     assert len(await runs_of(stack, children[0])) == 1, "no second legal case"
@@ -197,7 +187,7 @@ async def test_a_terminated_plan_child_returns_the_loan_to_collection(stack: Sta
         plan = (await stack.collection.status(loan.loan_id)).plan
         return plan is not None and plan.status == "FAILED"
 
-    await eventually(noticed, "the loan to notice its plan stopped")
+    await eventually(noticed, "the loan to notice its plan stopped", seconds=60)
     await quiet(stack, loan.workflow_id)
     status = await stack.collection.status(loan.loan_id)
     assert status.stage == "NEGOTIATION" and status.next_action is not None
@@ -222,7 +212,7 @@ async def test_a_terminated_legal_case_returns_the_loan_to_negotiation(stack: St
         return any(v.stage == "NEGOTIATION" and "LEGAL1 stopped" in v.reason
                    for v in status.stage_history)
 
-    await eventually(back, "the loan to leave its dead legal case")
+    await eventually(back, "the loan to leave its dead legal case", seconds=60)
     await quiet(stack, loan.workflow_id)
     alerts = [a["subject"] for a in await stack.ledger.rows(t.ops_alerts,
                                                            loan_id=loan.loan_id)]

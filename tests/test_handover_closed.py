@@ -13,7 +13,7 @@ import io
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -24,8 +24,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from rich.console import Console
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
@@ -49,14 +48,18 @@ from duecourse.store.owners import LoanOwners
 from duecourse.temporal.client import CollectionClient
 from duecourse.temporal.client import connect as connect_temporal
 from duecourse.temporal.devserver import DevServer
-from tests.conftest import POSTGRES_URL, Harness, settings_for_tests
+from tests.conftest import Harness, settings_for_tests
 from tests.factories import daytime_zone, make_loan, payment
+from tests.test_api import eventually
+from tests.test_ledger import engine as ledger_engine
 from worker import build_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPORAL_CLI = Path(sys.executable).parent / "temporal"
 DEMO = load_policy("demo")
 devserver = pytest.mark.devserver
+db = ledger_engine
+"""The ledger tests' engine fixture as `db`: SQLite, and PostgreSQL when one answers."""
 
 
 def loan_due(loan: LoanIntake, due: date) -> LoanIntake:
@@ -102,33 +105,11 @@ def test_the_close_date_is_the_borrowers_own() -> None:
 
 
 # --------------------------------------------------------------------------- ledger
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def book(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Ledger]:
-    """A migrated ledger on SQLite and on PostgreSQL (a throwaway schema; skipped with the
-    reason when no server answers), since the backstop's locking differs between them."""
-    if request.param == "sqlite":
-        engine = connect(f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}")
-        await migrate(engine)
-        yield Ledger(engine)
-        await engine.dispose()
-        return
-    schema = f"closed_test_{uuid4().hex[:10]}"
-    admin = connect(POSTGRES_URL)
-    try:
-        async with admin.begin() as conn:
-            await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except (OSError, DBAPIError) as err:
-        await admin.dispose()
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {err}")
-    engine = connect(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}})
-    try:
-        await migrate(engine)
-        yield Ledger(engine)
-    finally:
-        await engine.dispose()
-        async with admin.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await admin.dispose()
+@pytest.fixture
+async def book(db: AsyncEngine) -> Ledger:
+    """A migrated ledger on SQLite and on PostgreSQL (the ledger tests' engines), since the
+    backstop's locking differs between them."""
+    return Ledger(db)
 
 
 async def open_case(ledger: Ledger, loan: LoanIntake, case_id: str, at: datetime) -> bool:
@@ -242,15 +223,6 @@ async def pay_in_full(stack: Stack, loan: LoanIntake) -> str:
 def rows_of(*loans: LoanIntake) -> list[starter.IntakeRow]:
     return parse_records([(n, loan.model_dump(mode="json")) for n, loan in
                           enumerate(loans, start=1)], datetime.now(UTC))
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str,
-                     seconds: float = 20) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.2)
 
 
 @devserver

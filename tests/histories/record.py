@@ -22,12 +22,11 @@ import asyncio
 import contextlib
 import json
 import re
-import socket
 import sys
 import tempfile
 import time
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
@@ -37,11 +36,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 from temporalio.api.enums.v1 import WorkflowTaskFailedCause
 from temporalio.client import WorkflowExecutionStatus, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -59,7 +53,7 @@ from duecourse.domain.agreements import (
 )
 from duecourse.domain.calendar import local_date
 from duecourse.domain.commands import CollectionInput, CollectionResult
-from duecourse.domain.events import EVENT_ID_HEADER, DeliveryReport
+from duecourse.domain.events import DeliveryReport
 from duecourse.domain.legal import CaseEvent, CaseEventKind, LegalCase
 from duecourse.domain.loan import LoanIntake, workflow_id_for
 from duecourse.domain.money import Money
@@ -82,6 +76,7 @@ from tests.conftest import TrackingClient, settings_for_tests
 from tests.conftest import settle as settle_history
 from tests.factories import AGENT, SUPERVISOR, make_loan
 from tests.histories import EXPECTED, HISTORIES, INDEX, RECORD_COMMAND
+from tests.test_webhooks import Receiver, serving
 from worker import WORKFLOWS, build_worker, sandbox_runner
 
 TEST_SERVER = Path(sys.executable).parent / "temporal-test-server"
@@ -220,39 +215,6 @@ class Recording:
 
 
 # ---------------------------------------------------------------------- a webhook receiver
-@dataclass
-class Receiver:
-    """A platform's endpoint on loopback that accepts every event (200)."""
-
-    url: str = ""
-    event_ids: list[str] = field(default_factory=list)
-
-    async def handle(self, request: Request) -> Response:
-        await request.body()
-        self.event_ids.append(request.headers.get(EVENT_ID_HEADER, ""))
-        return Response("ok")
-
-
-@contextlib.asynccontextmanager
-async def receiving() -> AsyncIterator[Receiver]:
-    receiver = Receiver()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    app = Starlette(routes=[Route("/hook", receiver.handle, methods=["POST"])])
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            require(not task.done(), "the webhook receiver did not start")
-            await asyncio.sleep(0.02)
-        receiver.url = f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
-        yield receiver
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
-
-
 # ---------------------------------------------------------------------- the scenarios
 async def engage(rec: Recording, loan: LoanIntake) -> None:
     """An agent reaches the borrower: the loan moves to negotiation."""
@@ -264,9 +226,9 @@ async def engage(rec: Recording, loan: LoanIntake) -> None:
 
 async def paid_in_reminder(rec: Recording) -> None:
     """Paid in full during the reminder stage, with a webhook that receives the events."""
-    async with receiving() as receiver:
+    async with serving(Receiver()) as receiver:  # the webhook tests' verifying receiver
         store = WebhookStore(rec.ledger.engine, allow_private=True)
-        await store.register("history-recorder", receiver.url, ["*"])
+        _, receiver.secret = await store.register("history-recorder", receiver.url, ["*"])
         loan = await rec.start("PAID-IN-REMINDER", dpd=1)
         await rec.sleep(timedelta(days=2))
         status = await rec.until(loan, lambda s: s.contacts_sent >= 1, "a first reminder")
@@ -277,8 +239,8 @@ async def paid_in_reminder(rec: Recording) -> None:
         deliveries = await rec.children(loan, "EventDelivery")
         reports = [await rec.finished(d, DeliveryReport)  # all, before the receiver goes
                    for d in deliveries]
-        require(reports[0].delivered and len(receiver.event_ids) >= len(deliveries),
-                f"the receiver got {len(receiver.event_ids)} deliveries for "
+        require(reports[0].delivered and len(receiver.accepted) >= len(deliveries),
+                f"the receiver got {len(receiver.accepted)} deliveries for "
                 f"{len(deliveries)} events: {reports}")
         await rec.save("event_delivery.delivered_to_webhook.json", deliveries[0])
 
