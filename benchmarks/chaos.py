@@ -1,0 +1,1040 @@
+"""Chaos proof: N loans on the demo policy through crashes and outages, then count what
+must never happen to a borrower or a ledger.
+
+    python benchmarks/chaos.py --loans 30 [--seed S] [--kills 5] [--outage-seconds 60]
+                               [--duration 240] [--settle 120] [--postgres DSN] [--keep]
+
+About 4.5 minutes for 30 loans on two cores (`.ci/run` runs it after the tests).
+
+Why: the test suite proves each durability property alone, on a time-skipping server in
+one process. Lenders run several worker processes against a real server and a real
+database, and those fail together and at awkward moments. This script does that on
+purpose and then checks the ledger, which is what an auditor or a borrower would see.
+
+The rig (real parts only, nothing mocked):
+- the `temporal` dev server from the venv on a fixed port and a SQLite file in a temp dir;
+  "restarting" it is stopping it and starting it again on the same file and port (see
+  RestartableDevServer for why the restart skips DevServer's own port check);
+- two `python worker.py` processes (a lender that has scaled out), configured by the
+  environment, JSON logs in the temp dir; a small supervisor restarts a worker that exits
+  (for instance one that cannot migrate its ledger at start during the outage);
+- the ledger on PostgreSQL, a fresh database `duecourse_chaos_<random>` migrated with
+  `duecourse.store.migrate` and dropped at the end (kept with --keep). The workers reach
+  it through an asyncio TCP proxy in this script: "the ledger is unreachable" means the
+  proxy resets every proxied connection and stops listening, so new connections are
+  refused, exactly like a database host that went away. The checks read PostgreSQL
+  directly.
+
+The scenario (one seed drives all of it; the seed is printed, `--seed` replays the plan,
+though not the exact interleaving, which belongs to the machine):
+- borrowers in CN, US and GB, each in a time zone that is in daytime now (the pack's
+  lawful hours still apply; the demo policy itself has none), on the `demo` policy;
+- a behaviour per loan: pays in full; pays partially, then the rest; pays partially only;
+  opens a dispute that is verified later (a stop fact); opts out of SMS; asks to cease
+  communication; never pays (these reach the legal stage, except in GB, where the
+  forbearance offer's 14-day response time keeps them in negotiation). Every payment is
+  reported twice with the same reference, as a platform that retries does;
+- faults at seeded moments in the chaos window: `--kills` SIGKILLs of a random live
+  worker, each restarted 2-6 s later; one dev-server restart (down 3-8 s); one ledger
+  outage of `--outage-seconds`. About 40 % of the borrowers' actions are placed inside a
+  fault window (during the outage, while a worker is dead or the server is down); an
+  action that cannot reach the server is retried every second, as a platform would.
+
+Then everything is healed, the system settles (until no activity is retrying and none
+has waited long, at most `--settle` seconds), every loan's `status` is queried, the
+workers are stopped (so the ledger holds still) and the checks in `chaos_checks.py` run:
+lost loans, lost payments, duplicate messages, duplicate payments, contacts after a full
+payment or a stop fact, required or first contacts skipped, loans neither closed nor
+with a next action, and the independent `duecourse audit`. Each count is printed, with a
+diagnosis of the first offending loans, so a failure says what went wrong, not only that
+something did. Borrower data is synthetic and never printed (loans appear by id only).
+
+Exit status: 0 every check passed, 1 a check failed, 2 the rig could not run (for
+example PostgreSQL is unreachable or a worker cannot start), 130 interrupted. Whatever
+the ending, the workers, the server, the proxy, the database and the temp dir go with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TextIO
+from zoneinfo import ZoneInfo
+
+import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy.engine import URL, make_url
+from temporalio.client import Client
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+from temporalio.service import RPCError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo: duecourse, worker
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # chaos_checks beside this file
+
+import chaos_checks as checks
+
+from duecourse.domain.actor import Actor, ActorKind
+from duecourse.domain.calendar import local_date
+from duecourse.domain.compliance.requests import DisputeChange, PreferenceChange
+from duecourse.domain.loan import LoanIntake
+from duecourse.domain.money import Money
+from duecourse.domain.policy import Channel, Policy
+from duecourse.domain.requests import PaymentReport
+from duecourse.policies import load_policy
+from duecourse.process import exit_now
+from duecourse.store import connect, migrate
+from duecourse.temporal.client import CollectionClient, LoanClosed, LoanNotFound
+from duecourse.temporal.client import connect as connect_temporal
+from duecourse.temporal.devserver import (
+    DevServer,
+    DevServerError,
+    find_temporal_cli,
+    free_port,
+    port_in_use,
+)
+from tests.factories import daytime_zone
+
+ROOT = Path(__file__).resolve().parents[1]
+AGENT = Actor(kind=ActorKind.AGENT, id="agent-chaos")
+JURISDICTIONS = {"CN": ("CNY", "zh-CN"), "US": ("USD", "en"), "GB": ("GBP", "en")}
+NATURAL_ZONES = {
+    "CN": ("Asia/Shanghai", "Asia/Urumqi"),
+    "US": ("America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles",
+           "America/Anchorage", "Pacific/Honolulu"),
+    "GB": ("Europe/London",),
+}
+BEHAVIOURS = ("pays_full", "partial_then_full", "partial_only", "dispute_verified",
+              "opts_out_sms", "ceases", "never_pays")
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+SETPRIV = shutil.which("setpriv")
+DIE_WITH_US: list[str] = [SETPRIV, "--pdeathsig", "KILL", "--"] if SETPRIV else []
+"""Children get SIGKILL if this script dies without cleaning up (killed itself, say by
+CI's `timeout --kill-after`), so no worker or server outlives it."""
+
+
+class RigError(RuntimeError):
+    """The rig itself could not be built or run: not a finding about the engine."""
+
+
+# ----------------------------------------------------------------------------- timeline
+class Timeline:
+    """What was done when, in seconds since the script started; also kept in a file."""
+
+    def __init__(self, path: Path) -> None:
+        self.origin = time.monotonic()
+        self.wall_origin = datetime.now(UTC)
+        self._file: TextIO = _open_append(path)
+
+    def now(self) -> float:
+        return time.monotonic() - self.origin
+
+    def offset(self, at: datetime) -> float:
+        """Seconds since the start for a wall-clock instant (ledger rows carry those)."""
+        return (at - self.wall_origin).total_seconds()
+
+    def note(self, text: str, *, console: bool = True) -> None:
+        line = f"  {_clock(self.now())}  {text}"
+        self._file.write(line + "\n")
+        self._file.flush()
+        if console:
+            print(line, flush=True)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _clock(seconds: float) -> str:
+    sign = "-" if seconds < 0 else "+"
+    seconds = abs(seconds)
+    return f"{sign}{int(seconds // 60):02d}:{seconds % 60:04.1f}"
+
+
+def _open_append(path: Path) -> TextIO:
+    return path.open("a", encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------- PostgreSQL
+@dataclass
+class Database:
+    """A fresh ledger database on the server behind `admin_dsn`, dropped at the end."""
+
+    admin_dsn: str
+    name: str
+
+    @property
+    def host(self) -> str:
+        return make_url(self.admin_dsn).host or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        return make_url(self.admin_dsn).port or 5432
+
+    def url(self, host: str | None = None, port: int | None = None) -> str:
+        """SQLAlchemy URL of this database, directly or through the proxy."""
+        base = make_url(self.admin_dsn)
+        url = URL.create("postgresql+asyncpg", username=base.username, password=base.password,
+                         host=host or self.host, port=port or self.port, database=self.name)
+        return url.render_as_string(hide_password=False)
+
+    async def _admin(self) -> Any:
+        try:
+            return await asyncpg.connect(self.admin_dsn, timeout=5)
+        except (TimeoutError, OSError, asyncpg.PostgresError) as err:
+            shown = make_url(self.admin_dsn).render_as_string(hide_password=True)
+            raise RigError(f"PostgreSQL is not reachable at {shown} ({err.__class__.__name__}:"
+                           f" {err}); start it (`.ci/run` does) or pass --postgres "
+                           "postgresql://USER@HOST:PORT/postgres") from err
+
+    async def create(self) -> None:
+        conn = await self._admin()
+        try:
+            await conn.execute(f'CREATE DATABASE "{self.name}"')
+        finally:
+            await conn.close()
+
+    async def drop(self) -> None:
+        conn = await self._admin()
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+class LedgerProxy:
+    """A TCP proxy between the workers and PostgreSQL that can make the ledger vanish.
+
+    `cut()` stops listening (new connections are refused) and resets every proxied
+    connection in both directions; `restore()` listens again on the same port.
+    """
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.connections = 0
+
+    @property
+    def up(self) -> bool:
+        return self._server is not None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port,
+                                                  reuse_address=True)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        link = (writer, up_writer)
+        self._links.add(link)
+        self.connections += 1
+        pumps = [asyncio.create_task(self._pump(reader, up_writer)),
+                 asyncio.create_task(self._pump(up_reader, writer))]
+        for task in pumps:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        for side in link:
+            side.transport.abort()
+        self._links.discard(link)
+
+    @staticmethod
+    async def _pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+
+    async def cut(self) -> int:
+        """Refuse new connections and reset the open ones; returns how many were reset."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        dropped = len(self._links)
+        for link in list(self._links):
+            for side in link:
+                side.transport.abort()
+        self._links.clear()
+        return dropped
+
+    async def restore(self) -> None:
+        if self._server is None:
+            await self.start()
+
+    async def close(self) -> None:
+        await self.cut()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+# ----------------------------------------------------------------------------- workers
+class WorkerSlot:
+    """One `python worker.py` process; restarted by `supervise()` whenever it exits on its
+    own (a crash, or a start that failed), killed with SIGKILL by the chaos schedule."""
+
+    def __init__(self, name: str, env: dict[str, str], log: Path, timeline: Timeline) -> None:
+        self.name = name
+        self.env = env
+        self.log = log
+        self.timeline = timeline
+        self.process: asyncio.subprocess.Process | None = None
+        self.wanted = False  # the supervisor keeps it running while True
+        self.down_until = 0.0  # monotonic: a killed worker stays down until then
+        self.starts = 0
+        self.failed_starts = 0
+        self._log_offset = 0
+        self._supervisor: asyncio.Task[None] | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    async def spawn(self) -> None:
+        self._log_offset = _file_size(self.log)
+        out = _open_binary_append(self.log)
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                *DIE_WITH_US, sys.executable, "worker.py", cwd=ROOT, env=self.env,
+                stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True)  # Ctrl-C in a terminal reaches this script only
+        finally:
+            out.close()
+        self.starts += 1
+
+    async def wait_ready(self, limit: float) -> bool:
+        """True once this run of the worker logged that it started; False if it exited."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            if _log_contains(self.log, self._log_offset, "worker started"):
+                return True
+            if not self.alive:
+                return False
+            await asyncio.sleep(0.2)
+        return False
+
+    def log_tail(self, lines: int = 12) -> str:
+        return _log_tail(self.log, self._log_offset, lines)
+
+    def kill(self) -> int | None:
+        """SIGKILL the worker's process group (its own session); returns the pid."""
+        if not self.alive:
+            return None
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        return self.process.pid
+
+    def supervise(self) -> None:
+        self.wanted = True
+        if self._supervisor is None:
+            self._supervisor = asyncio.create_task(self._keep_running())
+
+    async def _keep_running(self) -> None:
+        streak = 0
+        while self.wanted:
+            if not self.alive:
+                await asyncio.sleep(max(0.0, self.down_until - time.monotonic()))
+                if not self.wanted:
+                    break
+                await self.spawn()
+                started = time.monotonic()
+                if await self.wait_ready(60):
+                    assert self.process is not None
+                    after = f" after {streak} failed start(s)" if streak else ""
+                    self.timeline.note(f"{self.name} up (pid {self.process.pid}, ready in "
+                                       f"{time.monotonic() - started:.1f} s{after})")
+                    streak = 0
+                elif self.wanted and self.down_until <= time.monotonic():
+                    code = self.process.returncode if self.process else None
+                    streak += 1
+                    self.failed_starts += 1
+                    if streak == 1:
+                        last = self.log_tail(1).strip().replace("\n", " ")[:160]
+                        self.timeline.note(f"{self.name} failed to start (exit {code}); "
+                                           f"retrying every 3 s. Last log line: {last}")
+                    self.kill()
+                    self.down_until = time.monotonic() + 3
+                    continue
+            assert self.process is not None
+            await self.process.wait()
+            if self.wanted and self.down_until <= time.monotonic():
+                self.timeline.note(f"{self.name} exited on its own (code "
+                                   f"{self.process.returncode}); restarting in 3 s")
+                self.down_until = time.monotonic() + 3
+
+    async def stop(self, graceful: bool = True) -> None:
+        """Stop for good: SIGTERM (the worker drains), then SIGKILL after 15 s."""
+        self.wanted = False
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+            self._supervisor = None
+        if self.process is None or self.process.returncode is not None:
+            return
+        if graceful:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.process.wait(), 15)
+                return
+            except TimeoutError:
+                pass
+        self.kill()
+        await self.process.wait()
+
+
+def _file_size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
+
+def _open_binary_append(path: Path) -> Any:
+    return path.open("ab")
+
+
+def _log_contains(path: Path, offset: int, needle: str) -> bool:
+    if not path.exists():
+        return False
+    with path.open("rb") as log:
+        log.seek(offset)
+        return needle.encode() in log.read()
+
+
+def _log_tail(path: Path, offset: int, lines: int) -> str:
+    if not path.exists():
+        return ""
+    with path.open("rb") as log:
+        log.seek(offset)
+        return "\n".join(log.read().decode(errors="replace").splitlines()[-lines:])
+
+
+# ----------------------------------------------------------------------------- Temporal
+class RestartableDevServer(DevServer):
+    """The dev server, restartable on its own port right after a stop.
+
+    `DevServer.start()` first checks the port with a bind() without SO_REUSEADDR; after a
+    stop with clients connected, the old server's TIME_WAIT sockets make that check fail
+    for about a minute although `temporal` itself binds at once. A restart therefore
+    launches the same command again without that pre-check (the first start keeps it).
+    """
+
+    def command(self, binary: Path) -> list[str]:
+        return [*DIE_WITH_US, *super().command(binary)]
+
+    async def start_again(self) -> None:
+        binary = find_temporal_cli(self.binary)
+        assert self.log_file is not None and self.process is None
+        self._log = _open_binary_append(self.log_file)
+        self._log_offset = self._log.tell()
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                *self.command(binary), stdin=asyncio.subprocess.DEVNULL, stdout=self._log,
+                stderr=asyncio.subprocess.STDOUT, process_group=0)
+            await self._wait_ready()
+        except BaseException:
+            await self.stop()
+            raise
+
+
+QUIET_RUNTIME = Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(
+    filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"))))
+"""Our own client retries through the restart on purpose: its core's retry warnings would
+drown the timeline."""
+
+
+# ----------------------------------------------------------------------------- scenario
+@dataclass
+class Action:
+    """One thing a platform or agent does to a loan at `at` seconds into the chaos."""
+
+    loan_id: str
+    at: float
+    kind: str  # pay | dispute_opened | dispute_verified | opt_out_sms | cease
+    label: str
+    payload: Any
+    in_fault: bool = False  # placed inside a fault window on purpose
+    landed_at: float | None = None  # timeline seconds when the server accepted it
+    landed_wall: datetime | None = None  # the same instant on the wall clock (UTC)
+    result: str = "pending"
+    faults: list[checks.FaultWindow] = field(default_factory=list)  # active as it landed
+    tries: int = 0
+
+
+@dataclass
+class Fault:
+    """A scheduled fault: `at` seconds into the chaos window."""
+
+    kind: str  # kill | restart | outage
+    at: float
+    length: float
+    target: int = 0  # worker index for kills
+
+
+@dataclass
+class Scenario:
+    loans: list[LoanIntake]
+    behaviour: dict[str, str]
+    actions: list[Action]
+    faults: list[Fault]
+    reported: dict[str, list[PaymentReport]]  # loan -> distinct payments reported
+
+
+def borrower_zone(jurisdiction: str, now: datetime, index: int) -> str:
+    """A zone of the jurisdiction where it is daytime for the whole run, else any zone
+    in late morning (tests.factories.daytime_zone): lawful hours must not defer contact
+    merely because CI runs at night, yet the packs' hours still apply."""
+    fits = [z for z in NATURAL_ZONES[jurisdiction]
+            if all(9 <= (now + timedelta(minutes=m)).astimezone(ZoneInfo(z)).hour < 19
+                   for m in (0, 20))]
+    return fits[index % len(fits)] if fits else daytime_zone(now)
+
+
+def make_loans(n: int, run: str, now: datetime, rng: random.Random) -> list[LoanIntake]:
+    loans = []
+    codes = list(JURISDICTIONS)
+    for i in range(n):
+        jurisdiction = codes[i % len(codes)]
+        currency, language = JURISDICTIONS[jurisdiction]
+        tz = borrower_zone(jurisdiction, now, i)
+        phone = {"CN": f"+86138{rng.randrange(10**8):08d}", "US": f"+1202555{i % 10000:04d}",
+                 "GB": f"+447700900{i % 1000:03d}"}[jurisdiction]
+        amount = Decimal(rng.randrange(50_000, 500_000)) / 100
+        loan_id = f"chaos-{run}-{i + 1:03d}"
+        loans.append(LoanIntake(
+            loan_id=loan_id,
+            borrower={"borrower_id": f"B-{loan_id}", "name": f"Chaos Borrower {i + 1}",
+                      "phones": [phone], "email": f"borrower-{run}-{i + 1}@example.com",
+                      "address": f"{i + 1} Example Street", "timezone": tz,
+                      "language": language},
+            jurisdiction=jurisdiction, currency=currency, principal=amount,
+            outstanding=amount, due_date=local_date(now, tz) - timedelta(days=3),
+            policy="demo"))
+    return loans
+
+
+def plan_faults(rng: random.Random, duration: float, kills: int, outage: float) -> list[Fault]:
+    """The outage somewhere in the first two thirds, the restart at least 10 s away from
+    it, the kills anywhere (also during the other faults)."""
+    if outage > 0 and outage > duration - 40:
+        raise RigError(f"--outage-seconds {outage:g} does not fit in --duration "
+                       f"{duration:g} (needs at least {outage + 40:g})")
+    faults: list[Fault] = []
+    start = rng.uniform(0.15 * duration, max(0.15 * duration, min(0.6 * duration,
+                                                                  duration - 20 - outage)))
+    if outage > 0:
+        faults.append(Fault("outage", start, outage))
+    for _ in range(200):
+        at = rng.uniform(10, duration - 20)
+        if outage <= 0 or not start - 12 < at < start + outage + 10:
+            break
+    faults.append(Fault("restart", at, rng.uniform(3, 8)))
+    for at in sorted(rng.uniform(8, duration - 15) for _ in range(kills)):
+        faults.append(Fault("kill", at, rng.uniform(2, 6), target=rng.randrange(2)))
+    return sorted(faults, key=lambda f: f.at)
+
+
+def plan_actions(loans: list[LoanIntake], faults: list[Fault], rng: random.Random,
+                 duration: float) -> tuple[dict[str, str], list[Action],
+                                           dict[str, list[PaymentReport]]]:
+    windows = [(f.at, f.at + f.length + (4 if f.kind == "kill" else 0), f.kind)
+               for f in faults]
+
+    def moment(lo: float = 12, hi: float | None = None) -> tuple[float, bool]:
+        hi = hi if hi is not None else duration - 25
+        inside = [(max(a, lo), min(b, hi)) for a, b, kind in windows
+                  for _ in range(4 if kind == "outage" else 1) if min(b, hi) > max(a, lo)]
+        if inside and rng.random() < 0.4:
+            a, b = rng.choice(inside)
+            return rng.uniform(a, b), True
+        return rng.uniform(lo, max(lo + 1, hi)), False
+
+    order = list(BEHAVIOURS)
+    rng.shuffle(order)
+    behaviour = {loan.loan_id: order[i % len(order)] for i, loan in enumerate(loans)}
+    actions: list[Action] = []
+    reported: dict[str, list[PaymentReport]] = {}
+
+    def pay(loan: LoanIntake, amount: Decimal, n: int, at: float, inside: bool,
+            label: str) -> None:
+        report = PaymentReport(reference=f"PAY-{loan.loan_id[-3:]}-{n}-{rng.randrange(10**6)}",
+                               amount=Money.of(amount, loan.currency),
+                               paid_at=datetime.now(UTC))
+        reported.setdefault(loan.loan_id, []).append(report)
+        actions.append(Action(loan.loan_id, at, "pay", label, report, inside))
+        again, again_inside = (at + rng.uniform(0.2, 3), inside) if rng.random() < 0.6 \
+            else moment(at + 1, duration - 5)
+        actions.append(Action(loan.loan_id, again, "pay", f"{label} (re-sent)", report,
+                              again_inside))
+
+    for loan in loans:
+        kind = behaviour[loan.loan_id]
+        full = loan.outstanding
+        part = (full * Decimal(str(rng.uniform(0.2, 0.6)))).quantize(Decimal("0.01"))
+        t1, inside = moment()
+        if kind == "pays_full":
+            pay(loan, full, 1, t1, inside, "payment in full")
+        elif kind == "partial_then_full":
+            pay(loan, part, 1, t1, inside, "partial payment")
+            t2, inside2 = moment(t1 + 15, duration - 10)
+            pay(loan, full - part, 2, t2, inside2, "payment of the rest")
+        elif kind == "partial_only":
+            pay(loan, part, 1, t1, inside, "partial payment")
+        elif kind == "dispute_verified":
+            actions.append(Action(loan.loan_id, t1, "dispute_opened", "dispute opened",
+                                  DisputeChange(action="opened", actor=AGENT,
+                                                reason="borrower disputes the amount"),
+                                  inside))
+            t2, inside2 = moment(t1 + 20, min(duration - 5, t1 + 70))
+            actions.append(Action(loan.loan_id, t2, "dispute_verified", "dispute verified",
+                                  DisputeChange(action="verified", actor=AGENT,
+                                                reason="statement of account sent"),
+                                  inside2))
+        elif kind == "opts_out_sms":
+            actions.append(Action(loan.loan_id, t1, "opt_out_sms", "opted out of SMS",
+                                  PreferenceChange(opt_out=[Channel.SMS], actor=AGENT),
+                                  inside))
+        elif kind == "ceases":
+            actions.append(Action(loan.loan_id, t1, "cease", "asked to cease communication",
+                                  PreferenceChange(cease_communication=True, actor=AGENT),
+                                  inside))
+    return behaviour, sorted(actions, key=lambda a: a.at), reported
+
+
+def make_scenario(n: int, run: str, seed: int, duration: float, kills: int,
+                  outage: float) -> Scenario:
+    rng = random.Random(seed)
+    loans = make_loans(n, run, datetime.now(UTC), rng)
+    faults = plan_faults(rng, duration, kills, outage)
+    behaviour, actions, reported = plan_actions(loans, faults, rng, duration)
+    return Scenario(loans, behaviour, actions, faults, reported)
+
+
+# ----------------------------------------------------------------------------- the run
+class Rig:
+    """Dev server, ledger database and proxy, workers: built up, faulted, torn down."""
+
+    def __init__(self, args: argparse.Namespace, tmp: Path, run: str) -> None:
+        self.args = args
+        self.tmp = tmp
+        self.run = run
+        self.timeline = Timeline(tmp / "timeline.txt")
+        self.db = Database(args.postgres, f"duecourse_chaos_{run}")
+        self.db_created = False
+        self.proxy = LedgerProxy(self.db.host, self.db.port)
+        self.server = RestartableDevServer(port=free_port(), db_file=tmp / "temporal.db",
+                                           log_file=tmp / "temporal.log", headless=True)
+        self.task_queue = f"chaos-{run}"
+        self.workers: list[WorkerSlot] = []
+        self.client: Client | None = None
+        self.faults: list[checks.FaultWindow] = []
+        self.chaos_start = 0.0
+        self.kills = 0
+
+    def active_faults(self) -> list[checks.FaultWindow]:
+        """Faults in effect now."""
+        t = self.timeline.now()
+        return [f for f in self.faults if f.start <= t and (f.end is None or t < f.end)]
+
+    def _open(self, kind: str, label: str) -> checks.FaultWindow:
+        window = checks.FaultWindow(kind=kind, label=label, start=self.timeline.now())
+        self.faults.append(window)
+        return window
+
+    async def build(self) -> None:
+        tl = self.timeline
+        await self.db.create()
+        self.db_created = True
+        engine = connect(self.db.url())
+        try:
+            await migrate(engine)
+        finally:
+            await engine.dispose()
+        await self.proxy.start()
+        tl.note(f"ledger: PostgreSQL database {self.db.name} (migrated), workers reach it "
+                f"through the proxy on port {self.proxy.port}")
+        try:
+            await self.server.start()
+        except DevServerError as err:
+            raise RigError(f"the Temporal dev server did not start: {err}") from err
+        tl.note(f"Temporal dev server at {self.server.address} on {self.server.db_file}")
+        self.client = await connect_temporal(self.server.address, runtime=QUIET_RUNTIME)
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("DUECOURSE_", "TEMPORAL_"))}
+        env.update({"TEMPORAL_ADDRESS": self.server.address,
+                    "DUECOURSE_DATABASE_URL": self.db.url(host="127.0.0.1",
+                                                          port=self.proxy.port),
+                    "DUECOURSE_TASK_QUEUE": self.task_queue,
+                    "DUECOURSE_LOG_FORMAT": "json", "DUECOURSE_LOG_LEVEL": "INFO",
+                    "PYTHONUNBUFFERED": "1"})
+        self.workers = [WorkerSlot(f"worker-{i + 1}", env, self.tmp / f"worker-{i + 1}.log",
+                                   tl) for i in range(2)]
+        for slot in self.workers:
+            await slot.spawn()
+        for slot in self.workers:
+            if not await slot.wait_ready(90):
+                raise RigError(f"{slot.name} did not start (python worker.py; someone's "
+                               f"edit in progress?). Its log ends with:\n{slot.log_tail()}")
+        for slot in self.workers:
+            slot.supervise()
+        tl.note("2 worker processes up (pids "
+                + ", ".join(str(s.process.pid) for s in self.workers if s.process) + ")")
+
+    async def teardown(self) -> list[str]:
+        """Stop everything this script started; returns problems met on the way."""
+        problems: list[str] = []
+        for slot in self.workers:
+            try:
+                await slot.stop(graceful=False)
+            except Exception as err:  # keep tearing down the rest
+                problems.append(f"{slot.name}: {err}")
+        try:
+            await self.server.stop()
+        except Exception as err:
+            problems.append(f"dev server: {err}")
+        await self.proxy.close()
+        if self.db_created and not self.args.keep:
+            try:
+                await self.db.drop()
+            except Exception as err:
+                problems.append(f"dropping {self.db.name}: {err}")
+        self.timeline.close()
+        return problems
+
+    # ------------------------------------------------------------------- faults
+    async def kill(self, fault: Fault) -> None:
+        live = [i for i, s in enumerate(self.workers) if s.alive]
+        if not live:
+            self.timeline.note("kill skipped: no worker is alive right now")
+            return
+        index = fault.target if fault.target in live else live[0]
+        slot = self.workers[index]
+        slot.down_until = time.monotonic() + fault.length
+        self.kills += 1
+        window = self._open("kill", f"{slot.name} dead (kill #{self.kills})")
+        pid = slot.kill()
+        self.timeline.note(f"SIGKILL {slot.name} (pid {pid}); the supervisor restarts it in "
+                           f"{fault.length:.1f} s")
+        await asyncio.sleep(fault.length)
+        if not await self._until_up(slot, 90):
+            self.timeline.note(f"{slot.name} still not up 90 s after its restart")
+        window.end = self.timeline.now()
+
+    async def _until_up(self, slot: WorkerSlot, limit: float) -> bool:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            if slot.alive and _log_contains(slot.log, slot._log_offset, "worker started"):
+                return True
+            await asyncio.sleep(0.2)
+        return False
+
+    async def restart_server(self, fault: Fault) -> None:
+        window = self._open("restart", "Temporal server down")
+        self.timeline.note(f"Temporal dev server stopping (down {fault.length:.1f} s, then "
+                           "started again on the same SQLite file and port)")
+        await self.server.stop()
+        assert self.server.port is not None
+        refused = port_in_use(self.server.port)
+        await asyncio.sleep(fault.length)
+        started = time.monotonic()
+        try:
+            await self.server.start_again()
+        except DevServerError as err:
+            raise RigError(f"the dev server did not come back: {err}") from err
+        window.end = self.timeline.now()
+        self.timeline.note(
+            f"Temporal dev server back (start took {time.monotonic() - started:.1f} s"
+            + ("; DevServer.start() would have refused: its port check saw the old "
+               "server's TIME_WAIT sockets" if refused else "") + ")")
+
+    async def outage(self, fault: Fault) -> None:
+        window = self._open("outage", "ledger unreachable")
+        dropped = await self.proxy.cut()
+        self.timeline.note(f"ledger outage begins: {dropped} connection(s) reset, new ones "
+                           f"refused for {fault.length:.0f} s")
+        try:
+            await asyncio.sleep(fault.length)
+        finally:
+            await self.proxy.restore()
+            window.end = self.timeline.now()
+            self.timeline.note("ledger reachable again")
+
+    async def heal(self) -> None:
+        """Everything up again: proxy listening, both workers supervised and started."""
+        await self.proxy.restore()
+        for slot in self.workers:
+            slot.down_until = 0.0
+            slot.supervise()
+        for slot in self.workers:
+            if not await self._until_up(slot, 90):
+                raise RigError(f"{slot.name} did not come back after healing:\n"
+                               f"{slot.log_tail()}")
+
+
+async def with_retries(call: Callable[[], Awaitable[None]], deadline: float) -> tuple[str, int]:
+    """Call until the server accepts it (platforms retry), or give up at `deadline`."""
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            await asyncio.wait_for(call(), 10)
+            return "accepted", tries
+        except LoanClosed:
+            return "refused: the loan is closed", tries
+        except LoanNotFound:
+            return "refused: no such loan", tries
+        except (RPCError, OSError, TimeoutError, RuntimeError) as err:
+            if time.monotonic() > deadline:
+                return f"gave up: {err.__class__.__name__}: {str(err)[:80]}", tries
+            await asyncio.sleep(1)
+
+
+async def run_action(rig: Rig, cc: CollectionClient, action: Action) -> None:
+    await asyncio.sleep(max(0.0, rig.chaos_start + action.at - rig.timeline.now()))
+    calls: dict[str, Callable[[], Awaitable[None]]] = {
+        "pay": lambda: cc.report_payment(action.loan_id, action.payload),
+        "dispute_opened": lambda: cc.dispute(action.loan_id, action.payload),
+        "dispute_verified": lambda: cc.dispute(action.loan_id, action.payload),
+        "opt_out_sms": lambda: cc.update_contact_preferences(action.loan_id, action.payload),
+        "cease": lambda: cc.update_contact_preferences(action.loan_id, action.payload),
+    }
+    action.result, action.tries = await with_retries(calls[action.kind],
+                                                     time.monotonic() + 90)
+    action.landed_at = rig.timeline.now()
+    action.landed_wall = datetime.now(UTC)
+    action.faults = rig.active_faults()
+    if action.faults or action.tries > 1:
+        extra = f" after {action.tries} tries" if action.tries > 1 else ""
+        during = f" during: {', '.join(f.label for f in action.faults)}" \
+            if action.faults else ""
+        rig.timeline.note(f"{action.loan_id} {action.label}: {action.result}{extra}{during}")
+    else:
+        rig.timeline.note(f"{action.loan_id} {action.label}: {action.result}", console=False)
+
+
+async def run_fault(rig: Rig, fault: Fault) -> None:
+    await asyncio.sleep(max(0.0, rig.chaos_start + fault.at - rig.timeline.now()))
+    if fault.kind == "kill":
+        await rig.kill(fault)
+    elif fault.kind == "restart":
+        await rig.restart_server(fault)
+    else:
+        await rig.outage(fault)
+
+
+async def hand_over(rig: Rig, cc: CollectionClient, scenario: Scenario,
+                    policy: Policy) -> None:
+    gate = asyncio.Semaphore(8)
+    started = time.monotonic()
+
+    async def one(loan: LoanIntake) -> None:
+        async with gate:
+            result, _ = await with_retries(lambda: _start(cc, loan, policy),
+                                           time.monotonic() + 60)
+            if result != "accepted":
+                raise RigError(f"could not hand over {loan.loan_id}: {result}")
+
+    await asyncio.gather(*(one(loan) for loan in scenario.loans))
+    by_country = Counter(loan.jurisdiction for loan in scenario.loans)
+    by_kind = Counter(scenario.behaviour.values())
+    rig.timeline.note(f"{len(scenario.loans)} loans handed over in "
+                      f"{time.monotonic() - started:.1f} s ("
+                      + ", ".join(f"{k} {v}" for k, v in sorted(by_country.items())) + "); "
+                      + ", ".join(f"{k} {v}" for k, v in sorted(by_kind.items())))
+
+
+async def _start(cc: CollectionClient, loan: LoanIntake, policy: Policy) -> None:
+    await cc.start(loan, policy)
+
+
+async def settle(rig: Rig, cc: CollectionClient, loans: list[str],
+                 limit: float) -> tuple[bool, list[str]]:
+    """Wait until no activity is retrying or waiting long and no workflow task fails, on
+    two polls in a row (at least 10 s after healing, at most `limit` seconds)."""
+    started = time.monotonic()
+    calm = 0
+    busy: list[str] = []
+    while True:
+        busy = []
+        for loan_id in loans:
+            try:
+                desc = await asyncio.wait_for(cc.handle(loan_id).describe(), 10)
+            except (RPCError, TimeoutError) as err:
+                busy.append(f"{loan_id}: describe failed ({err.__class__.__name__})")
+                continue
+            raw = desc.raw_description
+            task = raw.pending_workflow_task
+            if raw.HasField("pending_workflow_task") and task.attempt > 1:
+                busy.append(f"{loan_id}: workflow task attempt {task.attempt}")
+            for act in raw.pending_activities:
+                waited = time.time() - act.scheduled_time.ToSeconds() \
+                    if act.HasField("scheduled_time") else 0
+                if act.attempt > 1 or waited > 20:
+                    failure = act.last_failure.message[:100] if act.HasField("last_failure") \
+                        else ""
+                    busy.append(f"{loan_id}: {act.activity_type.name} attempt {act.attempt}"
+                                + (f" ({failure})" if failure else ""))
+        elapsed = time.monotonic() - started
+        calm = calm + 1 if not busy else 0
+        if calm >= 2 and elapsed >= 10:
+            rig.timeline.note(f"settled {elapsed:.0f} s after healing: no activity retrying "
+                              "or waiting")
+            return True, []
+        if elapsed > limit:
+            rig.timeline.note(f"not settled after {limit:.0f} s: {len(busy)} busy")
+            return False, busy
+        await asyncio.sleep(3)
+
+
+def summarize_actions(rig: Rig, actions: list[Action]) -> None:
+    kinds = Counter(a.kind for a in actions)
+    during = [a for a in actions if a.faults]
+    names = {"kill": "a worker dead", "restart": "the server down",
+             "outage": "the ledger unreachable"}
+    by_fault = Counter(names[kind] for a in during for kind in {f.kind for f in a.faults})
+    results = Counter(a.result.split(":")[0] for a in actions)
+    rig.timeline.note(
+        f"actions: {len(actions)} signals (" + ", ".join(f"{k} {v}" for k, v in
+                                                         sorted(kinds.items()))
+        + f"); {len(during)} landed during a fault ("
+        + ", ".join(f"{k} {v}" for k, v in sorted(by_fault.items())) + "); results: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(results.items())))
+
+
+async def chaos(args: argparse.Namespace, rig: Rig) -> int:
+    tl = rig.timeline
+    run_started = time.monotonic()
+    scenario = make_scenario(args.loans, rig.run, args.seed, args.duration, args.kills,
+                             args.outage_seconds)
+    policy = load_policy("demo")
+    await rig.build()
+    assert rig.client is not None
+    cc = CollectionClient(rig.client, rig.task_queue)
+    await hand_over(rig, cc, scenario, policy)
+    rig.chaos_start = tl.now()
+    tl.note(f"chaos window of {args.duration:.0f} s begins: " + "; ".join(
+        f"{f.kind} at +{f.at:.0f}s" for f in scenario.faults))
+    jobs = [asyncio.create_task(run_fault(rig, f)) for f in scenario.faults]
+    jobs += [asyncio.create_task(run_action(rig, cc, a)) for a in scenario.actions]
+    try:
+        done, _ = await asyncio.wait(jobs, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        for job in jobs:
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
+    for job in done:
+        if (err := job.exception()) is not None:
+            raise err if isinstance(err, RigError) else RigError(
+                f"the chaos schedule broke: {err!r}") from err
+    await asyncio.sleep(max(0.0, rig.chaos_start + args.duration - tl.now()))
+    summarize_actions(rig, scenario.actions)
+    tl.note("healing: ledger reachable, both workers up, server up; worker starts: "
+            + ", ".join(f"{w.name} {w.starts} ({w.failed_starts} failed)"
+                        for w in rig.workers))
+    await rig.heal()
+    settled, busy = await settle(rig, cc, [loan.loan_id for loan in scenario.loans],
+                                 args.settle)
+    statuses = await checks.query_statuses(cc, [loan.loan_id for loan in scenario.loans])
+    descriptions = await checks.describe_all(cc, [loan.loan_id for loan in scenario.loans])
+    for slot in rig.workers:  # a still ledger for the checks
+        await slot.stop(graceful=True)
+    tl.note("workers stopped (SIGTERM); checking the ledger directly on PostgreSQL")
+    engine = connect(rig.db.url())
+    try:
+        report = await checks.run_checks(
+            engine=engine, client=cc, policy=policy, loans=scenario.loans,
+            behaviour=scenario.behaviour, reported=scenario.reported,
+            actions=scenario.actions, descriptions=descriptions, statuses=statuses,
+            faults=rig.faults, offset=tl.offset, settled=settled, busy=busy)
+    finally:
+        await engine.dispose()
+    print(report.render(), flush=True)
+    print(f"\nrun time {time.monotonic() - run_started:.0f} s (seed {args.seed}; "
+          f"reproduce the plan with --seed {args.seed}); files in {rig.tmp}"
+          + ("" if args.keep else " (removed; --keep keeps them and the database)"),
+          flush=True)
+    return 0 if report.ok else 1
+
+
+async def main(args: argparse.Namespace) -> int:
+    run = secrets.token_hex(4)
+    tmp = Path(tempfile.mkdtemp(prefix=f"duecourse-chaos-{run}-"))
+    print(f"duecourse chaos: {args.loans} loans on the demo policy, seed {args.seed}, "
+          f"{args.kills} worker kills, 1 server restart, {args.outage_seconds:g} s ledger "
+          f"outage in {args.duration:g} s; files in {tmp}", flush=True)
+    rig = Rig(args, tmp, run)
+    code = 2
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    if task is not None:
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        code = await chaos(args, rig)
+    except RigError as err:
+        print(f"\nchaos: the rig could not run: {err}", file=sys.stderr, flush=True)
+        code = 2
+    except asyncio.CancelledError:
+        print("\nchaos: interrupted; cleaning up", file=sys.stderr, flush=True)
+        code = 130
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGTERM)
+        problems = await asyncio.shield(rig.teardown())
+        for problem in problems:
+            print(f"chaos: cleanup: {problem}", file=sys.stderr)
+        if args.keep:
+            print(f"kept: {tmp} and database {rig.db.name}", flush=True)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return code
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Run loans through worker kills, a Temporal restart and a ledger "
+                    "outage, then check the ledger (see the module docstring).")
+    parser.add_argument("--loans", type=int, default=30, help="loans to hand over (30)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="seed of the plan (default: random, printed)")
+    parser.add_argument("--kills", type=int, default=5, help="worker SIGKILLs (5)")
+    parser.add_argument("--outage-seconds", type=float, default=60,
+                        help="length of the ledger outage (60; 0 for none)")
+    parser.add_argument("--duration", type=float, default=240,
+                        help="seconds of chaos after the hand-over (240)")
+    parser.add_argument("--settle", type=float, default=120,
+                        help="at most this many seconds to settle after healing (120)")
+    parser.add_argument("--postgres", default=os.environ.get("DUECOURSE_CHAOS_POSTGRES",
+                                                             DEFAULT_POSTGRES),
+                        help="admin DSN of the PostgreSQL server (a database is created "
+                             f"and dropped there); default {DEFAULT_POSTGRES}")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the temp dir (logs, timeline, Temporal DB) and database")
+    args = parser.parse_args(argv)
+    if args.seed is None:
+        args.seed = secrets.randbelow(10**6)
+    if args.loans < 1 or args.kills < 0 or args.duration < 60:
+        parser.error("need --loans >= 1, --kills >= 0 and --duration >= 60")
+    return args
+
+
+if __name__ == "__main__":
+    exit_now(asyncio.run(main(parse_args())))
