@@ -237,16 +237,16 @@ class Harness:
 
 
 async def settle(handle: Any) -> int:
-    """Poll a workflow's history until it stops growing and no activity attempt is running
-    (an activity with a retry policy records its start only when it ends, so its history
-    holds still meanwhile); returns its length. Activities waiting out a retry back-off
-    do not hold it up."""
+    """Poll a workflow's history until it stops growing and no activity is running or about
+    to run (an activity with a retry policy records its start only when it ends, so its
+    history holds still meanwhile); returns its length. Activities waiting out a retry
+    back-off do not hold it up."""
     previous = -1
     while True:
         events = [e async for e in handle.fetch_history_events()]
         pending = (await handle.describe()).raw_description.pending_activities
         running = any(a.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
-                      for a in pending)
+                      or a.attempt <= 1 for a in pending)  # not waiting out a back-off
         if len(events) == previous and not running:
             return previous
         previous = len(events)

@@ -108,6 +108,10 @@ LEGAL_CLOSE_ALERT_PATCH = "legal-close-alert"
 PLAN_FREEZE_PATCH = "plan-freeze"
 """Runs that froze before plans heard of freezes replay without telling their plan."""
 
+DELIVERY_WAIT = timedelta(hours=3)
+"""How long a closing loan waits for its event deliveries (which give up after about two
+hours of retries): longer only if one can no longer report, as after a reset."""
+
 SCORE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                           maximum_interval=timedelta(seconds=30), maximum_attempts=5)
 """A scorer that keeps failing leaves the segment as it was (and ops are told)."""
@@ -210,10 +214,17 @@ class LoanCollectionWorkflow(ContactPath, Supervision):
         event delivered or given up by its watched child, and everything written."""
         while True:
             await self._drain()
-            await workflow.wait_condition(lambda: self._queued() or (
-                workflow.all_handlers_finished() and not self._deliveries_open))
-            if not self._queued():
+            if not self._deliveries_open and workflow.all_handlers_finished():
                 return
+            try:
+                await workflow.wait_condition(lambda: self._queued() or (
+                    workflow.all_handlers_finished() and not self._deliveries_open),
+                    timeout=DELIVERY_WAIT, timeout_summary="deliveries to finish")
+            except TimeoutError:  # a delivery that can no longer report (e.g. a reset)
+                workflow.logger.warning("stopped waiting for event deliveries", extra={
+                    "loan_id": self._c.loan.loan_id, "deliveries": sorted(
+                        self._deliveries_open)})
+                self._deliveries_open.clear()
 
     def _continue_as_new_due(self, inp: CollectionInput) -> bool:
         """Start a fresh history when it grows long - but not while a plan or legal case
