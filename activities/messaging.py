@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import structlog
@@ -34,6 +34,7 @@ from temporalio.service import RPCError
 
 from activities.clock import activity_clock
 from activities.errors import ledger_errors
+from activities.heartbeat import heartbeating
 from duecourse.channels import Channel, ChannelError, OutgoingMessage
 from duecourse.domain.commands import (
     SEND_CLEARANCE,
@@ -54,7 +55,9 @@ CHANNEL_TIMEOUT = 20.0
 """Seconds a channel call may take; a send starts one only with this much lease and lawful
 window left."""
 QUERY_TIMEOUT = timedelta(seconds=10)
-RECORD_TRIES = 5
+RECORD_WITHIN = 15.0
+"""Seconds an attempt spends recording an accepted message before it hands the result to
+its workflow instead (well inside the attempt's start-to-close timeout)."""
 
 
 class MessagingActivities:
@@ -75,16 +78,16 @@ class MessagingActivities:
                               jurisdiction=req.jurisdiction, channel=req.channel)
         except TemplateError as err:
             raise ApplicationError(str(err), type="TemplateError", non_retryable=True) from None
-        async with _heartbeating():
-            with ledger_errors("claiming the send"):
-                try:
-                    claim = await self._sends.claim(req, rendered.subject, rendered.body,
-                                                    rendered.language, owner, now(), LEASE)
-                except SendInFlight as err:
-                    raise ApplicationError(str(err), type="SendInFlight") from None
-            if not claim.ours:
-                return _final(claim, bound)
+        async with heartbeating():
             try:
+                with ledger_errors("claiming the send"):
+                    try:
+                        claim = await self._sends.claim(req, rendered.subject, rendered.body,
+                                                        rendered.language, owner, now(), LEASE)
+                    except SendInFlight as err:
+                        raise ApplicationError(str(err), type="SendInFlight") from None
+                if not claim.ours:
+                    return _final(claim, bound)
                 sent = await self._deliver(req, owner, claim, now, rendered.subject,
                                            rendered.body)
             except asyncio.CancelledError:  # the workflow withdrew it before the channel
@@ -99,15 +102,16 @@ class MessagingActivities:
                        now: Callable[[], datetime], subject: str | None,
                        body: str) -> MessageSent:
         """Steps 3-6 for a claim this attempt holds."""
-        if now() + timedelta(seconds=CHANNEL_TIMEOUT) > req.not_after:
-            await self._release(req, owner, "expired", "its lawful window closed")
-            raise ApplicationError(
-                f"not sent: the window it was allowed in closed at "
-                f"{req.not_after.isoformat()}", type="WindowClosed", non_retryable=True)
+        await self._within_window(req, owner, now())
         stop = await self._clearance(req, now())
         if stop:
             await self._release(req, owner, "cancelled", stop)
             raise ApplicationError(f"not sent: {stop}", type="StopFact", non_retryable=True)
+        fenced_at = now()  # last: the window and the lease must both cover the whole call
+        await self._within_window(req, owner, fenced_at)
+        assert claim.lease_until is not None
+        if fenced_at + timedelta(seconds=CHANNEL_TIMEOUT) > claim.lease_until:
+            raise ApplicationError("the claim's lease ran short", type="LeaseLost")
         with ledger_errors("counting a channel attempt"):
             try:
                 calls = await self._sends.count_attempt(req.idempotency_key, owner)
@@ -117,10 +121,6 @@ class MessagingActivities:
             reason = f"the {req.channel} channel failed {calls - 1} times"
             await self._release(req, owner, "failed", reason)
             raise ApplicationError(reason, type="ChannelGaveUp", non_retryable=True)
-        fenced_at = now()
-        assert claim.lease_until is not None
-        if fenced_at + timedelta(seconds=CHANNEL_TIMEOUT) > claim.lease_until:
-            raise ApplicationError("the claim's lease ran short", type="LeaseLost")
         message = OutgoingMessage(idempotency_key=req.idempotency_key, channel=req.channel,
                                   recipient=req.recipient, subject=subject, body=body)
         message_id = await self._call_channel(req, owner, message)
@@ -133,6 +133,14 @@ class MessagingActivities:
             recorded = await record
         return MessageSent(message_id=message_id, status="sent", fenced_at=fenced_at,
                            sent_at=sent_at, recorded=recorded)
+
+    async def _within_window(self, req: SendMessage, owner: str, at: datetime) -> None:
+        """A channel call started at `at` must end within the decision's lawful window."""
+        if at + timedelta(seconds=CHANNEL_TIMEOUT) > req.not_after:
+            await self._release(req, owner, "expired", "its lawful window closed")
+            raise ApplicationError(
+                f"not sent: the window it was allowed in closed at "
+                f"{req.not_after.isoformat()}", type="WindowClosed", non_retryable=True)
 
     async def _clearance(self, req: SendMessage, at: datetime) -> str:
         """The workflow's answer: '' to go ahead, else the stop fact. Unanswerable (the
@@ -151,11 +159,13 @@ class MessagingActivities:
                             message: OutgoingMessage) -> str:
         """Call the channel once. A cancellation that arrives meanwhile waits for the call
         (it may have been accepted); a timeout or a 5xx is retried, a 4xx is final."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CHANNEL_TIMEOUT  # one deadline, however often cancelled
         call = asyncio.ensure_future(self._channel.send(message))
-        try:
-            done, _ = await asyncio.wait({call}, timeout=CHANNEL_TIMEOUT)
-        except asyncio.CancelledError:
-            done, _ = await asyncio.wait({call}, timeout=CHANNEL_TIMEOUT)
+        done: set[asyncio.Future[str]] = set()
+        while not done and loop.time() < deadline:
+            with contextlib.suppress(asyncio.CancelledError):
+                done, _ = await asyncio.wait({call}, timeout=deadline - loop.time())
         if not done:
             call.cancel()
             raise ApplicationError(f"the {req.channel} channel did not answer within "
@@ -170,15 +180,19 @@ class MessagingActivities:
 
     async def _record(self, req: SendMessage, message_id: str, fenced_at: datetime,
                       sent_at: datetime) -> bool:
-        """Record the accepted message, retrying a little; False hands it to the workflow."""
-        delay = 0.5
-        for _ in range(RECORD_TRIES):
+        """Record the accepted message, retrying a little (within RECORD_WITHIN seconds in
+        all: the attempt must end with its result); False hands it to the workflow."""
+        loop = asyncio.get_running_loop()
+        deadline, delay = loop.time() + RECORD_WITHIN, 0.2
+        while loop.time() < deadline:
             try:
                 with ledger_errors("recording a sent message"):
-                    await self._sends.record_sent(req, message_id, fenced_at, sent_at)
+                    await asyncio.wait_for(
+                        self._sends.record_sent(req, message_id, fenced_at, sent_at),
+                        max(0.1, deadline - loop.time()))
                 return True
-            except ApplicationError:
-                await asyncio.sleep(delay)
+            except (ApplicationError, TimeoutError):
+                await asyncio.sleep(min(delay, max(0.0, deadline - loop.time())))
                 delay *= 2
         log.warning("sent message not recorded; the workflow records it",
                     loan_id=req.loan_id, step=req.step, message_id=message_id)
@@ -191,29 +205,11 @@ class MessagingActivities:
 
 
 def _final(claim: Claim, bound: structlog.stdlib.BoundLogger) -> MessageSent:
-    """What an earlier attempt (or run, before a reset) already did with this message."""
+    """What an earlier attempt (or run, before a reset) already did with this message
+    under this decision."""
     if claim.status == "failed":
         raise ApplicationError(claim.error or "the send failed earlier",
                                type="ChannelGaveUp", non_retryable=True)
     bound.info("message already sent; not sending again")
     return MessageSent(message_id=claim.provider_message_id or "", status=claim.status,
                        duplicate=True, fenced_at=claim.fenced_at, sent_at=claim.sent_at)
-
-
-@contextlib.asynccontextmanager
-async def _heartbeating(every: float = 5.0) -> AsyncIterator[None]:
-    """Heartbeat while the send runs: a dead worker's attempt times out quickly, and a
-    cancellation from the workflow reaches the attempt."""
-    async def beat() -> None:
-        while True:
-            activity.heartbeat()
-            await asyncio.sleep(every)
-
-    task = asyncio.ensure_future(beat())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-

@@ -112,6 +112,35 @@ async def test_a_fenced_or_expired_send_may_be_decided_again(db: AsyncEngine) ->
     assert stored["decision_key"] == f"{case_id}:decision:1:x:sms:2"
 
 
+async def test_a_new_decision_reclaims_a_row_on_its_own_channel_and_budget(
+        db: AsyncEngine) -> None:
+    """A stopped SMS decided again as an email must be recorded as the email (the audit
+    judges the row's channel and address), and a failed send retried after a person fixed
+    its cause (a new decision) gets its own attempts; a row released after a channel call
+    is in doubt, not 'never sent'."""
+    ledger, case_id = await opened(db)
+    sends = SendLedger(ledger)
+    sms = request(case_id, decision="decision:1:x:sms:1")
+    await sends.claim(sms, None, "sms body", "en", "a1", NOW, LEASE)
+    await sends.count_attempt(sms.idempotency_key, "a1")
+    await sends.release(sms.idempotency_key, "a1", "cancelled", "opted out of sms")
+    assert (await row(db, sms.idempotency_key))["status"] == "in_doubt"
+    email = request(case_id, decision="decision:1:x:email:1").model_copy(update={
+        "channel": Channel.EMAIL, "recipient": "li.wei@example.com"})
+    await sends.claim(email, "subject", "email body", "en", "a2", NOW + LEASE * 2, LEASE)
+    stored = await row(db, email.idempotency_key)
+    assert (stored["channel"], stored["recipient"], stored["channel_attempts"]) == (
+        "email", "li.wei@example.com", 0)
+    await sends.release(email.idempotency_key, "a2", "failed", "provider refused")
+    again = await sends.claim(email, "subject", "email body", "en", "a3", NOW + LEASE * 3,
+                              LEASE)
+    assert again.status == "failed", "the same decision: failed stays failed"
+    fixed = email.model_copy(update={"decision": email.decision.model_copy(
+        update={"key": "decision:1:x:email:2"})})
+    assert (await sends.claim(fixed, "subject", "email body", "en", "a4",
+                              NOW + LEASE * 4, LEASE)).ours
+
+
 # --------------------------------------------------------------------------- error kinds
 async def test_ledger_errors_are_classified_and_carry_no_values(db: AsyncEngine) -> None:
     await opened(db)

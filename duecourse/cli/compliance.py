@@ -71,9 +71,9 @@ def _print_report(report: AuditReport) -> None:
         table.add_row(escape(key), str(count))
     console.print(table)
     if report.unresolved_sends:
-        console.print(f"[yellow]{report.unresolved_sends} send(s) claimed but not yet known "
-                      "sent or not[/] (in flight now, or a crash between the channel and "
-                      "the ledger: their workflow records them)")
+        console.print(f"[yellow]{report.unresolved_sends} send(s) not known sent or not[/] "
+                      "(in flight now, or stopped after a channel call that may have got "
+                      "through: ask the provider about their idempotency keys)")
     if report.clean:
         console.print("[bold green]No violations.[/]")
         return

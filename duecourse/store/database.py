@@ -32,6 +32,9 @@ def connect(url: str, **kwargs: Any) -> AsyncEngine:
             cursor.close()
 
         return engine
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() == "asyncpg":
+        # a database that stops answering (not just refusing) must fail a call, not hang it
+        kwargs.setdefault("connect_args", {"timeout": 10, "command_timeout": 30})
     return create_async_engine(url, pool_pre_ping=True, **kwargs)
 
 

@@ -5,7 +5,11 @@ decision that allowed it in the same transaction) before it calls the channel, h
 lease on it so no two attempts can overlap, counts each call to the channel on the row
 (so ledger errors never use up the channel's attempts), and records how it ended. A row
 that never reached the channel (cancelled by a stop fact, or expired with its lawful
-window) may be claimed again by a later decision; a sent or failed row is final.
+window) may be claimed again by a later decision, and so may a failed one by a new
+decision (a person fixed what made it fail); a sent row is final. A row released after
+the channel was called at least once is `in_doubt` (the channel may have taken it): the
+audit lists such rows, and a new decision claims it again under the same key, which the
+channel recognises.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from duecourse.domain.actor import SYSTEM
@@ -22,8 +26,8 @@ from duecourse.domain.commands import SendMessage
 from duecourse.store import tables as t
 from duecourse.store.ledger import Ledger
 
-FINAL = ("sent", "failed", "made_by_person")
-REOPENABLE = ("cancelled", "expired")
+DONE = ("sent", "made_by_person")
+REOPENABLE = ("cancelled", "expired", "in_doubt")
 
 
 class SendInFlight(RuntimeError):
@@ -79,20 +83,23 @@ class SendLedger:
                 "not_after": req.not_after, "lease_owner": None, "lease_until": None,
                 "channel_attempts": 0}]))
             row = await self._row(conn, req.idempotency_key)
-            if row["status"] in FINAL:
+            decision_key = f"{req.case_id}:{req.decision.key}"
+            same_decision = row["decision_key"] == decision_key
+            if row["status"] in DONE or (row["status"] == "failed" and same_decision):
                 return _claim(row)
             held = row["lease_owner"] not in (None, owner) and row["lease_until"] is not None \
                 and row["lease_until"] > now
             if row["status"] == "claimed" and held:
                 raise SendInFlight(f"attempt {row['lease_owner']} holds the send until "
                                    f"{row['lease_until'].isoformat()}")
-            values: dict[str, Any] = {
+            values: dict[str, Any] = {  # a new decision may pick another channel
                 "status": "claimed", "lease_owner": owner, "lease_until": now + lease,
                 "attempted_at": now, "subject": subject, "body": body, "language": language,
                 "template": req.template, "scheduled_for": req.scheduled_for,
-                "not_after": req.not_after, "error": None,
-                "decision_key": f"{req.case_id}:{req.decision.key}"}
-            if row["status"] in REOPENABLE:  # a new decision: a fresh budget
+                "not_after": req.not_after, "error": None, "decision_key": decision_key,
+                "stage": req.stage, "channel": req.channel.value, "recipient": req.recipient,
+                "recipient_kind": req.recipient_kind, "purpose": req.purpose}
+            if not same_decision:  # a new decision: a fresh budget
                 values["channel_attempts"] = 0
             await conn.execute(update(table).where(
                 table.c.idempotency_key == req.idempotency_key).values(**values))
@@ -115,13 +122,18 @@ class SendLedger:
             return int((await self._row(conn, key))["channel_attempts"])
 
     async def release(self, key: str, owner: str, status: str, error: str) -> None:
-        """End this attempt's claim without a message: cancelled, expired or failed."""
+        """End this attempt's claim without a known message: cancelled, expired or failed -
+        or in_doubt when the channel was called before (a dead attempt may have got
+        through)."""
         table = t.contact_attempts
+        doubtful = status in ("cancelled", "expired")
         async with self._engine.begin() as conn:
             await conn.execute(update(table).where(
                 table.c.idempotency_key == key, table.c.lease_owner == owner,
                 table.c.status == "claimed").values(
-                    status=status, error=error[:1000], lease_owner=None, lease_until=None))
+                    status=case((table.c.channel_attempts > 0, "in_doubt"), else_=status)
+                    if doubtful else status,
+                    error=error[:1000], lease_owner=None, lease_until=None))
 
     async def record_sent(self, req: SendMessage, provider_message_id: str,
                           fenced_at: datetime, sent_at: datetime) -> None:

@@ -115,8 +115,9 @@ contact_attempts = Table(
     Column("error", Text),
 )
 """One row per planned message: claimed (with the decision that allowed it and a lease)
-before the channel is called, then sent, failed, cancelled (a stop fact fenced it) or
-expired (its lawful window closed first); agents' own contacts are made_by_person."""
+before the channel is called, then sent, failed, cancelled (a stop fact fenced it),
+expired (its lawful window closed first) or in_doubt (released after the channel had been
+called: it may have got through); agents' own contacts are made_by_person."""
 
 payments = Table(
     "payments", metadata,
