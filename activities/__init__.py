@@ -9,6 +9,7 @@ from activities.ledger import LedgerActivities
 from activities.legal import LegalActivities
 from activities.messaging import MessagingActivities
 from activities.scoring import ScoringActivities, load_scorer
+from activities.supervision import await_workflow
 from activities.webhooks import WebhookActivities
 from duecourse.channels import Channel
 from duecourse.store.ledger import Ledger
@@ -31,4 +32,4 @@ def build_activities(ledger: Ledger, channel: Channel, lender_name: str,
     events = WebhookActivities(webhooks or WebhookStore(ledger.engine, webhook_allow_private))
     return [records.open_loan, records.record_entries, records.alert_ops,
             messaging.send_message, scoring.score_loan, legal.refer_to_partner,
-            events.deliver_event]
+            events.deliver_event, await_workflow]

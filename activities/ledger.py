@@ -39,7 +39,9 @@ class LedgerActivities:
         except ValueError as err:
             raise ApplicationError(str(err), type="RulesUnavailable",
                                    non_retryable=True) from None
-        record = {**cmd.compliance, "pack": rules.pack.model_dump(mode="json")}
+        # the audit re-checks this case against exactly these rules (pack, holidays, zone)
+        record = {**cmd.compliance, "pack": rules.pack.model_dump(mode="json"),
+                  "rules": rules.model_dump(mode="json")}
         try:
             with ledger_errors("opening the case"):
                 created = await self._ledger.open_case(cmd.model_copy(

@@ -15,12 +15,14 @@ in the workflow (or a row written by hand) shows up.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from duecourse.domain.calendar import pin_zone
 from duecourse.domain.compliance import (
     AttemptResult,
     ContactEvent,
@@ -39,6 +41,7 @@ from duecourse.domain.compliance.packs import pack_for
 from duecourse.domain.contact import recipient_for
 from duecourse.domain.loan import Borrower
 from duecourse.domain.policy import Channel, ContactHours
+from duecourse.domain.rules import RulesSnapshot
 from duecourse.store import tables as t
 from duecourse.store.ledger import Ledger
 
@@ -65,7 +68,7 @@ class AuditReport(BaseModel):
     contacts_checked: int
     decisions: dict[str, int]  # "verdict" and "verdict/code" -> count
     violations: list[Finding]
-    unresolved_sends: int = 0  # claimed rows not (yet) known sent or not: worth a look
+    unresolved_sends: int = 0  # claimed or in-doubt rows, not known sent or not: a look
 
     @property
     def clean(self) -> bool:
@@ -164,18 +167,42 @@ async def run_audit(ledger: Ledger, since: datetime | None = None) -> AuditRepor
     for case in cases:
         loan = loans[case["loan_id"]]
         compliance = case["compliance"] or {}
-        pack = (RulePack.model_validate(compliance["pack"]) if compliance.get("pack")
-                else pack_for(loan["jurisdiction"]))
         hours = compliance.get("policy_hours")
         found, n, open_sends = await _audit_case(
-            ledger, case, loan, pack, ContactHours.model_validate(hours) if hours else None,
-            since, windows)
+            ledger, case, loan, _rules_of(compliance, loan),
+            ContactHours.model_validate(hours) if hours else None, since, windows)
         findings += found
         checked += n
         unresolved += open_sends
     return AuditReport(since=since, cases=len(cases), contacts_checked=checked,
                        decisions=dict(sorted(counts.items())), violations=findings,
                        unresolved_sends=unresolved)
+
+
+@dataclass(frozen=True)
+class _Rules:
+    """What a case's contacts are judged by: its pack, and (from the snapshot the loan ran
+    on) its zone rules and public holidays - not whatever is installed where the audit
+    runs."""
+
+    pack: RulePack
+    timezone: str
+    holidays: frozenset[date] | None = None
+    holiday_years: tuple[int, int] | None = None
+
+
+def _rules_of(compliance: dict[str, Any], loan: Any) -> _Rules:
+    zone = loan["borrower"]["timezone"]
+    if compliance.get("rules"):
+        return _from_snapshot(RulesSnapshot.model_validate(compliance["rules"]))
+    pack = (RulePack.model_validate(compliance["pack"]) if compliance.get("pack")
+            else pack_for(loan["jurisdiction"]))
+    return _Rules(pack=pack, timezone=zone)
+
+
+def _from_snapshot(snapshot: RulesSnapshot) -> _Rules:
+    return _Rules(pack=snapshot.pack, timezone=pin_zone(snapshot.zone, snapshot.zone_rules),
+                  holidays=frozenset(snapshot.holidays), holiday_years=snapshot.holiday_years)
 
 
 def _sent_at(row: Any) -> datetime:
@@ -213,14 +240,14 @@ def _delivery_findings(row: Any, case: Any,
     return out
 
 
-async def _audit_case(ledger: Ledger, case: Any, loan: Any, pack: RulePack,
+async def _audit_case(ledger: Ledger, case: Any, loan: Any, rules: _Rules,
                       policy_hours: ContactHours | None, since: datetime | None,
                       windows: dict[str, tuple[datetime, datetime | None]],
                       ) -> tuple[list[Finding], int, int]:
     events = await ledger.rows(t.audit_events, case_id=case["case_id"])
     rows = await ledger.rows(t.contact_attempts, case_id=case["case_id"])
     contacts = [c for c in rows if c["status"] in DELIVERED]
-    unresolved = sum(c["status"] == "claimed" for c in rows)
+    unresolved = sum(c["status"] in ("claimed", "in_doubt") for c in rows)
     timeline: list[tuple[datetime, int, str, Any]] = (
         [(e["occurred_at"], 2 if e["kind"] == "contact_outcome" else 0, "event", e)
          for e in events if e["kind"] not in ("contact_attempt", "contact_logged")]
@@ -237,9 +264,10 @@ async def _audit_case(ledger: Ledger, case: Any, loan: Any, pack: RulePack,
         if since is not None and contact.at < since:
             return
         checked += 1
-        ctx = Context(pack=pack, standing=standing.model_copy(deep=True),
-                      history=list(history), timezone=borrower["timezone"],
-                      region=loan["jurisdiction"], policy_hours=policy_hours)
+        ctx = Context(pack=rules.pack, standing=standing.model_copy(deep=True),
+                      history=list(history), timezone=rules.timezone,
+                      region=loan["jurisdiction"], policy_hours=policy_hours,
+                      holidays=rules.holidays, holiday_years=rules.holiday_years)
         findings.extend(Finding(loan_id=case["loan_id"], case_id=case["case_id"],
                                 at=contact.at, channel=contact.channel.value,
                                 recipient=contact.address, step=step, code=v.code,
@@ -248,8 +276,9 @@ async def _audit_case(ledger: Ledger, case: Any, loan: Any, pack: RulePack,
 
     for at, _, what, row in timeline:
         if what == "event":
-            if row["kind"] == "rules_migrated":  # the loan runs on the new pack from here
-                pack = RulePack.model_validate(row["data"]["details"]["pack"])
+            if row["kind"] == "rules_migrated":  # the loan runs on the new rules from here
+                rules = _from_snapshot(RulesSnapshot.model_validate(
+                    row["data"]["details"]["rules"]))
                 continue
             if row["kind"] != "contact_outcome":
                 _apply(standing, row["kind"], at, row["data"])

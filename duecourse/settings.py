@@ -38,7 +38,7 @@ class Settings(BaseSettings):
         "before the worker stops (a send mid-call is seen through and recorded)")
     metrics_address: str | None = Field(
         default=None, description="host:port where the worker serves Prometheus metrics "
-        "(SDK metrics and duecourse_loans_needing_attention); unset: none")
+        "(SDK metrics and duecourse_attention_raised/_cleared); unset: none")
     legal_partner: str = Field(default="Partner Law LLP",
                                description="who legal cases are referred to")
     legal_partner_email: str = "legal-partner@lender.example"

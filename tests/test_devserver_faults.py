@@ -170,6 +170,16 @@ async def test_a_reset_to_the_first_workflow_task_sends_writes_and_starts_nothin
         per_id[run.id] = per_id.get(run.id, 0) + 1
     assert all(n == 1 for n in per_id.values()), "no event announced twice"
 
+    # The legal case was adopted (the old run started it, and reports its end go there):
+    # the new run still notices when it dies.
+    await stack.client.get_workflow_handle(children[0]).terminate("partner system reset")
+
+    async def noticed() -> bool:
+        history = (await stack.collection.status(loan.loan_id)).stage_history
+        return any("LEGAL1 stopped: terminated" in v.reason for v in history)
+
+    await eventually(noticed, "the reset run to notice its adopted case ended", seconds=60)
+
 
 # --------------------------------------------------------------------------- children
 async def test_a_terminated_plan_child_returns_the_loan_to_collection(stack: Stack) -> None:

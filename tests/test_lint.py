@@ -21,7 +21,7 @@ NONDETERMINISTIC = re.compile(
     r"datetime\.(now|utcnow|today)\(|date\.today\(|time\.(time|monotonic|perf_counter)\(|"
     r"time\.sleep\(|\brandom\.|import random|uuid\.uuid[14]\(|uuid4\(\)|asyncio\.sleep\(|"
     r"structlog|sqlalchemy|httpx|\brequests\.[a-z_]+\(|import requests|os\.environ|"
-    r"getenv\(|\.read_(text|bytes)\(|(?<![.\w])open\(")
+    r"getenv\(|\.read_(text|bytes)\(|(?<![.\w])open\(|(?<![.\w])hash\(")
 """Clocks, randomness, I/O and logging that must never run inside a workflow."""
 
 
@@ -38,7 +38,8 @@ def test_workflow_and_domain_code_avoid_nondeterminism() -> None:
 def test_the_determinism_lint_catches_what_it_should() -> None:
     for line in ("now = datetime.now(UTC)", "x = random.random()", "key = uuid.uuid4()",
                  "engine = sqlalchemy.create_engine(url)", "data = Path(p).read_text()",
-                 "token = os.environ['X']", "with open(path) as f:", "time.sleep(1)"):
+                 "token = os.environ['X']", "with open(path) as f:", "time.sleep(1)",
+                 "bucket = hash(name) % 8"):
         assert NONDETERMINISTIC.search(line), line
     assert not NONDETERMINISTIC.search('"""What agents agree: plans and their requests."""')
 

@@ -168,10 +168,12 @@ class LoanCollectionWorkflow(ContactPath, Supervision):
                 await self._wind_down()
                 break
             if self._continue_as_new_due(inp):
-                await self._quiesce()
-                workflow.continue_as_new(CollectionInput(
-                    loan=c.loan, policy=c.policy, state=c.state,
-                    history_limit=inp.history_limit))
+                await self._quiesce(deliveries=False)  # they go on alone, unwatched
+                if self._continue_as_new_due(inp) and not self._queued():
+                    workflow.continue_as_new(CollectionInput(
+                        loan=c.loan, policy=c.policy, state=c.state,
+                        history_limit=inp.history_limit))
+                continue  # a plan or case started meanwhile: go on in this run
             now = workflow.now()
             action = plan(c, now)
             if action is None:  # pragma: no cover - write-off is always planned while open
@@ -209,17 +211,24 @@ class LoanCollectionWorkflow(ContactPath, Supervision):
             await self._sync_children()
             await self._flush()
 
-    async def _quiesce(self) -> None:
-        """Before the run ends (closed, or continuing as new): every handler done, every
-        event delivered or given up by its watched child, and everything written."""
+    async def _quiesce(self, deliveries: bool = True) -> None:
+        """Before the run ends: every handler done and everything written - and, when the
+        loan has closed, every event delivered or given up by its watched child (a run
+        that continues as new does not hold collection up for them)."""
+        def settled() -> bool:
+            return workflow.all_handlers_finished() and not (
+                deliveries and self._deliveries_open)
+
         while True:
             await self._drain()
-            if not self._deliveries_open and workflow.all_handlers_finished():
+            if settled():
                 return
+            waiting = deliveries and bool(self._deliveries_open)
             try:
-                await workflow.wait_condition(lambda: self._queued() or (
-                    workflow.all_handlers_finished() and not self._deliveries_open),
-                    timeout=DELIVERY_WAIT, timeout_summary="deliveries to finish")
+                await workflow.wait_condition(
+                    lambda: self._queued() or settled(),
+                    timeout=DELIVERY_WAIT if waiting else None,
+                    timeout_summary="deliveries to finish" if waiting else None)
             except TimeoutError:  # a delivery that can no longer report (e.g. a reset)
                 workflow.logger.warning("stopped waiting for event deliveries", extra={
                     "loan_id": self._c.loan.loan_id, "deliveries": sorted(
@@ -304,8 +313,8 @@ class LoanCollectionWorkflow(ContactPath, Supervision):
         person (a send_notice task) instead of being retried until write-off."""
         c = self._c
         outcome = await self._contact(step, purpose)
-        if outcome.status in ("deferred", "expired"):
-            return
+        if outcome.status in ("deferred", "expired", "stopped"):
+            return  # asked again when it may go (a freeze holds it back meanwhile)
         if outcome.status == "sent":
             self._apply(c.record_step(step.name, "sent", workflow.now(), outcome.detail))
             return
@@ -413,17 +422,17 @@ class LoanCollectionWorkflow(ContactPath, Supervision):
         write queued alerts (handlers cannot await)."""
         c = self._c
         while self._plans_to_start:
-            plan = self._plans_to_start[0]
+            agreed = self._plans_to_start[0]
             rules = deals.plan_rules(c)
             await self._start_child("plan", "RepaymentPlan", PlanInput(
-                plan=plan, parent_workflow_id=workflow.info().workflow_id,
+                plan=agreed, parent_workflow_id=workflow.info().workflow_id,
                 timezone=c.loan.borrower.timezone,
                 zone_rules=c.state.rules.zone_rules if c.state.rules else None,
                 grace_days=rules.grace_days,
                 tolerated_late=rules.tolerated_late,
                 reminder_days_before=rules.reminder_days_before,
                 frozen=self._child_frozen, unpaid_at_end=rules.unpaid_at_end),
-                plan.workflow_id, f"Plan {plan.plan_id} of loan {c.loan.loan_id}")
+                agreed.workflow_id, f"Plan {agreed.plan_id} of loan {c.loan.loan_id}")
             self._plans_to_start.pop(0)
         while self._plan_payments:
             child, payment = self._plan_payments.pop(0)
@@ -835,11 +844,14 @@ class LoanCollectionWorkflow(ContactPath, Supervision):
         and why in the ledger: the only way a changed pack reaches a running loan."""
         c, now = self._c, workflow.now()
         before = c.state.rules
-        c.adopt_rules(migration.rules)
+        try:
+            c.adopt_rules(migration.rules)
+        except ValueError as err:  # the validator parsed it already: never fail the task
+            raise ApplicationError(str(err), type="MigrationRejected") from None
         self._apply([c._event(
             "rules_migrated", now, migration.actor, reason=migration.reason,
-            previous=before.pack.title if before else None, pack=migration.rules.pack,
-            holidays=migration.rules.holiday_years, taken_at=migration.rules.taken_at)])
+            previous=before.pack.title if before else None, pack=migration.rules.pack.title,
+            rules=migration.rules.model_dump(mode="json"))])
         return self.status(now)
 
     @migrate_rules.validator
@@ -848,7 +860,8 @@ class LoanCollectionWorkflow(ContactPath, Supervision):
         if c.state.is_closed:
             raise ApplicationError(f"the loan is closed ({c.state.outcome})",
                                    type="MigrationRejected")
-        if problem := migration_problem(c.state.rules, c.loan.jurisdiction, migration):
+        if problem := migration_problem(c.loan.jurisdiction, c.loan.borrower.timezone,
+                                        migration):
             raise ApplicationError(problem, type="MigrationRejected")
 
     # ------------------------------------------------------------------ queries

@@ -35,7 +35,7 @@ SEND_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coeffici
 """A send retries while it may still go: the activity itself ends it when its lawful
 window closes, a stop fact fences it, or the channel has failed its attempts."""
 
-PERMANENT_SEND_ERRORS = ("TemplateError", "ChannelGaveUp", "ChannelError")
+PERMANENT_SEND_ERRORS = ("TemplateError", "ChannelGaveUp", "ChannelError", "LedgerDataError")
 
 Status = Literal["sent", "deferred", "blocked", "failed", "stopped", "expired"]
 

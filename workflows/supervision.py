@@ -4,9 +4,11 @@ out an outage in the open, and alerts that do not depend on the ledger.
 - Children (plan, legal case, event delivery) are started once - a reset or a retry finds
   the same id and adopts it - and watched: one that fails, times out or is terminated is
   recorded, ops are told, and the loan returns to a live state (`domain.supervision`).
-- Ledger writes retry with back-off; when they keep failing the loan says so where the
-  ledger is not needed: a `NeedsAttention` search attribute, an error log line and a
-  worker metric, then it tries again later, for as long as it takes.
+- Ledger writes retry with back-off (a write the ledger refuses - a constraint or data
+  error - is not retried within the call); when they keep failing, or are refused, the
+  loan says so where the ledger is not needed: a `NeedsAttention` search attribute, an
+  error log line and a worker metric, then it tries again later (a deploy may have fixed
+  a refusal), for as long as it takes: a fact is never dropped.
 - Every ops alert is logged when queued, with a key fixed then, and written after.
 """
 
@@ -24,14 +26,14 @@ from temporalio.exceptions import (
     CancelledError,
     ChildWorkflowError,
     TerminatedError,
-    TimeoutError,
     WorkflowAlreadyStartedError,
 )
+from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from duecourse.domain.collection import Collection
-    from duecourse.domain.commands import ALERT_OPS, OpsAlert
+    from duecourse.domain.commands import ALERT_OPS, AWAIT_WORKFLOW, OpsAlert, WorkflowEnding
     from duecourse.domain.entries import LedgerEntry
     from duecourse.domain.events import DeliveryReport
     from duecourse.domain.supervision import ChildKind, child_failed
@@ -39,11 +41,14 @@ with workflow.unsafe.imports_passed_through():
 LEDGER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                            maximum_interval=timedelta(seconds=30), maximum_attempts=7)
 """About a minute of retries inside one call; beyond that the loan raises its hand."""
+ADOPTED_WATCH = timedelta(days=800)
+"""An adopted plan or legal case is watched for as long as it may run."""
 LEDGER_WAIT_FIRST = timedelta(minutes=1)
 LEDGER_WAIT_MAX = timedelta(minutes=30)
 
-ATTENTION_METRIC = "duecourse_loans_needing_attention"
-ATTENTION_CLEARED_METRIC = "duecourse_loans_attention_cleared"
+ATTENTION_METRIC = "duecourse_attention_raised"
+ATTENTION_CLEARED_METRIC = "duecourse_attention_cleared"
+"""Counters (per kind): raised minus cleared is how many loans need attention now."""
 
 
 def failure_text(err: BaseException) -> str:
@@ -51,7 +56,7 @@ def failure_text(err: BaseException) -> str:
     cause = err.cause if isinstance(err, ActivityError | ChildWorkflowError) else err
     if isinstance(cause, TerminatedError):
         return "terminated"
-    if isinstance(cause, TimeoutError):
+    if isinstance(cause, TemporalTimeoutError):
         return "timed out"
     if isinstance(cause, CancelledError):
         return "cancelled"
@@ -66,7 +71,7 @@ class Supervision:
     _c: Collection
     _alerts: list[OpsAlert]
     _deliveries_open: set[str]
-    _watchers: list[asyncio.Task[None]]
+    _watchers: list[asyncio.Task[None]]  # held so the event loop keeps them alive
 
     def _apply(self, entries: list[LedgerEntry]) -> None:  # pragma: no cover - see workflow
         raise NotImplementedError
@@ -86,6 +91,9 @@ class Supervision:
         except WorkflowAlreadyStartedError:  # started before a reset: the same child
             workflow.logger.info("child already exists; not started again",
                                  extra={"child": child_id})
+            if kind != "event_delivery":  # its end goes to the run that started it
+                self._watchers.append(asyncio.create_task(self._watch_adopted(kind,
+                                                                              child_id)))
             return
         if kind == "event_delivery":
             self._deliveries_open.add(child_id)
@@ -106,6 +114,19 @@ class Supervision:
             entries, subject = child_failed(self._c, kind, child_id, problem, workflow.now())
             self._apply(entries)
             self._queue_alert(subject, problem)
+
+    async def _watch_adopted(self, kind: ChildKind, child_id: str) -> None:
+        """Watch a child another run started (it reports its end to that run)."""
+        ending = await workflow.execute_activity(
+            AWAIT_WORKFLOW, child_id, result_type=WorkflowEnding,
+            start_to_close_timeout=ADOPTED_WATCH, heartbeat_timeout=timedelta(minutes=1),
+            retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1)),
+            summary=f"watch {child_id}")
+        if not ending.completed:
+            entries, subject = child_failed(self._c, kind, child_id, ending.why,
+                                            workflow.now())
+            self._apply(entries)
+            self._queue_alert(subject, ending.why)
 
     # ------------------------------------------------------------------ alerts
     def _queue_alert(self, subject: str, body: str) -> None:
@@ -142,11 +163,14 @@ class Supervision:
                 if isinstance(cause, ApplicationError) and cause.type in fatal:
                     raise ApplicationError(cause.message, type=cause.type,
                                            non_retryable=True) from None
-                self._needs_attention("ledger", f"{what}: {failure_text(err)}")
+                refused = isinstance(cause, ApplicationError) and cause.non_retryable
+                self._needs_attention("ledger_refused" if refused else "ledger",
+                                      f"{what}: {failure_text(err)}")
                 await workflow.sleep(wait, summary=f"retry {what}")
                 wait = min(wait * 2, LEDGER_WAIT_MAX)
                 continue
             self._attention_cleared("ledger")
+            self._attention_cleared("ledger_refused")
             return result
 
     def _needs_attention(self, kind: str, reason: str) -> None:

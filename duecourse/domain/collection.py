@@ -246,8 +246,8 @@ class Collection:
 
     def adopt_rules(self, rules: RulesSnapshot) -> None:
         """Run on `rules` from now on: its pack, holidays and pinned time zone rules."""
+        self.tz = pin_zone(rules.zone, rules.zone_rules)  # first: it refuses bad rules
         self.state.rules = rules
-        self.tz = pin_zone(rules.zone, rules.zone_rules)
 
     @classmethod
     def begin(cls, loan: LoanIntake, policy: Policy, now: datetime,

@@ -26,6 +26,7 @@ SCORE_LOAN = "score_loan"
 REFER_TO_PARTNER = "refer_to_partner"
 DELIVER_EVENT = "deliver_event"
 SEND_CLEARANCE = "send_clearance"  # the collection workflow's query a send asks last
+AWAIT_WORKFLOW = "await_workflow"
 
 
 class CollectionInput(BaseModel):
@@ -137,3 +138,10 @@ class OpsAlert(BaseModel):
 def money_text(amount: Decimal, currency: str) -> str:
     """How amounts appear in messages: `1,050.50 CNY`."""
     return str(Money(amount=amount, currency=currency))
+
+
+class WorkflowEnding(BaseModel):
+    """How a watched workflow ended (`await_workflow`)."""
+
+    completed: bool
+    why: str = ""

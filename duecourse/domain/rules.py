@@ -10,7 +10,9 @@ an explicit, recorded migration (`migrate_rules`).
 
 from __future__ import annotations
 
+import io
 from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -70,16 +72,21 @@ class RulesMigration(BaseModel):
 MIGRATORS = (ActorKind.OPS, ActorKind.SUPERVISOR, ActorKind.SYSTEM)
 
 
-def migration_problem(current: RulesSnapshot | None, jurisdiction: str,
+def migration_problem(jurisdiction: str, zone: str,
                       migration: RulesMigration) -> str | None:
-    """Why a rules migration must be refused, or None."""
+    """Why a rules migration must be refused, or None: who may, and whether the snapshot
+    fits this loan (its country's pack, the borrower's zone, readable zone rules)."""
     if migration.actor.kind not in MIGRATORS:
         return f"only ops or a supervisor may migrate a loan's rules, not {migration.actor.kind}"
     country = jurisdiction.split("-")[0].upper()
-    if migration.rules.pack.jurisdiction not in (country, "*"):
-        return (f"the rule pack is for {migration.rules.pack.jurisdiction}, but the loan is "
+    rules = migration.rules
+    if rules.pack.jurisdiction not in (country, "*"):
+        return (f"the rule pack is for {rules.pack.jurisdiction}, but the loan is "
                 f"collected under {country} rules")
-    if current is not None and migration.rules.zone != current.zone:
-        return (f"the snapshot is for time zone {migration.rules.zone}, but the borrower's is "
-                f"{current.zone}")
+    if rules.zone != zone:
+        return f"the snapshot is for time zone {rules.zone}, but the borrower's is {zone}"
+    try:
+        ZoneInfo.from_file(io.BytesIO(rules.zone_rules), key=rules.zone)
+    except ValueError:
+        return f"the zone rules for {rules.zone} are not compiled time zone data (TZif)"
     return None
