@@ -14,13 +14,14 @@ purpose and then checks the ledger, which is what an auditor or a borrower would
 The rig (real parts only, nothing mocked):
 - the `temporal` dev server from the venv on a fixed port and a SQLite file in a temp dir;
   "restarting" it is stopping it and starting it again on the same file and port (see
-  RestartableDevServer for why the restart skips DevServer's own port check);
+  RestartableDevServer in `chaos_rig.py` for why the restart skips DevServer's own port
+  check);
 - two `python worker.py` processes (a lender that has scaled out), configured by the
   environment, JSON logs in the temp dir; a small supervisor restarts a worker that exits
   (for instance one that cannot migrate its ledger at start during the outage);
 - the ledger on PostgreSQL, a fresh database `duecourse_chaos_<random>` migrated with
   `duecourse.store.migrate` and dropped at the end (kept with --keep). The workers reach
-  it through an asyncio TCP proxy in this script: "the ledger is unreachable" means the
+  it through an asyncio TCP proxy of the rig: "the ledger is unreachable" means the
   proxy resets every proxied connection and stops listening, so new connections are
   refused, exactly like a database host that went away. The checks read PostgreSQL
   directly.
@@ -49,6 +50,13 @@ with a next action, and the independent `duecourse audit`. Each count is printed
 diagnosis of the first offending loans, so a failure says what went wrong, not only that
 something did. Borrower data is synthetic and never printed (loans appear by id only).
 
+The parts, beside this file, one concern each: `chaos_rig.py` the moving parts (timeline,
+database, ledger proxy, supervised workers, restartable dev server); `chaos_scenario.py`
+the plan (loans, behaviours, faults, actions, all from the seed); `chaos_checks.py` the
+checks and `chaos_diagnosis.py` the Temporal histories behind a failing one. This file
+builds the rig, hands the loans over, runs the plan's faults and actions, heals, settles
+and checks.
+
 Exit status: 0 every check passed, 1 a check failed, 2 the rig could not run (for
 example PostgreSQL is unreachable or a worker cannot start), 130 interrupted. Whatever
 the ending, the workers, the server, the proxy, the database and the temp dir go with it.
@@ -60,7 +68,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import random
 import secrets
 import shutil
 import signal
@@ -69,567 +76,39 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
-from zoneinfo import ZoneInfo
 
-import asyncpg  # type: ignore[import-untyped]
-from sqlalchemy.engine import URL, make_url
 from temporalio.client import Client
-from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.service import RPCError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo: duecourse, worker
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # chaos_checks beside this file
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the chaos_* modules beside it
 
 import chaos_checks as checks
+from chaos_rig import (
+    QUIET_RUNTIME,
+    Database,
+    LedgerProxy,
+    RestartableDevServer,
+    RigError,
+    Timeline,
+    WorkerSlot,
+)
+from chaos_scenario import Action, Fault, Scenario, make_scenario
 
-from duecourse.domain.actor import Actor, ActorKind
-from duecourse.domain.calendar import local_date
-from duecourse.domain.compliance.requests import DisputeChange, PreferenceChange
 from duecourse.domain.loan import LoanIntake
-from duecourse.domain.money import Money
-from duecourse.domain.policy import Channel, Policy
-from duecourse.domain.requests import PaymentReport
+from duecourse.domain.policy import Policy
 from duecourse.policies import load_policy
 from duecourse.process import exit_now
 from duecourse.store import connect, migrate
 from duecourse.temporal.client import CollectionClient, LoanClosed, LoanNotFound
 from duecourse.temporal.client import connect as connect_temporal
-from duecourse.temporal.devserver import (
-    DevServer,
-    DevServerError,
-    find_temporal_cli,
-    free_port,
-    port_in_use,
-)
-from tests.factories import daytime_zone
+from duecourse.temporal.devserver import DevServerError, free_port, port_in_use
 
-ROOT = Path(__file__).resolve().parents[1]
-AGENT = Actor(kind=ActorKind.AGENT, id="agent-chaos")
-JURISDICTIONS = {"CN": ("CNY", "zh-CN"), "US": ("USD", "en"), "GB": ("GBP", "en")}
-NATURAL_ZONES = {
-    "CN": ("Asia/Shanghai", "Asia/Urumqi"),
-    "US": ("America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles",
-           "America/Anchorage", "Pacific/Honolulu"),
-    "GB": ("Europe/London",),
-}
-BEHAVIOURS = ("pays_full", "partial_then_full", "partial_only", "dispute_verified",
-              "opts_out_sms", "ceases", "never_pays")
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
-SETPRIV = shutil.which("setpriv")
-DIE_WITH_US: list[str] = [SETPRIV, "--pdeathsig", "KILL", "--"] if SETPRIV else []
-"""Children get SIGKILL if this script dies without cleaning up (killed itself, say by
-CI's `timeout --kill-after`), so no worker or server outlives it."""
 
 
-class RigError(RuntimeError):
-    """The rig itself could not be built or run: not a finding about the engine."""
-
-
-# ----------------------------------------------------------------------------- timeline
-class Timeline:
-    """What was done when, in seconds since the script started; also kept in a file."""
-
-    def __init__(self, path: Path) -> None:
-        self.origin = time.monotonic()
-        self.wall_origin = datetime.now(UTC)
-        self._file: TextIO = _open_append(path)
-
-    def now(self) -> float:
-        return time.monotonic() - self.origin
-
-    def offset(self, at: datetime) -> float:
-        """Seconds since the start for a wall-clock instant (ledger rows carry those)."""
-        return (at - self.wall_origin).total_seconds()
-
-    def note(self, text: str, *, console: bool = True) -> None:
-        line = f"  {_clock(self.now())}  {text}"
-        self._file.write(line + "\n")
-        self._file.flush()
-        if console:
-            print(line, flush=True)
-
-    def close(self) -> None:
-        self._file.close()
-
-
-def _clock(seconds: float) -> str:
-    sign = "-" if seconds < 0 else "+"
-    seconds = abs(seconds)
-    return f"{sign}{int(seconds // 60):02d}:{seconds % 60:04.1f}"
-
-
-def _open_append(path: Path) -> TextIO:
-    return path.open("a", encoding="utf-8")
-
-
-# ----------------------------------------------------------------------------- PostgreSQL
-@dataclass
-class Database:
-    """A fresh ledger database on the server behind `admin_dsn`, dropped at the end."""
-
-    admin_dsn: str
-    name: str
-
-    @property
-    def host(self) -> str:
-        return make_url(self.admin_dsn).host or "127.0.0.1"
-
-    @property
-    def port(self) -> int:
-        return make_url(self.admin_dsn).port or 5432
-
-    def url(self, host: str | None = None, port: int | None = None) -> str:
-        """SQLAlchemy URL of this database, directly or through the proxy."""
-        base = make_url(self.admin_dsn)
-        url = URL.create("postgresql+asyncpg", username=base.username, password=base.password,
-                         host=host or self.host, port=port or self.port, database=self.name)
-        return url.render_as_string(hide_password=False)
-
-    async def _admin(self) -> Any:
-        try:
-            return await asyncpg.connect(self.admin_dsn, timeout=5)
-        except (TimeoutError, OSError, asyncpg.PostgresError) as err:
-            shown = make_url(self.admin_dsn).render_as_string(hide_password=True)
-            raise RigError(f"PostgreSQL is not reachable at {shown} ({err.__class__.__name__}:"
-                           f" {err}); start it (`.ci/run` does) or pass --postgres "
-                           "postgresql://USER@HOST:PORT/postgres") from err
-
-    async def create(self) -> None:
-        conn = await self._admin()
-        try:
-            await conn.execute(f'CREATE DATABASE "{self.name}"')
-        finally:
-            await conn.close()
-
-    async def drop(self) -> None:
-        conn = await self._admin()
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-
-class LedgerProxy:
-    """A TCP proxy between the workers and PostgreSQL that can make the ledger vanish.
-
-    `cut()` stops listening (new connections are refused) and resets every proxied
-    connection in both directions; `restore()` listens again on the same port.
-    """
-
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self.target = (target_host, target_port)
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.connections = 0
-
-    @property
-    def up(self) -> bool:
-        return self._server is not None
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port,
-                                                  reuse_address=True)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.transport.abort()
-            return
-        link = (writer, up_writer)
-        self._links.add(link)
-        self.connections += 1
-        pumps = [asyncio.create_task(self._pump(reader, up_writer)),
-                 asyncio.create_task(self._pump(up_reader, writer))]
-        for task in pumps:
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
-        for side in link:
-            side.transport.abort()
-        self._links.discard(link)
-
-    @staticmethod
-    async def _pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
-            while data := await source.read(65536):
-                sink.write(data)
-                await sink.drain()
-
-    async def cut(self) -> int:
-        """Refuse new connections and reset the open ones; returns how many were reset."""
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        dropped = len(self._links)
-        for link in list(self._links):
-            for side in link:
-                side.transport.abort()
-        self._links.clear()
-        return dropped
-
-    async def restore(self) -> None:
-        if self._server is None:
-            await self.start()
-
-    async def close(self) -> None:
-        await self.cut()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
-# ----------------------------------------------------------------------------- workers
-class WorkerSlot:
-    """One `python worker.py` process; restarted by `supervise()` whenever it exits on its
-    own (a crash, or a start that failed), killed with SIGKILL by the chaos schedule."""
-
-    def __init__(self, name: str, env: dict[str, str], log: Path, timeline: Timeline) -> None:
-        self.name = name
-        self.env = env
-        self.log = log
-        self.timeline = timeline
-        self.process: asyncio.subprocess.Process | None = None
-        self.wanted = False  # the supervisor keeps it running while True
-        self.down_until = 0.0  # monotonic: a killed worker stays down until then
-        self.starts = 0
-        self.failed_starts = 0
-        self._log_offset = 0
-        self._supervisor: asyncio.Task[None] | None = None
-
-    @property
-    def alive(self) -> bool:
-        return self.process is not None and self.process.returncode is None
-
-    async def spawn(self) -> None:
-        self._log_offset = _file_size(self.log)
-        out = _open_binary_append(self.log)
-        try:
-            self.process = await asyncio.create_subprocess_exec(
-                *DIE_WITH_US, sys.executable, "worker.py", cwd=ROOT, env=self.env,
-                stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True)  # Ctrl-C in a terminal reaches this script only
-        finally:
-            out.close()
-        self.starts += 1
-
-    async def wait_ready(self, limit: float) -> bool:
-        """True once this run of the worker logged that it started; False if it exited."""
-        deadline = time.monotonic() + limit
-        while time.monotonic() < deadline:
-            if _log_contains(self.log, self._log_offset, "worker started"):
-                return True
-            if not self.alive:
-                return False
-            await asyncio.sleep(0.2)
-        return False
-
-    def log_tail(self, lines: int = 12) -> str:
-        return _log_tail(self.log, self._log_offset, lines)
-
-    def kill(self) -> int | None:
-        """SIGKILL the worker's process group (its own session); returns the pid."""
-        if not self.alive:
-            return None
-        assert self.process is not None
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        return self.process.pid
-
-    def supervise(self) -> None:
-        self.wanted = True
-        if self._supervisor is None:
-            self._supervisor = asyncio.create_task(self._keep_running())
-
-    async def _keep_running(self) -> None:
-        streak = 0
-        while self.wanted:
-            if not self.alive:
-                await asyncio.sleep(max(0.0, self.down_until - time.monotonic()))
-                if not self.wanted:
-                    break
-                await self.spawn()
-                started = time.monotonic()
-                if await self.wait_ready(60):
-                    assert self.process is not None
-                    after = f" after {streak} failed start(s)" if streak else ""
-                    self.timeline.note(f"{self.name} up (pid {self.process.pid}, ready in "
-                                       f"{time.monotonic() - started:.1f} s{after})")
-                    streak = 0
-                elif self.wanted and self.down_until <= time.monotonic():
-                    code = self.process.returncode if self.process else None
-                    streak += 1
-                    self.failed_starts += 1
-                    if streak == 1:
-                        last = self.log_tail(1).strip().replace("\n", " ")[:160]
-                        self.timeline.note(f"{self.name} failed to start (exit {code}); "
-                                           f"retrying every 3 s. Last log line: {last}")
-                    self.kill()
-                    self.down_until = time.monotonic() + 3
-                    continue
-            assert self.process is not None
-            await self.process.wait()
-            if self.wanted and self.down_until <= time.monotonic():
-                self.timeline.note(f"{self.name} exited on its own (code "
-                                   f"{self.process.returncode}); restarting in 3 s")
-                self.down_until = time.monotonic() + 3
-
-    async def stop(self, graceful: bool = True) -> None:
-        """Stop for good: SIGTERM (the worker drains), then SIGKILL after 15 s."""
-        self.wanted = False
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
-            self._supervisor = None
-        if self.process is None or self.process.returncode is not None:
-            return
-        if graceful:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.process.wait(), 15)
-                return
-            except TimeoutError:
-                pass
-        self.kill()
-        await self.process.wait()
-
-
-def _file_size(path: Path) -> int:
-    return path.stat().st_size if path.exists() else 0
-
-
-def _open_binary_append(path: Path) -> Any:
-    return path.open("ab")
-
-
-def _log_contains(path: Path, offset: int, needle: str) -> bool:
-    if not path.exists():
-        return False
-    with path.open("rb") as log:
-        log.seek(offset)
-        return needle.encode() in log.read()
-
-
-def _log_tail(path: Path, offset: int, lines: int) -> str:
-    if not path.exists():
-        return ""
-    with path.open("rb") as log:
-        log.seek(offset)
-        return "\n".join(log.read().decode(errors="replace").splitlines()[-lines:])
-
-
-# ----------------------------------------------------------------------------- Temporal
-class RestartableDevServer(DevServer):
-    """The dev server, restartable on its own port right after a stop.
-
-    `DevServer.start()` first checks the port with a bind() without SO_REUSEADDR; after a
-    stop with clients connected, the old server's TIME_WAIT sockets make that check fail
-    for about a minute although `temporal` itself binds at once. A restart therefore
-    launches the same command again without that pre-check (the first start keeps it).
-    """
-
-    def command(self, binary: Path) -> list[str]:
-        return [*DIE_WITH_US, *super().command(binary)]
-
-    async def start_again(self) -> None:
-        binary = find_temporal_cli(self.binary)
-        assert self.log_file is not None and self.process is None
-        self._log = _open_binary_append(self.log_file)
-        self._log_offset = self._log.tell()
-        try:
-            self.process = await asyncio.create_subprocess_exec(
-                *self.command(binary), stdin=asyncio.subprocess.DEVNULL, stdout=self._log,
-                stderr=asyncio.subprocess.STDOUT, process_group=0)
-            await self._wait_ready()
-        except BaseException:
-            await self.stop()
-            raise
-
-
-QUIET_RUNTIME = Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(
-    filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"))))
-"""Our own client retries through the restart on purpose: its core's retry warnings would
-drown the timeline."""
-
-
-# ----------------------------------------------------------------------------- scenario
-@dataclass
-class Action:
-    """One thing a platform or agent does to a loan at `at` seconds into the chaos."""
-
-    loan_id: str
-    at: float
-    kind: str  # pay | dispute_opened | dispute_verified | opt_out_sms | cease
-    label: str
-    payload: Any
-    in_fault: bool = False  # placed inside a fault window on purpose
-    landed_at: float | None = None  # timeline seconds when the server accepted it
-    landed_wall: datetime | None = None  # the same instant on the wall clock (UTC)
-    result: str = "pending"
-    faults: list[checks.FaultWindow] = field(default_factory=list)  # active as it landed
-    tries: int = 0
-
-
-@dataclass
-class Fault:
-    """A scheduled fault: `at` seconds into the chaos window."""
-
-    kind: str  # kill | restart | outage
-    at: float
-    length: float
-    target: int = 0  # worker index for kills
-
-
-@dataclass
-class Scenario:
-    loans: list[LoanIntake]
-    behaviour: dict[str, str]
-    actions: list[Action]
-    faults: list[Fault]
-    reported: dict[str, list[PaymentReport]]  # loan -> distinct payments reported
-
-
-def borrower_zone(jurisdiction: str, now: datetime, index: int) -> str:
-    """A zone of the jurisdiction where it is daytime for the whole run, else any zone
-    in late morning (tests.factories.daytime_zone): lawful hours must not defer contact
-    merely because CI runs at night, yet the packs' hours still apply."""
-    fits = [z for z in NATURAL_ZONES[jurisdiction]
-            if all(9 <= (now + timedelta(minutes=m)).astimezone(ZoneInfo(z)).hour < 19
-                   for m in (0, 20))]
-    return fits[index % len(fits)] if fits else daytime_zone(now)
-
-
-def make_loans(n: int, run: str, now: datetime, rng: random.Random) -> list[LoanIntake]:
-    loans = []
-    codes = list(JURISDICTIONS)
-    for i in range(n):
-        jurisdiction = codes[i % len(codes)]
-        currency, language = JURISDICTIONS[jurisdiction]
-        tz = borrower_zone(jurisdiction, now, i)
-        phone = {"CN": f"+86138{rng.randrange(10**8):08d}", "US": f"+1202555{i % 10000:04d}",
-                 "GB": f"+447700900{i % 1000:03d}"}[jurisdiction]
-        amount = Decimal(rng.randrange(50_000, 500_000)) / 100
-        loan_id = f"chaos-{run}-{i + 1:03d}"
-        loans.append(LoanIntake(
-            loan_id=loan_id,
-            borrower={"borrower_id": f"B-{loan_id}", "name": f"Chaos Borrower {i + 1}",
-                      "phones": [phone], "email": f"borrower-{run}-{i + 1}@example.com",
-                      "address": f"{i + 1} Example Street", "timezone": tz,
-                      "language": language},
-            jurisdiction=jurisdiction, currency=currency, principal=amount,
-            outstanding=amount, due_date=local_date(now, tz) - timedelta(days=3),
-            policy="demo"))
-    return loans
-
-
-def plan_faults(rng: random.Random, duration: float, kills: int, outage: float) -> list[Fault]:
-    """The outage somewhere in the first two thirds, the restart at least 10 s away from
-    it, the kills anywhere (also during the other faults)."""
-    if outage > 0 and outage > duration - 40:
-        raise RigError(f"--outage-seconds {outage:g} does not fit in --duration "
-                       f"{duration:g} (needs at least {outage + 40:g})")
-    faults: list[Fault] = []
-    start = rng.uniform(0.15 * duration, max(0.15 * duration, min(0.6 * duration,
-                                                                  duration - 20 - outage)))
-    if outage > 0:
-        faults.append(Fault("outage", start, outage))
-    for _ in range(200):
-        at = rng.uniform(10, duration - 20)
-        if outage <= 0 or not start - 12 < at < start + outage + 10:
-            break
-    faults.append(Fault("restart", at, rng.uniform(3, 8)))
-    for at in sorted(rng.uniform(8, duration - 15) for _ in range(kills)):
-        faults.append(Fault("kill", at, rng.uniform(2, 6), target=rng.randrange(2)))
-    return sorted(faults, key=lambda f: f.at)
-
-
-def plan_actions(loans: list[LoanIntake], faults: list[Fault], rng: random.Random,
-                 duration: float) -> tuple[dict[str, str], list[Action],
-                                           dict[str, list[PaymentReport]]]:
-    windows = [(f.at, f.at + f.length + (4 if f.kind == "kill" else 0), f.kind)
-               for f in faults]
-
-    def moment(lo: float = 12, hi: float | None = None) -> tuple[float, bool]:
-        hi = hi if hi is not None else duration - 25
-        inside = [(max(a, lo), min(b, hi)) for a, b, kind in windows
-                  for _ in range(4 if kind == "outage" else 1) if min(b, hi) > max(a, lo)]
-        if inside and rng.random() < 0.4:
-            a, b = rng.choice(inside)
-            return rng.uniform(a, b), True
-        return rng.uniform(lo, max(lo + 1, hi)), False
-
-    order = list(BEHAVIOURS)
-    rng.shuffle(order)
-    behaviour = {loan.loan_id: order[i % len(order)] for i, loan in enumerate(loans)}
-    actions: list[Action] = []
-    reported: dict[str, list[PaymentReport]] = {}
-
-    def pay(loan: LoanIntake, amount: Decimal, n: int, at: float, inside: bool,
-            label: str) -> None:
-        report = PaymentReport(reference=f"PAY-{loan.loan_id[-3:]}-{n}-{rng.randrange(10**6)}",
-                               amount=Money.of(amount, loan.currency),
-                               paid_at=datetime.now(UTC))
-        reported.setdefault(loan.loan_id, []).append(report)
-        actions.append(Action(loan.loan_id, at, "pay", label, report, inside))
-        again, again_inside = (at + rng.uniform(0.2, 3), inside) if rng.random() < 0.6 \
-            else moment(at + 1, duration - 5)
-        actions.append(Action(loan.loan_id, again, "pay", f"{label} (re-sent)", report,
-                              again_inside))
-
-    for loan in loans:
-        kind = behaviour[loan.loan_id]
-        full = loan.outstanding
-        part = (full * Decimal(str(rng.uniform(0.2, 0.6)))).quantize(Decimal("0.01"))
-        t1, inside = moment()
-        if kind == "pays_full":
-            pay(loan, full, 1, t1, inside, "payment in full")
-        elif kind == "partial_then_full":
-            pay(loan, part, 1, t1, inside, "partial payment")
-            t2, inside2 = moment(t1 + 15, duration - 10)
-            pay(loan, full - part, 2, t2, inside2, "payment of the rest")
-        elif kind == "partial_only":
-            pay(loan, part, 1, t1, inside, "partial payment")
-        elif kind == "dispute_verified":
-            actions.append(Action(loan.loan_id, t1, "dispute_opened", "dispute opened",
-                                  DisputeChange(action="opened", actor=AGENT,
-                                                reason="borrower disputes the amount"),
-                                  inside))
-            t2, inside2 = moment(t1 + 20, min(duration - 5, t1 + 70))
-            actions.append(Action(loan.loan_id, t2, "dispute_verified", "dispute verified",
-                                  DisputeChange(action="verified", actor=AGENT,
-                                                reason="statement of account sent"),
-                                  inside2))
-        elif kind == "opts_out_sms":
-            actions.append(Action(loan.loan_id, t1, "opt_out_sms", "opted out of SMS",
-                                  PreferenceChange(opt_out=[Channel.SMS], actor=AGENT),
-                                  inside))
-        elif kind == "ceases":
-            actions.append(Action(loan.loan_id, t1, "cease", "asked to cease communication",
-                                  PreferenceChange(cease_communication=True, actor=AGENT),
-                                  inside))
-    return behaviour, sorted(actions, key=lambda a: a.at), reported
-
-
-def make_scenario(n: int, run: str, seed: int, duration: float, kills: int,
-                  outage: float) -> Scenario:
-    rng = random.Random(seed)
-    loans = make_loans(n, run, datetime.now(UTC), rng)
-    faults = plan_faults(rng, duration, kills, outage)
-    behaviour, actions, reported = plan_actions(loans, faults, rng, duration)
-    return Scenario(loans, behaviour, actions, faults, reported)
-
-
-# ----------------------------------------------------------------------------- the run
 class Rig:
     """Dev server, ledger database and proxy, workers: built up, faulted, torn down."""
 
@@ -742,7 +221,7 @@ class Rig:
     async def _until_up(self, slot: WorkerSlot, limit: float) -> bool:
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
-            if slot.alive and _log_contains(slot.log, slot._log_offset, "worker started"):
+            if slot.alive and slot.logged_start():
                 return True
             await asyncio.sleep(0.2)
         return False
