@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from temporalio import activity
 from temporalio.client import WorkflowFailureError
-from temporalio.exceptions import ApplicationError, CancelledError, TerminatedError
-from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 from activities.heartbeat import heartbeating
 from duecourse.domain.commands import AWAIT_WORKFLOW, WorkflowEnding
+from duecourse.temporal.failures import failure_text
 
 
 @activity.defn(name=AWAIT_WORKFLOW)
@@ -24,17 +23,5 @@ async def await_workflow(workflow_id: str) -> WorkflowEnding:
         try:
             await handle.result(follow_runs=False)
         except WorkflowFailureError as err:
-            return WorkflowEnding(completed=False, why=_why(err.cause))
+            return WorkflowEnding(completed=False, why=failure_text(err))
     return WorkflowEnding(completed=True)
-
-
-def _why(cause: BaseException | None) -> str:
-    if isinstance(cause, TerminatedError):
-        return "terminated"
-    if isinstance(cause, TemporalTimeoutError):
-        return "timed out"
-    if isinstance(cause, CancelledError):
-        return "cancelled"
-    if isinstance(cause, ApplicationError):
-        return cause.message
-    return str(cause) or "failed"

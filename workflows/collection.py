@@ -15,7 +15,7 @@ from temporalio.common import RetryPolicy, SearchAttributePair
 from temporalio.exceptions import ApplicationError, FailureError
 
 from workflows.contact_path import ContactPath, InFlight
-from workflows.supervision import Supervision, failure_text
+from workflows.supervision import Supervision
 
 with workflow.unsafe.imports_passed_through():
     from duecourse import search_attributes as sa
@@ -99,6 +99,7 @@ with workflow.unsafe.imports_passed_through():
     from duecourse.domain.scoring import ScoreResult
     from duecourse.domain.status import CollectionStatus, describe
     from duecourse.domain.worklist import TaskCompletion, TaskKind, TaskResult
+    from duecourse.temporal.failures import failure_text
 
 LEGAL_REFERRAL = "legal-referral"  # subject of the supervisor's approval task
 EVENTS_PATCH = "outbound-events"

@@ -23,12 +23,9 @@ from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
-    CancelledError,
     ChildWorkflowError,
-    TerminatedError,
     WorkflowAlreadyStartedError,
 )
-from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -37,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from duecourse.domain.entries import LedgerEntry
     from duecourse.domain.events import DeliveryReport
     from duecourse.domain.supervision import ChildKind, child_failed
+    from duecourse.temporal.failures import failure_text
 
 LEDGER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                            maximum_interval=timedelta(seconds=30), maximum_attempts=7)
@@ -49,20 +47,6 @@ LEDGER_WAIT_MAX = timedelta(minutes=30)
 ATTENTION_METRIC = "duecourse_attention_raised"
 ATTENTION_CLEARED_METRIC = "duecourse_attention_cleared"
 """Counters (per kind): raised minus cleared is how many loans need attention now."""
-
-
-def failure_text(err: BaseException) -> str:
-    """A short, PII-free sentence for how an activity or child ended."""
-    cause = err.cause if isinstance(err, ActivityError | ChildWorkflowError) else err
-    if isinstance(cause, TerminatedError):
-        return "terminated"
-    if isinstance(cause, TemporalTimeoutError):
-        return "timed out"
-    if isinstance(cause, CancelledError):
-        return "cancelled"
-    if isinstance(cause, ApplicationError):
-        return cause.message
-    return str(cause or err) or type(err).__name__
 
 
 class Supervision:
