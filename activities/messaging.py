@@ -6,9 +6,11 @@ In order, each attempt:
    lease - a sent row short-circuits a retry or a reset, a live lease held by another
    attempt makes this one wait (no overlapping attempts);
 3. refuses to go on after `not_after`, the end of the lawful window it was decided for;
-4. asks its workflow, last of all, whether the contact may still go out (`send_clearance`
-   query: a payment in full, a dispute, a hold, a cease request, an opt-out of this
-   channel... that arrived meanwhile stops it);
+4. asks its workflow whether the contact may still go out (`send_clearance` query: a
+   payment in full, a dispute, a hold, a cease request, an opt-out of this channel...
+   that arrived meanwhile stops it) - again right before the channel call, accepting only
+   an answer fresher than half a second, so a send delayed by a starved process still
+   learns of a stop that came meanwhile;
 5. counts one call to the channel on the row (ledger and fence errors never count) and
    calls the channel within the lease, shielded from cancellation so a call that started
    is always seen through and recorded;
@@ -55,6 +57,9 @@ CHANNEL_TIMEOUT = 20.0
 """Seconds a channel call may take; a send starts one only with this much lease and lawful
 window left."""
 QUERY_TIMEOUT = timedelta(seconds=10)
+FRESH = timedelta(milliseconds=500)
+"""How old the workflow's last answer may be when the channel is called."""
+LAST_WORD_TRIES = 5
 RECORD_WITHIN = 15.0
 """Seconds an attempt spends recording an accepted message before it hands the result to
 its workflow instead (well inside the attempt's start-to-close timeout)."""
@@ -103,15 +108,7 @@ class MessagingActivities:
                        body: str) -> MessageSent:
         """Steps 3-6 for a claim this attempt holds."""
         await self._within_window(req, owner, now())
-        stop = await self._clearance(req, now())
-        if stop:
-            await self._release(req, owner, "cancelled", stop)
-            raise ApplicationError(f"not sent: {stop}", type="StopFact", non_retryable=True)
-        fenced_at = now()  # last: the window and the lease must both cover the whole call
-        await self._within_window(req, owner, fenced_at)
-        assert claim.lease_until is not None
-        if fenced_at + timedelta(seconds=CHANNEL_TIMEOUT) > claim.lease_until:
-            raise ApplicationError("the claim's lease ran short", type="LeaseLost")
+        await self._fence(req, owner, now())  # early: a stopped send costs no attempt
         with ledger_errors("counting a channel attempt"):
             try:
                 calls = await self._sends.count_attempt(req.idempotency_key, owner)
@@ -121,6 +118,11 @@ class MessagingActivities:
             reason = f"the {req.channel} channel failed {calls - 1} times"
             await self._release(req, owner, "failed", reason)
             raise ApplicationError(reason, type="ChannelGaveUp", non_retryable=True)
+        fenced_at = await self._last_word(req, owner, now)
+        await self._within_window(req, owner, fenced_at)  # the call must end inside both
+        assert claim.lease_until is not None
+        if fenced_at + timedelta(seconds=CHANNEL_TIMEOUT) > claim.lease_until:
+            raise ApplicationError("the claim's lease ran short", type="LeaseLost")
         message = OutgoingMessage(idempotency_key=req.idempotency_key, channel=req.channel,
                                   recipient=req.recipient, subject=subject, body=body)
         message_id = await self._call_channel(req, owner, message)
@@ -141,6 +143,27 @@ class MessagingActivities:
             raise ApplicationError(
                 f"not sent: the window it was allowed in closed at "
                 f"{req.not_after.isoformat()}", type="WindowClosed", non_retryable=True)
+
+    async def _fence(self, req: SendMessage, owner: str, at: datetime) -> None:
+        """Stop here if the workflow says a stop fact arrived."""
+        stop = await self._clearance(req, at)
+        if stop:
+            await self._release(req, owner, "cancelled", stop)
+            raise ApplicationError(f"not sent: {stop}", type="StopFact", non_retryable=True)
+
+    async def _last_word(self, req: SendMessage, owner: str,
+                         now: Callable[[], datetime]) -> datetime:
+        """Ask the workflow once more, right before the channel call, and accept only a
+        fresh answer: one that took longer than FRESH (a starved process, a slow server)
+        may predate a stop fact, so ask again. Returns when it was asked - the instant the
+        send is ordered against the loan's facts (its `fenced_at`)."""
+        for _ in range(LAST_WORD_TRIES):
+            asked = now()
+            await self._fence(req, owner, asked)
+            if now() - asked <= FRESH:
+                return asked
+        raise ApplicationError("the workflow's last word came too slowly to rely on",
+                               type="FenceSlow")
 
     async def _clearance(self, req: SendMessage, at: datetime) -> str:
         """The workflow's answer: '' to go ahead, else the stop fact. Unanswerable (the

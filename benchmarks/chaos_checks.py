@@ -20,6 +20,9 @@ Definitions, so a count means one thing:
   `opted_out` (that channel, until `opted_in`), `hold_started` (until `hold_ended` or
   its end), `bankruptcy`, `deceased`; each from its recorded `occurred_at`, which is the
   workflow's time of handling the signal (the same instant the rules engine uses);
+- a delivery after a stop fails the check, except one whose send had its workflow's last
+  word before the stop and reached the channel within a second of it (it was already on
+  its way: listed in the notes);
 - a skipped step is a `contact_skipped` event whose detail says "superseded"; it is a
   failure unless the policy step is `supersedable` (read with getattr: False where the
   field does not exist), and a loan whose first reminder step was skipped fails whatever
@@ -33,7 +36,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -411,6 +414,12 @@ class LateContact:
     stop: Stop
 
 
+IN_FLIGHT = timedelta(seconds=1)
+"""A send whose last word from its workflow came before the stop and that reached the
+channel within this long after it was already on its way when the stop arrived: no system
+can recall a call in progress. Listed in the notes; anything later is a failure."""
+
+
 def check_contacts_after_stop(ctx: Context) -> tuple[CheckResult, list[LateContact]]:
     result = CheckResult("contacts after a full payment or a stop fact", 0)
     stops = stops_by_case(ctx.snap)
@@ -418,6 +427,14 @@ def check_contacts_after_stop(ctx: Context) -> tuple[CheckResult, list[LateConta
     for d in deliveries(ctx.snap):
         for stop in stops.get(d.case_id, []):
             if stop.covers(d.channel, d.purpose, d.at):
+                fenced = (d.attempt or {}).get("fenced_at")
+                if fenced is not None and fenced <= stop.start and \
+                        d.at - stop.start <= IN_FLIGHT:
+                    ctx.notes.append(
+                        f"{d.loan_id}: {d.step} ({d.channel}) was on its way when {stop.kind} "
+                        f"arrived: last check {ctx.at(fenced)}, stop {ctx.at(stop.start)}, "
+                        f"delivered {ctx.at(d.at)}")
+                    break
                 late.append(LateContact(d, stop))
                 break
     late.sort(key=lambda x: (x.delivery.loan_id, x.delivery.at))

@@ -130,7 +130,7 @@ class ContactPath:
         handle = workflow.start_activity(
             SEND_MESSAGE, request, result_type=MessageSent,
             start_to_close_timeout=timedelta(seconds=90),
-            heartbeat_timeout=timedelta(seconds=20), retry_policy=SEND_RETRY,
+            heartbeat_timeout=timedelta(seconds=10), retry_policy=SEND_RETRY,
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             summary=f"{channel} {template} ({step.name})")
         flight = InFlight(key=key, channel=channel, address=address, purpose=purpose,
