@@ -73,7 +73,8 @@ def test_cn_six_unanswered_attempts_per_number() -> None:
 def test_cn_third_parties_only_when_debtor_unreachable() -> None:
     at = local(SHANGHAI, 2026, 11, 30, 10, 0)
     proposal = ProposedContact(channel=Channel.VOICE, at=at, address="+8613700000000",
-                               recipient_kind=RecipientKind.THIRD_PARTY, discloses_debt=False)
+                               recipient_kind=RecipientKind.THIRD_PARTY, discloses_debt=False,
+                               purpose=Purpose.LOCATION)  # never for collection itself
     reachable = [call(at - timedelta(days=1), AttemptResult.ANSWERED)]
     assert decide(proposal, ctx("CN", "Asia/Shanghai", reachable)).code == "third_party"
     failed = [call(at - timedelta(hours=h), AttemptResult.UNANSWERED) for h in (5, 4, 3)]
@@ -99,7 +100,8 @@ def test_us_no_call_within_seven_days_of_a_conversation() -> None:
                       ctx("US", "America/New_York", [call(talked, AttemptResult.ANSWERED)],
                           validation_notice_at=talked))
     assert decision.code == "after_conversation"
-    assert decision.until == talked + timedelta(days=7)
+    # seven consecutive days after Saturday's conversation: the next Saturday from 08:00
+    assert decision.until == local(NEW_YORK, 2026, 12, 5, 8, 0)
 
 
 def test_us_inconvenient_times_and_opt_out_and_cease_and_attorney() -> None:
@@ -120,14 +122,20 @@ def test_us_inconvenient_times_and_opt_out_and_cease_and_attorney() -> None:
     assert opted.code == "opted_out" and "1006.6" in opted.rule
 
 
-def test_us_validation_notice_within_five_days_of_first_contact() -> None:
+def test_us_validation_notice_is_a_duty_not_a_bar_unless_the_policy_says_so() -> None:
     first = local(NEW_YORK, 2026, 11, 20, 10, 0)
     history = [ContactEvent(at=first, channel=Channel.SMS, address=PHONE)]
     later = ProposedContact(channel=Channel.SMS, at=first + timedelta(days=6), address=PHONE)
-    assert decide(later, ctx("US", "America/New_York", history)).code == "validation_notice"
+    assert decide(later, ctx("US", "America/New_York", history)).allowed, \
+        "1006.34 is a duty to send the notice, not a bar on other contact"
+    ours = Context(pack=pack_for("US", {"US": {"collection_waits_for_validation_notice":
+                                               True}}),
+                   standing=Standing(), history=history, timezone="America/New_York",
+                   region="US-NY")
+    assert decide(later, ours).code == "validation_notice"
     notice = later.model_copy(update={"purpose": Purpose.VALIDATION_NOTICE,
                                       "channel": Channel.LETTER})
-    assert decide(notice, ctx("US", "America/New_York", history)).allowed
+    assert decide(notice, ours).allowed
 
 
 def test_us_third_parties_only_for_location() -> None:

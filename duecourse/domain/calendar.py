@@ -88,8 +88,10 @@ def local_midnight(day: date, tz: str) -> datetime:
     return wall_clock(day, time(0), tz)
 
 
-def next_time_within(moment: datetime, tz: str, start: time, end: time) -> datetime:
-    """Earliest instant at or after `moment` whose local time lies in [start, end).
+def next_time_within(moment: datetime, tz: str, start: time, end: time,
+                     end_inclusive: bool = False) -> datetime:
+    """Earliest instant at or after `moment` whose local time lies in [start, end) - or
+    [start, end] with `end_inclusive`.
 
     `start < end` is a daytime window (08:00-21:00); `start > end` wraps midnight.
     """
@@ -101,7 +103,7 @@ def next_time_within(moment: datetime, tz: str, start: time, end: time) -> datet
         day = local.date() + timedelta(days=day_offset)
         opens = wall_clock(day, start, tz)
         closes = wall_clock(day if start < end else day + timedelta(days=1), end, tz)
-        if moment < closes:
+        if moment < closes or (end_inclusive and moment == closes):
             return max(moment, opens)
     raise AssertionError("a daily window always opens within two days")  # pragma: no cover
 

@@ -68,6 +68,8 @@ class ContactHours(_Model):
 
     start: time = time(8, 0)
     end: time = time(21, 0)
+    end_inclusive: bool = Field(default=False, description="the end minute itself is "
+                                "allowed (Reg F: nothing 'after 9:00 p.m.')")
 
     @model_validator(mode="after")
     def _order(self) -> ContactHours:

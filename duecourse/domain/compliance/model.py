@@ -23,14 +23,24 @@ class Purpose(StrEnum):
     FORBEARANCE_OFFER = "forbearance_offer"  # UK CONC 7.3
     DEMAND = "demand"  # formal demand / default notice
     LOCATION = "location"  # third-party location inquiry, never disclosing the debt
+    MESSAGE = "message"  # a third party asked to pass on a message, never disclosing the debt
 
 
 class AttemptResult(StrEnum):
     SENT = "sent"  # a message delivered to the channel, or a call placed, outcome unknown
     ANSWERED = "answered"  # a call answered: a conversation with the recipient
-    UNANSWERED = "unanswered"
-    FAILED = "failed"  # invalid number, bounced, undeliverable
+    UNANSWERED = "unanswered"  # the call connected (rang, voicemail) but nobody talked
+    FAILED = "failed"  # never connected: invalid number, bounced, undeliverable
     REFUSED = "refused"  # the recipient refused (a third party refusing further contact)
+
+
+def person_of(recipient_kind: RecipientKind, address: str, person: str = "") -> str:
+    """Who a contact is with: the limits of Reg F 1006.14 and GB/T 45251 count per person,
+    all of one person's numbers together. The debtor is one person; anyone else is who the
+    caller names (`person`), else their address."""
+    if person:
+        return person
+    return "debtor" if recipient_kind is RecipientKind.DEBTOR else f"{recipient_kind}:{address}"
 
 
 class ContactEvent(BaseModel):
@@ -44,12 +54,18 @@ class ContactEvent(BaseModel):
     recipient_kind: RecipientKind = RecipientKind.DEBTOR
     purpose: Purpose = Purpose.COLLECTION
     result: AttemptResult = AttemptResult.SENT
+    person: str = ""  # who, when a guarantor or third party has several numbers
+
+    @property
+    def who(self) -> str:
+        return person_of(self.recipient_kind, self.address, self.person)
 
 
 class HoldKind(StrEnum):
     HARDSHIP = "hardship"
     BREATHING_SPACE = "breathing_space"  # UK Debt Respite Scheme
-    MENTAL_HEALTH_CRISIS = "mental_health_crisis"
+    MENTAL_HEALTH_CRISIS = "mental_health_crisis"  # UK: crisis treatment + 30 days
+    MENTAL_CAPACITY = "mental_capacity"  # UK CONC 7.10.1R: may lack capacity, suspend
 
 
 class Hold(BaseModel):
@@ -91,13 +107,21 @@ class Standing(BaseModel):
     cease_communication_at: datetime | None = None
     attorney_at: datetime | None = None
     dispute_opened_at: datetime | None = None
+    dispute_written: bool = False  # the open dispute was made in writing (US 1006.38(d))
     dispute_verified_at: datetime | None = None
     holds: list[Hold] = Field(default_factory=list)
     bankruptcy_at: datetime | None = None
     deceased_at: datetime | None = None
     refused_third_parties: list[str] = Field(default_factory=list)
+    recontact_invited: list[str] = Field(
+        default_factory=list, description="third parties (person keys) who asked to be "
+        "contacted again, or whose earlier answer proved wrong (15 USC 1692b(3))")
     validation_notice_at: datetime | None = None
     forbearance_offered_at: datetime | None = None
+    esign_consent_at: datetime | None = None  # consent to electronic notices (1006.42)
+    workplace_contact_prohibited_at: datetime | None = None  # employer forbids (1006.6(b)(3))
+    employer_provided: list[str] = Field(
+        default_factory=list, description="addresses the employer provided (1006.22(f)(3))")
 
     @property
     def dispute_open(self) -> bool:
@@ -118,6 +142,12 @@ class ProposedContact(BaseModel):
     purpose: Purpose = Purpose.COLLECTION
     collectors: int = Field(default=1, ge=1, description="people on a home visit")
     discloses_debt: bool = True
+    person: str = ""  # who, when a guarantor or third party has several numbers
+    at_workplace: bool = False  # a call to a work number or a visit at work
+
+    @property
+    def who(self) -> str:
+        return person_of(self.recipient_kind, self.address, self.person)
 
 
 class Verdict(StrEnum):
