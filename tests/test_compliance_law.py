@@ -115,7 +115,9 @@ def test_us_days_are_consecutive_local_days_not_rolling_hours() -> None:
 def test_us_nine_pm_itself_is_lawful_after_it_is_not() -> None:
     """1006.6(b)(1)(i): inconvenient is 'before 8:00 a.m. and after 9:00 p.m.'."""
     sms = to_debtor(local(NEW_YORK, 2026, 11, 3, 21, 0), Channel.SMS)
-    assert decide(sms, us()).allowed
+    at_nine = decide(sms, us())
+    assert at_nine.allowed and at_nine.valid_until is not None
+    assert at_nine.valid_until - sms.at < timedelta(seconds=1), "and only that instant"
     late = decide(sms.model_copy(update={"at": local(NEW_YORK, 2026, 11, 3, 21, 0, 30)}),
                   us())
     assert late.verdict is Verdict.DEFERRED and late.code == "hours"

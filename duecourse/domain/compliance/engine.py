@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 
 from duecourse.domain.calendar import local_date, wall_clock, zone
 from duecourse.domain.compliance.clock_rules import CLOCK_RULES
@@ -29,7 +29,7 @@ from duecourse.domain.compliance.model import (
 )
 from duecourse.domain.compliance.rule import Rule
 from duecourse.domain.compliance.standing_rules import STANDING_RULES, freezing_dispute
-from duecourse.domain.policy import Channel
+from duecourse.domain.policy import Channel, ContactHours
 
 __all__ = [
     "DECISION_VALIDITY",
@@ -98,12 +98,15 @@ def decide(p: ProposedContact, ctx: Context) -> Decision:
                     + (f" (last bound by {binding})" if binding else ""))
 
 
-def _window_close(moment: datetime, tz: str, start: time, end: time) -> datetime:
-    """The end of the daily local window [start, end) that contains `moment`."""
-    local = moment.astimezone(zone(tz))
+def _window_close(moment: datetime, tz: str, hours: ContactHours) -> datetime:
+    """The first instant after the daily local window that contains `moment` (with an
+    inclusive end, just after its last instant)."""
+    local, start, end = moment.astimezone(zone(tz)), hours.start, hours.end
     for day_offset in (-1, 0, 1):
         day = local.date() + timedelta(days=day_offset)
         closes = wall_clock(day if start < end else day + timedelta(days=1), end, tz)
+        if hours.end_inclusive and moment == closes:
+            return closes + timedelta(microseconds=1)
         if moment < closes:
             return closes
     raise AssertionError("a daily window always closes within two days")  # pragma: no cover
@@ -119,7 +122,7 @@ def lawful_until(p: ProposedContact, ctx: Context) -> datetime:
     if p.channel is not Channel.LETTER:
         for hours in (ctx.pack.contact_hours, ctx.policy_hours):
             if hours is not None:
-                ends += [_window_close(t, z, hours.start, hours.end) for z in ctx.zones]
+                ends += [_window_close(t, z, hours) for z in ctx.zones]
         if ctx.pack.honour_inconvenient_times:
             local_day = local_date(t, tz)
             for window in ctx.standing.inconvenient:
