@@ -329,3 +329,9 @@ def test_citations_name_the_exact_paragraph() -> None:
     assert "1006.14(b)(2)(i)(B)" in pack.ref("after_conversation")
     assert "1006.14(b)(2)(i)(A)" in pack.ref("call_frequency")
     assert "1006.14(h)(1)" in pack.ref("opted_out")
+
+
+def test_a_policy_changes_one_state_period_and_keeps_the_others() -> None:
+    pack = pack_for("US-NY", {"US": {"statute_of_limitations_by_region": {"us-ny": "P2190D"}}})
+    assert pack.limitation_for("US-NY") == timedelta(days=2190)
+    assert pack.limitation_for("US-CA") == timedelta(days=4 * 365), "the law's table stays"

@@ -197,8 +197,9 @@ GB = RulePack(
     references={**_ALL_PACKS,
                 "hours": "CONC 7.9.4R: no contact at unreasonable times (08:00-21:00)",
                 "inconvenient": "CONC 7.9.4R: times the customer names as unreasonable",
-                "hold": "Debt Respite Scheme Regulations 2020 reg 7, 26-30; CONC 7.10.1R: "
-                        "moratoria and doubts about capacity freeze contact and enforcement",
+                "hold": "Debt Respite Scheme Regulations 2020 reg 7 (standard), regs 28-32 "
+                        "(mental health crisis); CONC 7.10.1R (capacity): contact and "
+                        "enforcement freeze",
                 "forbearance": "CONC 7.3.4R: forbearance before enforcement",
                 "default_notice": "Consumer Credit Act 1974 s88: at least 14 days to remedy "
                                   "after a default notice",
@@ -223,6 +224,10 @@ DEFAULT = RulePack(
 PACKS = {"CN": CN, "US": US, "GB": GB}
 
 
+MERGED = ("statute_of_limitations_by_region",)
+"""Parameters whose overrides are merged into the pack's table, not put in its place."""
+
+
 def pack_for(jurisdiction: str, overrides: dict[str, dict[str, Any]] | None = None) -> RulePack:
     """The pack for an ISO 3166 code (subdivisions use their country's pack), with a
     policy's overrides for that country (or for `*`) applied and validated."""
@@ -233,6 +238,10 @@ def pack_for(jurisdiction: str, overrides: dict[str, dict[str, Any]] | None = No
         return base if base is not DEFAULT else DEFAULT.model_copy(update={
             "jurisdiction": country})
     data = {**base.model_dump(), **changes}
+    for name in MERGED:  # a policy names the regions it changes; the rest keep the law's
+        if isinstance(changes.get(name), dict):
+            data[name] = {**getattr(base, name), **{k.upper(): v for k, v in
+                                                    changes[name].items()}}
     if base is DEFAULT:
         data["jurisdiction"] = country
     return RulePack.model_validate(data)
@@ -254,6 +263,7 @@ STRICTER_WHEN: dict[str, str] = {
     "forbearance_before_legal": "true", "forbearance_response": "higher",
     "min_default_notice": "higher", "breathing_space": "higher",
     "crisis_moratorium_after_treatment": "higher", "validation_period": "higher",
+    "statute_of_limitations": "lower", "third_party_purposes": "fewer",
 }
 """Which way each parameter makes a pack stricter (None counts as no limit)."""
 
@@ -262,6 +272,12 @@ def _direction(name: str, law: Any, ours: Any) -> str:
     way = STRICTER_WHEN.get(name)
     if way in ("true", "false", "rolling"):
         return "stricter" if str(ours).lower() == way else "looser"
+    if way == "fewer":  # a list of what is allowed; None allows anything
+        if ours is None or law is None:
+            return "stricter" if law is None and ours is not None else (
+                "looser" if ours is None and law is not None else "different")
+        return "stricter" if set(ours) < set(law) else (
+            "looser" if set(ours) > set(law) else "different")
     if way in ("lower", "higher"):
         if law is None or ours is None:  # None: no such limit or protection at all
             return "stricter" if ours is not None else "looser"
