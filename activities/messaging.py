@@ -80,7 +80,8 @@ class MessagingActivities:
                          step=req.step, channel=req.channel, attempt=activity.info().attempt)
         try:
             rendered = render(req.template, req.language, {**self._lender, **req.context},
-                              jurisdiction=req.jurisdiction, channel=req.channel)
+                              jurisdiction=req.jurisdiction, channel=req.channel,
+                              time_barred=req.time_barred)
         except TemplateError as err:
             raise ApplicationError(str(err), type="TemplateError", non_retryable=True) from None
         async with heartbeating():

@@ -27,16 +27,16 @@ from duecourse.policies import load_policy
 
 BORROWER_COLUMNS = {"borrower_id": "borrower_id", "borrower_name": "name", "phones": "phones",
                     "email": "email", "address": "address", "timezone": "timezone",
-                    "language": "language"}
+                    "other_timezones": "other_timezones", "language": "language"}
 """Flat column -> Borrower field."""
 
 LOAN_COLUMNS = ("loan_id", "jurisdiction", "currency", "principal", "outstanding", "due_date",
-                "product", "policy")
+                "last_payment_date", "product", "policy")
 DAYS_PAST_DUE = "days_past_due"
 FLAT_COLUMNS = ("loan_id", *BORROWER_COLUMNS, *LOAN_COLUMNS[1:], DAYS_PAST_DUE)
 REQUIRED_COLUMNS = ("loan_id", "borrower_id", "borrower_name", "timezone", "jurisdiction",
                     "currency", "principal", "outstanding")
-PHONE_SEPARATOR = ";"
+LIST_SEPARATOR = ";"  # several phones or zones in one CSV cell
 
 
 class IntakeFileError(ValueError):
@@ -206,10 +206,11 @@ def _nest(record: dict[str, Any], now: datetime) -> dict[str, Any]:
         if extra:
             raise RowRejected(f"borrower: unknown field(s) {', '.join(map(repr, extra))}")
         nested = {k: v for k, v in nested.items() if _given(v)}
-    phones = nested.get("phones")
-    if isinstance(phones, str):
-        nested = {**nested, "phones": [p.strip() for p in phones.split(PHONE_SEPARATOR)
-                                       if p.strip()]}
+    for listed in ("phones", "other_timezones"):  # CSV: several values in one cell
+        value = nested.get(listed)
+        if isinstance(value, str):
+            nested = {**nested, listed: [v.strip() for v in value.split(LIST_SEPARATOR)
+                                         if v.strip()]}
     data = {k: record[k] for k in LOAN_COLUMNS if k in record}
     data["borrower"] = nested
     if DAYS_PAST_DUE in record:

@@ -73,6 +73,22 @@ def test_csv_flat_row_becomes_a_loan_with_defaults(tmp_path: Path) -> None:
     assert (loan.product, loan.policy) == ("instalment", "standard")  # empty cell = default
 
 
+def test_csv_carries_the_other_zones_and_the_last_payment(tmp_path: Path) -> None:
+    """Reg F asks for hours that suit every zone the borrower may be in; the last payment
+    may start the limitation period."""
+    path = write_csv(tmp_path / "loans.csv", [flat(
+        "L-2", timezone="America/New_York", jurisdiction="US-NY", currency="USD",
+        other_timezones="America/Los_Angeles; America/Chicago",
+        last_payment_date="2026-02-10")])
+    [row] = read_intake_file(path, NOW)
+    assert row.loan is not None, row.error
+    assert row.loan.borrower.other_timezones == ["America/Los_Angeles", "America/Chicago"]
+    assert row.loan.last_payment_date == date(2026, 2, 10)
+    [bad] = read_intake_file(write_csv(tmp_path / "bad.csv", [flat(
+        "L-3", other_timezones="Mars/Olympus")]), NOW)
+    assert bad.error is not None and "Mars/Olympus" in bad.error
+
+
 def test_csv_bad_rows_get_precise_errors_while_good_rows_parse(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "loans.csv", [
         flat("L-1"),

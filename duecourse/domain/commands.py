@@ -92,6 +92,7 @@ class SendMessage(BaseModel):
                                       description="calls to the channel before giving up; "
                                                   "ledger and fence errors do not count")
     context: dict[str, str]
+    time_barred: bool = False  # no template that mentions legal action may render
 
 
 class MessageSent(BaseModel):

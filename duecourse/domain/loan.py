@@ -78,6 +78,11 @@ class Borrower(BaseModel):
     email: EmailStr | None = None
     address: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
     timezone: TimeZoneName
+    other_timezones: list[TimeZoneName] = Field(
+        default_factory=list, max_length=8,
+        description="other zones the borrower may be in (phones in other area codes, an "
+        "address in another zone): where the pack says so, contact suits every one of "
+        "them (Reg F comment 6(b)(1)(i)-1)")
     language: LanguageTag = "en"
 
     @field_validator("email", "address", mode="before")
@@ -104,6 +109,9 @@ class LoanIntake(BaseModel):
     principal: Decimal = Field(gt=0)
     outstanding: Decimal = Field(gt=0)
     due_date: date
+    last_payment_date: date | None = Field(
+        default=None, description="the borrower's last payment before hand-over: starts "
+        "the limitation period where the pack counts from the last payment")
     product: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")] = "instalment"
     policy: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,63}$")] = "standard"
 

@@ -32,7 +32,7 @@ class TemplateError(ValueError):
 
 
 AUDIENCES = ("borrower", "agent", "partner")
-META_KEYS = ("audience", "channels")
+META_KEYS = ("audience", "channels", "mentions_legal_action")
 """Keys of a template entry that are not languages."""
 
 
@@ -41,6 +41,7 @@ class TemplateInfo(BaseModel):
     audience: str
     channels: list[str]
     languages: list[str]
+    mentions_legal_action: bool = False  # never sent on a time-barred debt
 
     def written_for(self, channel: str, audience: str = "borrower") -> bool:
         return self.audience == audience and channel in self.channels
@@ -85,7 +86,8 @@ def template_info(name: str, path: Path = DEFAULT_FILE) -> TemplateInfo:
         raise TemplateError(f"template {name!r} must declare its audience (one of "
                             f"{', '.join(AUDIENCES)}) and the channels it is written for")
     return TemplateInfo(name=name, audience=audience, channels=[str(c) for c in channels],
-                        languages=[k for k in entry if k not in META_KEYS])
+                        languages=[k for k in entry if k not in META_KEYS],
+                        mentions_legal_action=bool(entry.get("mentions_legal_action")))
 
 
 def _fill(text: str, values: dict[str, str], where: str) -> str:
@@ -122,10 +124,14 @@ def required_wording(jurisdiction: str, language: str, channel: str,
 
 
 def render(name: str, language: str, values: dict[str, str], *, jurisdiction: str = "",
-           channel: str = "", audience: str = "borrower",
+           channel: str = "", audience: str = "borrower", time_barred: bool = False,
            path: Path = DEFAULT_FILE) -> Rendered:
-    """`name` in the nearest language, for `audience` on `channel` (when given)."""
+    """`name` in the nearest language, for `audience` on `channel` (when given); never a
+    template that mentions legal action on a `time_barred` debt (no threat of suit)."""
     info = template_info(name, path)
+    if time_barred and info.mentions_legal_action:
+        raise TemplateError(f"template {name!r} mentions legal action, and the debt is "
+                            "time-barred: it is never threatened with suit")
     if info.audience != audience:
         raise TemplateError(f"template {name!r} is written for the {info.audience}, not "
                             f"for the {audience}: it is never sent to a {audience}")
@@ -165,14 +171,32 @@ def lint_templates(path: Path = DEFAULT_FILE,
     """Every banned phrase in every template and required wording, with its rule."""
     problems: list[LintProblem] = []
     for name, variants in load_templates(path).items():
+        declared = bool(_yaml(path)[name].get("mentions_legal_action"))
         for language, variant in variants.items():
             for field in ("subject", "body"):
                 if variant.get(field):
-                    problems += lint_text(variant[field], language,
-                                          f"{name}[{language}].{field}")
+                    where = f"{name}[{language}].{field}"
+                    problems += lint_text(variant[field], language, where)
+                    if not declared:
+                        problems += _undeclared_legal_action(variant[field], where)
     for country, languages in _yaml(jurisdictions).items():
         for language, wordings in languages.items():
             for wording, spec in wordings.items():
                 problems += lint_text(spec["text"], language,
                                       f"{country} {wording}[{language}]")
     return problems
+
+
+LEGAL_ACTION = re.compile(r"(?i)\b(legal (partner|action|proceedings)|court|su(e|ed|ing)|"
+                          r"lawsuit|litigation|solicitors?|attorneys?)\b|律师|诉讼|起诉|法院|仲裁")
+"""Wording that speaks of taking the borrower to law: a template using it declares
+`mentions_legal_action`, so it is never rendered on a time-barred debt."""
+
+
+def _undeclared_legal_action(text: str, where: str) -> list[LintProblem]:
+    found = LEGAL_ACTION.search(text)
+    if found is None:
+        return []
+    return [LintProblem(where=where, phrase=found.group(0),
+                        rule="speaks of legal action: declare `mentions_legal_action: true` "
+                             "so it is never sent on a time-barred debt (12 CFR 1006.26(b))")]
