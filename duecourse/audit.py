@@ -2,8 +2,13 @@
 ledger alone.
 
 For each case it rebuilds the borrower's standing (opt-outs, inconvenient times, cease,
-attorney, disputes, holds, bankruptcy, death) and the contact history purely from
-`audit_events` and `contact_attempts`, then asks the rule engine's `violations()` about
+attorney, E-SIGN consent, an employer's ban on contact at work and the addresses it gave,
+disputes and whether they were written, holds - a crisis moratorium's run-on after its
+treatment included - bankruptcy, death, third parties who refused or asked to be contacted
+again) and the contact history purely from `audit_events` and `contact_attempts`, each
+contact attributed to the person it was with (the debtor, a guarantor, a third party: the
+limits count per person, as the collection counted them), then asks the rule engine's
+`violations()` about
 every contact at the moment it actually went out (when its send passed its last check,
 not when it was planned), under the rule pack the case recorded - including contacts an
 agent only reported afterwards (an outcome with no contact behind it), checked as made
@@ -24,7 +29,6 @@ from sqlalchemy import select
 
 from duecourse.domain.calendar import pin_zone
 from duecourse.domain.compliance import (
-    AttemptResult,
     ContactEvent,
     Hold,
     HoldKind,
@@ -38,16 +42,18 @@ from duecourse.domain.compliance import (
 )
 from duecourse.domain.compliance.engine import Context
 from duecourse.domain.compliance.packs import pack_for
-from duecourse.domain.contact import recipient_for
 from duecourse.domain.loan import Borrower
+from duecourse.domain.outcomes import (
+    attempt_result,
+    complete_attempt,
+    person_key,
+    reported_contact,
+)
 from duecourse.domain.policy import Channel, ContactHours
+from duecourse.domain.requests import ContactResult
 from duecourse.domain.rules import RulesSnapshot
 from duecourse.store import tables as t
 from duecourse.store.ledger import Ledger
-
-_RESULTS = {"reached": AttemptResult.ANSWERED, "refused": AttemptResult.ANSWERED,
-            "no_answer": AttemptResult.UNANSWERED, "left_message": AttemptResult.UNANSWERED,
-            "wrong_number": AttemptResult.FAILED}
 
 
 class Finding(BaseModel):
@@ -97,16 +103,27 @@ def _apply(standing: Standing, kind: str, at: datetime, data: dict[str, Any]) ->
         standing.cease_communication_at = standing.cease_communication_at or at
     elif kind == "attorney_represents":
         standing.attorney_at = standing.attorney_at or at
+    elif kind == "esign_consent":
+        standing.esign_consent_at = standing.esign_consent_at or at
+    elif kind == "workplace_contact_prohibited":
+        standing.workplace_contact_prohibited_at = \
+            standing.workplace_contact_prohibited_at or at
+    elif kind == "employer_provided_address":
+        if details.get("address") and details["address"] not in standing.employer_provided:
+            standing.employer_provided.append(details["address"])
     elif kind == "dispute_opened":
         standing.dispute_opened_at = at
+        standing.dispute_written = bool(details.get("written"))
     elif kind == "dispute_verified":
         standing.dispute_verified_at = at
     elif kind == "hold_started":
         standing.holds.append(Hold(kind=HoldKind(details["kind"]),
                                    start=_dt(details.get("start")) or at,
                                    end=_dt(details.get("end"))))
-    elif kind == "hold_ended":
-        standing.holds = [h.model_copy(update={"end": at}) if h.kind.value == details["kind"]
+    elif kind in ("hold_ended", "crisis_treatment_ended"):
+        # a crisis moratorium's treatment ended: it runs on until the `end` recorded
+        end = _dt(details.get("end")) or at
+        standing.holds = [h.model_copy(update={"end": end}) if h.kind.value == details["kind"]
                           and h.covers(at) else h for h in standing.holds]
     elif kind == "bankruptcy":
         standing.bankruptcy_at = standing.bankruptcy_at or at
@@ -122,30 +139,37 @@ def _refusal(standing: Standing, details: dict[str, Any]) -> None:
         standing.refused_third_parties.append(details["address"])
 
 
+def _kind(details: dict[str, Any]) -> RecipientKind:
+    """Who an outcome was with: recorded since guarantors count as themselves; older
+    outcomes say only whether it was a third party."""
+    if details.get("recipient_kind"):
+        return RecipientKind(details["recipient_kind"])
+    return RecipientKind.THIRD_PARTY if details.get("third_party") else RecipientKind.DEBTOR
+
+
 def _outcome(history: list[ContactEvent], at: datetime, details: dict[str, Any],
-             borrower: Borrower) -> ContactEvent | None:
-    """Apply a reported outcome. It completes the contact it reports on when the ledger
-    holds one (a message sent, or a call the agent asked about first); otherwise it is a
-    contact nobody asked the engine about, returned so the audit checks it, as made when
-    it was reported."""
-    result = details.get("result", "")
-    third = bool(details.get("third_party"))
-    if result == "borrower_replied":
-        return None  # inbound: the borrower reached the lender
-    mapped = AttemptResult.REFUSED if third and result == "refused" else _RESULTS.get(
-        result, AttemptResult.UNANSWERED)
-    kind = RecipientKind.THIRD_PARTY if third else RecipientKind.DEBTOR
-    channel = Channel(details["channel"])
-    for i in range(len(history) - 1, -1, -1):
-        e = history[i]
-        if e.channel is channel and e.result is AttemptResult.SENT and \
-                e.recipient_kind is kind and details.get("address") in (None, e.address):
-            history[i] = e.model_copy(update={"result": mapped})
-            return None
-    address = details.get("address") or recipient_for(channel, borrower) or "-"
-    return ContactEvent(at=at, channel=channel, address=address,
-                        recipient_kind=kind, result=mapped,
-                        purpose=Purpose.LOCATION if third else Purpose.COLLECTION)
+             borrower: Borrower) -> tuple[ContactEvent | None, str | None]:
+    """Apply a reported outcome as the collection did (`duecourse.domain.outcomes`). It
+    completes the contact it reports on when the ledger holds one (a message sent, or a
+    call the agent asked about first) for the same person; otherwise it is a contact
+    nobody asked the engine about, returned so the audit checks it, as made when it was
+    reported. Also returns the third party who may be contacted again, if they asked."""
+    try:
+        result = ContactResult(details.get("result", ""))
+    except ValueError:
+        result = ContactResult.NO_ANSWER  # an unknown result: a call nobody talked on
+    kind, channel = _kind(details), Channel(details["channel"])
+    address, person = details.get("address"), details.get("person")
+    mapped = attempt_result(result, kind)
+    event = made = None
+    if mapped is not None:  # None: inbound, the borrower reached the lender
+        event = complete_attempt(history, channel, kind, address, person, mapped)
+        if event is None:
+            event = made = reported_contact(at, channel, kind, address, person, mapped,
+                                            borrower)
+    invited = person_key(kind, address, person, event) \
+        if details.get("recontact_invited") else None
+    return made, invited
 
 
 async def run_audit(ledger: Ledger, since: datetime | None = None) -> AuditReport:
@@ -247,6 +271,9 @@ async def _audit_case(ledger: Ledger, case: Any, loan: Any, rules: _Rules,
     events = await ledger.rows(t.audit_events, case_id=case["case_id"])
     rows = await ledger.rows(t.contact_attempts, case_id=case["case_id"])
     contacts = [c for c in rows if c["status"] in DELIVERED]
+    # who an agent's own contact was with and where (its row has the address only)
+    people = {e["idempotency_key"]: e["data"] for e in events
+              if e["kind"] == "contact_logged"}
     unresolved = sum(c["status"] in ("claimed", "in_doubt") for c in rows)
     timeline: list[tuple[datetime, int, str, Any]] = (
         [(e["occurred_at"], 2 if e["kind"] == "contact_outcome" else 0, "event", e)
@@ -283,20 +310,27 @@ async def _audit_case(ledger: Ledger, case: Any, loan: Any, rules: _Rules,
             if row["kind"] != "contact_outcome":
                 _apply(standing, row["kind"], at, row["data"])
                 continue
-            made = _outcome(history, at, row["data"].get("details") or {}, debtor)
+            details = row["data"].get("details") or {}
+            made, invited = _outcome(history, at, details, debtor)
             if made is not None:  # reported, never asked about: check it now
                 check(ProposedContact(
                     channel=made.channel, at=at, address=made.address,
                     recipient_kind=made.recipient_kind, purpose=made.purpose,
+                    person=made.person,
                     discloses_debt=made.recipient_kind is not RecipientKind.THIRD_PARTY),
                     f"reported by {row['actor_id']}")
                 history.append(made)
-            _refusal(standing, row["data"].get("details") or {})
+            # an invitation or a refusal counts from after the contact it came in
+            if invited is not None and invited not in standing.recontact_invited:
+                standing.recontact_invited.append(invited)
+            _refusal(standing, details)
             continue
+        by_person = people.get(row["idempotency_key"], {})
         contact = ProposedContact(
             channel=Channel(row["channel"]), at=at, address=row["recipient"],
             recipient_kind=RecipientKind(row["recipient_kind"]),
-            purpose=Purpose(row["purpose"]),
+            purpose=Purpose(row["purpose"]), person=by_person.get("person") or "",
+            at_workplace=bool(by_person.get("at_workplace")),
             discloses_debt=RecipientKind(row["recipient_kind"]) is not
             RecipientKind.THIRD_PARTY)
         check(contact, row["step"])
@@ -304,7 +338,7 @@ async def _audit_case(ledger: Ledger, case: Any, loan: Any, rules: _Rules,
             findings += _delivery_findings(row, case, windows)
         history.append(ContactEvent(at=at, channel=contact.channel, address=contact.address,
                                     recipient_kind=contact.recipient_kind,
-                                    purpose=contact.purpose))
+                                    purpose=contact.purpose, person=contact.person))
         if contact.purpose is Purpose.VALIDATION_NOTICE and standing.validation_notice_at is None:
             standing.validation_notice_at = at
         if contact.purpose is Purpose.FORBEARANCE_OFFER:

@@ -99,8 +99,11 @@ async def test_us_eighth_call_attempt_in_seven_days_is_deferred(harness: Harness
     eighth = await h.client.request_contact(loan.loan_id, ask)
     assert eighth.verdict is Verdict.DEFERRED and eighth.code == "call_frequency"
     assert eighth.until is not None and first_call is not None
-    assert abs(eighth.until - (first_call + timedelta(days=7))) < TOLERANCE
-    assert "1006.14(b)(2)(i)" in eighth.rule
+    # seven consecutive local days from the first call's day: 08:00 on the eighth day
+    first_day = first_call.astimezone(NEW_YORK).date()
+    eighth_day = datetime.combine(first_day + timedelta(days=7), time(8, 0), NEW_YORK)
+    assert eighth.until == eighth_day
+    assert "1006.14(b)(2)(i)(A)" in eighth.rule
     agent_rows = [c for c in await contacts(h, loan) if c["status"] == "made_by_person"]
     assert len(agent_rows) == 7
     recorded = [d for d in await decisions(h, loan)
@@ -161,9 +164,15 @@ async def test_uk_breathing_space_silences_sixty_days_then_resumes(harness: Harn
     assert len(after) > before, "collection resumes when the breathing space ends"
     assert all(row["scheduled_for"] >= status.stage_history[0].entered_at +
                timedelta(days=60) for row in after[before:])
-    with pytest.raises(ActionRejected, match="at most one in 365 days"):
-        await h.client.hold(loan.loan_id, request)
     assert "MoneyHelper" in after[-1]["body"] or after[-1]["channel"] in ("sms", "voice")
+    # a second one within 12 months is honoured (the debt adviser checks eligibility; we
+    # comply and may ask for a review, DRS reg 17): frozen again, a supervisor warned
+    status = await h.client.hold(loan.loan_id, request)
+    assert status.frozen is not None and "breathing space" in status.frozen
+    await h.settle(loan.loan_id)
+    reviews = [r for r in await h.ledger.rows(t.tasks, loan_id=loan.loan_id)
+               if r["kind"] == "review_moratorium"]
+    assert len(reviews) == 1 and reviews[0]["assignee"] == "supervisors"
 
 
 async def test_opting_out_of_sms_moves_reminders_to_other_channels(harness: Harness) -> None:

@@ -677,20 +677,22 @@ class LoanCollectionWorkflow(ContactPath, Supervision):
         if address is None:
             raise ApplicationError(f"no {request.channel} contact details on file",
                                    type="ContactRejected")
+        person = request.person or ""
         decision = c.decide_contact(request.channel, address, now, request.purpose,
                                     request.recipient_kind, request.collectors,
-                                    request.discloses_debt)
+                                    request.discloses_debt, person, request.at_workplace)
         step = "agent-contact"  # who asked is in the actor columns
         entries = c.record_decision(step, request.channel, address, decision,
                                     request.purpose, request.recipient_kind, request.actor)
         if decision.allowed:
             c.contact_made(request.channel, address, now, request.purpose,
-                           request.recipient_kind)
+                           request.recipient_kind, person)
             entries.append(ContactLogged(
                 key=f"contact-by-person:{entries[0].key}", occurred_at=now,
                 actor=request.actor, stage=c.state.stage, step=step,
                 channel=request.channel, recipient=address,
-                recipient_kind=request.recipient_kind, purpose=request.purpose))
+                recipient_kind=request.recipient_kind, purpose=request.purpose,
+                person=person, at_workplace=request.at_workplace))
         self._apply(entries)
         return decision
 

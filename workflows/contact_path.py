@@ -126,7 +126,7 @@ class ContactPath:
             language=c.loan.borrower.language, recipient=address, purpose=purpose,
             jurisdiction=c.loan.jurisdiction, scheduled_for=now,
             not_after=decision.valid_until or now + DECISION_VALIDITY, decision=decided,
-            context=self._message_values(now, extra))
+            context=self._message_values(now, extra), time_barred=c.time_barred(now))
         handle = workflow.start_activity(
             SEND_MESSAGE, request, result_type=MessageSent,
             start_to_close_timeout=timedelta(seconds=90),

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from duecourse.domain.compliance import HoldKind, InconvenientTime
+from duecourse.domain.compliance import HoldKind, InconvenientTime, RecipientKind
 from duecourse.domain.compliance.requests import Attorney
 from duecourse.domain.legal import CaseEventKind, CloseOutcome
 from duecourse.domain.money import Money
@@ -137,9 +137,15 @@ class DecisionIn(_In):
 class DisputeIn(_In):
     action: Literal["opened", "verified"]
     reason: Reason
+    written: bool = Field(default=False, description="the dispute was made in writing (US "
+                          "law stops collection only for a written dispute within the "
+                          "validation period, 12 CFR 1006.38(d)(2))")
 
 
 class HoldIn(_In):
+    """Hardship: for `days`. Breathing space: set by law. Mental health crisis: until its
+    treatment ends (GB: then 30 more days). Mental capacity: until ended, no days."""
+
     action: Literal["start", "end"]
     kind: HoldKind
     days: int | None = Field(default=None, ge=1, le=366)
@@ -153,6 +159,15 @@ class PreferencesIn(_In):
     inconvenient_times: list[InconvenientTime] | None = Field(default=None, max_length=14)
     cease_communication: bool = False
     attorney: Attorney | None = None
+    esign_consent: bool = Field(default=False, description="the consumer consented to "
+                                "electronic notices (E-SIGN, 12 CFR 1006.42)")
+    workplace_contact_prohibited: bool = Field(
+        default=False, description="the employer prohibits contact at the place of "
+        "employment (12 CFR 1006.6(b)(3))")
+    employer_provided: list[Annotated[str, StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=320)]] = Field(
+        default_factory=list, max_length=10, description="email addresses the employer "
+        "provided: never emailed (12 CFR 1006.22(f)(3))")
     note: Text = ""
 
 
@@ -160,6 +175,16 @@ class OutcomeIn(_In):
     channel: Channel
     result: ContactResult
     note: Text = ""
+    address: Annotated[str, StringConstraints(max_length=320)] | None = Field(
+        default=None, description="the number or address used (default: the borrower's)")
+    recipient_kind: RecipientKind = Field(
+        default=RecipientKind.DEBTOR, description="who it was with: a guarantor's or third "
+        "party's calls and conversations count for them")
+    person: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = Field(
+        default=None, description="who, when a guarantor or third party has several numbers")
+    recontact_invited: bool = Field(
+        default=False, description="the third party asked to be contacted again, or their "
+        "earlier answer proved wrong (15 USC 1692b(3))")
 
 
 class CaseEventIn(_In):

@@ -10,7 +10,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from duecourse.audit import AuditReport, run_audit
-from duecourse.cli.common import CliError, console, ledger, run, settings, temporal
+from duecourse.cli.common import (
+    CliError,
+    console,
+    ledger,
+    run,
+    settings,
+    temporal,
+    user_errors,
+)
 from duecourse.cli.render import when
 from duecourse.domain.actor import Actor, ActorKind
 from duecourse.domain.compliance import HoldKind, InconvenientTime, Purpose, RecipientKind
@@ -111,9 +119,19 @@ def preferences(loan_id: LoanId, agent: AgentId,
                 attorney: Annotated[str | None, typer.Option(
                     help="'NAME|CONTACT' of the attorney now representing the borrower")]
                 = None,
+                esign_consent: Annotated[bool, typer.Option(
+                    "--esign-consent", help="the borrower consented to electronic notices "
+                    "(E-SIGN, 12 CFR 1006.42)")] = False,
+                workplace_prohibited: Annotated[bool, typer.Option(
+                    "--workplace-prohibited", help="the borrower's employer prohibits "
+                    "contact at work (12 CFR 1006.6(b)(3))")] = False,
+                employer_provided: Annotated[list[str] | None, typer.Option(
+                    "--employer-provided", help="an email address the employer provided: "
+                    "never emailed (12 CFR 1006.22(f)(3); repeatable)")] = None,
                 note: Annotated[str, typer.Option(help="free text for the ledger")] = "",
                 ) -> None:
-    """Record the borrower's contact wishes: opt-outs, inconvenient times, cease, attorney."""
+    """Record the borrower's contact wishes: opt-outs, inconvenient times, cease, attorney,
+    E-SIGN consent, an employer's ban on contact at work, employer-provided addresses."""
     windows = None
     if inconvenient is not None:
         windows = []
@@ -128,9 +146,12 @@ def preferences(loan_id: LoanId, agent: AgentId,
     if attorney is not None:
         name, _, contact = attorney.partition("|")
         lawyer = Attorney(name=name.strip(), contact=contact.strip() or "-")
-    change = PreferenceChange(opt_out=opt_out or [], opt_in=opt_in or [],
-                              inconvenient_times=windows, cease_communication=cease,
-                              attorney=lawyer, actor=_actor(agent), note=note)
+    with user_errors():
+        change = PreferenceChange(
+            opt_out=opt_out or [], opt_in=opt_in or [], inconvenient_times=windows,
+            cease_communication=cease, attorney=lawyer, esign_consent=esign_consent,
+            workplace_contact_prohibited=workplace_prohibited,
+            employer_provided=employer_provided or [], actor=_actor(agent), note=note)
 
     async def go() -> None:
         client = await temporal(settings())
@@ -144,11 +165,16 @@ def dispute(loan_id: LoanId, agent: AgentId,
             verified: Annotated[bool, typer.Option(
                 "--verified/--opened", help="verification sent, or a dispute opened")],
             reason: Annotated[str, typer.Option(help="what the borrower disputes / sent")],
+            written: Annotated[bool, typer.Option(
+                "--written", help="the dispute was made in writing (US law stops collection "
+                "only for a written dispute within the validation period)")] = False,
             as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
             ) -> None:
-    """A dispute freezes collection until verification is sent."""
-    change = DisputeChange(action="verified" if verified else "opened", actor=_actor(agent),
-                           reason=reason)
+    """A dispute freezes collection until verification is sent (US law: a written dispute
+    within the validation period; the policy may freeze on any)."""
+    with user_errors():
+        change = DisputeChange(action="verified" if verified else "opened",
+                               actor=_actor(agent), reason=reason, written=written)
 
     async def go() -> None:
         client = await temporal(settings())
@@ -157,7 +183,8 @@ def dispute(loan_id: LoanId, agent: AgentId,
         if as_json:
             typer.echo(s.model_dump_json(indent=2))
             return
-        console.print(f"Dispute {change.action} for loan {escape(loan_id)}; "
+        how = " (in writing)" if change.written else ""
+        console.print(f"Dispute {change.action}{how} for loan {escape(loan_id)}; "
                       f"frozen: {escape(s.frozen or 'no')}", highlight=False)
 
     run(go())
@@ -169,9 +196,11 @@ def hold(loan_id: LoanId, agent: AgentId,
          days: Annotated[int | None, typer.Option(help="length (hardship holds)")] = None,
          reference: Annotated[str, typer.Option(help="e.g. the Insolvency Service ref")] = "",
          ) -> None:
-    """Start or end a hardship, breathing-space or mental-health-crisis hold."""
-    request = HoldRequest(action="end" if end else "start", kind=kind, days=days,
-                          reference=reference, actor=_actor(agent))
+    """Start or end a hardship, breathing-space, mental-health-crisis or mental-capacity
+    hold. Ending a GB crisis moratorium means its treatment ended: it runs on 30 days."""
+    with user_errors():
+        request = HoldRequest(action="end" if end else "start", kind=kind, days=days,
+                              reference=reference, actor=_actor(agent))
 
     async def go() -> None:
         s = await (await temporal(settings())).hold(loan_id, request)
@@ -201,14 +230,29 @@ def may_contact(loan_id: LoanId, agent: AgentId,
                 channel: Annotated[Channel, typer.Option(help="how you want to contact")],
                 third_party: Annotated[bool, typer.Option(
                     help="contact someone other than the borrower (location only)")] = False,
+                guarantor: Annotated[bool, typer.Option(
+                    help="contact the loan's guarantor (give --address)")] = False,
+                address: Annotated[str | None, typer.Option(
+                    help="the number or address to use (default: the borrower's)")] = None,
+                person: Annotated[str | None, typer.Option(
+                    help="who, when a guarantor or third party has several numbers (the "
+                         "call limits count per person)")] = None,
+                at_workplace: Annotated[bool, typer.Option(
+                    "--at-workplace", help="a call to a work number or a visit at work")]
+                = False,
                 collectors: Annotated[int, typer.Option(help="people on a visit")] = 1,
                 ) -> None:
     """Ask before calling or visiting: allowed now (and logged), or deferred / blocked."""
-    request = ContactRequest(
-        channel=channel, actor=_actor(agent), collectors=collectors,
-        recipient_kind=RecipientKind.THIRD_PARTY if third_party else RecipientKind.DEBTOR,
-        purpose=Purpose.LOCATION if third_party else Purpose.COLLECTION,
-        discloses_debt=not third_party)
+    kind = RecipientKind.THIRD_PARTY if third_party else (
+        RecipientKind.GUARANTOR if guarantor else RecipientKind.DEBTOR)
+    with user_errors():
+        if third_party and guarantor:
+            raise CliError("--third-party and --guarantor exclude each other")
+        request = ContactRequest(
+            channel=channel, actor=_actor(agent), collectors=collectors, recipient_kind=kind,
+            purpose=Purpose.LOCATION if third_party else Purpose.COLLECTION,
+            discloses_debt=not third_party, address=address, person=person,
+            at_workplace=at_workplace)
 
     async def go() -> None:
         decision = await (await temporal(settings())).request_contact(loan_id, request)

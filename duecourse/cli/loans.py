@@ -18,9 +18,11 @@ from duecourse.cli.common import (
     run,
     settings,
     temporal,
+    user_errors,
 )
 from duecourse.cli.render import status_view, timeline_table, when
 from duecourse.domain.actor import Actor, ActorKind
+from duecourse.domain.compliance import RecipientKind
 from duecourse.domain.money import Money
 from duecourse.domain.policy import Channel
 from duecourse.domain.requests import (
@@ -156,14 +158,33 @@ def outcome(loan_id: LoanId,
             channel: Annotated[Channel, typer.Option(help="how the contact happened")],
             result: Annotated[ContactResult, typer.Option(help="what came of it")],
             agent: Annotated[str, typer.Option(help="id of the agent reporting it")],
-            note: Annotated[str, typer.Option(help="free text for the ledger")] = "") -> None:
+            note: Annotated[str, typer.Option(help="free text for the ledger")] = "",
+            address: Annotated[str | None, typer.Option(
+                help="the number or address used (default: the borrower's)")] = None,
+            third_party: Annotated[bool, typer.Option(
+                "--third-party", help="it was with a third party, not the borrower")] = False,
+            guarantor: Annotated[bool, typer.Option(
+                "--guarantor", help="it was with the loan's guarantor (their calls and "
+                "conversations count for them)")] = False,
+            person: Annotated[str | None, typer.Option(
+                help="who, when a guarantor or third party has several numbers")] = None,
+            recontact_invited: Annotated[bool, typer.Option(
+                "--recontact-invited", help="the third party asked to be contacted again, "
+                "or their earlier answer proved wrong (15 USC 1692b(3))")] = False,
+            ) -> None:
     """Record what came of a contact (an engaged borrower moves the loan to negotiation)."""
+    with user_errors():
+        if third_party and guarantor:
+            raise CliError("--third-party and --guarantor exclude each other")
+        report = ContactOutcomeReport(
+            channel=channel, result=result, actor=Actor(kind=ActorKind.AGENT, id=agent),
+            note=note, address=address, third_party=third_party,
+            recipient_kind=RecipientKind.GUARANTOR if guarantor else None, person=person,
+            recontact_invited=recontact_invited)
 
     async def go() -> None:
         client = await temporal(settings())
-        await client.record_contact_outcome(loan_id, ContactOutcomeReport(
-            channel=channel, result=result, actor=Actor(kind=ActorKind.AGENT, id=agent),
-            note=note))
+        await client.record_contact_outcome(loan_id, report)
         s = await client.status(loan_id)
         console.print(f"Recorded {result.value} via {channel.value} for loan "
                       f"{escape(loan_id)}; stage is now [bold]{s.stage}[/]", highlight=False)

@@ -39,7 +39,7 @@ from duecourse.domain.compliance import (
     pack_for,
 )
 from duecourse.domain.compliance.engine import Context, freeze_reason
-from duecourse.domain.contact import recipient_for
+from duecourse.domain.compliance.standing_rules import time_barred
 from duecourse.domain.entries import (
     ComplianceDecided,
     EventRecorded,
@@ -50,6 +50,12 @@ from duecourse.domain.entries import (
 )
 from duecourse.domain.legal import LegalCase
 from duecourse.domain.loan import LoanIntake
+from duecourse.domain.outcomes import (
+    attempt_result,
+    complete_attempt,
+    person_key,
+    reported_contact,
+)
 from duecourse.domain.policy import Channel, Policy, Segment
 from duecourse.domain.requests import (
     CancelRequest,
@@ -136,6 +142,7 @@ class CollectionState(BaseModel):
     close_reason: str = ""
     total_paid: Decimal = Decimal(0)
     payment_refs: list[str] = Field(default_factory=list)
+    last_paid_at: datetime | None = None  # the latest payment while in collection
     promises: list[Promise] = Field(default_factory=list)
     steps: list[StepRecord] = Field(default_factory=list)
     first_contact_at: datetime | None = None
@@ -315,17 +322,30 @@ class Collection:
                        region=self.loan.jurisdiction, policy_hours=self.policy.contact_hours,
                        due_date=self.loan.due_date,
                        holidays=frozenset(rules.holidays) if rules else None,
-                       holiday_years=rules.holiday_years if rules else None)
+                       holiday_years=rules.holiday_years if rules else None,
+                       other_zones=tuple(self.loan.borrower.other_timezones),
+                       last_payment_on=self.last_payment_on)
+
+    @property
+    def last_payment_on(self) -> date | None:
+        """Borrower-local date of the latest payment, before or during collection."""
+        paid = self.state.last_paid_at
+        during = local_date(paid, self.tz) if paid is not None else None
+        known = [d for d in (self.loan.last_payment_date, during) if d is not None]
+        return max(known, default=None)
 
     # ------------------------------------------------------------- compliance
     def decide_contact(self, channel: Channel, address: str, now: datetime,
                        purpose: Purpose = Purpose.COLLECTION,
                        recipient_kind: RecipientKind = RecipientKind.DEBTOR,
-                       collectors: int = 1, discloses_debt: bool = True) -> Decision:
-        """Ask the engine whether this contact may happen at `now`."""
+                       collectors: int = 1, discloses_debt: bool = True,
+                       person: str = "", at_workplace: bool = False) -> Decision:
+        """Ask the engine whether this contact may happen at `now` (`person`: who, when a
+        guarantor or third party has several numbers; `at_workplace`: at their work)."""
         return decide(ProposedContact(channel=channel, at=now, address=address,
                                       purpose=purpose, recipient_kind=recipient_kind,
-                                      collectors=collectors, discloses_debt=discloses_debt),
+                                      collectors=collectors, discloses_debt=discloses_debt,
+                                      person=person, at_workplace=at_workplace),
                       self.context())
 
     def record_decision(self, step: str, channel: Channel, address: str, decision: Decision,
@@ -347,11 +367,13 @@ class Collection:
 
     def contact_made(self, channel: Channel, address: str, now: datetime,
                      purpose: Purpose = Purpose.COLLECTION,
-                     recipient_kind: RecipientKind = RecipientKind.DEBTOR) -> None:
+                     recipient_kind: RecipientKind = RecipientKind.DEBTOR,
+                     person: str = "") -> None:
         """Add an allowed, performed contact to the history the engine counts."""
         s = self.state
         s.contacts.append(ContactEvent(at=now, channel=channel, address=address,
-                                       recipient_kind=recipient_kind, purpose=purpose))
+                                       recipient_kind=recipient_kind, purpose=purpose,
+                                       person=person))
         if purpose is Purpose.VALIDATION_NOTICE and s.standing.validation_notice_at is None:
             s.standing.validation_notice_at = now
         if purpose is Purpose.FORBEARANCE_OFFER:
@@ -360,6 +382,10 @@ class Collection:
             s.legal_not_before = now + self.pack.forbearance_response
         if recipient_kind is RecipientKind.DEBTOR and s.first_contact_at is None:
             s.first_contact_at = now
+
+    def time_barred(self, now: datetime) -> bool:
+        """The debt's limitation period has run out: it is never sued on or threatened."""
+        return time_barred(self.context(), now)
 
     def freeze_reason(self, now: datetime) -> Violation | None:
         """Why collection (contact and progression) is frozen now, if it is."""
@@ -490,6 +516,7 @@ class Collection:
         applied = min(amount, s.outstanding)
         s.rescore = True
         s.payment_refs.append(report.reference)
+        s.last_paid_at = max(s.last_paid_at or report.paid_at, report.paid_at)
         s.outstanding -= applied
         s.total_paid += amount
         entries: list[LedgerEntry] = [PaymentRecorded(
@@ -513,43 +540,44 @@ class Collection:
                                now: datetime) -> list[LedgerEntry]:
         self._record_attempt_result(report, now)
         self.state.rescore = True
-        if report.result is ContactResult.REFUSED and not report.third_party:
+        debtor = report.kind is RecipientKind.DEBTOR
+        if report.result is ContactResult.REFUSED and debtor:
             self.state.refusals += 1
         entries: list[LedgerEntry] = [self._event(
             "contact_outcome", now, report.actor, channel=report.channel,
             result=report.result, note=report.note, address=report.address,
-            third_party=report.third_party)]
-        if report.result.engaged and self.state.stage is Stage.REMINDER and not \
-                self.state.is_closed:
+            third_party=report.third_party, recipient_kind=report.kind,
+            person=report.person, recontact_invited=report.recontact_invited)]
+        # a third party is never told of the debt: only the borrower (or the guarantor,
+        # who owes it too) can engage in negotiating it
+        if report.result.engaged and report.kind is not RecipientKind.THIRD_PARTY and \
+                self.state.stage is Stage.REMINDER and not self.state.is_closed:
+            who = "borrower" if debtor else str(report.kind)
             entries += self._enter(Stage.NEGOTIATION, now,
-                                   f"borrower engaged ({report.result} via {report.channel})",
+                                   f"{who} engaged ({report.result} via {report.channel})",
                                    report.actor)
         return entries
 
     def _record_attempt_result(self, report: ContactOutcomeReport, now: datetime) -> None:
-        """Complete the latest matching attempt in the history, or add the contact the
-        agent made (it counts towards the limits either way)."""
-        s = self.state
-        kind = RecipientKind.THIRD_PARTY if report.third_party else RecipientKind.DEBTOR
-        result = {ContactResult.REACHED: AttemptResult.ANSWERED,
-                  ContactResult.BORROWER_REPLIED: AttemptResult.ANSWERED,
-                  ContactResult.REFUSED: (AttemptResult.REFUSED if report.third_party
-                                          else AttemptResult.ANSWERED),
-                  ContactResult.WRONG_NUMBER: AttemptResult.FAILED,
-                  }.get(report.result, AttemptResult.UNANSWERED)
-        if report.third_party and result is AttemptResult.REFUSED and report.address:
+        """Complete the latest matching attempt to the same person in the history, or add
+        the contact the agent made (it counts towards that person's limits either way)."""
+        s, kind = self.state, report.kind
+        result = attempt_result(report.result, kind)
+        if kind is RecipientKind.THIRD_PARTY and result is AttemptResult.REFUSED and \
+                report.address:
             s.standing.refused_third_parties.append(report.address)
-        if report.result is ContactResult.BORROWER_REPLIED:
-            return  # inbound: the borrower reached us; it is not an attempt of ours
-        for i in range(len(s.contacts) - 1, -1, -1):
-            event = s.contacts[i]
-            if event.channel is report.channel and event.result is AttemptResult.SENT and \
-                    event.recipient_kind is kind and report.address in (None, event.address):
-                s.contacts[i] = event.model_copy(update={"result": result})
-                return
-        address = report.address or recipient_for(report.channel, self.loan.borrower) or "-"
-        s.contacts.append(ContactEvent(at=now, channel=report.channel, address=address,
-                                       recipient_kind=kind, result=result))
+        event = None
+        if result is not None:  # None: inbound, the recipient reached us; not our attempt
+            event = complete_attempt(s.contacts, report.channel, kind, report.address,
+                                     report.person, result)
+            if event is None:
+                event = reported_contact(now, report.channel, kind, report.address,
+                                         report.person, result, self.loan.borrower)
+                s.contacts.append(event)
+        if report.recontact_invited:  # 15 USC 1692b(3): they may be contacted again
+            key = person_key(kind, report.address, report.person, event)
+            if key not in s.standing.recontact_invited:
+                s.standing.recontact_invited.append(key)
 
     def record_step(self, step: str, status: str, now: datetime, detail: str = "",
                     ) -> list[LedgerEntry]:

@@ -94,6 +94,8 @@ class ContactLogged(_Entry):
     recipient: str
     recipient_kind: str
     purpose: str
+    person: str = ""  # who, when a guarantor or third party has several numbers
+    at_workplace: bool = False  # at the place of employment (US 1006.6(b)(3))
 
 
 class ContactDelivered(_Entry):

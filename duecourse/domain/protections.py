@@ -46,6 +46,18 @@ def change_preferences(c: Collection, req: PreferenceChange,
         entries.append(c._event("attorney_represents", now, req.actor,
                                 attorney=req.attorney.name, contact=req.attorney.contact,
                                 note=req.note))
+    if req.esign_consent and st.esign_consent_at is None:
+        st.esign_consent_at = now
+        entries.append(c._event("esign_consent", now, req.actor, note=req.note))
+    if req.workplace_contact_prohibited and st.workplace_contact_prohibited_at is None:
+        st.workplace_contact_prohibited_at = now
+        entries.append(c._event("workplace_contact_prohibited", now, req.actor,
+                                note=req.note))
+    for address in req.employer_provided:
+        if address not in st.employer_provided:
+            st.employer_provided.append(address)
+            entries.append(c._event("employer_provided_address", now, req.actor,
+                                    address=address, note=req.note))
     return entries
 
 
@@ -54,8 +66,9 @@ def change_dispute(c: Collection, req: DisputeChange, now: datetime) -> list[Led
     if req.action == "opened":
         if st.dispute_open:
             return [c._event("dispute_already_open", now, req.actor, reason=req.reason)]
-        st.dispute_opened_at = now
-        entries = [c._event("dispute_opened", now, req.actor, reason=req.reason)]
+        st.dispute_opened_at, st.dispute_written = now, req.written
+        entries = [c._event("dispute_opened", now, req.actor, reason=req.reason,
+                            written=req.written)]
     else:
         if not st.dispute_open:
             return [c._event("dispute_verification_ignored", now, req.actor,
@@ -65,27 +78,50 @@ def change_dispute(c: Collection, req: DisputeChange, now: datetime) -> list[Led
     return entries + c.sync_pause(now, req.actor)
 
 
+def _crisis_tail(c: Collection, kind: HoldKind) -> timedelta | None:
+    """How long a mental health crisis moratorium runs on after its treatment ends
+    (GB: 30 days, Debt Respite Scheme regs 28-32); None where the hold simply ends."""
+    return c.pack.crisis_moratorium_after_treatment \
+        if kind is HoldKind.MENTAL_HEALTH_CRISIS else None
+
+
+def _earlier_breathing_space(c: Collection, now: datetime) -> Hold | None:
+    """The latest breathing space that started within the pack's once-per window."""
+    window = c.pack.breathing_space_once_per
+    recent = [h for h in c.state.standing.holds if h.kind is HoldKind.BREATHING_SPACE
+              and h.start > now - window]
+    return recent[-1] if recent else None
+
+
 def hold_problem(c: Collection, req: HoldRequest, now: datetime) -> str | None:
-    """Why a hold request must be refused, or None."""
+    """Why a hold request must be refused, or None.
+
+    A registered moratorium is never refused for the debtor's eligibility (a second
+    breathing space within 12 months is the debt adviser's check, not ours: we comply,
+    and may ask for a review); only requests that cannot mean anything are."""
     st, pack = c.state.standing, c.pack
     if c.state.is_closed:
         return f"the loan is closed ({c.state.outcome})"
     active = next((h for h in st.holds if h.kind is req.kind and h.covers(now)), None)
+    label = req.kind.value.replace("_", " ")
     if req.action == "end":
-        return None if active else f"no {req.kind.value} hold is active"
+        if active is None:
+            return f"no {label} hold is active"
+        tail = _crisis_tail(c, req.kind)
+        if tail is not None and active.end is not None:
+            return (f"the crisis treatment has already ended; the moratorium runs on until "
+                    f"{active.end.isoformat()} ({tail.days} days after the treatment) and "
+                    "ends by itself")
+        return None
     if active is not None:
-        return f"a {req.kind.value} hold is already active"
-    if req.kind is HoldKind.BREATHING_SPACE:
-        if pack.breathing_space is None:
-            return f"breathing space does not apply in {c.loan.jurisdiction}"
-        window = pack.breathing_space_once_per
-        recent = [h for h in st.holds if h.kind is HoldKind.BREATHING_SPACE
-                  and h.start > now - window]
-        if recent:
-            return (f"a breathing space started on {recent[-1].start.date()}; at most one "
-                    f"in {window.days} days")
+        return f"a {label} hold is already active"
+    if req.kind is HoldKind.BREATHING_SPACE and pack.breathing_space is None:
+        return f"breathing space does not apply in {c.loan.jurisdiction}"
     if req.kind is HoldKind.HARDSHIP and req.days is None:
         return "a hardship hold needs its length in days"
+    if (tail := _crisis_tail(c, req.kind)) is not None and req.days is not None:
+        return (f"a mental health crisis moratorium lasts while the crisis treatment does, "
+                f"plus {tail.days} days after it ends; it takes no days")
     return None
 
 
@@ -95,11 +131,19 @@ def change_hold(c: Collection, req: HoldRequest, now: datetime) -> list[LedgerEn
         raise ValueError(problem)
     st = c.state.standing
     if req.action == "end":
+        tail = _crisis_tail(c, req.kind)
+        end = now + tail if tail is not None else now
         for i, hold in enumerate(st.holds):
             if hold.kind is req.kind and hold.covers(now):
-                st.holds[i] = hold.model_copy(update={"end": now})
-        entries = [c._event("hold_ended", now, req.actor, kind=req.kind, note=req.note)]
+                st.holds[i] = hold.model_copy(update={"end": end})
+        if tail is not None:  # the treatment ended now; the moratorium runs on
+            entries = [c._event("crisis_treatment_ended", now, req.actor, kind=req.kind,
+                                end=end, days_after_treatment=tail.days, note=req.note)]
+        else:
+            entries = [c._event("hold_ended", now, req.actor, kind=req.kind, note=req.note)]
         return entries + c.sync_pause(now, req.actor)
+    earlier = _earlier_breathing_space(c, now) \
+        if req.kind is HoldKind.BREATHING_SPACE else None
     length = c.pack.breathing_space if req.kind is HoldKind.BREATHING_SPACE else (
         timedelta(days=req.days) if req.days else None)
     hold = Hold(kind=req.kind, start=now, end=now + length if length else None,
@@ -111,6 +155,17 @@ def change_hold(c: Collection, req: HoldRequest, now: datetime) -> list[LedgerEn
         entries += open_task(c, TaskKind.REVIEW_HARDSHIP, f"hardship:{len(st.holds)}", now,
                              assignee=c.policy.tasks.supervisor_queue,
                              note=req.note or req.reference)[1]
+    if earlier is not None:  # honoured as registered; ops may ask the adviser to review
+        window = c.pack.breathing_space_once_per.days
+        why = (f"a breathing space started on {earlier.start.date()}, within {window} days; "
+               "the debt adviser registered this one, so it is honoured - a review may be "
+               "requested (Debt Respite Scheme reg 17)")
+        entries.append(c._event("breathing_space_repeat", now, req.actor,
+                                earlier_start=earlier.start, reference=req.reference,
+                                detail=why))
+        entries += open_task(c, TaskKind.REVIEW_MORATORIUM,
+                             f"breathing_space:{len(st.holds)}", now,
+                             assignee=c.policy.tasks.supervisor_queue, note=why)[1]
     return entries + c.sync_pause(now, req.actor)
 
 

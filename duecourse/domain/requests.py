@@ -6,9 +6,17 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from duecourse.domain.actor import Actor, ActorKind
+from duecourse.domain.compliance.model import RecipientKind
 from duecourse.domain.money import Money
 from duecourse.domain.policy import Channel
 
@@ -47,7 +55,9 @@ class ContactResult(StrEnum):
 
 
 class ContactOutcomeReport(_Request):
-    """What came of a contact; `address`/`third_party` say who was (not) reached."""
+    """What came of a contact; `address`, `recipient_kind` and `person` say who was (not)
+    reached. The call limits count per person, so a guarantor's or third party's calls
+    and conversations are theirs, not the debtor's."""
 
     channel: Channel
     result: ContactResult
@@ -55,6 +65,43 @@ class ContactOutcomeReport(_Request):
     note: Note = ""
     address: str | None = Field(default=None, max_length=320)
     third_party: bool = False
+    recipient_kind: RecipientKind | None = Field(
+        default=None, description="who it was with; default: third_party if third_party, "
+        "else debtor")
+    person: str | None = Field(
+        default=None, min_length=1, max_length=128, description="who it was, when a "
+        "guarantor or third party has several numbers")
+    recontact_invited: bool = Field(
+        default=False, description="the third party asked to be contacted again, or their "
+        "earlier answer proved wrong (15 USC 1692b(3))")
+
+    @model_validator(mode="after")
+    def _who(self) -> ContactOutcomeReport:
+        if self.recipient_kind is None:
+            kind = RecipientKind.THIRD_PARTY if self.third_party else RecipientKind.DEBTOR
+            object.__setattr__(self, "recipient_kind", kind)
+        elif self.third_party and self.recipient_kind is not RecipientKind.THIRD_PARTY:
+            raise ValueError(f"third_party contradicts recipient_kind "
+                             f"{self.recipient_kind.value}; give one or the other")
+        kind = self.kind
+        if kind is RecipientKind.THIRD_PARTY:
+            object.__setattr__(self, "third_party", True)
+        if kind is RecipientKind.DEBTOR and self.person is not None:
+            raise ValueError("person names a guarantor or third party; the debtor is always "
+                             "one person")
+        if kind is RecipientKind.GUARANTOR and self.address is None and self.person is None:
+            raise ValueError("a guarantor's outcome needs their address or person (the "
+                             "default is the borrower's own)")
+        if self.recontact_invited and kind is not RecipientKind.THIRD_PARTY:
+            raise ValueError("recontact_invited is about a third party (15 USC 1692b(3)); "
+                             f"this outcome is with the {kind.value}")
+        return self
+
+    @property
+    def kind(self) -> RecipientKind:
+        """Who the contact was with (never None once validated)."""
+        return self.recipient_kind or (RecipientKind.THIRD_PARTY if self.third_party
+                                       else RecipientKind.DEBTOR)
 
 
 class PromiseRequest(_Request):

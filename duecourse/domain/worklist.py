@@ -19,6 +19,7 @@ class TaskKind(StrEnum):
     APPROVE_LEGAL = "approve_legal"
     SEND_NOTICE = "send_notice"  # a notice the law requires could not be sent automatically
     REFER_CASE = "refer_case"  # the legal partner could not be reached automatically
+    REVIEW_MORATORIUM = "review_moratorium"  # a moratorium we must honour but may question
 
 
 OUTCOMES: dict[TaskKind, tuple[str, ...]] = {
@@ -30,11 +31,14 @@ OUTCOMES: dict[TaskKind, tuple[str, ...]] = {
     TaskKind.APPROVE_LEGAL: ("approved", "rejected"),
     TaskKind.SEND_NOTICE: ("sent", "retry"),  # sent by hand, or details fixed: try again
     TaskKind.REFER_CASE: ("referred", "retry"),  # referred by hand (note: the reference)
+    # honoured as registered, or a review asked of the debt adviser (DRS reg 17): the
+    # moratorium stays either way until the adviser ends it
+    TaskKind.REVIEW_MORATORIUM: ("noted", "review_requested"),
 }
 """The outcomes a completion may report, per kind of task."""
 
 SUPERVISOR_ONLY = {TaskKind.APPROVE_SETTLEMENT, TaskKind.APPROVE_LEGAL,
-                   TaskKind.REVIEW_HARDSHIP, TaskKind.REFER_CASE}
+                   TaskKind.REVIEW_HARDSHIP, TaskKind.REFER_CASE, TaskKind.REVIEW_MORATORIUM}
 
 
 class TaskStatus(StrEnum):

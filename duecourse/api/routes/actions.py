@@ -41,6 +41,7 @@ from duecourse.domain.agreements import (
     SettlementOffer,
     SettlementResult,
 )
+from duecourse.domain.compliance import RecipientKind
 from duecourse.domain.compliance.requests import (
     DisputeChange,
     HoldRequest,
@@ -146,10 +147,12 @@ async def decide_settlement(loan_id: LoanId, body: DecisionIn, svc: Svc,
 @router.post("/disputes", status_code=202, response_model=Accepted, responses=ACT)
 async def dispute(loan_id: LoanId, body: DisputeIn, svc: Svc,
                   who: Annotated[Principal, Depends(allow(*DESK))]) -> Accepted:
+    change = DisputeChange(action=body.action, reason=body.reason, written=body.written,
+                           actor=who.actor)
     await _open(svc, loan_id)
-    await svc.client.dispute(loan_id, DisputeChange(action=body.action, reason=body.reason,
-                                                    actor=who.actor))
-    return Accepted(status="accepted", detail=f"dispute {body.action}")
+    await svc.client.dispute(loan_id, change)
+    how = " in writing" if body.written else ""
+    return Accepted(status="accepted", detail=f"dispute {body.action}{how}")
 
 
 @router.post("/holds", response_model=CollectionStatus, responses=ACT)
@@ -174,10 +177,16 @@ async def contact_preferences(loan_id: LoanId, body: PreferencesIn, svc: Svc,
 @router.post("/contact-outcomes", status_code=202, response_model=Accepted, responses=ACT)
 async def contact_outcome(loan_id: LoanId, body: OutcomeIn, svc: Svc,
                           who: Annotated[Principal, Depends(allow(*DESK))]) -> Accepted:
+    report = ContactOutcomeReport(
+        channel=body.channel, result=body.result, note=body.note, actor=who.actor,
+        address=body.address, recipient_kind=body.recipient_kind, person=body.person,
+        recontact_invited=body.recontact_invited)
     await _open(svc, loan_id)
-    await svc.client.record_contact_outcome(loan_id, ContactOutcomeReport(
-        channel=body.channel, result=body.result, note=body.note, actor=who.actor))
-    return Accepted(status="accepted", detail=f"{body.result} via {body.channel} recorded")
+    await svc.client.record_contact_outcome(loan_id, report)
+    with_whom = "" if body.recipient_kind is RecipientKind.DEBTOR else \
+        f" with the {body.recipient_kind.value.replace('_', ' ')}"
+    return Accepted(status="accepted",
+                    detail=f"{body.result} via {body.channel}{with_whom} recorded")
 
 
 @router.post("/legal/approval", response_model=LegalDecisionResult, responses=ACT)

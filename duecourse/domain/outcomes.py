@@ -1,0 +1,80 @@
+"""What a reported contact outcome means for the contact history the rules count.
+
+Shared by the collection (as the report arrives) and the independent audit (replaying the
+ledger), so both attribute the same calls and conversations to the same person: a
+guarantor's or third party's contacts are theirs (Reg F 1006.14(b) counts per person),
+never the debtor's.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from duecourse.domain.compliance.model import (
+    AttemptResult,
+    ContactEvent,
+    Purpose,
+    RecipientKind,
+    person_of,
+)
+from duecourse.domain.contact import recipient_for
+from duecourse.domain.loan import Borrower
+from duecourse.domain.policy import Channel
+from duecourse.domain.requests import ContactResult
+
+
+def attempt_result(result: ContactResult, kind: RecipientKind) -> AttemptResult | None:
+    """The attempt's result in the history; None for an inbound reply (the recipient
+    reached us: not an attempt of ours)."""
+    if result is ContactResult.BORROWER_REPLIED:
+        return None
+    if result is ContactResult.REFUSED:  # a refusal on the phone is still a conversation,
+        # except a third party's, who refused further contact
+        return AttemptResult.REFUSED if kind is RecipientKind.THIRD_PARTY \
+            else AttemptResult.ANSWERED
+    return {ContactResult.REACHED: AttemptResult.ANSWERED,
+            ContactResult.WRONG_NUMBER: AttemptResult.FAILED,
+            }.get(result, AttemptResult.UNANSWERED)
+
+
+def _matches(e: ContactEvent, channel: Channel, kind: RecipientKind, address: str | None,
+             person: str | None) -> bool:
+    if e.channel is not channel or e.result is not AttemptResult.SENT or \
+            e.recipient_kind is not kind or address not in (None, e.address):
+        return False
+    # the person it was with: named the same, or unnamed at the address reported
+    return person is None or e.person == person or (not e.person and address is not None)
+
+
+def complete_attempt(history: list[ContactEvent], channel: Channel, kind: RecipientKind,
+                     address: str | None, person: str | None,
+                     result: AttemptResult) -> ContactEvent | None:
+    """Complete the latest pending (SENT) attempt to this person on `channel` with
+    `result` (naming its person when the report does); the completed event, or None when
+    there is none to complete."""
+    for i in range(len(history) - 1, -1, -1):
+        e = history[i]
+        if _matches(e, channel, kind, address, person):
+            history[i] = e.model_copy(update={"result": result,
+                                              "person": e.person or person or ""})
+            return history[i]
+    return None
+
+
+def reported_contact(at: datetime, channel: Channel, kind: RecipientKind,
+                     address: str | None, person: str | None, result: AttemptResult,
+                     borrower: Borrower) -> ContactEvent:
+    """A contact the agent made without asking first: the debtor at their address on
+    file unless another is given; anyone else at the address reported (else unknown)."""
+    fallback = recipient_for(channel, borrower) if kind is RecipientKind.DEBTOR else None
+    return ContactEvent(at=at, channel=channel, address=address or fallback or "-",
+                        recipient_kind=kind, result=result, person=person or "",
+                        purpose=Purpose.LOCATION if kind is RecipientKind.THIRD_PARTY
+                        else Purpose.COLLECTION)
+
+
+def person_key(kind: RecipientKind, address: str | None, person: str | None,
+               event: ContactEvent | None = None) -> str:
+    """Who the report was about, as the rules key people: the contact's own, else from
+    the report."""
+    return event.who if event is not None else person_of(kind, address or "-", person or "")
