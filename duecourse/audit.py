@@ -47,6 +47,7 @@ from duecourse.domain.outcomes import (
     attempt_result,
     complete_attempt,
     person_key,
+    refusal_keys,
     reported_contact,
 )
 from duecourse.domain.policy import Channel, ContactHours
@@ -131,14 +132,6 @@ def _apply(standing: Standing, kind: str, at: datetime, data: dict[str, Any]) ->
         standing.deceased_at = standing.deceased_at or at
 
 
-def _refusal(standing: Standing, details: dict[str, Any]) -> None:
-    """A third party who refused is never contacted again - after the contact in which
-    they refused, which was itself lawful."""
-    if details.get("third_party") and details.get("result") == "refused" and \
-            details.get("address"):
-        standing.refused_third_parties.append(details["address"])
-
-
 def _kind(details: dict[str, Any]) -> RecipientKind:
     """Who an outcome was with: recorded since guarantors count as themselves; older
     outcomes say only whether it was a third party."""
@@ -148,12 +141,13 @@ def _kind(details: dict[str, Any]) -> RecipientKind:
 
 
 def _outcome(history: list[ContactEvent], at: datetime, details: dict[str, Any],
-             borrower: Borrower) -> tuple[ContactEvent | None, str | None]:
+             borrower: Borrower) -> tuple[ContactEvent | None, str | None, list[str]]:
     """Apply a reported outcome as the collection did (`duecourse.domain.outcomes`). It
     completes the contact it reports on when the ledger holds one (a message sent, or a
     call the agent asked about first) for the same person; otherwise it is a contact
     nobody asked the engine about, returned so the audit checks it, as made when it was
-    reported. Also returns the third party who may be contacted again, if they asked."""
+    reported. Also returns the third party who may be contacted again, if they asked, and
+    the keys of one who refused further contact (their address and person)."""
     try:
         result = ContactResult(details.get("result", ""))
     except ValueError:
@@ -169,7 +163,7 @@ def _outcome(history: list[ContactEvent], at: datetime, details: dict[str, Any],
                                             borrower)
     invited = person_key(kind, address, person, event) \
         if details.get("recontact_invited") else None
-    return made, invited
+    return made, invited, refusal_keys(kind, mapped, address, person, event)
 
 
 async def run_audit(ledger: Ledger, since: datetime | None = None) -> AuditReport:
@@ -311,7 +305,7 @@ async def _audit_case(ledger: Ledger, case: Any, loan: Any, rules: _Rules,
                 _apply(standing, row["kind"], at, row["data"])
                 continue
             details = row["data"].get("details") or {}
-            made, invited = _outcome(history, at, details, debtor)
+            made, invited, refused = _outcome(history, at, details, debtor)
             if made is not None:  # reported, never asked about: check it now
                 check(ProposedContact(
                     channel=made.channel, at=at, address=made.address,
@@ -323,7 +317,8 @@ async def _audit_case(ledger: Ledger, case: Any, loan: Any, rules: _Rules,
             # an invitation or a refusal counts from after the contact it came in
             if invited is not None and invited not in standing.recontact_invited:
                 standing.recontact_invited.append(invited)
-            _refusal(standing, details)
+            standing.refused_third_parties += [
+                k for k in refused if k not in standing.refused_third_parties]
             continue
         by_person = people.get(row["idempotency_key"], {})
         contact = ProposedContact(

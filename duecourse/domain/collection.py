@@ -54,6 +54,7 @@ from duecourse.domain.outcomes import (
     attempt_result,
     complete_attempt,
     person_key,
+    refusal_keys,
     reported_contact,
 )
 from duecourse.domain.policy import Channel, Policy, Segment
@@ -563,9 +564,6 @@ class Collection:
         the contact the agent made (it counts towards that person's limits either way)."""
         s, kind = self.state, report.kind
         result = attempt_result(report.result, kind)
-        if kind is RecipientKind.THIRD_PARTY and result is AttemptResult.REFUSED and \
-                report.address:
-            s.standing.refused_third_parties.append(report.address)
         event = None
         if result is not None:  # None: inbound, the recipient reached us; not our attempt
             event = complete_attempt(s.contacts, report.channel, kind, report.address,
@@ -574,6 +572,9 @@ class Collection:
                 event = reported_contact(now, report.channel, kind, report.address,
                                          report.person, result, self.loan.borrower)
                 s.contacts.append(event)
+        for key in refusal_keys(kind, result, report.address, report.person, event):
+            if key not in s.standing.refused_third_parties:
+                s.standing.refused_third_parties.append(key)
         if report.recontact_invited:  # 15 USC 1692b(3): they may be contacted again
             key = person_key(kind, report.address, report.person, event)
             if key not in s.standing.recontact_invited:

@@ -78,3 +78,13 @@ def person_key(kind: RecipientKind, address: str | None, person: str | None,
     """Who the report was about, as the rules key people: the contact's own, else from
     the report."""
     return event.who if event is not None else person_of(kind, address or "-", person or "")
+
+
+def refusal_keys(kind: RecipientKind, result: AttemptResult | None, address: str | None,
+                 person: str | None, event: ContactEvent | None = None) -> list[str]:
+    """A third party who refused is never contacted again, on any of their numbers: the
+    address they refused on and the person they are."""
+    if kind is not RecipientKind.THIRD_PARTY or result is not AttemptResult.REFUSED or \
+            not (address or person):
+        return []
+    return [k for k in (address, person_key(kind, address, person, event)) if k]

@@ -18,9 +18,9 @@ from duecourse.domain.compliance.packs import CallWindow
 from duecourse.domain.compliance.rule import Earliest, Rule
 from duecourse.domain.policy import Channel, ContactHours
 
-_NO_COMMON_HOURS = timedelta(days=3)
-"""Zones whose lawful hours have not met within this long never will (their offsets
-change at DST, but the daily windows still meet within a day when they meet at all)."""
+_NO_COMMON_HOURS = timedelta(days=400)
+"""Zones whose lawful hours have not met within this long never will. (Hours that do not
+meet now may meet weeks later, once one zone's clocks change: search the whole horizon.)"""
 
 
 def _hours(pick: str) -> Earliest:

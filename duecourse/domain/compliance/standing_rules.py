@@ -62,6 +62,14 @@ def _third(p: ProposedContact) -> bool:
     return p.recipient_kind is RecipientKind.THIRD_PARTY
 
 
+def _refused(p: ProposedContact, ctx: Context, t: datetime) -> bool:
+    """The third party refused further contact - as a person, on whichever number."""
+    refused = ctx.standing.refused_third_parties
+    return _third(p) and (p.address in refused or p.who in refused or any(
+        e.who == p.who and e.result is AttemptResult.REFUSED and e.at <= t
+        for e in ctx.history))
+
+
 def _opted(p: ProposedContact, ctx: Context, t: datetime) -> bool:
     opted = ctx.standing.opted_out.get(p.channel)
     return opted is None or opted > t
@@ -125,8 +133,7 @@ STANDING_RULES: list[Rule] = [
     Rule("opted_out", never_unless(_opted),
          lambda p, c, t: f"the borrower opted out of {p.channel} on "
                          f"{c.standing.opted_out[p.channel].date()}"),
-    Rule("third_party_refused", never_unless(
-        lambda p, c, t: not (_third(p) and p.address in c.standing.refused_third_parties)),
+    Rule("third_party_refused", never_unless(lambda p, c, t: not _refused(p, c, t)),
         "this contact refused further contact"),
     Rule("disclosure", never_unless(lambda p, c, t: not (_third(p) and p.discloses_debt)),
          "a message to a third party must not disclose the debt"),
@@ -157,7 +164,8 @@ STANDING_RULES: list[Rule] = [
          "an earlier message to this address was not delivered; send the notice another "
          "way"),
     Rule("validation_notice", never_unless(lambda p, c, t: not (
-        c.pack.collection_waits_for_validation_notice and p.purpose is Purpose.COLLECTION
+        c.pack.collection_waits_for_validation_notice
+        and p.purpose in (Purpose.COLLECTION, Purpose.DEMAND)
         and p.recipient_kind is RecipientKind.DEBTOR
         and not _before(c.standing.validation_notice_at, t))),
         "our policy: the validation notice goes out before any collection contact"),
