@@ -21,8 +21,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from duecourse.domain.calendar import TimeZoneError, local_date
-from duecourse.domain.loan import Borrower, LoanIntake
+from duecourse.domain.loan import MAX_OTHER_ZONES, Borrower, LoanIntake
 from duecourse.domain.policy import Policy
+from duecourse.phone_zones import other_zones
 from duecourse.policies import load_policy
 
 BORROWER_COLUMNS = {"borrower_id": "borrower_id", "borrower_name": "name", "phones": "phones",
@@ -162,13 +163,23 @@ def _parse(row: int, record: Any, now: datetime) -> IntakeRow:
                          error=f"expected an object, got {type(record).__name__}")
     try:
         data = _nest({str(k).strip(): _clean(v) for k, v in record.items() if _given(v)}, now)
-        loan = LoanIntake.model_validate(data)
+        loan = with_phone_zones(LoanIntake.model_validate(data))
     except RowRejected as err:
         return IntakeRow(row=row, loan=None, error=str(err), loan_id=loan_id)
     except ValidationError as err:
         return IntakeRow(row=row, loan=None, error=format_validation_error(err),
                          loan_id=loan_id)
     return IntakeRow(row=row, loan=loan, error=None, loan_id=loan.loan_id)
+
+
+def with_phone_zones(loan: LoanIntake) -> LoanIntake:
+    """The loan with every zone its borrower's phones say they may be in (area codes in
+    other zones), besides the ones the platform gave."""
+    b = loan.borrower
+    zones = other_zones(b.timezone, b.phones, b.other_timezones)[:MAX_OTHER_ZONES]
+    if zones == b.other_timezones:
+        return loan
+    return loan.model_copy(update={"borrower": b.model_copy(update={"other_timezones": zones})})
 
 
 def _given(value: Any) -> bool:

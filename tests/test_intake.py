@@ -78,12 +78,18 @@ def test_csv_carries_the_other_zones_and_the_last_payment(tmp_path: Path) -> Non
     may start the limitation period."""
     path = write_csv(tmp_path / "loans.csv", [flat(
         "L-2", timezone="America/New_York", jurisdiction="US-NY", currency="USD",
-        other_timezones="America/Los_Angeles; America/Chicago",
+        phones="+12127363100", other_timezones="America/Los_Angeles; America/Chicago",
         last_payment_date="2026-02-10")])
     [row] = read_intake_file(path, NOW)
     assert row.loan is not None, row.error
     assert row.loan.borrower.other_timezones == ["America/Los_Angeles", "America/Chicago"]
     assert row.loan.last_payment_date == date(2026, 2, 10)
+    [phoned] = read_intake_file(write_csv(tmp_path / "phones.csv", [flat(
+        "L-4", timezone="America/New_York", jurisdiction="US-NY", currency="USD",
+        phones="+12127363100; +12136210002")]), NOW)
+    assert phoned.loan is not None, phoned.error
+    assert phoned.loan.borrower.other_timezones == ["America/Los_Angeles"], \
+        "a Los Angeles area code: the borrower may be there (comment 6(b)(1)(i)-1)"
     [bad] = read_intake_file(write_csv(tmp_path / "bad.csv", [flat(
         "L-3", other_timezones="Mars/Olympus")]), NOW)
     assert bad.error is not None and "Mars/Olympus" in bad.error

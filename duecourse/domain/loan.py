@@ -67,6 +67,9 @@ class LoanNotOverdue(ValueError):
     """Raised when a loan handed over for collection is not past its due date yet."""
 
 
+MAX_OTHER_ZONES = 16
+
+
 class Borrower(BaseModel):
     """Who we are helping to cure, and how and when they may be reached."""
 
@@ -79,7 +82,7 @@ class Borrower(BaseModel):
     address: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
     timezone: TimeZoneName
     other_timezones: list[TimeZoneName] = Field(
-        default_factory=list, max_length=8,
+        default_factory=list, max_length=MAX_OTHER_ZONES,
         description="other zones the borrower may be in (phones in other area codes, an "
         "address in another zone): where the pack says so, contact suits every one of "
         "them (Reg F comment 6(b)(1)(i)-1)")
