@@ -164,12 +164,21 @@ def _parse(row: int, record: Any, now: datetime) -> IntakeRow:
     try:
         data = _nest({str(k).strip(): _clean(v) for k, v in record.items() if _given(v)}, now)
         loan = with_phone_zones(LoanIntake.model_validate(data))
+        _paid_in_the_past(loan, now)
     except RowRejected as err:
         return IntakeRow(row=row, loan=None, error=str(err), loan_id=loan_id)
     except ValidationError as err:
         return IntakeRow(row=row, loan=None, error=format_validation_error(err),
                          loan_id=loan_id)
     return IntakeRow(row=row, loan=loan, error=None, loan_id=loan.loan_id)
+
+
+def _paid_in_the_past(loan: LoanIntake, now: datetime) -> None:
+    """A last payment after today would start the limitation period in the future."""
+    paid, today = loan.last_payment_date, local_date(now, loan.borrower.timezone)
+    if paid is not None and paid > today:
+        raise RowRejected(f"last_payment_date {paid} is in the future (it is {today} in "
+                          f"{loan.borrower.timezone})")
 
 
 def with_phone_zones(loan: LoanIntake) -> LoanIntake:

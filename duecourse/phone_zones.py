@@ -17,13 +17,15 @@ UNKNOWN = "Etc/Unknown"
 
 def zones_of(numbers: Iterable[str]) -> list[str]:
     """The IANA zones the numbers' area codes lie in (none for numbers without a place:
-    unknown or non-geographic ones)."""
+    unknown or non-geographic ones, such as toll-free numbers)."""
     found: list[str] = []
     for number in numbers:
         try:
             parsed = phonenumbers.parse(number, None)
         except phonenumbers.NumberParseException:
             continue
+        if not phonenumbers.is_number_geographical(parsed):
+            continue  # toll-free, premium, many mobiles: the number says nothing of place
         for name in number_zones.time_zones_for_number(parsed):
             if name != UNKNOWN and name not in found and _known(name):
                 found.append(name)

@@ -86,10 +86,14 @@ def test_csv_carries_the_other_zones_and_the_last_payment(tmp_path: Path) -> Non
     assert row.loan.last_payment_date == date(2026, 2, 10)
     [phoned] = read_intake_file(write_csv(tmp_path / "phones.csv", [flat(
         "L-4", timezone="America/New_York", jurisdiction="US-NY", currency="USD",
-        phones="+12127363100; +12136210002")]), NOW)
+        phones="+12127363100; +12136210002; +18005550199")]), NOW)
     assert phoned.loan is not None, phoned.error
     assert phoned.loan.borrower.other_timezones == ["America/Los_Angeles"], \
-        "a Los Angeles area code: the borrower may be there (comment 6(b)(1)(i)-1)"
+        "a Los Angeles area code: the borrower may be there (comment 6(b)(1)(i)-1); a " \
+        "toll-free number says nothing of where they are"
+    [future] = read_intake_file(write_csv(tmp_path / "future.csv", [flat(
+        "L-5", last_payment_date="2099-01-01")]), NOW)
+    assert future.error is not None and "in the future" in future.error
     [bad] = read_intake_file(write_csv(tmp_path / "bad.csv", [flat(
         "L-3", other_timezones="Mars/Olympus")]), NOW)
     assert bad.error is not None and "Mars/Olympus" in bad.error

@@ -77,13 +77,15 @@ def _held(p: ProposedContact, ctx: Context, t: datetime) -> datetime | None:
     return hold.end  # None: open-ended, until a person lifts it
 
 
-def calls_to(ctx: Context, who: str, t: datetime, *, counted_only: bool = False
-             ) -> list[ContactEvent]:
-    """Calls placed to person `who` up to `t`; `counted_only` leaves out the calls that
-    never connected, unless the pack counts them."""
+def calls_to(ctx: Context, who: str, t: datetime, *, counted_only: bool = False,
+             inbound: bool = False) -> list[ContactEvent]:
+    """Calls placed to person `who` up to `t` (with `inbound`, their calls to us too);
+    `counted_only` leaves out the calls that never connected, unless the pack counts
+    them."""
     return [e for e in ctx.history if e.channel is Channel.VOICE and e.who == who
-            and e.at <= t and not (counted_only and not ctx.pack.count_unconnected_calls
-                                   and e.result is AttemptResult.FAILED)]
+            and e.at <= t and (inbound or not e.inbound)
+            and not (counted_only and not ctx.pack.count_unconnected_calls
+                     and e.result is AttemptResult.FAILED)]
 
 
 def _day_after(day: date, days: int, tz: str) -> datetime:
@@ -110,7 +112,7 @@ def _unanswered_per_number(p: ProposedContact, ctx: Context, t: datetime) -> dat
         return t
     day = local_date(t, ctx.timezone)
     attempts = sum(e.channel is Channel.VOICE and e.address == p.address and e.at <= t
-                   and e.result is not AttemptResult.ANSWERED
+                   and not e.inbound and e.result is not AttemptResult.ANSWERED
                    and local_date(e.at, ctx.timezone) == day for e in ctx.history)
     return t if attempts < cap else _day_after(day, 1, ctx.timezone)
 
@@ -135,7 +137,8 @@ def _after_conversation(p: ProposedContact, ctx: Context, t: datetime) -> dateti
     quiet = ctx.pack.quiet_after_conversation
     if quiet is None or p.channel is not Channel.VOICE:
         return t
-    talks = [e.at for e in calls_to(ctx, p.who, t) if e.result is AttemptResult.ANSWERED]
+    talks = [e.at for e in calls_to(ctx, p.who, t, inbound=True)  # whoever called
+             if e.result is AttemptResult.ANSWERED]
     if not talks:
         return t
     if _consecutive(ctx, quiet):

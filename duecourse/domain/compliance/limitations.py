@@ -19,11 +19,14 @@ def years(n: int) -> timedelta:
 
 US_WRITTEN_CONTRACTS: dict[str, timedelta] = {f"US-{state}": years(n) for state, n in {
     "AL": 6, "AK": 3, "AZ": 6, "AR": 5, "CA": 4, "CO": 6, "CT": 6, "DE": 3, "DC": 3,
-    "FL": 5, "GA": 6, "HI": 6, "ID": 5, "IL": 10, "IN": 10, "IA": 10, "KS": 5, "KY": 10,
-    "LA": 10, "ME": 6, "MD": 3, "MA": 6, "MI": 6, "MN": 6, "MS": 3, "MO": 10, "MT": 8,
+    "FL": 5, "GA": 6, "HI": 6, "ID": 5, "IL": 10, "IN": 6, "IA": 10, "KS": 5, "KY": 10,
+    "LA": 5, "ME": 6, "MD": 3, "MA": 6, "MI": 6, "MN": 6, "MS": 3, "MO": 10, "MT": 8,
     "NE": 5, "NV": 6, "NH": 3, "NJ": 6, "NM": 6, "NY": 3, "NC": 3, "ND": 6, "OH": 6,
     "OK": 5, "OR": 6, "PA": 4, "RI": 10, "SC": 3, "SD": 6, "TN": 6, "TX": 4, "UT": 6,
-    "VT": 6, "VA": 5, "WA": 6, "WV": 10, "WI": 6, "WY": 10,
+    "VT": 6, "VA": 5, "WA": 6, "WV": 10, "WI": 6, "WY": 8,
 }.items()}
-"""Written-contract limitation periods by state (NY: 3 years for consumer credit under
-the Consumer Credit Fairness Act 2022; KY: 10 years for contracts from 2014-07-15)."""
+"""Limitation periods by state for written contracts to pay money - where a state has a
+shorter period for promissory notes or money contracts, that one (IN 6: Ind. Code
+34-11-2-9; LA 5: Civil Code art. 3498; WY 8: contracts from 2019-07-01; NY 3: Consumer
+Credit Fairness Act 2022; KY 10: contracts from 2014-07-15). Shorter is the safe side:
+a debt counted time-barred early is never threatened with suit; late would be unlawful."""

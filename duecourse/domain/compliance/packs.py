@@ -137,6 +137,7 @@ US = RulePack(
     max_call_attempts=7,
     call_attempt_period=timedelta(days=7),
     quiet_after_conversation=timedelta(days=7),
+    third_party_only_when_unreachable=False,  # 1692b: for location, not "only if unreachable"
     third_party_purposes=[Purpose.LOCATION],
     third_party_contacts_per_person=1,
     validation_notice_within=timedelta(days=5),
@@ -238,6 +239,8 @@ def pack_for(jurisdiction: str, overrides: dict[str, dict[str, Any]] | None = No
         return base if base is not DEFAULT else DEFAULT.model_copy(update={
             "jurisdiction": country})
     data = {**base.model_dump(), **changes}
+    if changes.get("third_party_location_only") and "third_party_purposes" not in changes:
+        data["third_party_purposes"] = [Purpose.LOCATION]  # the 0.1 name still means it
     for name in MERGED:  # a policy names the regions it changes; the rest keep the law's
         if isinstance(changes.get(name), dict):
             data[name] = {**getattr(base, name), **{k.upper(): v for k, v in
@@ -264,13 +267,20 @@ STRICTER_WHEN: dict[str, str] = {
     "min_default_notice": "higher", "breathing_space": "higher",
     "crisis_moratorium_after_treatment": "higher", "validation_period": "higher",
     "statute_of_limitations": "lower", "third_party_purposes": "fewer",
+    "opt_out_notice_required": "true", "limitation_starts": "due_date",
+    "validation_receipt_business_days": "higher",
+    "statute_of_limitations_by_region": "per_region_lower",
 }
 """Which way each parameter makes a pack stricter (None counts as no limit)."""
 
 
 def _direction(name: str, law: Any, ours: Any) -> str:
     way = STRICTER_WHEN.get(name)
-    if way in ("true", "false", "rolling"):
+    if way == "per_region_lower":  # stricter when every region's period is no longer
+        longer = [r for r, v in ours.items() if r not in law or v > law[r]]
+        shorter = [r for r, v in law.items() if r not in ours or ours[r] < v]
+        return "looser" if longer else ("stricter" if shorter else "different")
+    if way in ("true", "false", "rolling", "due_date"):
         return "stricter" if str(ours).lower() == way else "looser"
     if way == "fewer":  # a list of what is allowed; None allows anything
         if ours is None or law is None:
@@ -297,6 +307,10 @@ def departures(jurisdiction: str, overrides: dict[str, dict[str, Any]] | None
         if name in ("jurisdiction", "references", "third_party_location_only"):
             continue
         before, after = getattr(law, name), getattr(ours, name)
+        if isinstance(before, dict) and isinstance(after, dict):  # only what changed
+            changed = {k for k in {*before, *after} if before.get(k) != after.get(k)}
+            before = {k: v for k, v in before.items() if k in changed}
+            after = {k: v for k, v in after.items() if k in changed}
         if before != after:
             out.append({"parameter": name, "law": _show(before), "policy": _show(after),
                         "direction": _direction(name, before, after)})
@@ -304,8 +318,13 @@ def departures(jurisdiction: str, overrides: dict[str, dict[str, Any]] | None
 
 
 def _show(value: Any) -> Any:
+    if isinstance(value, dict) and value and all(isinstance(v, timedelta)
+                                                 for v in value.values()):
+        return {k: _show(v) for k, v in value.items()}
     if isinstance(value, timedelta):
         return f"{value.days} days" if not value.seconds else str(value)
+    if isinstance(value, StrEnum):
+        return value.value
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
     if isinstance(value, list):

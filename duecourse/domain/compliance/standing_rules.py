@@ -54,7 +54,7 @@ def debtor_unreachable(ctx: Context) -> bool:
 
 
 def communications_with(ctx: Context, who: str, before: datetime) -> list[ContactEvent]:
-    return [e for e in ctx.history if e.who == who and e.at <= before
+    return [e for e in ctx.history if e.who == who and e.at <= before and not e.inbound
             and e.result in COMMUNICATED]
 
 
@@ -156,7 +156,7 @@ STANDING_RULES: list[Rule] = [
          "the employer prohibits contact at the place of employment"),
     Rule("employer_email", never_unless(lambda p, c, t: not (
         c.pack.no_email_to_employer_address and p.channel is Channel.EMAIL
-        and p.address in c.standing.employer_provided)),
+        and p.address.casefold() in {a.casefold() for a in c.standing.employer_provided})),
         "this email address was provided by the borrower's employer"),
     Rule("esign_consent", never_unless(_consented),
          "an electronic validation notice needs the consumer's E-SIGN consent"),
