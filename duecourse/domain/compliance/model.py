@@ -36,11 +36,13 @@ class AttemptResult(StrEnum):
 
 def person_of(recipient_kind: RecipientKind, address: str, person: str = "") -> str:
     """Who a contact is with: the limits of Reg F 1006.14 and GB/T 45251 count per person,
-    all of one person's numbers together. The debtor is one person; anyone else is who the
-    caller names (`person`), else their address."""
-    if person:
-        return person
-    return "debtor" if recipient_kind is RecipientKind.DEBTOR else f"{recipient_kind}:{address}"
+    all of one person's numbers together. The debtor is one person ("debtor", whatever
+    `person` says); anyone else is who the caller names (`person`), else their address,
+    keyed under their kind, so a guarantor named "debtor" is never the debtor and a third
+    party never a guarantor of the same name."""
+    if recipient_kind is RecipientKind.DEBTOR:
+        return "debtor"
+    return f"{recipient_kind}:{person or address}"
 
 
 class ContactEvent(BaseModel):
@@ -55,6 +57,8 @@ class ContactEvent(BaseModel):
     purpose: Purpose = Purpose.COLLECTION
     result: AttemptResult = AttemptResult.SENT
     person: str = ""  # who, when a guarantor or third party has several numbers
+    inbound: bool = False  # they called us: a conversation (it starts the quiet period
+    # after a conversation), never a call we placed (no call limit counts it)
 
     @property
     def who(self) -> str:
