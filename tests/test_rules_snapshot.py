@@ -72,6 +72,23 @@ def test_a_snapshot_is_taken_from_the_installed_rules() -> None:
     assert restored == snapshot, "survives the JSON it travels in"
 
 
+def test_a_snapshot_from_before_the_law_units_keeps_counting_calls_as_it_did() -> None:
+    """0.2 snapshots counted calls in rolling windows and counted every dial: a loan
+    handed over then keeps deciding so (its history was made so) until migrated."""
+    fresh = take_snapshot("US-NY", "America/New_York", {}, NOW)
+    assert fresh.pack.call_window == "consecutive_days"
+    assert not fresh.pack.count_unconnected_calls
+    assert RulesSnapshot.model_validate_json(fresh.model_dump_json()) == fresh
+    old = fresh.model_dump(mode="json")
+    for field in ("call_window", "count_unconnected_calls", "third_party_purposes"):
+        old["pack"].pop(field)
+    legacy = RulesSnapshot.model_validate(old)
+    assert legacy.pack.call_window == "rolling" and legacy.pack.count_unconnected_calls
+    converted = pydantic_data_converter.payload_converter.from_payloads(
+        pydantic_data_converter.payload_converter.to_payloads([old]), [RulesSnapshot])[0]
+    assert converted.pack.call_window == "rolling", "as a workflow reads it from history"
+
+
 async def test_an_edited_pack_changes_neither_a_running_loan_nor_its_replay(
         harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     h = harness

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import io
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from duecourse.domain.actor import Actor, ActorKind
 from duecourse.domain.compliance.packs import RulePack
@@ -23,6 +24,11 @@ from duecourse.domain.requests import Note
 HOLIDAY_YEARS = 6
 """Years of public holidays snapshotted from the hand-over year on (a loan rarely lives
 longer; a later year falls back to the installed calendar)."""
+
+
+LEGACY_MARKER = "call_window"
+"""A pack field every snapshot has had since the packs count in the law's units."""
+LEGACY_CALL_COUNTING = {"call_window": "rolling", "count_unconnected_calls": True}
 
 
 class RulesSnapshot(BaseModel):
@@ -37,6 +43,17 @@ class RulesSnapshot(BaseModel):
         default=None, description="first and last year `holidays` covers; None: not taken "
                                   "(the pack does not restrict public holidays)")
     taken_at: datetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _as_it_was_taken(cls, data: Any) -> Any:
+        """A snapshot taken before the packs counted calls in the law's units (0.2: rolling
+        windows, every dial counted) keeps deciding that way: the loan's history was made
+        so. `migrate_rules` moves it onto the law's units, recorded."""
+        if isinstance(data, dict) and isinstance(data.get("pack"), dict) and \
+                LEGACY_MARKER not in data["pack"]:
+            data = {**data, "pack": {**data["pack"], **LEGACY_CALL_COUNTING}}
+        return data
 
     def covers(self, year: int) -> bool:
         return self.holiday_years is not None and \
