@@ -36,5 +36,10 @@ def take_snapshot(jurisdiction: str, zone: str, overrides: dict[str, dict[str, A
     years = (first, first + HOLIDAY_YEARS - 1) if pack.no_contact_on_public_holidays else None
     holidays = sorted(d for year in range(first, first + HOLIDAY_YEARS)
                       for d in public_holidays(jurisdiction, year)) if years else []
+    country = jurisdiction.split("-")[0]
+    business_years = (first, first + HOLIDAY_YEARS - 1) if pack.validation_period else None
+    business = sorted(d for year in range(first, first + HOLIDAY_YEARS)
+                      for d in public_holidays(country, year)) if business_years else []
     return RulesSnapshot(pack=pack, zone=zone, zone_rules=zone_rules(zone),
-                         holidays=holidays, holiday_years=years, taken_at=now)
+                         holidays=holidays, holiday_years=years, taken_at=now,
+                         business_holidays=business, business_holiday_years=business_years)

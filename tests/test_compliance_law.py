@@ -335,3 +335,26 @@ def test_a_policy_changes_one_state_period_and_keeps_the_others() -> None:
     pack = pack_for("US-NY", {"US": {"statute_of_limitations_by_region": {"us-ny": "P2190D"}}})
     assert pack.limitation_for("US-NY") == timedelta(days=2190)
     assert pack.limitation_for("US-CA") == timedelta(days=4 * 365), "the law's table stays"
+
+
+def test_the_validation_period_counts_business_days_from_the_loan_snapshot() -> None:
+    """Assumed receipt is 5 business days after sending, federal holidays excluded; the
+    holidays come from the loan's snapshot, so an upgraded `holidays` package never moves
+    a running loan's deadline."""
+    from duecourse.snapshots import take_snapshot
+
+    snapshot = take_snapshot("US-NY", "America/New_York", {}, local(NEW_YORK, 2026, 11, 1))
+    assert date(2026, 11, 26) in snapshot.business_holidays  # Thanksgiving
+    sent = local(NEW_YORK, 2026, 11, 2, 9, 0)  # receipt Mon 9th; the period ends Dec 9
+    opened = local(NEW_YORK, 2026, 12, 10, 9, 0)
+    sms = to_debtor(local(NEW_YORK, 2026, 12, 12, 10, 0), Channel.SMS)
+
+    def ctx(holidays: frozenset[date]) -> Context:
+        return Context(pack=pack_for("US-NY"), standing=Standing(
+            validation_notice_at=sent, dispute_opened_at=opened, dispute_written=True),
+            history=[], timezone="America/New_York", region="US-NY",
+            business_holidays=holidays, business_holiday_years=(2026, 2031))
+
+    assert decide(sms, ctx(frozenset())).allowed, "after the period: no duty to stop"
+    # a national holiday on Wed 4th in the snapshot: receipt Tue 10th, period to Dec 10
+    assert decide(sms, ctx(frozenset({date(2026, 11, 4)}))).code == "dispute"

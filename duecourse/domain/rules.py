@@ -42,6 +42,10 @@ class RulesSnapshot(BaseModel):
     holiday_years: tuple[int, int] | None = Field(
         default=None, description="first and last year `holidays` covers; None: not taken "
                                   "(the pack does not restrict public holidays)")
+    business_holidays: list[date] = Field(
+        default_factory=list, description="the country's national holidays, for counting "
+        "business days (a validation notice's assumed receipt)")
+    business_holiday_years: tuple[int, int] | None = None  # None: not taken
     taken_at: datetime
 
     @model_validator(mode="before")

@@ -30,6 +30,8 @@ class Context:
     extra: dict[str, object] = field(default_factory=dict)
     holidays: frozenset[date] | None = None  # the loan's snapshot of public holidays...
     holiday_years: tuple[int, int] | None = None  # ...for these years (else: installed)
+    business_holidays: frozenset[date] | None = None  # the snapshot's national holidays
+    business_holiday_years: tuple[int, int] | None = None  # ...for these years
     other_zones: tuple[str, ...] = ()  # zones the borrower may also be in (area codes...)
     last_payment_on: date | None = None  # borrower-local date of the latest payment
 
@@ -68,13 +70,23 @@ def is_holiday(ctx: Context, day: date) -> bool:
     return day in _holidays(ctx.region, day.year)
 
 
-def business_days_after(start: date, days: int, country: str) -> date:
+def is_national_holiday(ctx: Context, day: date) -> bool:
+    """A national public holiday of the loan's country: from the loan's snapshot when it
+    covers the year (so an upgraded `holidays` package never moves a deadline)."""
+    years = ctx.business_holiday_years
+    if ctx.business_holidays is not None and years is not None and \
+            years[0] <= day.year <= years[1]:
+        return day in ctx.business_holidays
+    return day in _holidays(ctx.region.split("-")[0], day.year)
+
+
+def business_days_after(ctx: Context, start: date, days: int) -> date:
     """The date `days` business days after `start`: Saturdays, Sundays and the country's
     national public holidays excluded (Reg F 1006.34(b)(5): assumed receipt)."""
     day, left = start, days
     while left:
         day += timedelta(days=1)
-        if day.weekday() < 5 and day not in _holidays(country, day.year):
+        if day.weekday() < 5 and not is_national_holiday(ctx, day):
             left -= 1
     return day
 
@@ -85,9 +97,8 @@ def validation_period_end(ctx: Context) -> datetime | None:
     sent, pack = ctx.standing.validation_notice_at, ctx.pack
     if sent is None or pack.validation_period is None:
         return None
-    country = ctx.region.split("-")[0]
-    receipt = business_days_after(local_date(sent, ctx.timezone),
-                                  pack.validation_receipt_business_days, country)
+    receipt = business_days_after(ctx, local_date(sent, ctx.timezone),
+                                  pack.validation_receipt_business_days)
     return wall_clock(receipt + pack.validation_period + timedelta(days=1), timedelta(0),
                       ctx.timezone)
 
