@@ -185,8 +185,8 @@ def breaches(p: ProposedContact, ctx: Context) -> Iterator[str]:
             yield "third_party"  # only when the debtor is unreachable
         cap = pack.third_party_contacts_per_person
         if cap is not None and p.who not in s.recontact_invited and sum(
-                e.who == p.who and e.at <= t and e.result in (R.SENT, R.ANSWERED, R.REFUSED)
-                for e in ctx.history) >= cap:
+                e.who == p.who and e.at <= t and not e.inbound
+                and e.result in (R.SENT, R.ANSWERED, R.REFUSED) for e in ctx.history) >= cap:
             yield "third_party_once"
     if p.channel is Channel.VISIT and pack.min_visit_collectors and \
             p.collectors < pack.min_visit_collectors:
@@ -235,8 +235,9 @@ def breaches(p: ProposedContact, ctx: Context) -> Iterator[str]:
 def _call_limits(p: ProposedContact, ctx: Context) -> Iterator[str]:
     pack, t, tz = ctx.pack, p.at, ctx.timezone
     today = _day(t, tz)
-    calls = [e for e in ctx.history if e.channel is Channel.VOICE and e.who == p.who
-             and e.at <= t]
+    talks = [e for e in ctx.history if e.channel is Channel.VOICE and e.who == p.who
+             and e.at <= t]  # a conversation is one whoever called
+    calls = [e for e in talks if not e.inbound]  # only the calls we placed count
     consecutive = pack.call_window is CallWindow.CONSECUTIVE_DAYS
     if pack.max_answered_calls_per_day is not None and sum(
             e.result is R.ANSWERED and _day(e.at, tz) == today for e in calls) >= \
@@ -244,7 +245,7 @@ def _call_limits(p: ProposedContact, ctx: Context) -> Iterator[str]:
         yield "answered_calls"  # GB/T 45251: 3 effective calls a day per person
     if pack.max_unanswered_attempts_per_number_per_day is not None and sum(
             e.channel is Channel.VOICE and e.address == p.address and e.at <= t
-            and e.result is not R.ANSWERED and _day(e.at, tz) == today
+            and not e.inbound and e.result is not R.ANSWERED and _day(e.at, tz) == today
             for e in ctx.history) >= pack.max_unanswered_attempts_per_number_per_day:
         yield "unanswered_attempts"  # 6 unanswered attempts a day per number
     if pack.max_call_attempts is not None:
@@ -258,7 +259,7 @@ def _call_limits(p: ProposedContact, ctx: Context) -> Iterator[str]:
             yield "call_frequency"
     quiet = pack.quiet_after_conversation
     if quiet is not None:
-        for e in calls:
+        for e in talks:
             if e.result is R.ANSWERED and (
                     (today - _day(e.at, tz)).days < quiet.days if consecutive
                     else t < e.at + quiet):
@@ -524,10 +525,11 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     def add(ago: timedelta, who: str, result: AttemptResult, ch: Channel = Channel.VOICE,
             addr: str | None = None, why: Purpose = Purpose.COLLECTION) -> None:
         k, nums, pers = people[who]
+        inbound = ch is Channel.VOICE and result is R.ANSWERED and chance(30)  # they called
         events.append(ContactEvent(
             at=now - ago, channel=ch, address=addr or draw(st.sampled_from(nums)),
             recipient_kind=k, purpose=Purpose.LOCATION if k is THIRD else why,
-            result=result, person=pers))
+            result=result, person=pers, inbound=inbound))
 
     ago = st.builds(lambda s: timedelta(seconds=s), st.integers(0, 12 * 86400))
     for _ in range(draw(st.integers(0, 8))):  # background noise
