@@ -37,7 +37,11 @@ window closes, a stop fact fences it, or the channel has failed its attempts."""
 
 PERMANENT_SEND_ERRORS = ("TemplateError", "ChannelGaveUp", "ChannelError", "LedgerDataError")
 
-Status = Literal["sent", "deferred", "blocked", "failed", "stopped", "expired"]
+Status = Literal["sent", "deferred", "blocked", "failed", "stopped", "expired", "skipped"]
+
+TIME_BARRED = "the debt is time-barred: no wording that speaks of legal action"
+"""Why a step whose every template speaks of legal action is skipped on a time-barred debt
+(the pack's `time_barred` reference cites the law, e.g. 12 CFR 1006.26(b))."""
 
 
 @dataclass
@@ -73,9 +77,15 @@ class ContactPath:
                        extra: dict[str, str] | None = None) -> Outcome:
         """Ask the compliance engine, then send. An opted-out or unreachable channel falls
         back to the policy's next channel (within the segment's channels) when the step
-        has a borrower template written for it; every engine decision is recorded."""
+        has a borrower template written for it; every engine decision is recorded. On a
+        time-barred debt a channel whose template speaks of legal action is never tried
+        (the policy loader marked them): the step falls back to one whose template does
+        not, and is skipped when it has none."""
         c = self._c
         notes: list[str] = []
+        barred = step.mentions_legal_action and c.time_barred(workflow.now())
+        unspoken = 0  # channels passed over because their template speaks of legal action
+        usable = 0  # channels with a template that may be used
         allowed = c.policy.treatment(c.state.segment).channels
         channels = [step.channel, *c.policy.channel_fallbacks.get(step.channel, [])]
         if allowed is not None and purpose is Purpose.COLLECTION:
@@ -87,6 +97,12 @@ class ContactPath:
             if template is None:
                 notes.append(f"no borrower template of step {step.name} for {channel}")
                 continue
+            if barred and step.speaks_of_legal_action(channel):
+                unspoken += 1
+                notes.append(f"{channel} not used: its template {template} speaks of legal "
+                             "action and the debt is time-barred")
+                continue
+            usable += 1
             address = recipient_for(channel, c.loan.borrower)
             if address is None:
                 notes.append(f"no {channel} contact details")
@@ -111,6 +127,8 @@ class ContactPath:
                 if notes:
                     outcome = Outcome("sent", "; ".join([*notes, outcome.detail]), outcome.at)
             return outcome
+        if unspoken and not usable:
+            return Outcome("skipped", f"{TIME_BARRED} ({c.pack.ref('time_barred')})")
         return Outcome("blocked", "; ".join(notes) or "no channel available")
 
     async def _send(self, step: ContactStep, channel: Channel, template: str, address: str,

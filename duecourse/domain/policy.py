@@ -51,6 +51,11 @@ class ContactStep(_Model):
         default=False, description="a stale nudge: skipped when a later step of the stage "
         "is already due (never the borrower's first contact); a step that is not "
         "supersedable is sent late, within lawful hours, instead of being dropped")
+    legal_action_channels: list[Channel] = Field(
+        default_factory=list, description="the channels on which this step's template "
+        "speaks of legal action (the policy loader fills them in from the template "
+        "catalogue): on a time-barred debt the step never uses them - it falls back to a "
+        "channel whose template does not, or is skipped (12 CFR 1006.26(b))")
 
     @model_validator(mode="after")
     def _non_negative(self) -> ContactStep:
@@ -61,6 +66,15 @@ class ContactStep(_Model):
     def template_for(self, channel: Channel) -> str | None:
         """The template this step sends on `channel`, or None when it has none for it."""
         return self.template if channel is self.channel else self.templates.get(channel)
+
+    @property
+    def mentions_legal_action(self) -> bool:
+        """Some template this step may send speaks of legal action."""
+        return bool(self.legal_action_channels)
+
+    def speaks_of_legal_action(self, channel: Channel) -> bool:
+        """The template this step sends on `channel` speaks of legal action."""
+        return channel in self.legal_action_channels
 
 
 class ContactHours(_Model):

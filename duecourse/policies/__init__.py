@@ -45,14 +45,17 @@ def resolve_step(step: ContactStep, fallbacks: list[Channel]) -> ContactStep:
     """Check `step`'s templates against the catalogue and fill in the borrower template it
     sends on each fallback channel: its own template where that is written for the
     channel, else the one the policy names in `templates`. A channel with neither is
-    left out, so the step never falls back to it."""
+    left out, so the step never falls back to it. The channels whose template speaks of
+    legal action are marked (`legal_action_channels`): the workflow, which reads no
+    files, never uses them on a time-barred debt."""
     info = template_info(step.template)
     if step.as_task:
         if info.audience != "agent":
             raise TemplateError(f"step {step.name} is a task for an agent, so its template "
                                 f"{step.template!r} must be an agent script, not for the "
                                 f"{info.audience}")
-        return step
+        return step.model_copy(update={"legal_action_channels": (
+            [step.channel] if info.mentions_legal_action else [])})
     if not info.written_for(step.channel):
         raise TemplateError(f"step {step.name} sends {step.template!r} to the borrower on "
                             f"{step.channel}, but that template is written for the "
@@ -65,7 +68,10 @@ def resolve_step(step: ContactStep, fallbacks: list[Channel]) -> ContactStep:
     for channel in fallbacks:
         if channel not in templates and info.written_for(channel):
             templates[channel] = step.template
-    return step.model_copy(update={"templates": templates})
+    uses = {step.channel: step.template, **templates}
+    legal = [channel for channel, name in uses.items()
+             if template_info(name).mentions_legal_action]
+    return step.model_copy(update={"templates": templates, "legal_action_channels": legal})
 
 
 def with_templates(policy: Policy) -> Policy:

@@ -187,10 +187,16 @@ def lint_templates(path: Path = DEFAULT_FILE,
     return problems
 
 
-LEGAL_ACTION = re.compile(r"(?i)\b(legal (partner|action|proceedings)|court|su(e|ed|ing)|"
-                          r"lawsuit|litigation|solicitors?|attorneys?)\b|律师|诉讼|起诉|法院|仲裁")
-"""Wording that speaks of taking the borrower to law: a template using it declares
-`mentions_legal_action`, so it is never rendered on a time-barred debt."""
+LEGAL_ACTION = re.compile(
+    r"(?i)\b(legal (partner|action|proceedings|steps)|court|su(e|ed|ing)|lawsuit|"
+    r"litigation|solicitors?|attorneys?|bailiffs?|"
+    r"formal (recovery|demand|proceedings|action)|"
+    r"(recovery|enforcement) (proceedings|action)|enforcement agents?)\b|"
+    r"律师|诉讼|起诉|法院|仲裁|追偿|催告函|正式催告|强制执行|法律(程序|手段|途径|行动|责任)")
+"""Wording that speaks of taking the borrower to law, or of the formal steps towards it (a
+formal demand, formal recovery, enforcement): a template using it declares
+`mentions_legal_action`, so it is never rendered on a time-barred debt (12 CFR 1006.26(b):
+no suit or threat of suit). Plain "further steps" or "further charges" do not count."""
 
 
 def _undeclared_legal_action(text: str, where: str) -> list[LintProblem]:
