@@ -7,7 +7,10 @@ disputes and whether they were written, holds - a crisis moratorium's run-on aft
 treatment included - bankruptcy, death, third parties who refused or asked to be contacted
 again) and the contact history purely from `audit_events` and `contact_attempts`, each
 contact attributed to the person it was with (the debtor, a guarantor, a third party: the
-limits count per person, as the collection counted them), then asks the rule engine's
+limits count per person, as the collection counted them; a call the person made to us is
+a conversation that counts, never a contact of ours to check), and the case's own facts
+(the due date, the other zones the borrower may be in, the last payment before hand-over
+and those recorded since, as borrower-local dates), then asks the rule engine's
 `violations()` about
 every contact at the moment it actually went out (when its send passed its last check,
 not when it was planned), under the rule pack the case recorded - including contacts an
@@ -27,7 +30,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from duecourse.domain.calendar import pin_zone
+from duecourse.domain.calendar import local_date, pin_zone
 from duecourse.domain.compliance import (
     ContactEvent,
     Hold,
@@ -43,13 +46,7 @@ from duecourse.domain.compliance import (
 from duecourse.domain.compliance.engine import Context
 from duecourse.domain.compliance.packs import pack_for
 from duecourse.domain.loan import Borrower
-from duecourse.domain.outcomes import (
-    attempt_result,
-    complete_attempt,
-    person_key,
-    refusal_keys,
-    reported_contact,
-)
+from duecourse.domain.outcomes import apply_outcome, person_key, refusal_keys
 from duecourse.domain.policy import Channel, ContactHours
 from duecourse.domain.requests import ContactResult
 from duecourse.domain.rules import RulesSnapshot
@@ -145,25 +142,21 @@ def _outcome(history: list[ContactEvent], at: datetime, details: dict[str, Any],
     """Apply a reported outcome as the collection did (`duecourse.domain.outcomes`). It
     completes the contact it reports on when the ledger holds one (a message sent, or a
     call the agent asked about first) for the same person; otherwise it is a contact
-    nobody asked the engine about, returned so the audit checks it, as made when it was
-    reported. Also returns the third party who may be contacted again, if they asked, and
-    the keys of one who refused further contact (their address and person)."""
+    nobody asked the engine about, or the conversation an inbound call was (`inbound`:
+    never checked as a contact of ours), returned for the audit to add to the history.
+    Also returns the third party who may be contacted again, if they asked, and the keys
+    of one who refused further contact (their address and person)."""
     try:
         result = ContactResult(details.get("result", ""))
     except ValueError:
         result = ContactResult.NO_ANSWER  # an unknown result: a call nobody talked on
     kind, channel = _kind(details), Channel(details["channel"])
     address, person = details.get("address"), details.get("person")
-    mapped = attempt_result(result, kind)
-    event = made = None
-    if mapped is not None:  # None: inbound, the borrower reached the lender
-        event = complete_attempt(history, channel, kind, address, person, mapped)
-        if event is None:
-            event = made = reported_contact(at, channel, kind, address, person, mapped,
-                                            borrower)
-    invited = person_key(kind, address, person, event) \
+    applied = apply_outcome(history, at, channel, kind, address, person, result, borrower)
+    invited = person_key(kind, address, person, applied.event) \
         if details.get("recontact_invited") else None
-    return made, invited, refusal_keys(kind, mapped, address, person, event)
+    return applied.added, invited, refusal_keys(kind, applied.result, address, person,
+                                                applied.event)
 
 
 async def run_audit(ledger: Ledger, since: datetime | None = None) -> AuditReport:
@@ -207,6 +200,8 @@ class _Rules:
     timezone: str
     holidays: frozenset[date] | None = None
     holiday_years: tuple[int, int] | None = None
+    business_holidays: frozenset[date] | None = None  # national: counting business days
+    business_holiday_years: tuple[int, int] | None = None
 
 
 def _rules_of(compliance: dict[str, Any], loan: Any) -> _Rules:
@@ -219,8 +214,11 @@ def _rules_of(compliance: dict[str, Any], loan: Any) -> _Rules:
 
 
 def _from_snapshot(snapshot: RulesSnapshot) -> _Rules:
+    years = snapshot.business_holiday_years
     return _Rules(pack=snapshot.pack, timezone=pin_zone(snapshot.zone, snapshot.zone_rules),
-                  holidays=frozenset(snapshot.holidays), holiday_years=snapshot.holiday_years)
+                  holidays=frozenset(snapshot.holidays), holiday_years=snapshot.holiday_years,
+                  business_holidays=frozenset(snapshot.business_holidays) if years else None,
+                  business_holiday_years=years)
 
 
 def _sent_at(row: Any) -> datetime:
@@ -278,8 +276,21 @@ async def _audit_case(ledger: Ledger, case: Any, loan: Any, rules: _Rules,
     standing, history = Standing(), []  # type: ignore[var-annotated]
     findings: list[Finding] = []
     checked = 0
-    borrower = loan["borrower"]
-    debtor = Borrower.model_validate(borrower)
+    # the loan as this case was handed it (the loans row keeps the first hand-over's)
+    intake = next((e["data"].get("loan") or {} for e in events
+                   if e["kind"] == "case_opened"), {})
+    debtor = Borrower.model_validate(intake.get("borrower") or loan["borrower"])
+    paid_before = (case["compliance"] or {}).get("last_payment_date") or \
+        intake.get("last_payment_date")
+    last_paid: datetime | None = None  # the latest payment recorded during collection
+
+    def last_payment_on(tz: str) -> date | None:
+        """Borrower-local date of the latest payment, before or during collection (as
+        `Collection.last_payment_on`)."""
+        known = [d for d in (date.fromisoformat(paid_before) if paid_before else None,
+                             local_date(last_paid, tz) if last_paid else None) if d]
+        return max(known, default=None)
+
     def check(contact: ProposedContact, step: str) -> None:
         nonlocal checked
         if since is not None and contact.at < since:
@@ -288,7 +299,12 @@ async def _audit_case(ledger: Ledger, case: Any, loan: Any, rules: _Rules,
         ctx = Context(pack=rules.pack, standing=standing.model_copy(deep=True),
                       history=list(history), timezone=rules.timezone,
                       region=loan["jurisdiction"], policy_hours=policy_hours,
-                      holidays=rules.holidays, holiday_years=rules.holiday_years)
+                      due_date=case["due_date"], holidays=rules.holidays,
+                      holiday_years=rules.holiday_years,
+                      business_holidays=rules.business_holidays,
+                      business_holiday_years=rules.business_holiday_years,
+                      other_zones=tuple(debtor.other_timezones),
+                      last_payment_on=last_payment_on(rules.timezone))
         findings.extend(Finding(loan_id=case["loan_id"], case_id=case["case_id"],
                                 at=contact.at, channel=contact.channel.value,
                                 recipient=contact.address, step=step, code=v.code,
@@ -301,18 +317,24 @@ async def _audit_case(ledger: Ledger, case: Any, loan: Any, rules: _Rules,
                 rules = _from_snapshot(RulesSnapshot.model_validate(
                     row["data"]["details"]["rules"]))
                 continue
+            if row["kind"] == "payment":  # as the collection saw it: paid_at, local date
+                paid = _dt(row["data"].get("paid_at"))
+                if paid is not None:
+                    last_paid = max(last_paid or paid, paid)
+                continue
             if row["kind"] != "contact_outcome":
                 _apply(standing, row["kind"], at, row["data"])
                 continue
             details = row["data"].get("details") or {}
             made, invited, refused = _outcome(history, at, details, debtor)
-            if made is not None:  # reported, never asked about: check it now
+            if made is not None and not made.inbound:  # reported, never asked: check it
                 check(ProposedContact(
                     channel=made.channel, at=at, address=made.address,
                     recipient_kind=made.recipient_kind, purpose=made.purpose,
                     person=made.person,
                     discloses_debt=made.recipient_kind is not RecipientKind.THIRD_PARTY),
                     f"reported by {row['actor_id']}")
+            if made is not None:  # an inbound call is only a conversation to count
                 history.append(made)
             # an invitation or a refusal counts from after the contact it came in
             if invited is not None and invited not in standing.recontact_invited:

@@ -8,7 +8,7 @@ packs say what the law says (the standard policy may be stricter, explicitly).""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -19,7 +19,7 @@ from duecourse.audit import _apply, run_audit
 from duecourse.cli.app import app
 from duecourse.domain.actor import Actor, ActorKind
 from duecourse.domain.collection import Collection
-from duecourse.domain.commands import RecordEntries
+from duecourse.domain.commands import OpenLoan, RecordEntries
 from duecourse.domain.compliance import (
     AttemptResult,
     HoldKind,
@@ -28,6 +28,7 @@ from duecourse.domain.compliance import (
     Standing,
     Verdict,
 )
+from duecourse.domain.compliance.model import person_of
 from duecourse.domain.compliance.requests import (
     ContactRequest,
     DisputeChange,
@@ -35,7 +36,7 @@ from duecourse.domain.compliance.requests import (
     PreferenceChange,
 )
 from duecourse.domain.desk import complete_task, task_problem
-from duecourse.domain.entries import ContactLogged, EventRecorded, TaskRecorded
+from duecourse.domain.entries import ContactLogged, EventRecorded, LedgerEntry, TaskRecorded
 from duecourse.domain.policy import Channel, Policy
 from duecourse.domain.protections import (
     change_dispute,
@@ -47,9 +48,10 @@ from duecourse.domain.requests import ContactOutcomeReport, ContactResult
 from duecourse.domain.worklist import TaskCompletion, TaskKind
 from duecourse.intake import format_validation_error
 from duecourse.policies import load_policy
+from duecourse.store import Ledger
 from duecourse.store import tables as t
 from tests.conftest import Harness, advance_to_local
-from tests.factories import AGENT, SUPERVISOR, make_loan
+from tests.factories import AGENT, SUPERVISOR, make_loan, payment
 
 NEW_YORK, LONDON = ZoneInfo("America/New_York"), ZoneInfo("Europe/London")
 LAW = load_policy("standard").model_copy(update={"compliance": {}, "segments": {}})
@@ -163,7 +165,11 @@ def test_a_third_party_asked_to_be_called_again_may_be_contacted_again() -> None
         third_party=True, address=neighbour, recontact_invited=True), nine_days)
     assert c.state.standing.recontact_invited == [f"third_party:{neighbour}"]
     assert events(entries, "contact_outcome")[0].details["recontact_invited"] is True
-    assert ask(nine_days) is Verdict.ALLOWED
+    # they called us: a conversation, so the next call waits the 7 days after it
+    later = c.decide_contact(Channel.VOICE, neighbour, nine_days, Purpose.LOCATION,
+                             RecipientKind.THIRD_PARTY, discloses_debt=False)
+    assert later.verdict is Verdict.DEFERRED and later.code == "after_conversation"
+    assert later.until is not None and ask(later.until) is Verdict.ALLOWED
 
 
 def test_outcome_and_contact_requests_say_who_clearly() -> None:
@@ -459,3 +465,175 @@ def test_the_audit_rebuilds_from_the_ledger_the_standing_the_collection_built() 
     assert [(h.kind, h.start, h.end) for h in replayed.holds] == [
         (h.kind, h.start, h.end) for h in built.holds]
     assert replayed.holds[0].end == now + timedelta(days=39), "the crisis run-on, replayed"
+
+
+# ------------------------------------------------------------------ review findings
+def test_an_inbound_call_is_a_conversation_that_starts_the_quiet_period() -> None:
+    c = us()
+    monday = local(NEW_YORK, 2026, 11, 30, 14, 0)
+    texted = c.record_contact_outcome(ContactOutcomeReport(
+        channel=Channel.SMS, result=ContactResult.BORROWER_REPLIED, actor=AGENT), monday)
+    assert c.state.contacts == [], "a text back is no telephone conversation"
+    assert events(texted, "contact_outcome")
+    c.record_contact_outcome(ContactOutcomeReport(
+        channel=Channel.VOICE, result=ContactResult.BORROWER_REPLIED, actor=AGENT), monday)
+    inbound = c.state.contacts[-1]
+    assert (inbound.inbound, inbound.result, inbound.address, inbound.who) == (
+        True, AttemptResult.ANSWERED, DEBTOR_PHONE, "debtor")
+    tuesday = local(NEW_YORK, 2026, 12, 1, 18, 9)
+    call = c.decide_contact(Channel.VOICE, DEBTOR_PHONE, tuesday)
+    # 1006.14(b)(2)(i)(B): within 7 days after a telephone conversation, whoever called
+    assert call.verdict is Verdict.DEFERRED and call.code == "after_conversation"
+    assert call.until == local(NEW_YORK, 2026, 12, 7, 8, 0)
+
+
+def test_a_third_partys_refusal_must_say_who_refused() -> None:
+    with pytest.raises(ValidationError) as err:
+        ContactOutcomeReport(channel=Channel.VOICE, result=ContactResult.REFUSED,
+                             actor=AGENT, third_party=True)
+    assert "a third party's refusal needs their address or person" in \
+        format_validation_error(err.value)
+    with pytest.raises(ValidationError, match="refusal needs their address or person"):
+        ContactOutcomeReport(channel=Channel.VOICE, result=ContactResult.REFUSED,
+                             actor=AGENT, recipient_kind=RecipientKind.THIRD_PARTY,
+                             address=" ")
+    for who in ({"address": "+12125550111"}, {"person": "neighbour"}):
+        ContactOutcomeReport(channel=Channel.VOICE, result=ContactResult.REFUSED,
+                             actor=AGENT, third_party=True, **who)  # type: ignore[arg-type]
+    ContactOutcomeReport(channel=Channel.VOICE, result=ContactResult.NO_ANSWER,
+                         actor=AGENT, third_party=True)  # nobody to leave alone: fine
+
+
+def test_person_keys_never_merge_the_debtor_with_someone_named_debtor() -> None:
+    assert person_of(RecipientKind.DEBTOR, DEBTOR_PHONE, "Maria") == "debtor"
+    assert person_of(RecipientKind.GUARANTOR, GUARANTOR_PHONE, "debtor") == "guarantor:debtor"
+    assert person_of(RecipientKind.GUARANTOR, GUARANTOR_PHONE) == f"guarantor:{GUARANTOR_PHONE}"
+    assert person_of(RecipientKind.THIRD_PARTY, "+1", "G-1") != \
+        person_of(RecipientKind.GUARANTOR, "+1", "G-1")
+
+    c = us()
+    monday = local(NEW_YORK, 2026, 11, 30, 14, 0)
+    c.contact_made(Channel.VOICE, GUARANTOR_PHONE, monday,
+                   recipient_kind=RecipientKind.GUARANTOR, person="debtor")
+    c.record_contact_outcome(guarantor_report(ContactResult.REACHED, person="debtor"),
+                             monday)
+    assert c.state.contacts[-1].who == "guarantor:debtor"
+    tuesday = local(NEW_YORK, 2026, 12, 1, 12, 0)
+    assert c.decide_contact(Channel.VOICE, DEBTOR_PHONE, tuesday).allowed, \
+        "a guarantor named 'debtor' is not the debtor"
+    assert c.decide_contact(Channel.VOICE, GUARANTOR_WORK, tuesday,
+                            recipient_kind=RecipientKind.GUARANTOR,
+                            person="debtor").code == "after_conversation"
+
+    # a named third party who refused is left alone on any number, under their own key
+    for _ in range(3):  # the debtor cannot be reached
+        c.record_contact_outcome(ContactOutcomeReport(
+            channel=Channel.VOICE, result=ContactResult.NO_ANSWER, actor=AGENT), tuesday)
+    c.record_contact_outcome(ContactOutcomeReport(
+        channel=Channel.VOICE, result=ContactResult.REFUSED, actor=AGENT, third_party=True,
+        address="+12125550111", person="Bob"), tuesday)
+    assert "third_party:Bob" in c.state.standing.refused_third_parties
+    again = c.decide_contact(Channel.VOICE, "+12125550122", tuesday + timedelta(days=9),
+                             Purpose.LOCATION, RecipientKind.THIRD_PARTY,
+                             discloses_debt=False, person="Bob")
+    assert again.verdict is Verdict.BLOCKED and again.code == "third_party_refused"
+
+
+def test_the_collection_context_knows_other_zones_and_the_last_payment() -> None:
+    now = local(NEW_YORK, 2026, 11, 28, 10, 0)
+    loan = make_loan(now, dpd=10, tz="America/New_York", jurisdiction="US-NY",
+                     currency="USD", language="en", phones=[DEBTOR_PHONE],
+                     other_timezones=["America/Los_Angeles"]).model_copy(
+        update={"last_payment_date": date(2026, 10, 1)})
+    c = Collection.begin(loan, LAW, now, case_id="c-ctx")[0]
+    ctx = c.context()
+    assert ctx.other_zones == ("America/Los_Angeles",)
+    assert ctx.zones == ("America/New_York", "America/Los_Angeles")
+    assert (ctx.due_date, ctx.last_payment_on) == (loan.due_date, date(2026, 10, 1))
+    assert c.compliance_record()["last_payment_date"] == "2026-10-01"
+    # paid at 03:00 UTC on Dec 2: still Dec 1 for the borrower in New York
+    c.apply_payment(payment("10.00", currency="USD",
+                            at=datetime(2026, 12, 2, 3, 0, tzinfo=UTC)), now)
+    assert c.context().last_payment_on == date(2026, 12, 1)
+    early = Collection.begin(loan.model_copy(update={"last_payment_date": None}), LAW, now,
+                             case_id="c-ctx-2")[0]
+    assert early.context().last_payment_on is None
+    assert "last_payment_date" not in early.compliance_record()
+
+
+# ------------------------------------------------------------------ the audit, by ledger
+async def _open(ledger: Ledger, c: Collection) -> None:
+    """Hand the collection's loan over to the ledger as the workflow does (pack included)."""
+    await ledger.open_case(OpenLoan(
+        case_id=c.state.case_id, workflow_id=c.loan.workflow_id, loan=c.loan,
+        policy=c.policy.label, opened_at=c.state.opened_at,
+        compliance={**c.compliance_record(), "pack": c.pack.model_dump(mode="json")}))
+
+
+async def _record(ledger: Ledger, c: Collection, *entries: LedgerEntry) -> None:
+    await ledger.record_entries(RecordEntries(case_id=c.state.case_id,
+                                              workflow_id=c.loan.workflow_id,
+                                              loan_id=c.loan.loan_id, entries=list(entries)))
+
+
+def _call(at: datetime, key: str, channel: Channel = Channel.VOICE,
+          recipient: str = DEBTOR_PHONE, purpose: Purpose = Purpose.COLLECTION
+          ) -> ContactLogged:
+    return ContactLogged(key=f"contact-by-person:{key}", occurred_at=at, actor=AGENT,
+                         stage="REMINDER", step=key, channel=channel, recipient=recipient,
+                         recipient_kind="debtor", purpose=purpose)
+
+
+def _us_case(case_id: str, policy: Policy = LAW, dpd: int = 10,
+             paid: date | None = None, **borrower: object) -> Collection:
+    now = local(NEW_YORK, 2026, 11, 28, 10, 0)
+    loan = make_loan(now, dpd=dpd, tz="America/New_York", jurisdiction="US-NY",
+                     currency="USD", language="en", phones=[DEBTOR_PHONE],
+                     **borrower).model_copy(update={"last_payment_date": paid})
+    return Collection.begin(loan, policy, now, case_id=case_id)[0]
+
+
+async def test_the_audit_counts_an_inbound_call_as_a_conversation_never_as_ours(
+        ledger: Ledger) -> None:
+    c = _us_case("c-inbound")
+    await _open(ledger, c)
+    late = local(NEW_YORK, 2026, 11, 30, 23, 30)  # they may call us whenever they like
+    reply = c.record_contact_outcome(ContactOutcomeReport(
+        channel=Channel.VOICE, result=ContactResult.BORROWER_REPLIED, actor=AGENT), late)
+    await _record(ledger, c, *reply,
+                  _call(local(NEW_YORK, 2026, 12, 1, 12, 0), "call-next-day"))
+    report = await run_audit(ledger)
+    assert [(v.step, v.code) for v in report.violations] == [
+        ("call-next-day", "after_conversation")]
+    assert report.contacts_checked == 1, "the inbound call is not checked as ours"
+
+
+async def test_the_audit_knows_the_due_date_other_zones_and_last_payment(
+        ledger: Ledger) -> None:
+    at = local(NEW_YORK, 2026, 12, 1, 11, 0)
+    barred = _us_case("c-barred", dpd=4 * 365)  # NY: 3 years from the due date
+    early = _us_case("c-zones", other_timezones=["America/Los_Angeles"])
+    from_payment = LAW.model_copy(update={"compliance": {
+        "US": {"limitation_starts": "last_payment"}}})
+    paid_before = _us_case("c-paid-before", from_payment, dpd=4 * 365,
+                           paid=date(2026, 1, 15))
+    paid_during = _us_case("c-paid-during", from_payment, dpd=4 * 365)
+    for c in (barred, early, paid_before, paid_during):
+        await _open(ledger, c)
+    letter = {"channel": Channel.LETTER, "recipient": "1 Nanjing Road, Shanghai",
+              "purpose": Purpose.DEMAND}
+    await _record(ledger, barred, _call(at, "demand", **letter))  # type: ignore[arg-type]
+    await _record(ledger, early, _call(local(NEW_YORK, 2026, 12, 1, 8, 30), "early-call"))
+    await _record(ledger, paid_before, _call(at, "demand", **letter))  # type: ignore[arg-type]
+    paid = paid_during.apply_payment(payment("10.00", currency="USD", at=at), at)
+    await _record(ledger, paid_during,
+                  _call(at - timedelta(hours=1), "demand-before", **letter),  # type: ignore[arg-type]
+                  *paid, _call(at + timedelta(hours=1), "demand-after", **letter))  # type: ignore[arg-type]
+    report = await run_audit(ledger)
+    found = {(v.case_id, v.step, v.code) for v in report.violations}
+    assert found == {("c-barred", "demand", "time_barred"),
+                     # 08:30 in New York is 05:30 in Los Angeles: the law's and the
+                     # policy's hours both hold in every zone the borrower may be in
+                     ("c-zones", "early-call", "hours"),
+                     ("c-zones", "early-call", "policy_hours"),
+                     ("c-paid-during", "demand-before", "time_barred")}

@@ -50,13 +50,7 @@ from duecourse.domain.entries import (
 )
 from duecourse.domain.legal import LegalCase
 from duecourse.domain.loan import LoanIntake
-from duecourse.domain.outcomes import (
-    attempt_result,
-    complete_attempt,
-    person_key,
-    refusal_keys,
-    reported_contact,
-)
+from duecourse.domain.outcomes import apply_outcome, person_key, refusal_keys
 from duecourse.domain.policy import Channel, Policy, Segment
 from duecourse.domain.requests import (
     CancelRequest,
@@ -313,8 +307,12 @@ class Collection:
     def compliance_record(self) -> dict[str, object]:
         """What the ledger keeps of the rules this case runs under, besides the pack (which
         `open_loan` adds from the snapshot it takes)."""
-        hours = self.policy.contact_hours
-        return {"policy_hours": hours.model_dump(mode="json") if hours else None}
+        hours, paid = self.policy.contact_hours, self.loan.last_payment_date
+        record: dict[str, object] = {
+            "policy_hours": hours.model_dump(mode="json") if hours else None}
+        if paid is not None:  # the limitation period may start from it (the audit's too)
+            record["last_payment_date"] = paid.isoformat()
+        return record
 
     def context(self) -> Context:
         rules = self.state.rules
@@ -324,6 +322,9 @@ class Collection:
                        due_date=self.loan.due_date,
                        holidays=frozenset(rules.holidays) if rules else None,
                        holiday_years=rules.holiday_years if rules else None,
+                       business_holidays=frozenset(rules.business_holidays) if rules
+                       and rules.business_holiday_years else None,
+                       business_holiday_years=rules.business_holiday_years if rules else None,
                        other_zones=tuple(self.loan.borrower.other_timezones),
                        last_payment_on=self.last_payment_on)
 
@@ -561,17 +562,14 @@ class Collection:
 
     def _record_attempt_result(self, report: ContactOutcomeReport, now: datetime) -> None:
         """Complete the latest matching attempt to the same person in the history, or add
-        the contact the agent made (it counts towards that person's limits either way)."""
+        the contact the agent made (it counts towards that person's limits either way), or
+        the conversation an inbound call was (it starts the quiet period after one)."""
         s, kind = self.state, report.kind
-        result = attempt_result(report.result, kind)
-        event = None
-        if result is not None:  # None: inbound, the recipient reached us; not our attempt
-            event = complete_attempt(s.contacts, report.channel, kind, report.address,
-                                     report.person, result)
-            if event is None:
-                event = reported_contact(now, report.channel, kind, report.address,
-                                         report.person, result, self.loan.borrower)
-                s.contacts.append(event)
+        applied = apply_outcome(s.contacts, now, report.channel, kind, report.address,
+                                report.person, report.result, self.loan.borrower)
+        result, event = applied.result, applied.event
+        if applied.added is not None:
+            s.contacts.append(applied.added)
         for key in refusal_keys(kind, result, report.address, report.person, event):
             if key not in s.standing.refused_third_parties:
                 s.standing.refused_third_parties.append(key)

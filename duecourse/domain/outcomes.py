@@ -8,6 +8,7 @@ never the debtor's.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from duecourse.domain.compliance.model import (
@@ -24,8 +25,8 @@ from duecourse.domain.requests import ContactResult
 
 
 def attempt_result(result: ContactResult, kind: RecipientKind) -> AttemptResult | None:
-    """The attempt's result in the history; None for an inbound reply (the recipient
-    reached us: not an attempt of ours)."""
+    """The result of our attempt in the history; None for an inbound reply (the recipient
+    reached us: not an attempt of ours - see `inbound_contact`)."""
     if result is ContactResult.BORROWER_REPLIED:
         return None
     if result is ContactResult.REFUSED:  # a refusal on the phone is still a conversation,
@@ -71,6 +72,49 @@ def reported_contact(at: datetime, channel: Channel, kind: RecipientKind,
                         recipient_kind=kind, result=result, person=person or "",
                         purpose=Purpose.LOCATION if kind is RecipientKind.THIRD_PARTY
                         else Purpose.COLLECTION)
+
+
+def inbound_contact(at: datetime, channel: Channel, kind: RecipientKind,
+                    address: str | None, person: str | None,
+                    borrower: Borrower) -> ContactEvent | None:
+    """The conversation an inbound call was: the person called us and we talked. Reg F
+    1006.14(b)(2)(i)(B) counts 7 days "after having had a telephone conversation with the
+    person" whoever placed the call, so it is in the history - marked inbound, never a call
+    we placed (no call limit counts it, and nothing checks it as a contact of ours). A reply
+    by text, email or letter is no telephone conversation: None."""
+    if channel is not Channel.VOICE:
+        return None
+    made = reported_contact(at, channel, kind, address, person, AttemptResult.ANSWERED,
+                            borrower)
+    return made.model_copy(update={"inbound": True})
+
+
+@dataclass(frozen=True)
+class AppliedOutcome:
+    """What a reported outcome did to the history."""
+
+    result: AttemptResult | None  # our attempt's result; None for an inbound reply
+    event: ContactEvent | None  # the contact the report is about, if it has one
+    added: ContactEvent | None  # `event` when it is new: the caller appends it (after
+    # checking it, in the audit, unless it is inbound)
+
+
+def apply_outcome(history: list[ContactEvent], at: datetime, channel: Channel,
+                  kind: RecipientKind, address: str | None, person: str | None,
+                  result: ContactResult, borrower: Borrower) -> AppliedOutcome:
+    """Apply a reported outcome to `history`, as the collection and the audit both do: it
+    completes (in place) the latest pending attempt to the same person on the channel;
+    else it is a contact the agent made without asking, or - a reply - an inbound call,
+    returned as `added` for the caller to append."""
+    mapped = attempt_result(result, kind)
+    if mapped is None:
+        added = inbound_contact(at, channel, kind, address, person, borrower)
+        return AppliedOutcome(result=None, event=added, added=added)
+    event = complete_attempt(history, channel, kind, address, person, mapped)
+    if event is not None:
+        return AppliedOutcome(result=mapped, event=event, added=None)
+    made = reported_contact(at, channel, kind, address, person, mapped, borrower)
+    return AppliedOutcome(result=mapped, event=made, added=made)
 
 
 def person_key(kind: RecipientKind, address: str | None, person: str | None,

@@ -92,6 +92,11 @@ class ContactOutcomeReport(_Request):
         if kind is RecipientKind.GUARANTOR and self.address is None and self.person is None:
             raise ValueError("a guarantor's outcome needs their address or person (the "
                              "default is the borrower's own)")
+        if kind is RecipientKind.THIRD_PARTY and self.result is ContactResult.REFUSED and \
+                not (self.address or "").strip() and self.person is None:
+            raise ValueError("a third party's refusal needs their address or person: it is "
+                             "kept so they are never contacted again, and without either "
+                             "nobody would know whom to leave alone")
         if self.recontact_invited and kind is not RecipientKind.THIRD_PARTY:
             raise ValueError("recontact_invited is about a third party (15 USC 1692b(3)); "
                              f"this outcome is with the {kind.value}")
