@@ -15,7 +15,13 @@ from rich.table import Table
 
 import starter
 from duecourse.cli.common import console, ledger, run, safe_url, settings, user_errors
-from duecourse.domain.compliance.packs import DEFAULT, PACKS, RulePack, departures
+from duecourse.domain.compliance.packs import (
+    DEFAULT,
+    PACKS,
+    PARAMETERS,
+    RulePack,
+    departures,
+)
 from duecourse.domain.policy import ContactHours, Policy
 from duecourse.logs import configure_logging
 from duecourse.policies import available_policies, load_policy
@@ -92,34 +98,10 @@ def policy(name: Annotated[str, typer.Argument(help="policy name, e.g. standard"
         typer.echo("\n".join(f"# {line}".rstrip() for line in _departure_lines(found)))
 
 
-RULE_OF_PARAMETER: dict[str, str] = {
-    "contact_hours": "hours", "hours_in_every_possible_zone": "hours",
-    "no_contact_on_public_holidays": "holiday", "honour_inconvenient_times": "inconvenient",
-    "max_answered_calls_per_day": "answered_calls",
-    "max_unanswered_attempts_per_number_per_day": "unanswered_attempts",
-    "max_call_attempts": "call_frequency", "call_attempt_period": "call_frequency",
-    "call_window": "call_frequency", "count_unconnected_calls": "call_frequency",
-    "quiet_after_conversation": "after_conversation",
-    "third_party_only_when_unreachable": "third_party",
-    "unreachable_after_failed_attempts": "third_party", "third_party_purposes": "third_party",
-    "third_party_contacts_per_person": "third_party_once",
-    "min_visit_collectors": "visit_collectors",
-    "validation_notice_within": "validation_notice", "validation_period": "dispute",
-    "validation_receipt_business_days": "dispute",
-    "collection_waits_for_validation_notice": "validation_notice",
-    "electronic_notice_needs_consent": "esign_consent",
-    "honour_workplace_prohibition": "workplace",
-    "no_email_to_employer_address": "employer_email",
-    "dispute_freezes_collection": "dispute",
-    "dispute_freezes_only_written_in_validation_period": "dispute",
-    "opt_out_notice_required": "opted_out", "cease_communication_stops_contact": "cease",
-    "attorney_stops_contact": "attorney", "statute_of_limitations": "time_barred",
-    "statute_of_limitations_by_region": "time_barred", "limitation_starts": "time_barred",
-    "breathing_space": "hold", "breathing_space_once_per": "hold",
-    "crisis_moratorium_after_treatment": "hold", "forbearance_before_legal": "forbearance",
-    "forbearance_response": "forbearance", "min_default_notice": "default_notice",
-}
-"""The rule (and so the legal reference) each pack parameter belongs to."""
+
+def _rule_of(parameter: str) -> str:
+    known = PARAMETERS.get(parameter)
+    return known.rule if known else parameter
 
 
 def departures_from_law(p: Policy) -> dict[str, dict[str, Any]]:
@@ -131,7 +113,7 @@ def departures_from_law(p: Policy) -> dict[str, dict[str, Any]]:
     for jurisdiction in [*PACKS, *named, "*"]:
         law = PACKS.get(jurisdiction.split("-")[0].upper(), DEFAULT)
         found = [{**{k: _plain(v) for k, v in d.items()}, "source": "compliance",
-                  "reference": law.ref(RULE_OF_PARAMETER.get(d["parameter"], d["parameter"]))}
+                  "reference": law.ref(_rule_of(d["parameter"]))}
                  for d in departures(jurisdiction, p.compliance)]
         hours = _hours_departure(law, p.contact_hours)
         if hours is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import time, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -250,32 +250,58 @@ def pack_for(jurisdiction: str, overrides: dict[str, dict[str, Any]] | None = No
     return RulePack.model_validate(data)
 
 
-STRICTER_WHEN: dict[str, str] = {
-    "hours_in_every_possible_zone": "true", "no_contact_on_public_holidays": "true",
-    "honour_inconvenient_times": "true", "max_answered_calls_per_day": "lower",
-    "max_unanswered_attempts_per_number_per_day": "lower", "max_call_attempts": "lower",
-    "call_attempt_period": "higher", "quiet_after_conversation": "higher",
-    "call_window": "rolling", "count_unconnected_calls": "true",
-    "third_party_only_when_unreachable": "true", "unreachable_after_failed_attempts":
-    "higher", "third_party_contacts_per_person": "lower", "min_visit_collectors": "higher",
-    "collection_waits_for_validation_notice": "true",
-    "electronic_notice_needs_consent": "true", "honour_workplace_prohibition": "true",
-    "no_email_to_employer_address": "true", "dispute_freezes_collection": "true",
-    "dispute_freezes_only_written_in_validation_period": "false",
-    "cease_communication_stops_contact": "true", "attorney_stops_contact": "true",
-    "forbearance_before_legal": "true", "forbearance_response": "higher",
-    "min_default_notice": "higher", "breathing_space": "higher",
-    "crisis_moratorium_after_treatment": "higher", "validation_period": "higher",
-    "statute_of_limitations": "lower", "third_party_purposes": "fewer",
-    "opt_out_notice_required": "true", "limitation_starts": "due_date",
-    "validation_receipt_business_days": "higher",
-    "statute_of_limitations_by_region": "per_region_lower",
+class Parameter(NamedTuple):
+    """What a pack parameter belongs to: the rule (and so the legal reference) it is part
+    of, and which way of changing it makes the pack stricter ('' = neither: a value)."""
+
+    rule: str
+    stricter: str
+
+
+PARAMETERS: dict[str, Parameter] = {
+    "contact_hours": Parameter("hours", ""),
+    "hours_in_every_possible_zone": Parameter("hours", "true"),
+    "no_contact_on_public_holidays": Parameter("holiday", "true"),
+    "honour_inconvenient_times": Parameter("inconvenient", "true"),
+    "max_answered_calls_per_day": Parameter("answered_calls", "lower"),
+    "max_unanswered_attempts_per_number_per_day": Parameter("unanswered_attempts", "lower"),
+    "max_call_attempts": Parameter("call_frequency", "lower"),
+    "call_attempt_period": Parameter("call_frequency", "higher"),
+    "quiet_after_conversation": Parameter("after_conversation", "higher"),
+    "call_window": Parameter("call_frequency", "rolling"),
+    "count_unconnected_calls": Parameter("call_frequency", "true"),
+    "third_party_only_when_unreachable": Parameter("third_party", "true"),
+    "unreachable_after_failed_attempts": Parameter("third_party", "higher"),
+    "third_party_purposes": Parameter("third_party", "fewer"),
+    "third_party_contacts_per_person": Parameter("third_party_once", "lower"),
+    "min_visit_collectors": Parameter("visit_collectors", "higher"),
+    "validation_notice_within": Parameter("validation_notice", "lower"),
+    "validation_period": Parameter("dispute", "higher"),
+    "validation_receipt_business_days": Parameter("dispute", "higher"),
+    "collection_waits_for_validation_notice": Parameter("validation_notice", "true"),
+    "electronic_notice_needs_consent": Parameter("esign_consent", "true"),
+    "honour_workplace_prohibition": Parameter("workplace", "true"),
+    "no_email_to_employer_address": Parameter("employer_email", "true"),
+    "dispute_freezes_collection": Parameter("dispute", "true"),
+    "dispute_freezes_only_written_in_validation_period": Parameter("dispute", "false"),
+    "opt_out_notice_required": Parameter("opted_out", "true"),
+    "cease_communication_stops_contact": Parameter("cease", "true"),
+    "attorney_stops_contact": Parameter("attorney", "true"),
+    "statute_of_limitations": Parameter("time_barred", "lower"),
+    "statute_of_limitations_by_region": Parameter("time_barred", "per_region_lower"),
+    "limitation_starts": Parameter("time_barred", "due_date"),
+    "breathing_space": Parameter("hold", "higher"),
+    "breathing_space_once_per": Parameter("hold", ""),
+    "crisis_moratorium_after_treatment": Parameter("hold", "higher"),
+    "forbearance_before_legal": Parameter("forbearance", "true"),
+    "forbearance_response": Parameter("forbearance", "higher"),
+    "min_default_notice": Parameter("default_notice", "higher"),
 }
-"""Which way each parameter makes a pack stricter (None counts as no limit)."""
+"""Every pack parameter a policy may change, with its rule and its stricter direction."""
 
 
 def _direction(name: str, law: Any, ours: Any) -> str:
-    way = STRICTER_WHEN.get(name)
+    way = PARAMETERS[name].stricter if name in PARAMETERS else None
     if way == "per_region_lower":  # stricter when every region's period is no longer
         longer = [r for r, v in ours.items() if r not in law or v > law[r]]
         shorter = [r for r, v in law.items() if r not in ours or ours[r] < v]
