@@ -358,3 +358,17 @@ def test_the_validation_period_counts_business_days_from_the_loan_snapshot() -> 
     assert decide(sms, ctx(frozenset())).allowed, "after the period: no duty to stop"
     # a national holiday on Wed 4th in the snapshot: receipt Tue 10th, period to Dec 10
     assert decide(sms, ctx(frozenset({date(2026, 11, 4)}))).code == "dispute"
+
+
+def test_naming_a_guarantor_on_one_call_and_not_the_next_keeps_one_person() -> None:
+    """The guarantor answered as "Sam" on Monday; a call to the same number on Tuesday
+    without a name is still a call to Sam, too soon after the conversation."""
+    talked = local(NEW_YORK, 2026, 11, 2, 11, 0)
+    named = call(talked, AttemptResult.ANSWERED, GUARANTOR_PHONE, RecipientKind.GUARANTOR,
+                 person="Sam")
+    decision = decide(to_guarantor(local(NEW_YORK, 2026, 11, 3, 11, 0)), us([named]))
+    assert decision.code == "after_conversation"
+    other = ProposedContact(channel=Channel.VOICE, at=local(NEW_YORK, 2026, 11, 3, 11, 0),
+                            address=GUARANTOR_PHONE, recipient_kind=RecipientKind.GUARANTOR,
+                            person="Alex")
+    assert decide(other, us([named])).allowed, "a different named person on a shared line"

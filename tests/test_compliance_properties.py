@@ -175,7 +175,7 @@ def breaches(p: ProposedContact, ctx: Context) -> Iterator[str]:
         yield "opted_out"
     if third:
         if p.address in s.refused_third_parties or any(
-                e.who == p.who and e.result is R.REFUSED and e.at <= t for e in ctx.history):
+                _same(e, p) and e.result is R.REFUSED and e.at <= t for e in ctx.history):
             yield "third_party_refused"  # "stop when they refuse": the person refused
         if p.discloses_debt:
             yield "disclosure"
@@ -185,7 +185,7 @@ def breaches(p: ProposedContact, ctx: Context) -> Iterator[str]:
             yield "third_party"  # only when the debtor is unreachable
         cap = pack.third_party_contacts_per_person
         if cap is not None and p.who not in s.recontact_invited and sum(
-                e.who == p.who and e.at <= t and not e.inbound
+                _same(e, p) and e.at <= t and not e.inbound
                 and e.result in (R.SENT, R.ANSWERED, R.REFUSED) for e in ctx.history) >= cap:
             yield "third_party_once"
     if p.channel is Channel.VISIT and pack.min_visit_collectors and \
@@ -232,10 +232,20 @@ def breaches(p: ProposedContact, ctx: Context) -> Iterator[str]:
         yield from _call_limits(p, ctx)
 
 
+def _same(e: ContactEvent, p: ProposedContact) -> bool:
+    """One person: the debtor always; anyone else by the name both carry, else (one
+    of them unnamed) by the number they were reached on."""
+    if e.recipient_kind != p.recipient_kind:
+        return False
+    if p.recipient_kind is DEBTOR:
+        return True
+    return e.person == p.person if e.person and p.person else e.address == p.address
+
+
 def _call_limits(p: ProposedContact, ctx: Context) -> Iterator[str]:
     pack, t, tz = ctx.pack, p.at, ctx.timezone
     today = _day(t, tz)
-    talks = [e for e in ctx.history if e.channel is Channel.VOICE and e.who == p.who
+    talks = [e for e in ctx.history if e.channel is Channel.VOICE and _same(e, p)
              and e.at <= t]  # a conversation is one whoever called
     calls = [e for e in talks if not e.inbound]  # only the calls we placed count
     consecutive = pack.call_window is CallWindow.CONSECUTIVE_DAYS
@@ -525,6 +535,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     def add(ago: timedelta, who: str, result: AttemptResult, ch: Channel = Channel.VOICE,
             addr: str | None = None, why: Purpose = Purpose.COLLECTION) -> None:
         k, nums, pers = people[who]
+        pers = "" if chance(20) else pers  # an agent who did not name them this time
         inbound = ch is Channel.VOICE and result is R.ANSWERED and chance(30)  # they called
         events.append(ContactEvent(
             at=now - ago, channel=ch, address=addr or draw(st.sampled_from(nums)),

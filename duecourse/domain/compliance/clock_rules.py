@@ -13,7 +13,12 @@ from datetime import date, datetime, timedelta
 
 from duecourse.domain.calendar import local_date, next_time_within, wall_clock, zone
 from duecourse.domain.compliance.context import Context, is_holiday
-from duecourse.domain.compliance.model import AttemptResult, ContactEvent, ProposedContact
+from duecourse.domain.compliance.model import (
+    AttemptResult,
+    ContactEvent,
+    ProposedContact,
+    same_person,
+)
 from duecourse.domain.compliance.packs import CallWindow
 from duecourse.domain.compliance.rule import Earliest, Rule
 from duecourse.domain.policy import Channel, ContactHours
@@ -77,12 +82,12 @@ def _held(p: ProposedContact, ctx: Context, t: datetime) -> datetime | None:
     return hold.end  # None: open-ended, until a person lifts it
 
 
-def calls_to(ctx: Context, who: str, t: datetime, *, counted_only: bool = False,
+def calls_to(ctx: Context, p: ProposedContact, t: datetime, *, counted_only: bool = False,
              inbound: bool = False) -> list[ContactEvent]:
-    """Calls placed to person `who` up to `t` (with `inbound`, their calls to us too);
-    `counted_only` leaves out the calls that never connected, unless the pack counts
-    them."""
-    return [e for e in ctx.history if e.channel is Channel.VOICE and e.who == who
+    """Calls placed to the person `p` is for, up to `t` (with `inbound`, their calls to
+    us too); `counted_only` leaves out the calls that never connected, unless the pack
+    counts them."""
+    return [e for e in ctx.history if e.channel is Channel.VOICE and same_person(e, p)
             and e.at <= t and (inbound or not e.inbound)
             and not (counted_only and not ctx.pack.count_unconnected_calls
                      and e.result is AttemptResult.FAILED)]
@@ -102,7 +107,7 @@ def _answered_per_day(p: ProposedContact, ctx: Context, t: datetime) -> datetime
         return t
     day = local_date(t, ctx.timezone)
     answered = sum(e.result is AttemptResult.ANSWERED and local_date(e.at, ctx.timezone) == day
-                   for e in calls_to(ctx, p.who, t))
+                   for e in calls_to(ctx, p, t))
     return t if answered < cap else _day_after(day, 1, ctx.timezone)
 
 
@@ -122,7 +127,7 @@ def _call_frequency(p: ProposedContact, ctx: Context, t: datetime) -> datetime |
     cap, period = ctx.pack.max_call_attempts, ctx.pack.call_attempt_period
     if cap is None or p.channel is not Channel.VOICE:
         return t
-    calls = sorted(e.at for e in calls_to(ctx, p.who, t, counted_only=True))
+    calls = sorted(e.at for e in calls_to(ctx, p, t, counted_only=True))
     if _consecutive(ctx, period):
         tz, days = ctx.timezone, period.days
         first_day = local_date(t, tz) - timedelta(days=days - 1)
@@ -137,7 +142,7 @@ def _after_conversation(p: ProposedContact, ctx: Context, t: datetime) -> dateti
     quiet = ctx.pack.quiet_after_conversation
     if quiet is None or p.channel is not Channel.VOICE:
         return t
-    talks = [e.at for e in calls_to(ctx, p.who, t, inbound=True)  # whoever called
+    talks = [e.at for e in calls_to(ctx, p, t, inbound=True)  # whoever called
              if e.result is AttemptResult.ANSWERED]
     if not talks:
         return t

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, time
 from enum import StrEnum
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -43,6 +44,26 @@ def person_of(recipient_kind: RecipientKind, address: str, person: str = "") -> 
     if recipient_kind is RecipientKind.DEBTOR:
         return "debtor"
     return f"{recipient_kind}:{person or address}"
+
+
+class _Reached(Protocol):
+    recipient_kind: RecipientKind
+    address: str
+    person: str
+
+
+def same_person(a: _Reached, b: _Reached) -> bool:
+    """Whether two contacts were with the same person: the debtor is one person; anyone
+    else is the same when both are named alike - or, where either is unnamed, when they
+    were reached at the same address (so naming a guarantor on one call and not on the
+    next never splits them in two)."""
+    if a.recipient_kind is not b.recipient_kind:
+        return False
+    if a.recipient_kind is RecipientKind.DEBTOR:
+        return True
+    if a.person and b.person:
+        return a.person == b.person
+    return a.address == b.address
 
 
 class ContactEvent(BaseModel):

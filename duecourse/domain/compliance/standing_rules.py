@@ -13,6 +13,7 @@ from duecourse.domain.compliance.model import (
     ProposedContact,
     Purpose,
     RecipientKind,
+    same_person,
 )
 from duecourse.domain.compliance.rule import Rule, never_unless
 from duecourse.domain.policy import Channel
@@ -53,9 +54,11 @@ def debtor_unreachable(ctx: Context) -> bool:
         e.result in (AttemptResult.FAILED, AttemptResult.UNANSWERED) for e in latest)
 
 
-def communications_with(ctx: Context, who: str, before: datetime) -> list[ContactEvent]:
-    return [e for e in ctx.history if e.who == who and e.at <= before and not e.inbound
-            and e.result in COMMUNICATED]
+def communications_with(ctx: Context, p: ProposedContact, before: datetime
+                        ) -> list[ContactEvent]:
+    """What reached the person `p` is for, up to `before` (never their calls to us)."""
+    return [e for e in ctx.history if same_person(e, p) and e.at <= before
+            and not e.inbound and e.result in COMMUNICATED]
 
 
 def _third(p: ProposedContact) -> bool:
@@ -66,7 +69,7 @@ def _refused(p: ProposedContact, ctx: Context, t: datetime) -> bool:
     """The third party refused further contact - as a person, on whichever number."""
     refused = ctx.standing.refused_third_parties
     return _third(p) and (p.address in refused or p.who in refused or any(
-        e.who == p.who and e.result is AttemptResult.REFUSED and e.at <= t
+        same_person(e, p) and e.result is AttemptResult.REFUSED and e.at <= t
         for e in ctx.history))
 
 
@@ -84,7 +87,7 @@ def _once(p: ProposedContact, ctx: Context, t: datetime) -> bool:
     cap = ctx.pack.third_party_contacts_per_person
     if not _third(p) or cap is None or p.who in ctx.standing.recontact_invited:
         return True
-    return len(communications_with(ctx, p.who, t)) < cap
+    return len(communications_with(ctx, p, t)) < cap
 
 
 def _electronic_notice(p: ProposedContact) -> bool:
