@@ -372,3 +372,11 @@ def test_naming_a_guarantor_on_one_call_and_not_the_next_keeps_one_person() -> N
                             address=GUARANTOR_PHONE, recipient_kind=RecipientKind.GUARANTOR,
                             person="Alex")
     assert decide(other, us([named])).allowed, "a different named person on a shared line"
+
+
+def test_the_demo_policy_makes_the_standard_policy_choices() -> None:
+    """The demo is the standard strategy compressed in time, never looser in law: a demo
+    that froze only written US disputes would contact a borrower the standard would not."""
+    from duecourse.policies import load_policy
+
+    assert load_policy("demo").compliance == load_policy("standard").compliance
