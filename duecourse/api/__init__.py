@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from duecourse import __version__
-from duecourse.api import problems
+from duecourse.api import docs, problems
 from duecourse.api.routes import actions, desk, loans, webhooks
 from duecourse.api.services import Services
 from duecourse.settings import Settings
@@ -50,10 +50,12 @@ def create_app(settings: Settings, provided: Services | None = None) -> FastAPI:
         description="Authenticate with an API key (`Authorization: Bearer dc_...`). Every "
                     "error is an RFC 9457 problem (`application/problem+json`).",
         lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # served from bundled assets, below
     )
     if provided is not None:
         app.state.services = provided
     problems.install(app)
+    docs.install(app)
     for module in (loans, actions, desk, webhooks):
         app.include_router(module.router)
     return app
