@@ -37,6 +37,8 @@ DAYS_PAST_DUE = "days_past_due"
 FLAT_COLUMNS = ("loan_id", *BORROWER_COLUMNS, *LOAN_COLUMNS[1:], DAYS_PAST_DUE)
 REQUIRED_COLUMNS = ("loan_id", "borrower_id", "borrower_name", "timezone", "jurisdiction",
                     "currency", "principal", "outstanding")
+MAX_DEBT_AGE_YEARS = 30
+"""A due date further back than this is refused as a typo: no limitation period is longer."""
 LIST_SEPARATOR = ";"  # several phones or zones in one CSV cell
 
 
@@ -164,7 +166,7 @@ def _parse(row: int, record: Any, now: datetime) -> IntakeRow:
     try:
         data = _nest({str(k).strip(): _clean(v) for k, v in record.items() if _given(v)}, now)
         loan = with_phone_zones(LoanIntake.model_validate(data))
-        _paid_in_the_past(loan, now)
+        _dates_make_sense(loan, now)
     except RowRejected as err:
         return IntakeRow(row=row, loan=None, error=str(err), loan_id=loan_id)
     except ValidationError as err:
@@ -173,9 +175,13 @@ def _parse(row: int, record: Any, now: datetime) -> IntakeRow:
     return IntakeRow(row=row, loan=loan, error=None, loan_id=loan.loan_id)
 
 
-def _paid_in_the_past(loan: LoanIntake, now: datetime) -> None:
-    """A last payment after today would start the limitation period in the future."""
+def _dates_make_sense(loan: LoanIntake, now: datetime) -> None:
+    """A due date decades ago is a typo (0001-01-01), and a last payment after today would
+    start the limitation period in the future."""
     paid, today = loan.last_payment_date, local_date(now, loan.borrower.timezone)
+    if loan.due_date.year < today.year - MAX_DEBT_AGE_YEARS:
+        raise RowRejected(f"due_date {loan.due_date} is more than {MAX_DEBT_AGE_YEARS} "
+                          "years ago: check the date")
     if paid is not None and paid > today:
         raise RowRejected(f"last_payment_date {paid} is in the future (it is {today} in "
                           f"{loan.borrower.timezone})")

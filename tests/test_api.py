@@ -210,6 +210,9 @@ async def test_refusals_and_errors_are_problems(api: Api) -> None:
             422, "unknown currency 'ZZZ'")
     not_due = loan_body(dpd=0)
     problem(await api.call("POST", "/v1/loans", "platform", json=not_due), 422, "not overdue")
+    for huge in ("1e400", "123456789012345678901234567890"):  # used to answer 500
+        problem(await api.call("POST", "/v1/loans", "platform",
+                               json={**body, "principal": huge}), 422, "too large")
     problem(await api.call("GET", f"/v1/loans/{loan}"), 401)
     problem(await api.call("GET", f"/v1/loans/{loan}", headers={"Authorization": "Bearer x"}),
             401, "unknown or revoked")

@@ -99,6 +99,19 @@ def test_csv_carries_the_other_zones_and_the_last_payment(tmp_path: Path) -> Non
     assert bad.error is not None and "Mars/Olympus" in bad.error
 
 
+def test_absurd_amounts_and_dates_are_refused_row_by_row(tmp_path: Path) -> None:
+    """`1e400` or 30 digits used to crash the whole file with decimal.InvalidOperation,
+    and 0001-01-01 was accepted as a due date."""
+    path = write_csv(tmp_path / "loans.csv", [
+        flat("L-1", principal="1e400"), flat("L-2", outstanding="1" * 30),
+        flat("L-3", due_date="0001-01-01"), flat("L-4")])
+    rows = by_row(read_intake_file(path, NOW))
+    assert "principal is too large" in (rows[1].error or "")
+    assert "outstanding is too large" in (rows[2].error or "")
+    assert "more than 30 years ago" in (rows[3].error or "")
+    assert rows[4].loan is not None, "the good row still parses"
+
+
 def test_csv_bad_rows_get_precise_errors_while_good_rows_parse(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "loans.csv", [
         flat("L-1"),

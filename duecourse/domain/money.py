@@ -55,10 +55,18 @@ def _check_currency(value: str) -> str:
 CurrencyCode = Annotated[str, AfterValidator(_check_currency)]
 
 
+MAX_WHOLE_DIGITS = 15
+"""Amounts up to a quadrillion less one minor unit: more is a typo (and beyond what exact
+decimal arithmetic at the default precision can carry)."""
+
+
 def check_scale(amount: Decimal, currency: str, field: str = "amount") -> Decimal:
     """Reject amounts finer than the currency allows; return the amount at that scale."""
     if not amount.is_finite():
         raise ValueError(f"{field} must be a finite number, got {amount}")
+    if amount.adjusted() >= MAX_WHOLE_DIGITS:
+        raise ValueError(f"{field} is too large: at most {MAX_WHOLE_DIGITS} digits before "
+                         f"the decimal point, got {amount.adjusted() + 1}")
     digits = minor_units(currency)
     exponent = amount.normalize().as_tuple().exponent
     if isinstance(exponent, int) and -exponent > digits:
