@@ -52,7 +52,9 @@ class Settings(BaseSettings):
     def ledger_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite+aiosqlite:///{(self.data_dir / 'ledger.db').as_posix()}"
+        # absolute: a ledger never depends on the directory a command runs in
+        path = (self.data_dir.expanduser().resolve() / "ledger.db").as_posix()
+        return f"sqlite+aiosqlite:///{path}"
 
 
 @lru_cache(maxsize=1)

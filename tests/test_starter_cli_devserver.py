@@ -265,7 +265,8 @@ async def test_cli_status_pay_promise_and_timeline(stack: Stack, tmp_path: Path)
 
 async def test_cli_user_errors_are_one_red_line(stack: Stack) -> None:
     unknown = await cli(stack, "status", "NO-SUCH-LOAN")
-    assert_user_error(unknown, "no collection found for loan NO-SUCH-LOAN")
+    assert_user_error(unknown, "no collection found for loan NO-SUCH-LOAN",
+                      f"asked Temporal at {stack.server.address}, namespace default")
     no_history = await cli(stack, "timeline", "NO-SUCH-LOAN")
     assert_user_error(no_history, "no ledger entries for loan NO-SUCH-LOAN")
     bad_file = await cli(stack, "start", "loans.xlsx")
@@ -337,6 +338,13 @@ async def test_dev_demo_runs_everything_and_stops_cleanly_on_sigint(tmp_path: Pa
             return all(s.policy.startswith("demo@") for s in statuses)
 
         await eventually(all_started, 60, "the demo loans")
+        # the CLI in another terminal finds this server and ledger through the env file
+        from duecourse.cli.env_file import read_env
+        written = read_env(tmp_path / "data" / "env")
+        assert written["DUECOURSE_TEMPORAL_ADDRESS"].endswith(f":{port}"), written
+        assert written["DUECOURSE_DATABASE_URL"].endswith(
+            str((tmp_path / "data" / "ledger.db").resolve())), written
+        assert written["DUECOURSE_API_URL"] == f"http://127.0.0.1:{api_port}"
         for loan_id in demo_ids:
             desc = await loans.handle(str(loan_id)).describe()
             assert desc.typed_search_attributes.get(sa.COLLECTION_STAGE) is not None

@@ -49,7 +49,7 @@ def upgrade() -> None:
     cfg = settings()
 
     async def go() -> None:
-        async with ledger(cfg):
+        async with ledger(cfg, create=True):
             pass
 
     run(go())

@@ -15,6 +15,7 @@ app = typer.Typer(
 )
 
 app.command(rich_help_panel="Run")(dev.dev)
+app.command(rich_help_panel="Run")(dev.env)
 app.command(rich_help_panel="Run")(admin.worker)
 app.command(rich_help_panel="Run")(service.api)
 app.add_typer(service.keys, name="keys", rich_help_panel="Run")

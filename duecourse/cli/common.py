@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import typer
@@ -20,9 +21,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from temporalio.service import RPCError
 
+from duecourse.cli.env_file import cli_settings
 from duecourse.intake import IntakeFileError, format_validation_error
 from duecourse.policies import UnknownPolicy
-from duecourse.settings import Settings, get_settings
+from duecourse.settings import Settings
 from duecourse.store import Ledger, connect, migrate
 from duecourse.temporal.client import ActionRejected, CollectionClient, LoanClosed, LoanNotFound
 from duecourse.temporal.client import connect as connect_temporal
@@ -52,6 +54,10 @@ def user_errors() -> Iterator[None]:
     """Turn user errors raised inside the block into a red line and exit code 1."""
     try:
         yield
+    except LoanNotFound as err:  # say where we looked: another server is the usual cause
+        cfg = settings()
+        fail(f"{err} (asked Temporal at {cfg.temporal_address}, namespace "
+             f"{cfg.temporal_namespace}; {where_settings_came_from()})")
     except USER_ERRORS as err:
         fail(str(err))
     except ValidationError as err:
@@ -73,7 +79,14 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def settings() -> Settings:
-    return get_settings()
+    """The environment's settings, completed by the env file `duecourse dev` wrote."""
+    return cli_settings()[0]
+
+
+def where_settings_came_from() -> str:
+    path = cli_settings()[1]
+    return f"settings from {path} and the environment" if path else \
+        "settings from the environment (no env file: `duecourse dev` writes one)"
 
 
 def parse_amount(text: str, what: str = "amount") -> Decimal:
@@ -96,13 +109,30 @@ async def temporal(cfg: Settings) -> CollectionClient:
         client = await connect_temporal(cfg.temporal_address, cfg.temporal_namespace)
     except Exception as err:  # the SDK raises RuntimeError with the transport's reason
         raise CliError(f"cannot connect to Temporal at {cfg.temporal_address} (namespace "
-                       f"{cfg.temporal_namespace}): {err}") from err
+                       f"{cfg.temporal_namespace}; {where_settings_came_from()}): "
+                       f"{err}") from err
     return CollectionClient(client, cfg.task_queue)
 
 
+def missing_ledger(url: str) -> str | None:
+    """Why a SQLite ledger cannot be used: its file does not exist (a read must never
+    create an empty one and report "0 tasks")."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite") or not parsed.database or \
+            parsed.database == ":memory:" or Path(parsed.database).is_file():
+        return None
+    return (f"no ledger at {parsed.database} ({where_settings_came_from()}): start "
+            "`duecourse dev`, point DUECOURSE_DATABASE_URL or DUECOURSE_DATA_DIR at an "
+            "existing ledger, or create an empty one with `duecourse db upgrade`")
+
+
 @asynccontextmanager
-async def ledger(cfg: Settings) -> AsyncIterator[Ledger]:
-    """The migrated ledger (so a fresh database answers instead of failing)."""
+async def ledger(cfg: Settings, create: bool = False) -> AsyncIterator[Ledger]:
+    """The migrated ledger (an older schema is brought up to date). An SQLite file that
+    does not exist is refused unless `create`."""
+    problem = None if create else missing_ledger(cfg.ledger_url)
+    if problem:
+        raise CliError(problem)
     engine = connect(cfg.ledger_url)
     try:
         await migrate(engine)

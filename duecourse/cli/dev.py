@@ -7,6 +7,7 @@ the worker first and the dev server last, whatever phase we were in.
 from __future__ import annotations
 
 import asyncio
+import shlex
 import signal
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
@@ -24,6 +25,7 @@ from temporalio.client import Client
 from duecourse.api import create_app
 from duecourse.api.services import Services
 from duecourse.cli.common import console, err_console, run, safe_url, settings
+from duecourse.cli.env_file import write_env
 from duecourse.intake import read_intake_file, with_policy
 from duecourse.logs import configure_logging
 from duecourse.settings import Settings
@@ -107,7 +109,9 @@ async def _serve(server: DevServer, cfg: Settings, demo_file: Path | None,
             await migrate(engine)
             async with build_worker(client, Ledger(engine), cfg), \
                     _api(cfg, client, engine, api_port):
-                _banner(server, cfg, demo_file, api_port)
+                env_file = write_env(cfg, f"http://127.0.0.1:{api_port}" if api_port
+                                     else None)
+                _banner(server, cfg, demo_file, api_port, env_file)
                 if demo_file is not None:
                     now = datetime.now(UTC)
                     rows = with_policy(read_intake_file(demo_file, now), DEMO_POLICY)
@@ -142,14 +146,9 @@ async def _api(cfg: Settings, client: Client, engine: AsyncEngine,
 
 
 def _banner(server: DevServer, cfg: Settings, demo_file: Path | None,
-            api_port: int = 0) -> None:
-    env = []
-    if server.port != DEFAULT_PORT:
-        env.append(f"export TEMPORAL_ADDRESS={server.address}")
-    if cfg.database_url:
-        env.append(f"export DUECOURSE_DATABASE_URL='{safe_url(cfg.database_url)}'")
-    elif cfg.data_dir != Settings.model_fields["data_dir"].default:
-        env.append(f"export DUECOURSE_DATA_DIR={cfg.data_dir}")
+            api_port: int, env_file: Path) -> None:
+    env = [f"# the CLI reads {env_file} from this directory; elsewhere:",
+           f"export DUECOURSE_DATA_DIR={env_file.parent}"]
     loan = "DEMO-CN-1001" if demo_file is not None else "<loan-id>"
     lines = [
         f"Temporal UI   [link={server.ui_url}]{server.ui_url}[/link]",
@@ -168,3 +167,17 @@ def _banner(server: DevServer, cfg: Settings, demo_file: Path | None,
     ]
     console.print(Panel("\n".join(lines), title="duecourse dev", title_align="left"),
                   highlight=False)
+
+
+def env() -> None:
+    """Print `export` lines for the settings `duecourse dev` runs with (eval them in a
+    shell in another directory, or for tools that do not read the env file)."""
+    from duecourse.cli.common import fail
+    from duecourse.cli.env_file import env_path, read_env
+
+    path = env_path(Settings().data_dir)
+    if not path.is_file():
+        fail(f"no env file at {path}: `duecourse dev` writes it when it starts (or set "
+             "DUECOURSE_DATA_DIR to the data dir it uses)")
+    for key, value in read_env(path).items():
+        typer.echo(f"export {key}={shlex.quote(value)}")
