@@ -23,6 +23,7 @@ from duecourse.domain.compliance import (
     violations,
 )
 from duecourse.domain.compliance.engine import Context
+from duecourse.domain.compliance.packs import PACKS
 from duecourse.domain.policy import Channel
 from duecourse.templates import TemplateError, lint_templates, render
 
@@ -374,9 +375,22 @@ def test_naming_a_guarantor_on_one_call_and_not_the_next_keeps_one_person() -> N
     assert decide(other, us([named])).allowed, "a different named person on a shared line"
 
 
+DEMO_ONLY = {"contact_hours", "validation_period", "validation_receipt_business_days",
+             "quiet_after_conversation", "forbearance_response", "min_default_notice",
+             "breathing_space", "crisis_moratorium_after_treatment"}
+"""What the demo may change beyond the standard policy: hours and waiting periods only."""
+
+
 def test_the_demo_policy_makes_the_standard_policy_choices() -> None:
-    """The demo is the standard strategy compressed in time, never looser in law: a demo
-    that froze only written US disputes would contact a borrower the standard would not."""
+    """The demo is the standard strategy compressed in time, never looser in its choices: a
+    demo that froze only written US disputes would contact a borrower the standard would
+    not. It may compress hours and waiting periods only, and never changes the packs."""
     from duecourse.policies import load_policy
 
-    assert load_policy("demo").compliance == load_policy("standard").compliance
+    demo, standard = load_policy("demo").compliance, load_policy("standard").compliance
+    for country, choices in standard.items():
+        assert {k: v for k, v in demo[country].items() if k in choices} == choices
+    extra = {k for country, v in demo.items() for k in v
+             if k not in standard.get(country, {})}
+    assert extra <= DEMO_ONLY, extra - DEMO_ONLY
+    assert PACKS["GB"].forbearance_response == timedelta(days=14)  # the law is untouched

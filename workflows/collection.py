@@ -97,7 +97,7 @@ with workflow.unsafe.imports_passed_through():
         migration_problem,
     )
     from duecourse.domain.scoring import ScoreResult
-    from duecourse.domain.status import CollectionStatus, describe
+    from duecourse.domain.status import CollectionStatus, current_details, describe
     from duecourse.domain.worklist import TaskCompletion, TaskKind, TaskResult
     from duecourse.temporal.failures import failure_text
 
@@ -181,8 +181,7 @@ class LoanCollectionWorkflow(ContactPath, Supervision):
                 raise ApplicationError("nothing planned for an open loan", non_retryable=True)
             if action.due_at > now:
                 seen = self._version
-                workflow.set_current_details(
-                    f"Next: {action.description} at {action.due_at.isoformat()}")
+                workflow.set_current_details(current_details(c, now, action))
                 try:
                     await workflow.wait_condition(lambda seen=seen: self._version != seen,
                                                   timeout=action.due_at - now,
@@ -194,6 +193,7 @@ class LoanCollectionWorkflow(ContactPath, Supervision):
         await self._quiesce()
         s = c.state
         assert s.outcome is not None and s.closed_at is not None
+        workflow.set_current_details(current_details(c, s.closed_at, None))
         return CollectionResult(
             loan_id=c.loan.loan_id, outcome=s.outcome, reason=s.close_reason,
             outstanding=Money(amount=s.outstanding, currency=c.loan.currency),

@@ -26,6 +26,8 @@ from duecourse.api import create_app
 from duecourse.api.services import Services
 from duecourse.cli.common import console, err_console, run, safe_url, settings
 from duecourse.cli.env_file import write_env
+from duecourse.demo.script import SCENARIOS
+from duecourse.demo.watch import DemoRun
 from duecourse.intake import read_intake_file, with_policy
 from duecourse.logs import configure_logging
 from duecourse.settings import Settings
@@ -112,18 +114,37 @@ async def _serve(server: DevServer, cfg: Settings, demo_file: Path | None,
                 env_file = write_env(cfg, f"http://127.0.0.1:{api_port}" if api_port
                                      else None)
                 _banner(server, cfg, demo_file, api_port, env_file)
+                story: asyncio.Future[object] | None = None
                 if demo_file is not None:
-                    now = datetime.now(UTC)
-                    rows = with_policy(read_intake_file(demo_file, now), DEMO_POLICY)
-                    await start_with_progress(CollectionClient(client, cfg.task_queue), rows,
-                                              console, now=now, policy_dir=cfg.policy_dir,
-                                              ledger=engine)
+                    story = await _start_demo(CollectionClient(client, cfg.task_queue),
+                                              demo_file, cfg, engine)
                 console.print("Worker running. Press [bold]Ctrl-C[/] to stop.")
-                await asyncio.Future()  # until cancelled by a signal
+                try:
+                    await asyncio.Future()  # until cancelled by a signal
+                finally:
+                    if story is not None:
+                        story.cancel()
         finally:
             await engine.dispose()
     finally:
         await server.stop()
+
+
+async def _start_demo(client: CollectionClient, demo_file: Path, cfg: Settings,
+                      engine: AsyncEngine) -> asyncio.Future[object] | None:
+    """Hand the demo loans over, then play their scripted stories in the background."""
+    now = datetime.now(UTC)
+    rows = with_policy(read_intake_file(demo_file, now), DEMO_POLICY)
+    await start_with_progress(client, rows, console, now=now, policy_dir=cfg.policy_dir,
+                              ledger=engine)
+    loans = [r.loan for r in rows if r.loan is not None and r.loan.loan_id in SCENARIOS]
+    if not loans:
+        return None
+    console.print(
+        f"[bold]The demo:[/] {len(loans)} loans play scripted borrowers, agents and a "
+        "supervisor; each reaches its ending within about ten minutes (the demo policy "
+        "compresses days to seconds: never use it for real borrowers).", highlight=False)
+    return asyncio.ensure_future(DemoRun(client, loans, console).run())
 
 
 @asynccontextmanager
@@ -160,10 +181,12 @@ def _banner(server: DevServer, cfg: Settings, demo_file: Path | None,
         "",
         "[bold]In another terminal:[/]",
         *[f"  {escape(e)}" for e in env],
-        "  duecourse start examples/loans.csv",
-        f"  duecourse status {loan}",
+        "  duecourse loans                      # the portfolio: stage, DPD, next action",
+        f"  duecourse messages --loan {loan}   # what we sent, and the rule that decided",
+        "  duecourse alerts --open              # what needs ops now",
         f"  duecourse timeline {loan}",
         f"  duecourse pay {loan} --amount 100 --reference PAY-1",
+        "  duecourse start examples/loans.csv",
     ]
     console.print(Panel("\n".join(lines), title="duecourse dev", title_align="left"),
                   highlight=False)

@@ -628,6 +628,9 @@ class Collection:
             raise ValueError(problem)
         s = self.state
         check_day = req.due_date + timedelta(days=self.policy.promise.grace_days + 1)
+        check_at = local_midnight(check_day, self.tz)
+        if self.policy.demo is not None:
+            check_at = min(check_at, now + self.policy.demo.promise_judged_after)
         promise = Promise(
             promise_id=f"P{len(s.promises) + 1}", amount=req.amount.amount,
             currency=req.amount.currency, due_date=req.due_date, made_at=now,
@@ -719,8 +722,12 @@ class Collection:
                              f"legal referral rejected: {decision.reason}", decision.actor)]
 
     def write_off(self, now: datetime) -> list[LedgerEntry]:
-        return self._close(Outcome.WRITTEN_OFF, now,
-                           f"reached {self.policy.write_off_dpd} days past due", SYSTEM)
+        demo = self.policy.demo
+        why = (f"{demo.write_off_after.total_seconds() / 60:g} minutes after hand-over "
+               "(demo policy)"
+               if demo is not None and self.dpd(now) < self.policy.write_off_dpd
+               else f"reached {self.policy.write_off_dpd} days past due")
+        return self._close(Outcome.WRITTEN_OFF, now, why, SYSTEM)
 
     def cancel(self, req: CancelRequest, now: datetime) -> list[LedgerEntry]:
         if self.state.is_closed:

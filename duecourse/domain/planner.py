@@ -99,9 +99,12 @@ def step_due(c: Collection, step: ContactStep) -> datetime:
 
 
 def write_off_at(c: Collection) -> datetime:
-    """Local midnight at the policy's write-off DPD - or later, while an agreement runs."""
+    """Local midnight at the policy's write-off DPD (sooner under a demo clock) - or later,
+    while an agreement runs."""
     day = c.loan.due_date + timedelta(days=c.policy.write_off_dpd)
     at = wall_clock(day, timedelta(0), c.tz)
+    if c.policy.demo is not None:
+        at = min(at, c.state.opened_at + c.policy.demo.write_off_after)
     running = agreement_ends_at(c)
     return max(at, running) if running is not None else at
 

@@ -217,6 +217,19 @@ DEFAULT_FALLBACKS: dict[Channel, list[Channel]] = {
 }
 
 
+class DemoClock(_Model):
+    """Demonstrations only: the day-based rules that would keep a demo waiting for days,
+    compressed to minutes. A policy for real borrowers leaves this out (`duecourse
+    policy` shows it when set): promises and write-off then keep their calendar meaning."""
+
+    promise_judged_after: timedelta = Field(
+        gt=timedelta(0), description="a promise is judged this long after it is made, "
+        "when that is sooner than its date plus grace")
+    write_off_after: timedelta = Field(
+        gt=timedelta(0), description="an open loan is written off this long after it "
+        "was handed over, when that is sooner than the write-off DPD")
+
+
 class Policy(_Model):
     """A named, versioned collection strategy."""
 
@@ -233,6 +246,8 @@ class Policy(_Model):
     segments: dict[Segment, Treatment] = Field(default_factory=dict)
     legal: LegalStage
     write_off_dpd: int = Field(default=180, ge=1)
+    demo: DemoClock | None = Field(
+        default=None, description="demonstrations only: day-based rules compressed")
     channel_fallbacks: dict[Channel, list[Channel]] = Field(
         default_factory=lambda: dict(DEFAULT_FALLBACKS),
         description="channels tried, in order, when a step's channel is opted out or "

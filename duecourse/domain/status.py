@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
@@ -90,3 +90,20 @@ def describe(c: Collection, now: datetime, action: PlannedAction | None) -> Coll
         settlement=s.settlements[-1] if s.settlements else None,
         open_tasks=s.open_tasks,
     )
+
+
+def current_details(c: Collection, now: datetime, action: PlannedAction | None) -> str:
+    """The Temporal UI's current details for the loan: where it is and what comes next.
+    No borrower PII - the UI shows it to anyone with access to the cluster."""
+    s = c.state
+    parts = [s.stage.value if s.outcome is None else f"Closed {s.outcome.value}",
+             f"{Money(amount=s.outstanding, currency=c.loan.currency)} outstanding",
+             f"DPD {c.dpd(s.closed_at or now)}"]
+    if s.legal_phase is not None and s.outcome is None:
+        parts.insert(1, s.legal_phase.value)
+    if s.outcome is None and (frozen := c.freeze_reason(now)) is not None:
+        parts.append(f"frozen ({frozen.code})")
+    if action is not None and s.outcome is None:
+        parts.append(f"next: {action.description} at "
+                     f"{action.due_at.astimezone(UTC).strftime('%Y-%m-%d %H:%M:%S')} UTC")
+    return " · ".join(parts)

@@ -124,7 +124,9 @@ async def ensure_search_attributes(client: Client) -> list[str]:
 
 
 def _loan_summary(loan: LoanIntake) -> str:
-    return (f"Loan {loan.loan_id} · {loan.borrower.name} · {loan.outstanding_money} · "
+    """The Temporal UI's summary: no borrower PII (the UI and the cluster's database show
+    it to anyone with access); the workflow's current details carry what changes."""
+    return (f"Loan {loan.loan_id} · {loan.outstanding_money} at hand-over · "
             f"due {loan.due_date} · {loan.jurisdiction}")
 
 
