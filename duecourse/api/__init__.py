@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from duecourse import __version__
 from duecourse.api import docs, problems
-from duecourse.api.routes import actions, desk, loans, webhooks
+from duecourse.api.routes import actions, desk, loans, ops, webhooks
 from duecourse.api.services import Services
 from duecourse.settings import Settings
 from duecourse.store import Ledger, connect, migrate
@@ -56,6 +56,6 @@ def create_app(settings: Settings, provided: Services | None = None) -> FastAPI:
         app.state.services = provided
     problems.install(app)
     docs.install(app)
-    for module in (loans, actions, desk, webhooks):
+    for module in (loans, actions, desk, webhooks, ops):
         app.include_router(module.router)
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from duecourse.cli import admin, compliance, desk, dev, loans, service
+from duecourse.cli import admin, compliance, desk, dev, loans, ops, service
 from duecourse.process import run_and_exit
 
 app = typer.Typer(
@@ -43,6 +43,10 @@ app.command("may-contact", rich_help_panel="Compliance")(compliance.may_contact)
 app.command(rich_help_panel="Compliance")(compliance.audit)
 app.command("lint-templates", rich_help_panel="Compliance")(compliance.lint)
 app.command("migrate-rules", rich_help_panel="Compliance")(compliance.migrate_rules)
+app.command(rich_help_panel="Ops")(ops.messages)
+app.command(rich_help_panel="Ops")(ops.alerts)
+app.add_typer(ops.alert, name="alert", rich_help_panel="Ops")
+app.command("loans", rich_help_panel="Ops")(ops.loans)
 app.command(rich_help_panel="Policies")(admin.policies)
 
 loan = typer.Typer(help="One loan: status and the actions agents take (also top level).",

@@ -234,7 +234,11 @@ ops_alerts = Table(
     Column("subject", Text, nullable=False),
     Column("body", Text, nullable=False),
     Column("raised_at", UtcDateTime, nullable=False),
+    Column("acknowledged_at", UtcDateTime),
+    Column("acknowledged_by", String(160)),
+    Column("note", Text),
 )
+"""What the workflows could not settle alone; ops acknowledge each (who, when, a note)."""
 
 outbox_messages = Table(
     "outbox_messages", metadata,

@@ -1,0 +1,82 @@
+"""Ops views: messages sent or held back, and the alerts that need a person.
+
+Messages carry bodies, so platforms (whose keys see their own loans only) get none of
+this; desk roles read messages to know what a borrower was told; supervisors and ops read
+alerts, and ops acknowledge them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, Path, Query
+
+from duecourse.api.auth import DESK, Principal, Role, allow
+from duecourse.api.ops_schemas import AckIn, AlertList, AlertOut, MessageList, MessageOut
+from duecourse.api.problems import ProblemError, responses
+from duecourse.api.services import Services, services
+from duecourse.domain.policy import Channel
+from duecourse.store.ops_queries import AlertNotFound, AlertView, MessageView, acknowledge
+from duecourse.store.ops_queries import alerts as list_alerts
+from duecourse.store.ops_queries import messages as list_messages
+
+router = APIRouter(prefix="/v1", tags=["ops"])
+Svc = Annotated[Services, Depends(services)]
+LoanFilter = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$",
+                                         description="only this loan")]
+Limit = Annotated[int, Query(ge=1, le=500)]
+AlertId = Annotated[int, Path(ge=1, le=2_147_483_647, description="the alert's id")]
+
+
+def _message(m: MessageView) -> MessageOut:
+    return MessageOut.model_validate(m.model_dump())
+
+
+def _alert(a: AlertView) -> AlertOut:
+    return AlertOut.model_validate({**a.model_dump(), "open": a.open})
+
+
+@router.get("/messages", response_model=MessageList, responses=responses())
+async def messages(svc: Svc, who: Annotated[Principal, Depends(allow(*DESK, Role.OPS))],
+                   loan_id: LoanFilter = None, channel: Channel | None = None,
+                   since: Annotated[datetime | None, Query(
+                       description="ISO 8601 with its offset: only from then on")] = None,
+                   limit: Limit = 100) -> MessageList:
+    """What was sent to borrowers, blocked or deferred, newest first, with the rule that
+    decided and the body as sent."""
+    if since is not None and since.tzinfo is None:
+        raise ProblemError(422, "Invalid request", f"since needs a UTC offset, e.g. "
+                           f"{since.isoformat()}Z")
+    rows = await list_messages(svc.ledger.engine, loan_id=loan_id,
+                               channel=channel.value if channel else None, since=since,
+                               limit=limit)
+    return MessageList(messages=[_message(m) for m in rows])
+
+
+@router.get("/alerts", response_model=AlertList, responses=responses())
+async def alerts(svc: Svc,
+                 who: Annotated[Principal, Depends(allow(Role.SUPERVISOR, Role.OPS))],
+                 open_only: Annotated[bool, Query(
+                     alias="open", description="only alerts nobody acknowledged")] = False,
+                 loan_id: LoanFilter = None, limit: Limit = 100) -> AlertList:
+    """Ops alerts, newest first: what the workflows could not settle alone."""
+    rows = await list_alerts(svc.ledger.engine, open_only=open_only, loan_id=loan_id,
+                             limit=limit)
+    return AlertList(alerts=[_alert(a) for a in rows])
+
+
+@router.post("/alerts/{alert_id}/ack", response_model=AlertOut,
+             responses=responses(404, 409))
+async def ack_alert(alert_id: AlertId, svc: Svc,
+                    who: Annotated[Principal, Depends(allow(Role.OPS))],
+                    body: Annotated[AckIn | None, Body()] = None) -> AlertOut:
+    """Acknowledge an alert, once: the key's name is recorded as who took it. A second
+    acknowledgement is 409 and says who was first, and when."""
+    try:
+        done = await acknowledge(svc.ledger, alert_id, who.actor, body.note if body else "")
+    except AlertNotFound as err:
+        raise ProblemError(404, "Alert not found", str(err)) from None
+    if done.already:
+        raise ProblemError(409, "Alert already acknowledged", done.sentence)
+    return _alert(done.alert)
