@@ -55,6 +55,7 @@ def create_app(settings: Settings, provided: Services | None = None) -> FastAPI:
     if provided is not None:
         app.state.services = provided
     problems.install(app)
+    app.add_middleware(problems.BodyGuard, max_bytes=settings.max_body_bytes)
     docs.install(app)
     for module in (loans, actions, desk, webhooks, ops):
         app.include_router(module.router)

@@ -71,7 +71,9 @@ def allow(*roles: Role) -> Callable[..., Awaitable[Principal]]:
     async def check(request: Request,
                     who: Annotated[Principal, Depends(principal)]) -> Principal:
         if who.role not in roles:
-            raise ProblemError(403, "Forbidden", f"a {who.role.value} key may not do this; "
+            role = who.role.value
+            article = "an" if role[0] in "aeiou" else "a"
+            raise ProblemError(403, "Forbidden", f"{article} {role} key may not do this; "
                                f"allowed: {', '.join(r.value for r in roles)}")
         loan_id = request.path_params.get("loan_id")
         if who.role is Role.PLATFORM and loan_id:

@@ -2,21 +2,67 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    PlainValidator,
+    StringConstraints,
+    WithJsonSchema,
+)
+from pydantic_core import PydanticKnownError
 
 from duecourse.domain.compliance import HoldKind, InconvenientTime, RecipientKind
 from duecourse.domain.compliance.requests import Attorney
 from duecourse.domain.legal import CaseEventKind, CloseOutcome
-from duecourse.domain.money import Money
+from duecourse.domain.loan import (
+    Identifier,
+    Jurisdiction,
+    LanguageTag,
+    LoanIntake,
+    PhoneNumber,
+    TimeZoneName,
+)
+from duecourse.domain.money import (
+    AMOUNT_DECIMALS,
+    AMOUNT_PATTERN,
+    MAX_WHOLE_DIGITS,
+    CurrencyCode,
+    Money,
+)
 from duecourse.domain.policy import Channel
 from duecourse.domain.requests import ContactResult, Reference
 
-Amount = Annotated[str, StringConstraints(pattern=r"^\d{1,15}(\.\d{1,4})?$")]
-"""Money travels as a decimal string (never a float): "1250.50"."""
+_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
+
+
+def _amount(value: Any) -> str:
+    """Each way an amount can be wrong gets its own sentence (a pattern says none)."""
+    if not isinstance(value, str):
+        raise ValueError('must be a decimal amount in a JSON string, like "1250.50"')
+    if not _DECIMAL.fullmatch(value):
+        raise ValueError("must be a decimal amount like 1250.50: digits and an optional "
+                         "decimal point, without sign, spaces, separators or exponent")
+    whole, _, fraction = value.partition(".")
+    if len(whole) > MAX_WHOLE_DIGITS:
+        raise ValueError(f"is too large: at most {MAX_WHOLE_DIGITS} digits before the "
+                         f"decimal point, got {len(whole)}")
+    if len(fraction) > AMOUNT_DECIMALS:
+        raise ValueError(f"has {len(fraction)} decimal places; at most {AMOUNT_DECIMALS}")
+    return value
+
+
+Amount = Annotated[str, PlainValidator(_amount), WithJsonSchema(
+    {"type": "string", "pattern": AMOUNT_PATTERN, "examples": ["1250.50"]})]
+"""Money travels as a decimal string (never a float): "1250.50"; the loan's currency
+decides how many decimals it may really have."""
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
                                           max_length=2000)]
@@ -31,6 +77,55 @@ def money(amount: str, currency: str) -> Money:
 
 
 # ------------------------------------------------------------------------- loans
+class FlatLoan(BaseModel):
+    """One loan as a row of the CSV hand-over file (`duecourse start loans.csv`), in JSON:
+    the borrower's fields inline, and `days_past_due` instead of `due_date` if you like.
+    Documentation only: both shapes are read by the same intake code as hand-over files."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    loan_id: Identifier
+    borrower_id: Identifier
+    borrower_name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    phones: list[PhoneNumber] | str = Field(
+        default_factory=list, description="E.164 numbers; in one string, separated by ';'")
+    email: EmailStr | None = None
+    address: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
+    timezone: TimeZoneName
+    other_timezones: list[TimeZoneName] | str = Field(
+        default_factory=list, description="in one string, separated by ';'")
+    language: LanguageTag = "en"
+    jurisdiction: Jurisdiction
+    currency: CurrencyCode
+    principal: Decimal = Field(gt=0)
+    outstanding: Decimal = Field(gt=0)
+    due_date: date | None = Field(default=None, description="or days_past_due, not both")
+    days_past_due: int | None = Field(default=None, ge=1, description="days overdue today, "
+                                      "in the borrower's time zone; or due_date")
+    last_payment_date: date | None = None
+    product: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")] = "instalment"
+    policy: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,63}$")] = "standard"
+
+
+def _record(value: Any) -> Any:
+    return value  # intake reads it, with a verdict for anything
+
+
+def _loan_object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise PydanticKnownError("model_attributes_type")
+    return value
+
+
+LoanRecord = Annotated[Any, PlainValidator(_record,
+                                           json_schema_input_type=LoanIntake | FlatLoan)]
+"""One loan of a batch, nested (`LoanIntake`) or flat (`FlatLoan`): anything is taken, and
+intake gives each its own verdict."""
+LoanIn = Annotated[dict[str, Any], PlainValidator(
+    _loan_object, json_schema_input_type=LoanIntake | FlatLoan)]
+"""The loan of `POST /v1/loans`, nested (`LoanIntake`) or flat (`FlatLoan`)."""
+
+
 class LoanStarted(BaseModel):
     loan_id: str
     workflow_id: str
@@ -40,7 +135,7 @@ class LoanStarted(BaseModel):
 
 
 class BatchRequest(_In):
-    loans: list[dict[str, Any]] = Field(min_length=1, max_length=1000)
+    loans: list[LoanRecord] = Field(min_length=1, max_length=1000)
 
 
 class BatchRow(BaseModel):

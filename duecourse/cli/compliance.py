@@ -70,7 +70,9 @@ def audit(since: Annotated[str | None, typer.Option(
 
 
 def _print_report(report: AuditReport) -> None:
-    console.print(f"Audited {report.contacts_checked} contacts in {report.cases} cases"
+    contacts, cases = report.contacts_checked, report.cases
+    console.print(f"Audited {contacts} contact{'s' * (contacts != 1)} in {cases} "
+                  f"case{'s' * (cases != 1)}"
                   + (f" since {when(report.since)}" if report.since else ""), highlight=False)
     table = Table(title="Engine decisions", title_justify="left")
     table.add_column("decision / rule")
@@ -85,7 +87,8 @@ def _print_report(report: AuditReport) -> None:
     if report.clean:
         console.print("[bold green]No violations.[/]")
         return
-    found = Table(title=f"{len(report.violations)} violations", title_justify="left",
+    n = len(report.violations)
+    found = Table(title=f"{n} violation{'s' * (n != 1)}", title_justify="left",
                   title_style="bold red")
     for column in ("loan", "at", "channel", "recipient", "rule", "detail"):
         found.add_column(column)

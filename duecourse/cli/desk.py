@@ -182,7 +182,7 @@ def tasks(assignee: Annotated[str | None, typer.Option(help="an agent id or a qu
     if as_json:
         typer.echo(json.dumps(rows, indent=2, default=str))
         return
-    table = Table(title=f"{len(rows)} tasks", title_justify="left")
+    table = Table(title=f"{len(rows)} task{'s' * (len(rows) != 1)}", title_justify="left")
     for column in ("task", "loan", "kind", "assignee", "due (UTC)", "status"):
         table.add_column(column, overflow="fold")
     for r in rows:

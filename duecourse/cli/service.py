@@ -54,7 +54,8 @@ def list_keys() -> None:
     async def go() -> Table:
         async with ledger(settings()) as book:
             items = await KeyStore(book.engine).list()
-        table = Table(title=f"{len(items)} API keys", title_justify="left")
+        table = Table(title=f"{len(items)} API key{'s' * (len(items) != 1)}",
+                      title_justify="left")
         for column in ("name", "role", "created (UTC)", "revoked (UTC)"):
             table.add_column(column)
         for k in items:

@@ -58,6 +58,9 @@ CurrencyCode = Annotated[str, AfterValidator(_check_currency)]
 MAX_WHOLE_DIGITS = 15
 """Amounts up to a quadrillion less one minor unit: more is a typo (and beyond what exact
 decimal arithmetic at the default precision can carry)."""
+AMOUNT_DECIMALS = 4
+AMOUNT_PATTERN = rf"^[0-9]{{1,{MAX_WHOLE_DIGITS}}}(\.[0-9]{{1,{AMOUNT_DECIMALS}}})?$"
+"""An amount as a decimal string the API accepts: at most 15 whole digits, 4 decimals."""
 
 
 def check_scale(amount: Decimal, currency: str, field: str = "amount") -> Decimal:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
 from temporalio.client import WorkflowExecution
 from temporalio.service import RPCError
 
@@ -22,6 +23,7 @@ from duecourse.api.schemas import (
     BatchResult,
     BatchRow,
     CancelIn,
+    LoanIn,
     LoanPage,
     LoanStarted,
     LoanSummary,
@@ -31,14 +33,15 @@ from duecourse.api.schemas import (
 from duecourse.api.services import Services, services
 from duecourse.domain.collection import Outcome, Stage
 from duecourse.domain.handover import reopen_problem
-from duecourse.domain.loan import LoanIntake
 from duecourse.domain.policy import Segment
 from duecourse.domain.requests import CancelRequest
 from duecourse.domain.status import CollectionStatus
-from duecourse.intake import RowRejected, parse_records, validate_for_start
+from duecourse.intake import BORROWER_COLUMNS, RowRejected, parse_records, validate_for_start
+from duecourse.plain_words import plain_reason, plain_reason_errors
 from duecourse.store.cases import last_closed_case
 from duecourse.store.keys import KEY_NAME
 from duecourse.store.owners import LoanOwners
+from duecourse.temporal.portfolio_query import visibility_query
 
 router = APIRouter(prefix="/v1", tags=["loans"])
 
@@ -47,22 +50,55 @@ LoanId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$",
 Svc = Annotated[Services, Depends(services)]
 
 
+NESTED_EXAMPLE = {
+    "loan_id": "L-1001", "jurisdiction": "US-NY", "currency": "USD", "principal": "2500.00",
+    "outstanding": "812.40", "due_date": "2026-11-20", "product": "instalment",
+    "borrower": {"borrower_id": "B-601", "name": "Maria Garcia", "phones": ["+12125550147"],
+                 "email": "maria.garcia@example.com", "timezone": "America/New_York",
+                 "language": "en"}}
+FLAT_EXAMPLE = {
+    "loan_id": "L-1002", "borrower_id": "B-502", "borrower_name": "Wang Fang",
+    "phones": "+8613912345678;+862161234567", "email": "wang.fang@example.com",
+    "timezone": "Asia/Shanghai", "language": "zh-CN", "jurisdiction": "CN", "currency": "CNY",
+    "principal": "12000.00", "outstanding": "3600.00", "days_past_due": 9,
+    "product": "instalment", "policy": "standard"}
+NO_BORROWER = ("the loan has no borrower: give a nested 'borrower' object, or the flat "
+               "columns borrower_id, borrower_name, timezone and a phone, email or address")
+
+
+def _no_borrower(record: Any) -> bool:
+    """Neither shape: intake would list every borrower field as missing instead."""
+    return isinstance(record, Mapping) and "borrower" not in record and not any(
+        c in record for c in BORROWER_COLUMNS)
+
+
 @router.post("/loans", status_code=status.HTTP_201_CREATED, response_model=LoanStarted,
              responses={200: {"model": LoanStarted, "description": "already in collection"},
                         **responses(409)})
-async def start_loan(loan: LoanIntake, response: Response, svc: Svc,
-                     who: Annotated[Principal, Depends(allow(Role.PLATFORM))],
-                     ) -> LoanStarted:
+async def start_loan(
+        body: Annotated[LoanIn, Body(openapi_examples={
+            "nested": {"summary": "borrower as an object", "value": NESTED_EXAMPLE},
+            "flat": {"summary": "a CSV hand-over row, days_past_due instead of due_date",
+                     "value": FLAT_EXAMPLE}})],
+        response: Response, svc: Svc,
+        who: Annotated[Principal, Depends(allow(Role.PLATFORM))]) -> LoanStarted:
     """Start collection for one overdue loan; the same loan twice returns the running one.
 
-    A loan whose collection closed for the same or a later due date is refused (409), so a
-    borrower who paid is not contacted again; a new delinquency (later due date) starts.
+    The loan is nested (`LoanIntake`) or flat, the columns of a CSV hand-over file
+    (`FlatLoan`, with `days_past_due` instead of `due_date` if you like), read by the same
+    intake code as `duecourse start loans.csv`. A loan whose collection closed for the
+    same or a later due date is refused (409), so a borrower who paid is not contacted
+    again; a new delinquency (later due date) starts.
     """
     now = datetime.now(UTC)
+    if _no_borrower(body):
+        raise ProblemError(422, "Loan refused", NO_BORROWER)
     try:
-        loan, policy = validate_for_start(_row(loan), now, svc.settings.policy_dir)
+        loan, policy = validate_for_start(parse_records([(1, body)], now)[0], now,
+                                          svc.settings.policy_dir)
     except RowRejected as err:
-        raise ProblemError(422, "Loan refused", str(err)) from None
+        raise ProblemError(422, "Loan refused", plain_reason(str(err)),
+                           plain_reason_errors(str(err), under=("body",))) from None
     # Before the start, so even the hand-over event goes to this platform's webhooks only.
     owners = LoanOwners(svc.ledger.engine)
     claimed = await owners.claim(who.key.name, [loan.loan_id])
@@ -108,20 +144,19 @@ async def _own_rows(owners: LoanOwners, platform: str, rows: list[starter.Intake
     return mine, claimed
 
 
-def _row(loan: LoanIntake) -> starter.IntakeRow:
-    return parse_records([(1, loan.model_dump(mode="json"))], datetime.now(UTC))[0]
-
-
 @router.post("/loans:batch", response_model=BatchResult, responses=responses())
 async def start_loans(body: BatchRequest, svc: Svc,
                       who: Annotated[Principal, Depends(allow(Role.PLATFORM))],
                       ) -> BatchResult:
-    """Start many loans; each row is started, already running, or rejected with a reason."""
+    """Start many loans, each nested or flat as in `POST /v1/loans`; each row is started,
+    already running, or rejected with a reason."""
     now = datetime.now(UTC)
     owners = LoanOwners(svc.ledger.engine)
-    rows, claimed = await _own_rows(owners, who.key.name,
-                                    parse_records(list(enumerate(body.loans, start=1)), now),
-                                    now, svc.settings.policy_dir)
+    parsed = [replace(r, loan=None, error=NO_BORROWER) if _no_borrower(record) else r
+              for r, record in zip(parse_records(list(enumerate(body.loans, start=1)), now),
+                                   body.loans, strict=True)]
+    rows, claimed = await _own_rows(owners, who.key.name, parsed, now,
+                                    svc.settings.policy_dir)
     summary = await starter.start_loans(svc.client, rows, now=now,
                                         policy_dir=svc.settings.policy_dir,
                                         platform=who.key.name, ledger=svc.ledger.engine)
@@ -132,8 +167,8 @@ async def start_loans(body: BatchRequest, svc: Svc,
                          workflow_id=s.workflow_id) for s in summary.started]
                + [BatchRow(index=s.row, loan_id=s.loan_id, status="already_running",
                            workflow_id=s.workflow_id) for s in summary.already_running]
-               + [BatchRow(index=r.row, loan_id=r.loan_id, status="rejected", reason=r.reason)
-                  for r in summary.rejected])
+               + [BatchRow(index=r.row, loan_id=r.loan_id, status="rejected",
+                           reason=plain_reason(r.reason)) for r in summary.rejected])
     return BatchResult(started=len(summary.started),
                        already_running=len(summary.already_running),
                        rejected=len(summary.rejected),
@@ -156,33 +191,22 @@ async def search_loans(
         page_token: Annotated[str | None, Query(max_length=4096)] = None,
 ) -> LoanPage:
     """Find loans by their search attributes (eventually consistent with the workflows)."""
-    clauses = ["WorkflowType = 'LoanCollection'"]
+    platform = None
     if who.role is Role.PLATFORM:  # its own loans
         if not KEY_NAME.fullmatch(who.key.name):  # a key from before names were checked
             raise ProblemError(403, "Forbidden", "this key's name cannot scope a search; "
                                "create a key whose name is letters, digits and . _ @ -")
-        clauses.append(f"{sa.PLATFORM.name} = '{who.key.name}'")
-    if stage:
-        clauses.append(f"{sa.COLLECTION_STAGE.name} = '{stage.value}'")
-    if min_dpd is not None:
-        clauses.append(f"{sa.DAYS_PAST_DUE.name} >= {min_dpd}")
-    if agent:
-        clauses.append(f"{sa.ASSIGNED_AGENT.name} = '{agent}'")
-    if outcome:
-        clauses.append(f"{sa.COLLECTION_OUTCOME.name} = '{outcome.value}'")
-    if segment:
-        clauses.append(f"{sa.SEGMENT.name} = '{segment.value}'")
-    if jurisdiction:
-        clauses.append(f"{sa.JURISDICTION.name} = '{jurisdiction}'")
-    if open_only:
-        clauses.append("ExecutionStatus = 'Running'")
+        platform = who.key.name
+    query = visibility_query(stage=stage, min_dpd=min_dpd, agent=agent, outcome=outcome,
+                             segment=segment, jurisdiction=jurisdiction,
+                             open_only=open_only, platform=platform)
     token = None
     if page_token:
         try:
             token = base64.urlsafe_b64decode(page_token.encode())
         except (binascii.Error, ValueError):
             raise ProblemError(400, "Bad page token", "page_token is not valid") from None
-    pages = svc.client.client.list_workflows(" AND ".join(clauses), page_size=page_size,
+    pages = svc.client.client.list_workflows(query, page_size=page_size,
                                              next_page_token=token)
     try:
         await pages.fetch_next_page()
