@@ -64,3 +64,15 @@ def test_the_ledger_url_never_depends_on_the_working_directory(
     clean_env.chdir(tmp_path)
     url = Settings().ledger_url
     assert url == f"sqlite+aiosqlite:///{(tmp_path / '.duecourse' / 'ledger.db').resolve()}"
+
+
+def test_cli_rejections_are_sentences(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> None:
+    """A value the request models refuse reads as a sentence, never pydantic's phrasing
+    ("String should have at most 128 characters"); nothing is sent."""
+    clean_env.chdir(tmp_path)
+    clean_env.setenv("DUECOURSE_TEMPORAL_ADDRESS", "127.0.0.1:1")  # never reached
+    result = runner.invoke(app, ["outcome", "L-1", "--channel", "sms", "--result", "reached",
+                                 "--agent", "x" * 200])
+    assert result.exit_code == 1, result.output
+    assert "is too long: at most 128 characters" in result.output
+    assert "String should" not in result.output

@@ -23,6 +23,7 @@ from temporalio.service import RPCError
 
 from duecourse.cli.env_file import cli_settings
 from duecourse.intake import IntakeFileError, format_validation_error
+from duecourse.plain_words import plain_reason
 from duecourse.policies import UnknownPolicy
 from duecourse.settings import Settings
 from duecourse.store import Ledger, connect, migrate
@@ -61,7 +62,7 @@ def user_errors() -> Iterator[None]:
     except USER_ERRORS as err:
         fail(str(err))
     except ValidationError as err:
-        fail(format_validation_error(err))
+        fail(plain_reason(format_validation_error(err)))
     except RPCError as err:
         fail(f"Temporal error ({err.status.name}): {err.message}")
     except (OperationalError, OSError) as err:
