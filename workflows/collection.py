@@ -79,6 +79,7 @@ with workflow.unsafe.imports_passed_through():
         ManualReferral,
     )
     from duecourse.domain.money import Money
+    from duecourse.domain.outcomes import ContactCheck, ReportCheck
     from duecourse.domain.planner import ActionKind, PlannedAction, plan
     from duecourse.domain.policy import Channel, ContactStep
     from duecourse.domain.requests import (
@@ -108,6 +109,9 @@ LEGAL_CLOSE_ALERT_PATCH = "legal-close-alert"
 """Runs whose case closed as paid before this alert existed replay without it."""
 PLAN_FREEZE_PATCH = "plan-freeze"
 """Runs that froze before plans heard of freezes replay without telling their plan."""
+REPORTED_VIOLATION_PATCH = "reported-contact-violation"
+"""Runs whose agents reported a rule-breaking contact before such reports were reviewed
+replay without the review (its event, task and ops alert)."""
 
 DELIVERY_WAIT = timedelta(hours=3)
 """How long a closing loan waits for its event deliveries (which give up after about two
@@ -636,7 +640,23 @@ class LoanCollectionWorkflow(ContactPath, Supervision):
 
     @workflow.signal
     def record_contact_outcome(self, report: ContactOutcomeReport) -> None:
-        self._apply(self._c.record_contact_outcome(report, workflow.now()))
+        """Record what came of a contact. One the agent made without asking first is
+        judged before it joins the history (as the audit judges it); if it broke rules,
+        the ledger says so, a supervisor gets a review task and ops an alert - the contact
+        is recorded all the same (it happened, and the limits count it). The agent heard
+        of it already: the client asked `contact_check` before signalling."""
+        c, now = self._c, workflow.now()
+        check = c.contact_check(report, now)
+        entries = c.record_contact_outcome(report, now)
+        if check.broke_rules and workflow.patched(REPORTED_VIOLATION_PATCH):
+            task, reviewed = tasks.review_reported_violation(c, report, check, now)
+            entries += reviewed
+            self._queue_alert(
+                f"Reported contact broke {len(check.violations)} rule(s): "
+                f"{', '.join(v.code for v in check.violations)}",
+                f"{check.summary(report)}. " + (f"Review task {task.task_id}." if task
+                                                else "The loan is closing: no task."))
+        self._apply(entries)
 
     @workflow.signal
     def cancel(self, request: CancelRequest) -> None:
@@ -881,6 +901,14 @@ class LoanCollectionWorkflow(ContactPath, Supervision):
         time of the last workflow task, which may be long past."""
         now = max(as_of, workflow.now()) if as_of is not None else workflow.now()
         return describe(self._c, now, plan(self._c, now))
+
+    @workflow.query
+    def contact_check(self, check: ContactCheck) -> ReportCheck:
+        """The rules a contact outcome about to be reported would be recorded as breaking:
+        a signal cannot answer, so the client asks this first and tells the agent at once.
+        Judged by the same domain function the signal records it with, at the caller's now
+        (`workflow.now()` in a query is the last workflow task's time)."""
+        return self._c.contact_check(check.report, max(check.at, workflow.now()))
 
     @workflow.query(name=SEND_CLEARANCE)
     def send_clearance(self, ask: SendClearance) -> str:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import UTC, date, datetime
 from typing import Annotated
 
 import typer
 from rich.markup import escape
+from temporalio.service import RPCError
 
 from duecourse.cli.common import (
     CliError,
@@ -24,6 +26,7 @@ from duecourse.cli.render import status_view, timeline_table, when
 from duecourse.domain.actor import Actor, ActorKind
 from duecourse.domain.compliance import RecipientKind
 from duecourse.domain.money import Money
+from duecourse.domain.outcomes import ReportCheck
 from duecourse.domain.policy import Channel
 from duecourse.domain.requests import (
     CancelRequest,
@@ -32,6 +35,12 @@ from duecourse.domain.requests import (
     LegalDecision,
     PaymentReport,
     PromiseRequest,
+)
+from duecourse.temporal.client import (
+    PaymentFate,
+    PaymentOutcome,
+    PaymentTrace,
+    PaymentUnconfirmed,
 )
 
 LoanId = Annotated[str, typer.Argument(help="the platform's loan id")]
@@ -90,37 +99,107 @@ def timeline(loan_id: LoanId, as_json: Json = False,
     run(go())
 
 
+PAY_WAIT = 10.0
+"""Seconds `pay` waits for a worker to apply the payment before saying it is received."""
+
+
 def pay(loan_id: LoanId,
         amount: Annotated[str, typer.Option(help="amount paid, e.g. 250.00")],
         reference: Annotated[str, typer.Option(help="payment reference (deduplicates)")],
         currency: Annotated[str | None, typer.Option(help="default: the loan's")] = None,
         paid_at: Annotated[str | None, typer.Option(help="ISO 8601 with offset; default now")]
-        = None, as_json: Json = False) -> None:
-    """Report a payment the platform received; repeating a reference changes nothing."""
+        = None, as_json: Json = False,
+        wait: Annotated[float, typer.Option(
+            min=0, help="seconds to wait for a worker to apply it (0: do not wait)")]
+        = PAY_WAIT) -> None:
+    """Report a payment the platform received; repeating a reference changes nothing.
+
+    The answer holds while the worker is busy or down: the loan's history (which needs no
+    worker) says whether the payment was applied, waits for a worker, or never arrived -
+    then retrying with the same reference is safe. A reference applied before is a
+    duplicate (exit 0), also once its payment closed the loan."""
 
     async def go() -> None:
         value, moment = parse_amount(amount), _instant(paid_at, "--paid-at")
         client = await temporal(settings())
-        before = await client.status(loan_id)
-        money = Money(amount=value, currency=_currency(currency, before.outstanding.currency))
-        await client.report_payment(loan_id, PaymentReport(
-            reference=reference, amount=money, paid_at=moment))
-        after = await client.status(loan_id)
-        if as_json:
-            typer.echo(after.model_dump_json(indent=2))
+        try:
+            known = await client.payment_trace(loan_id, reference)
+        except RPCError as err:  # nothing was sent yet
+            raise CliError(f"payment {reference} was not reported: Temporal did not answer "
+                           f"({err.status.name}: {err.message}); it is safe to retry with the "
+                           "same reference") from err
+        already = known.fate in (PaymentFate.APPLIED, PaymentFate.RECEIVED)
+        money = Money(amount=value, currency=_currency(currency, known.currency))
+        try:  # a duplicate is reported too: the ledger keeps every report of a reference
+            outcome = await client.report_payment(loan_id, PaymentReport(
+                reference=reference, amount=money, paid_at=moment))
+        except PaymentUnconfirmed as err:
+            if not already:
+                raise CliError(err.message) from err
+            outcome = PaymentOutcome(reference, "duplicate", known.fate, known.sentence())
+        if already or outcome.status == "duplicate":
+            _paid(loan_id, "duplicate", outcome.trace or known, None, as_json)
             return
-        console.print(f"Payment [bold]{escape(reference)}[/] of {money} reported for loan "
-                      f"{escape(loan_id)}. Outstanding: {before.outstanding} -> "
-                      f"[bold]{after.outstanding}[/]", highlight=False)
-        if after.outcome:
-            console.print(f"Collection closed: [green]{after.outcome}[/] "
-                          f"({escape(after.close_reason)})", highlight=False)
-        elif after.outstanding == before.outstanding:
-            err_console.print(f"[yellow]note:[/] outstanding unchanged; reference "
-                              f"{escape(reference)} was probably recorded before (see "
-                              f"`duecourse timeline {escape(loan_id)}`)", highlight=False)
+        trace = outcome.trace
+        if outcome.status == "accepted" and wait and \
+                (trace is None or trace.fate is PaymentFate.RECEIVED):
+            with contextlib.suppress(RPCError, LookupError):  # it was received: say so
+                trace = await client.await_payment(loan_id, reference, within=wait)
+        if outcome.recovered_from:
+            err_console.print(f"[yellow]note:[/] Temporal's reply was lost "
+                              f"({escape(outcome.recovered_from)}); the loan's history tells "
+                              "what happened", highlight=False, soft_wrap=True)
+        _paid(loan_id, outcome.status, trace, money, as_json)
+        if trace is not None and trace.fate is PaymentFate.RECEIVED and wait:
+            err_console.print(f"[yellow]note:[/] no worker processed it within {wait:g} s: "
+                              "is `duecourse worker` running?", highlight=False)
 
     run(go())
+
+
+def _paid(loan_id: str, status_: str, trace: PaymentTrace | None, money: Money | None,
+          as_json: bool) -> None:
+    """Say what became of a payment: applied (with the balance), waiting for a worker,
+    refused (exit 1), or a duplicate that changed nothing."""
+    ref = trace.reference if trace else "?"
+    fate = trace.fate if trace else PaymentFate.RECEIVED
+    recorded = trace.recorded if trace else None
+    if as_json:
+        after = {"amount": str(recorded.outstanding_after), "currency": recorded.currency} \
+            if recorded else None
+        typer.echo(json.dumps({
+            "status": status_, "payment": fate.value, "loan_id": loan_id,
+            "reference": ref, "detail": trace.sentence() if trace else
+            f"payment {ref} is being applied", "outstanding": after,
+            "outcome": trace.outcome if trace and recorded else None}, indent=2))
+    if fate is PaymentFate.REFUSED and trace is not None:
+        raise CliError(trace.sentence())
+    if as_json:
+        return
+    if status_ == "duplicate":
+        console.print(f"Duplicate: {escape(trace.sentence() if trace else ref)}; nothing "
+                      "changed.", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]note:[/] outstanding unchanged; a reference is applied "
+                          f"once (see `duecourse timeline {escape(loan_id)}`)",
+                          highlight=False, soft_wrap=True)
+        return
+    if recorded is None:
+        what = f" of {money}" if money else ""
+        console.print(f"Payment [bold]{escape(ref)}[/]{what} was received for loan "
+                      f"{escape(loan_id)}; no worker has applied it yet, and it is applied as "
+                      "soon as one does. Reporting it again changes nothing.",
+                      highlight=False, soft_wrap=True)
+        return
+    before = Money(amount=recorded.outstanding_after + recorded.applied,
+                   currency=recorded.currency)
+    after = Money(amount=recorded.outstanding_after, currency=recorded.currency)
+    paid = Money(amount=recorded.amount, currency=recorded.currency)
+    console.print(f"Payment [bold]{escape(ref)}[/] of {paid} applied to loan "
+                  f"{escape(loan_id)}. Outstanding: {before} -> [bold]{after}[/]",
+                  highlight=False)
+    if trace is not None and trace.outcome:
+        console.print(f"Collection closed: [green]{trace.outcome}[/] "
+                      f"({escape(trace.close_reason)})", highlight=False)
 
 
 def promise(loan_id: LoanId,
@@ -184,12 +263,32 @@ def outcome(loan_id: LoanId,
 
     async def go() -> None:
         client = await temporal(settings())
-        await client.record_contact_outcome(loan_id, report)
+        check = await client.record_contact_outcome(loan_id, report)
+        recorded = f"Recorded {result.value} via {channel.value} for loan {escape(loan_id)}"
+        if check is None:  # no worker answered: the stage could not be told either
+            console.print(f"{recorded}.", highlight=False)
+            err_console.print("[yellow]note:[/] the contact could not be checked against the "
+                              "rules now (no worker answered); the loan reviews it when it "
+                              "runs, and the audit checks it", highlight=False, soft_wrap=True)
+            return
         s = await client.status(loan_id)
-        console.print(f"Recorded {result.value} via {channel.value} for loan "
-                      f"{escape(loan_id)}; stage is now [bold]{s.stage}[/]", highlight=False)
+        console.print(f"{recorded}; stage is now [bold]{s.stage}[/]", highlight=False)
+        if check.broke_rules:  # recorded all the same (exit 0), but nobody may miss it
+            err_console.print(_broke_rules(check), highlight=False, soft_wrap=True)
 
     run(go())
+
+
+def _broke_rules(check: ReportCheck) -> str:
+    """The warning an agent gets for a contact that broke rules: each rule and its legal
+    reference, and where the violation went for review."""
+    n = len(check.violations)
+    head = "This contact broke a rule" if n == 1 else f"This contact broke {n} rules"
+    lines = [f"[bold red]{head}[/] [red](at {escape(check.local_time)}):[/]"]
+    lines += [f"[red]  - {escape(v.detail)} ({escape(v.rule)})[/]" for v in check.violations]
+    where = f"task {escape(check.review_task)}" if check.review_task else "the ledger"
+    lines.append(f"[yellow]It is recorded as a violation to review: {where}.[/]")
+    return "\n".join(lines)
 
 
 def legal_decision(loan_id: LoanId,

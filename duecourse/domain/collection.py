@@ -22,7 +22,7 @@ from duecourse.domain.agreements import (
     Settlement,
     SettlementStatus,
 )
-from duecourse.domain.calendar import days_past_due, local_date, local_midnight, pin_zone
+from duecourse.domain.calendar import days_past_due, local_date, local_midnight, pin_zone, zone
 from duecourse.domain.compliance import (
     AttemptResult,
     ContactEvent,
@@ -50,7 +50,13 @@ from duecourse.domain.entries import (
 )
 from duecourse.domain.legal import LegalCase
 from duecourse.domain.loan import LoanIntake
-from duecourse.domain.outcomes import apply_outcome, person_key, refusal_keys
+from duecourse.domain.outcomes import (
+    ReportCheck,
+    apply_outcome,
+    person_key,
+    refusal_keys,
+    reported_violations,
+)
 from duecourse.domain.policy import Channel, Policy, Segment
 from duecourse.domain.requests import (
     CancelRequest,
@@ -560,6 +566,22 @@ class Collection:
                                    report.actor)
         return entries
 
+    def contact_check(self, report: ContactOutcomeReport, now: datetime) -> ReportCheck:
+        """The rules the contact behind `report` broke if it is recorded at `now`: a
+        contact the agent made without asking first is judged against the history and
+        standing from before it, by the same engine and the same rules as the audit - so
+        the agent hears it now, not from an audit later. One that completes a contact we
+        cleared broke nothing new (it was judged when asked). Changes nothing: the query
+        asks it before the report is signalled, and the signal before recording it."""
+        s = self.state
+        applied = apply_outcome(list(s.contacts), now, report.channel, report.kind,
+                                report.address, report.person, report.result,
+                                self.loan.borrower)  # a copy: a completion stays unmade
+        local = now.astimezone(zone(self.tz))
+        return ReportCheck(at=now,
+                           local_time=f"{local:%Y-%m-%d %H:%M} {self.loan.borrower.timezone}",
+                           violations=reported_violations(applied.added, self.context()))
+
     def _record_attempt_result(self, report: ContactOutcomeReport, now: datetime) -> None:
         """Complete the latest matching attempt to the same person in the history, or add
         the contact the agent made (it counts towards that person's limits either way), or
@@ -634,7 +656,7 @@ class Collection:
         promise = Promise(
             promise_id=f"P{len(s.promises) + 1}", amount=req.amount.amount,
             currency=req.amount.currency, due_date=req.due_date, made_at=now,
-            check_at=local_midnight(check_day, self.tz), actor=req.actor,
+            check_at=check_at, actor=req.actor,
             paid_before=s.total_paid, note=req.note)
         entries: list[LedgerEntry] = []
         if s.stage is Stage.REMINDER:

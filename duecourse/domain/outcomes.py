@@ -3,7 +3,9 @@
 Shared by the collection (as the report arrives) and the independent audit (replaying the
 ledger), so both attribute the same calls and conversations to the same person: a
 guarantor's or third party's contacts are theirs (Reg F 1006.14(b) counts per person),
-never the debtor's.
+never the debtor's. A contact the agent made without asking first is judged here too, as
+the audit judges it (`reported_violations`), so the agent is told at once which rules it
+broke instead of the audit finding it later.
 """
 
 from __future__ import annotations
@@ -11,17 +13,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from pydantic import BaseModel, ConfigDict
+
+from duecourse.domain.compliance.engine import Context, violations
 from duecourse.domain.compliance.model import (
     AttemptResult,
     ContactEvent,
+    ProposedContact,
     Purpose,
     RecipientKind,
+    Violation,
     person_of,
 )
 from duecourse.domain.contact import recipient_for
 from duecourse.domain.loan import Borrower
 from duecourse.domain.policy import Channel
-from duecourse.domain.requests import ContactResult
+from duecourse.domain.requests import ContactOutcomeReport, ContactResult
 
 
 def attempt_result(result: ContactResult, kind: RecipientKind) -> AttemptResult | None:
@@ -132,3 +139,57 @@ def refusal_keys(kind: RecipientKind, result: AttemptResult | None, address: str
             not (address or person):
         return []
     return [k for k in (address, person_key(kind, address, person, event)) if k]
+
+
+def as_proposed(made: ContactEvent) -> ProposedContact:
+    """A contact the agent reported, as the engine judges one: made when reported, to whom
+    and where it was, telling the debt to anyone but a third party - as the audit checks
+    a reported contact nobody asked about."""
+    return ProposedContact(channel=made.channel, at=made.at, address=made.address,
+                           recipient_kind=made.recipient_kind, purpose=made.purpose,
+                           person=made.person,
+                           discloses_debt=made.recipient_kind is not RecipientKind.THIRD_PARTY)
+
+
+def reported_violations(made: ContactEvent | None, ctx: Context) -> list[Violation]:
+    """Every rule a contact the agent made without asking first broke, judged by the
+    engine's `violations()` against `ctx` - the standing and history from before the
+    contact. Nothing for no new contact (the report completed one we cleared, judged when
+    it was asked about) or an inbound call (they called us: no contact of ours)."""
+    if made is None or made.inbound:
+        return []
+    return violations(as_proposed(made), ctx)
+
+
+class ContactCheck(BaseModel):
+    """A contact outcome about to be reported, and the caller's now: a query's own clock
+    is its workflow's last task, which may be long past."""
+
+    model_config = ConfigDict(frozen=True)
+
+    report: ContactOutcomeReport
+    at: datetime
+
+
+class ReportCheck(BaseModel):
+    """What the agent is told of a contact they report: the rules it broke (empty: none),
+    judged at `at` (`local_time`: the borrower's wall clock then), and the review task it
+    opened once recorded. PII-free: rules and codes only, never the number or person."""
+
+    at: datetime
+    local_time: str
+    violations: list[Violation] = []
+    review_task: str | None = None
+
+    @property
+    def broke_rules(self) -> bool:
+        return bool(self.violations)
+
+    def broken(self) -> str:
+        """Each rule broken, with its legal reference, for a person to read."""
+        return "; ".join(f"{v.detail} ({v.rule})" for v in self.violations)
+
+    def summary(self, report: ContactOutcomeReport) -> str:
+        """Who reported what and what it broke, PII-free (for the review task and alert)."""
+        return (f"{report.actor.id} reported a {report.channel.value} contact with the "
+                f"{report.kind.value} at {self.local_time} that broke: {self.broken()}")

@@ -1,4 +1,5 @@
-"""Task lifecycle: open with an SLA, escalate to supervisors when missed, resolve, cancel."""
+"""Task lifecycle: open with an SLA, escalate to supervisors when missed, resolve, cancel -
+and the supervisor's review of a contact an agent reported that broke a rule."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from datetime import datetime
 from duecourse.domain.actor import SYSTEM, Actor
 from duecourse.domain.collection import Collection
 from duecourse.domain.entries import LedgerEntry, TaskRecorded
+from duecourse.domain.outcomes import ReportCheck
+from duecourse.domain.requests import ContactOutcomeReport
 from duecourse.domain.worklist import Task, TaskKind, TaskStatus
 
 
@@ -75,3 +78,25 @@ def cancel_pending(c: Collection, now: datetime, why: str) -> list[LedgerEntry]:
         task.version += 1
         entries.append(task_entry(task, now))
     return entries
+
+
+def review_reported_violation(c: Collection, report: ContactOutcomeReport, check: ReportCheck,
+                              now: datetime) -> tuple[Task | None, list[LedgerEntry]]:
+    """A reported contact broke rules (`check`, from `Collection.contact_check` before it
+    was recorded): the ledger says so and a supervisor reviews it, so it is neither
+    accepted silently nor left for the audit to find. The contact itself stays recorded -
+    it happened, and the limits count it. A loan already closing opens no task (nobody
+    could complete it); the event still says what was broken. PII-free: rules, codes and
+    who reported it, never the number, address or person."""
+    task: Task | None = None
+    opened: list[LedgerEntry] = []
+    if not c.state.is_closed:
+        task, opened = open_task(c, TaskKind.REVIEW_VIOLATION,
+                                 f"reported contact {check.local_time}"[:128], now,
+                                 assignee=c.policy.tasks.supervisor_queue,
+                                 note=check.summary(report))
+    return task, [c._event(
+        "contact_violation_reported", now, report.actor, channel=report.channel,
+        recipient_kind=report.kind, local_time=check.local_time,
+        codes=[v.code for v in check.violations], rules=[v.rule for v in check.violations],
+        task=task.task_id if task else None), *opened]

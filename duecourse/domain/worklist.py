@@ -20,6 +20,7 @@ class TaskKind(StrEnum):
     SEND_NOTICE = "send_notice"  # a notice the law requires could not be sent automatically
     REFER_CASE = "refer_case"  # the legal partner could not be reached automatically
     REVIEW_MORATORIUM = "review_moratorium"  # a moratorium we must honour but may question
+    REVIEW_VIOLATION = "review_violation"  # an agent reported a contact that broke a rule
 
 
 OUTCOMES: dict[TaskKind, tuple[str, ...]] = {
@@ -34,11 +35,15 @@ OUTCOMES: dict[TaskKind, tuple[str, ...]] = {
     # honoured as registered, or a review asked of the debt adviser (DRS reg 17): the
     # moratorium stays either way until the adviser ends it
     TaskKind.REVIEW_MORATORIUM: ("noted", "review_requested"),
+    # a breach the agent reported: confirmed (and dealt with, e.g. coaching), or dismissed
+    # as reported wrongly - the ledger keeps the contact either way
+    TaskKind.REVIEW_VIOLATION: ("confirmed", "dismissed"),
 }
 """The outcomes a completion may report, per kind of task."""
 
 SUPERVISOR_ONLY = {TaskKind.APPROVE_SETTLEMENT, TaskKind.APPROVE_LEGAL,
-                   TaskKind.REVIEW_HARDSHIP, TaskKind.REFER_CASE, TaskKind.REVIEW_MORATORIUM}
+                   TaskKind.REVIEW_HARDSHIP, TaskKind.REFER_CASE, TaskKind.REVIEW_MORATORIUM,
+                   TaskKind.REVIEW_VIOLATION}
 
 
 class TaskStatus(StrEnum):

@@ -6,8 +6,10 @@ errors to domain errors with clear messages, and starts idempotently.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
@@ -19,6 +21,7 @@ from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
     WorkflowHandle,
+    WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import (
@@ -41,7 +44,10 @@ from duecourse.domain.agreements import (
     SettlementOffer,
     SettlementResult,
 )
-from duecourse.domain.commands import CollectionInput, CollectionResult
+from duecourse.domain.commands import (
+    CollectionInput,
+    CollectionResult,
+)
 from duecourse.domain.compliance import Decision
 from duecourse.domain.compliance.requests import (
     ContactRequest,
@@ -52,6 +58,7 @@ from duecourse.domain.compliance.requests import (
 )
 from duecourse.domain.legal import CaseEvent, LegalCase
 from duecourse.domain.loan import LoanIntake, workflow_id_for
+from duecourse.domain.outcomes import ContactCheck, ReportCheck
 from duecourse.domain.policy import Policy
 from duecourse.domain.requests import (
     CancelRequest,
@@ -64,7 +71,17 @@ from duecourse.domain.requests import (
 )
 from duecourse.domain.rules import RulesBasis, RulesMigration
 from duecourse.domain.status import CollectionStatus
-from duecourse.domain.worklist import TaskCompletion, TaskResult
+from duecourse.domain.worklist import TaskCompletion, TaskKind, TaskResult
+from duecourse.temporal.payment_trace import (
+    AMBIGUOUS,
+    HISTORY_TIMEOUT,
+    SETTLE_SECONDS,
+    PaymentFate,
+    PaymentOutcome,
+    PaymentTrace,
+    PaymentUnconfirmed,
+    trace_payment,
+)
 
 WORKFLOW_NAME = "LoanCollection"
 
@@ -173,11 +190,130 @@ class CollectionClient:
             raise self._translate(loan_id, err) from err
         return desc.status == WorkflowExecutionStatus.RUNNING
 
-    async def report_payment(self, loan_id: str, report: PaymentReport) -> None:
-        await self._signal(loan_id, "report_payment", report)
+    async def report_payment(self, loan_id: str, report: PaymentReport, *,
+                             rpc_timeout: timedelta | None = None,
+                             settle: float = SETTLE_SECONDS) -> PaymentOutcome:
+        """Report a payment and say truthfully what became of it.
 
-    async def record_contact_outcome(self, loan_id: str, report: ContactOutcomeReport) -> None:
+        A signal's answer can be lost after the server recorded it (a client timeout:
+        `CANCELLED: Timeout expired`; a dropped connection), and a closed loan refuses
+        every signal - also the retry of a payment that closed it. In both cases the
+        loan's history settles it (the reference is idempotent): an applied reference is a
+        `duplicate`, a received one `accepted`; one the history lacks raises
+        PaymentUnconfirmed saying it is safe to retry with the same reference.
+        """
+        ref = report.reference
+        try:
+            await self.handle(loan_id).signal("report_payment", report, rpc_timeout=rpc_timeout)
+        except RPCError as err:
+            problem = self._translate(loan_id, err)
+            closed = isinstance(problem, LoanClosed)
+            if not closed and err.status not in AMBIGUOUS:
+                raise problem from err  # refused outright (unknown loan, bad request)
+            why = f"{err.status.name}: {err.message}"
+            try:
+                trace = await self._settled_trace(loan_id, ref, 0 if closed else settle)
+            except (RPCError, LookupError, LoanClosed) as second:
+                if closed:
+                    raise problem from err
+                raise PaymentUnconfirmed(
+                    f"payment {ref} may not have reached loan {loan_id}: Temporal did not "
+                    f"answer ({why}) and the loan's history could not be read either "
+                    f"({second}); retry with the same reference, which is applied at most "
+                    "once", err, None) from err
+            if trace.fate is PaymentFate.APPLIED and (closed or trace.reports > 1):
+                return PaymentOutcome(ref, "duplicate", trace.fate,
+                                      f"{trace.sentence()}; reported again, nothing changed",
+                                      trace, None if closed else why)
+            if closed:
+                ended = trace.outcome or trace.ended or "closed"
+                raise LoanClosed(f"collection for loan {loan_id} has ended ({ended}); payment "
+                                 f"{ref} was not applied") from err
+            if trace.fate is PaymentFate.ABSENT:
+                raise PaymentUnconfirmed(
+                    f"payment {ref} was not applied (Temporal did not record it: {why}); it "
+                    "is safe to retry with the same reference", err, False) from err
+            return PaymentOutcome(ref, "accepted", trace.fate,
+                                  f"{trace.sentence()} (Temporal's reply was lost: {why})",
+                                  trace, why)
+        return PaymentOutcome(ref, "accepted", PaymentFate.RECEIVED,
+                              f"payment {ref} is being applied")
+
+    async def payment_trace(self, loan_id: str, reference: str, *,
+                            rpc_timeout: timedelta | None = HISTORY_TIMEOUT) -> PaymentTrace:
+        """What the loan's workflow history says of `reference`; needs no worker."""
+        handle = self.handle(loan_id)
+        try:
+            events = [e async for e in handle.fetch_history_events(rpc_timeout=rpc_timeout)]
+        except RPCError as err:
+            raise self._translate(loan_id, err) from err
+        return await trace_payment(self.client, loan_id, reference, events)
+
+    async def await_payment(self, loan_id: str, reference: str, *, within: float,
+                            poll: float = 0.25) -> PaymentTrace:
+        """The reference's trace once the workflow has applied or refused it, or as it
+        stands after `within` seconds (RECEIVED: no worker has processed it yet)."""
+        deadline = time.monotonic() + within
+        while True:
+            trace = await self.payment_trace(loan_id, reference)
+            if trace.fate is not PaymentFate.RECEIVED or time.monotonic() >= deadline:
+                return trace
+            await asyncio.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+            poll = min(poll * 1.5, 1.0)
+
+    async def _settled_trace(self, loan_id: str, reference: str,
+                             settle: float) -> PaymentTrace:
+        """The trace, read again for up to `settle` seconds while the reference is absent:
+        a signal whose reply was lost may still be on its way into the history."""
+        deadline = time.monotonic() + settle
+        while True:
+            trace = await self.payment_trace(loan_id, reference)
+            if trace.fate is not PaymentFate.ABSENT or time.monotonic() >= deadline:
+                return trace
+            await asyncio.sleep(0.25)
+
+    async def record_contact_outcome(self, loan_id: str, report: ContactOutcomeReport,
+                                     at: datetime | None = None) -> ReportCheck | None:
+        """Report what came of a contact, and say at once which rules it broke, if any.
+
+        A signal cannot answer, so the workflow's `contact_check` query judges the report
+        first - by the same domain function the signal then records it with - and, when
+        it broke rules, the review task the signal opened is looked up after it. `at` is
+        the caller's now (default: this clock). None: it could not be checked now (no
+        worker answered within a few seconds, or one older than the query); it is recorded
+        all the same - a signal needs no worker - and the workflow reviews it when it
+        runs, the audit later. The ledger is the record: a fact arriving between the
+        check and the signal may change what is recorded.
+        """
+        when = at or datetime.now(UTC)
+        try:
+            check: ReportCheck | None = await self.handle(loan_id).query(
+                "contact_check", ContactCheck(report=report, at=when), result_type=ReportCheck,
+                rpc_timeout=timedelta(seconds=5))
+        except WorkflowQueryFailedError:  # never lose the report for want of the check
+            check = None
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise self._translate(loan_id, err) from err
+            check = None  # no worker to answer: the signal is still accepted
+        if check is None or not check.broke_rules:
+            await self._signal(loan_id, "record_contact_outcome", report)
+            return check
+
+        async def reviews() -> list[str] | None:
+            """The open review tasks, oldest first; None if the loan cannot say now (naming
+            the review is a courtesy: it never stops or fails the report)."""
+            try:
+                return [t.task_id for t in (await self.status(loan_id, when)).open_tasks
+                        if t.kind is TaskKind.REVIEW_VIOLATION]
+            except (RPCError, WorkflowQueryFailedError, LoanClosed, LoanNotFound):
+                return None
+
+        before = await reviews()
         await self._signal(loan_id, "record_contact_outcome", report)
+        after = await reviews() if before is not None else None
+        opened = [t for t in after or [] if t not in (before or [])]
+        return check.model_copy(update={"review_task": opened[-1] if opened else None})
 
     async def cancel(self, loan_id: str, request: CancelRequest) -> None:
         await self._signal(loan_id, "cancel", request)

@@ -12,8 +12,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Response, status
 from sqlalchemy import select
+from temporalio.service import RPCError
 
 from duecourse.api.auth import DESK, Principal, Role, allow
+from duecourse.api.outcome_schemas import OutcomeAccepted, RuleBroken
 from duecourse.api.problems import ProblemError, responses
 from duecourse.api.schemas import (
     Accepted,
@@ -58,6 +60,7 @@ from duecourse.domain.requests import (
 )
 from duecourse.domain.status import CollectionStatus
 from duecourse.store import tables as t
+from duecourse.temporal.client import PaymentUnconfirmed
 
 router = APIRouter(prefix="/v1/loans/{loan_id}", tags=["actions"])
 
@@ -85,13 +88,9 @@ async def _open(svc: Services, loan_id: str) -> str:
 async def report_payment(loan_id: LoanId, body: PaymentIn, svc: Svc, response: Response,
                          who: Annotated[Principal, Depends(allow(Role.PLATFORM))],
                          ) -> Accepted:
-    """Report a payment; the same reference twice is applied once."""
-    currency = await _open(svc, loan_id)
-    if Decimal(body.amount) <= 0:
-        raise ProblemError(422, "Invalid amount", "a payment must be greater than zero")
-    if body.currency and body.currency.upper() != currency:
-        raise ProblemError(422, "Invalid amount",
-                           f"the loan is in {currency}, not {body.currency.upper()}")
+    """Report a payment; the same reference twice is applied once. A reference already
+    recorded answers 200 `duplicate`, even once its payment closed the loan (a retry of
+    the last payment is not 409)."""
     async with svc.ledger.engine.connect() as conn:
         seen = (await conn.execute(select(t.payments.c.id).where(
             t.payments.c.loan_id == loan_id,
@@ -100,10 +99,27 @@ async def report_payment(loan_id: LoanId, body: PaymentIn, svc: Svc, response: R
         response.status_code = status.HTTP_200_OK
         return Accepted(status="duplicate", detail=f"payment {body.reference} was already "
                                                     "recorded; nothing changed")
-    await svc.client.report_payment(loan_id, PaymentReport(
-        reference=body.reference, amount=money(body.amount, currency),
-        paid_at=body.paid_at or datetime.now(UTC), actor=who.actor))
-    return Accepted(status="accepted", detail=f"payment {body.reference} is being applied")
+    try:
+        currency = await _open(svc, loan_id)
+    except RPCError as err:  # nothing was sent: say so, not just "Timeout expired"
+        raise ProblemError(503, "Collection engine unavailable",
+                           f"payment {body.reference} was not reported (Temporal answered "
+                           f"{err.status.name}: {err.message}); it is safe to retry with "
+                           "the same reference") from err
+    if Decimal(body.amount) <= 0:
+        raise ProblemError(422, "Invalid amount", "a payment must be greater than zero")
+    if body.currency and body.currency.upper() != currency:
+        raise ProblemError(422, "Invalid amount",
+                           f"the loan is in {currency}, not {body.currency.upper()}")
+    try:  # a lost reply or a loan that closed meanwhile: the loan's history settles it
+        outcome = await svc.client.report_payment(loan_id, PaymentReport(
+            reference=body.reference, amount=money(body.amount, currency),
+            paid_at=body.paid_at or datetime.now(UTC), actor=who.actor))
+    except PaymentUnconfirmed as err:
+        raise ProblemError(503, "Collection engine unavailable", err.message) from err
+    if outcome.status == "duplicate":
+        response.status_code = status.HTTP_200_OK
+    return Accepted(status=outcome.status, detail=outcome.detail)
 
 
 @router.post("/promises", status_code=201, response_model=PromiseAccepted, responses=ACT)
@@ -174,19 +190,34 @@ async def contact_preferences(loan_id: LoanId, body: PreferencesIn, svc: Svc,
     return Accepted(status="accepted", detail="contact preferences recorded")
 
 
-@router.post("/contact-outcomes", status_code=202, response_model=Accepted, responses=ACT)
+@router.post("/contact-outcomes", status_code=202, response_model=OutcomeAccepted,
+             responses=ACT)
 async def contact_outcome(loan_id: LoanId, body: OutcomeIn, svc: Svc,
-                          who: Annotated[Principal, Depends(allow(*DESK))]) -> Accepted:
+                          who: Annotated[Principal, Depends(allow(*DESK))]) -> OutcomeAccepted:
+    """Report what came of a contact. It is always recorded; one the agent made without
+    asking first that broke rules comes back with each rule in `violations`, recorded as a
+    violation for a supervisor to review (`review_task`)."""
     report = ContactOutcomeReport(
         channel=body.channel, result=body.result, note=body.note, actor=who.actor,
         address=body.address, recipient_kind=body.recipient_kind, person=body.person,
         recontact_invited=body.recontact_invited)
     await _open(svc, loan_id)
-    await svc.client.record_contact_outcome(loan_id, report)
+    check = await svc.client.record_contact_outcome(loan_id, report)
     with_whom = "" if body.recipient_kind is RecipientKind.DEBTOR else \
         f" with the {body.recipient_kind.value.replace('_', ' ')}"
-    return Accepted(status="accepted",
-                    detail=f"{body.result} via {body.channel}{with_whom} recorded")
+    detail = f"{body.result} via {body.channel}{with_whom} recorded"
+    if check is None:
+        return OutcomeAccepted(status="accepted", detail=detail, checked=False)
+    if check.broke_rules:
+        n = len(check.violations)
+        where = f"task {check.review_task}" if check.review_task else "the ledger"
+        detail += (f"; the contact broke {'a rule' if n == 1 else f'{n} rules'} and is "
+                   f"recorded as a violation to review ({where})")
+    return OutcomeAccepted(
+        status="accepted", detail=detail, local_time=check.local_time,
+        review_task=check.review_task,
+        violations=[RuleBroken(code=v.code, rule=v.rule, detail=v.detail)
+                    for v in check.violations])
 
 
 @router.post("/legal/approval", response_model=LegalDecisionResult, responses=ACT)
