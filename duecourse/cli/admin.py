@@ -58,9 +58,19 @@ def upgrade() -> None:
 
 
 def start(file: Annotated[Path, typer.Argument(help="hand-over file, .csv or .json")],
-          policy_dir: PolicyDir = None) -> None:
-    """Start collection for every loan in FILE (idempotent: running loans are kept)."""
-    code = asyncio.run(starter.run(settings(), file, console, policy_dir=policy_dir))
+          policy_dir: PolicyDir = None,
+          concurrency: Annotated[int, typer.Option(
+              min=1, max=512, help="starts in flight at once")] = starter.DEFAULT_CONCURRENCY,
+          progress_every: Annotated[float, typer.Option(
+              min=0.05, help="seconds between progress lines when the output is not a "
+              "terminal (a log or CI)")] = starter.PROGRESS_EVERY,
+          ) -> None:
+    """Start collection for every loan in FILE (idempotent: running loans are kept).
+
+    A long file is never silent: a progress bar on a terminal, else a line every few
+    seconds with the counts and the rate, while the file is read and while it is started."""
+    code = asyncio.run(starter.run(settings(), file, console, policy_dir=policy_dir,
+                                   concurrency=concurrency, progress_every=progress_every))
     raise typer.Exit(code)
 
 
