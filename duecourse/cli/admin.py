@@ -176,7 +176,9 @@ def _hours_departure(law: RulePack, ours: ContactHours | None) -> dict[str, Any]
 def _plain(value: Any) -> Any:
     """`value` as JSON data: durations as days, models as their JSON form."""
     if isinstance(value, timedelta):
-        return f"{value.days} days" if not value.seconds else str(value)
+        if value.seconds or value.microseconds:
+            return str(value)
+        return "1 day" if value.days == 1 else f"{value.days} days"
     if isinstance(value, ContactHours):
         return value.model_dump(mode="json")
     if isinstance(value, dict):
