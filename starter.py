@@ -114,7 +114,8 @@ async def start_loans(client: CollectionClient, rows: Sequence[IntakeRow], *, no
                       on_progress: ProgressCallback | None = None,
                       platform: str | None = None,
                       ledger: AsyncEngine | None = None,
-                      summary: StartSummary | None = None) -> StartSummary:
+                      summary: StartSummary | None = None,
+                      allow_demo: bool = False) -> StartSummary:
     """Start every valid row; each row ends up started, already running or rejected.
 
     A loan id repeated in the file is rejected as a duplicate (its first row is started):
@@ -140,7 +141,7 @@ async def start_loans(client: CollectionClient, rows: Sequence[IntakeRow], *, no
             if r.loan is not None and first_row[r.loan.loan_id] != r.row:
                 raise RowRejected(f"duplicate: loan {r.loan.loan_id} is already on row "
                                   f"{first_row[r.loan.loan_id]} of this file")
-            loan, policy = validate_for_start(r, now, policy_dir)
+            loan, policy = validate_for_start(r, now, policy_dir, allow_demo)
             problem = reopen_problem(closed.get(loan.loan_id), loan)
             if problem is not None:
                 raise _AlreadyClosed(problem)
@@ -276,14 +277,16 @@ async def start_with_progress(client: CollectionClient, rows: Sequence[IntakeRow
                               policy_dir: str | Path | None = None,
                               ledger: AsyncEngine | None = None,
                               concurrency: int = DEFAULT_CONCURRENCY,
-                              every: float = PROGRESS_EVERY) -> StartSummary:
+                              every: float = PROGRESS_EVERY,
+                              allow_demo: bool = False) -> StartSummary:
     """Start `rows` behind a progress bar (a terminal) or a progress line every `every`
     seconds (anything else), then print the summary."""
     summary = StartSummary()
 
     async def start(on_progress: ProgressCallback | None = None) -> None:
         await start_loans(client, rows, now=now, policy_dir=policy_dir, ledger=ledger,
-                          concurrency=concurrency, on_progress=on_progress, summary=summary)
+                          concurrency=concurrency, on_progress=on_progress, summary=summary,
+                          allow_demo=allow_demo)
 
     if console.is_terminal:
         with Progress(TextColumn("[bold]Starting loans"), BarColumn(), MofNCompleteColumn(),
@@ -355,7 +358,8 @@ async def run(settings: Settings, path: str | Path, console: Console, *,
                                             rows, console, now=now,
                                             policy_dir=policy_dir or settings.policy_dir,
                                             ledger=ledger, concurrency=concurrency,
-                                            every=progress_every)
+                                            every=progress_every,
+                                            allow_demo=settings.allow_demo_policies)
     except (SQLAlchemyError, OSError) as err:
         url = make_url(settings.ledger_url).render_as_string(hide_password=True)
         errors.print(f"[bold red]error:[/] cannot read the ledger at {escape(url)} to check "

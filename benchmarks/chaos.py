@@ -29,7 +29,9 @@ The rig (real parts only, nothing mocked):
 The scenario (one seed drives all of it; the seed is printed, `--seed` replays the plan,
 though not the exact interleaving, which belongs to the machine):
 - borrowers in CN, US and GB, each in a time zone that is in daytime now (the pack's
-  lawful hours still apply; the demo policy itself has none), on the `demo` policy;
+  lawful hours still apply; the demo policy itself has none), on the `demo` policy's
+  stages but the law's own waiting periods: without its `demo:` clock and its demo-only
+  pack overrides (`chaos_policy`), so faults, not compressed law, decide what happens;
 - a behaviour per loan: pays in full; pays partially, then the rest; pays partially only;
   opens a dispute that is verified later (a stop fact); opts out of SMS; asks to cease
   communication; never pays (these reach the legal stage, except in GB, where the
@@ -399,12 +401,19 @@ def summarize_actions(rig: Rig, actions: list[Action]) -> None:
         + ", ".join(f"{k} {v}" for k, v in sorted(results.items())))
 
 
+def chaos_policy() -> Policy:
+    """The demo policy's stages (seconds to minutes) with the standard policy's compliance
+    choices and no demo clock: the packs' hours and waiting periods as the law has them."""
+    return load_policy("demo").model_copy(update={
+        "demo": None, "compliance": load_policy("standard").compliance})
+
+
 async def chaos(args: argparse.Namespace, rig: Rig) -> int:
     tl = rig.timeline
     run_started = time.monotonic()
     scenario = make_scenario(args.loans, rig.run, args.seed, args.duration, args.kills,
                              args.outage_seconds)
-    policy = load_policy("demo")
+    policy = chaos_policy()
     await rig.build()
     assert rig.client is not None
     cc = CollectionClient(rig.client, rig.task_queue)

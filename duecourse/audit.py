@@ -46,7 +46,7 @@ from duecourse.domain.compliance import (
 from duecourse.domain.compliance.engine import Context
 from duecourse.domain.compliance.packs import pack_for
 from duecourse.domain.loan import Borrower
-from duecourse.domain.outcomes import apply_outcome, person_key, refusal_keys
+from duecourse.domain.outcomes import apply_outcome, as_proposed, person_key, refusal_keys
 from duecourse.domain.policy import Channel, ContactHours
 from duecourse.domain.requests import ContactResult
 from duecourse.domain.rules import RulesSnapshot
@@ -328,12 +328,9 @@ async def _audit_case(ledger: Ledger, case: Any, loan: Any, rules: _Rules,
             details = row["data"].get("details") or {}
             made, invited, refused = _outcome(history, at, details, debtor)
             if made is not None and not made.inbound:  # reported, never asked: check it
-                check(ProposedContact(
-                    channel=made.channel, at=at, address=made.address,
-                    recipient_kind=made.recipient_kind, purpose=made.purpose,
-                    person=made.person,
-                    discloses_debt=made.recipient_kind is not RecipientKind.THIRD_PARTY),
-                    f"reported by {row['actor_id']}")
+                check(as_proposed(made.model_copy(update={"at": at}),
+                                  int(details.get("collectors", 1))),
+                      f"reported by {row['actor_id']}")
             if made is not None:  # an inbound call is only a conversation to count
                 history.append(made)
             # an invitation or a refusal counts from after the contact it came in

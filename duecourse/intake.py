@@ -271,11 +271,14 @@ def format_validation_error(err: ValidationError) -> str:
 
 # --------------------------------------------------------------------------- starting
 def validate_for_start(row: IntakeRow, now: datetime,
-                       policy_dir: str | Path | None = None) -> tuple[LoanIntake, Policy]:
+                       policy_dir: str | Path | None = None,
+                       allow_demo: bool = False) -> tuple[LoanIntake, Policy]:
     """The loan and its policy, if the row may start collection now; else RowRejected.
 
     The workflow refuses a loan that is not overdue too, but checking here gives the
-    operator a row-numbered reason instead of a failed workflow.
+    operator a row-numbered reason instead of a failed workflow. A demonstration policy
+    (one with a `demo:` block, like the bundled `demo`) compresses the law's waiting periods
+    and contact hours: it starts a loan only where `allow_demo` says this is a sandbox.
     """
     if row.loan is None:
         raise RowRejected(row.error or "invalid row")
@@ -285,6 +288,12 @@ def validate_for_start(row: IntakeRow, now: datetime,
         policy = load_policy(loan.policy, str(policy_dir) if policy_dir else None)
     except (ValueError, LookupError) as err:  # LoanNotOverdue, UnknownPolicy, bad policy
         raise RowRejected(str(err)) from err
+    if policy.demo is not None and not allow_demo:
+        raise RowRejected(
+            f"policy {policy.name} is for demonstrations only: it compresses days to seconds "
+            "and the law's waiting periods and contact hours (its demo block), so it may "
+            "not start real loans; `duecourse dev --demo` uses it, and a sandbox may set "
+            "DUECOURSE_ALLOW_DEMO_POLICIES=true")
     return loan, policy
 
 

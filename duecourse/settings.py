@@ -47,6 +47,9 @@ class Settings(BaseSettings):
         "addresses (local development only)")
     scorer: str = Field(default="duecourse.domain.scoring:scorecard",
                         description="module:function that assigns segments")
+    allow_demo_policies: bool = Field(
+        default=False, description="let loans start on a demonstration policy (one with a "
+        "demo: block, which compresses the law's waiting periods): sandboxes only")
     max_body_bytes: int = Field(
         default=1 << 20, ge=1024, description="the largest request body the API reads; a "
         "larger one is answered 413 (a batch of 1000 loans is about 500 KiB)")

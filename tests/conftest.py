@@ -48,6 +48,11 @@ TEMPORAL_CLI = BIN / "temporal"
 POSTGRES_URL = os.environ.get("DUECOURSE_TEST_POSTGRES_URL",
                               "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
+# The suite is a sandbox: its loans may run on the bundled demo policy, which compresses
+# the law's waiting periods (a deployment refuses it: tests/test_intake.py checks that).
+# CLI subprocesses inherit it; `duecourse dev --demo` allows it by itself.
+os.environ.setdefault("DUECOURSE_ALLOW_DEMO_POLICIES", "true")
+
 
 @pytest.fixture
 async def ts_env() -> AsyncIterator[WorkflowEnvironment]:

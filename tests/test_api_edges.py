@@ -286,3 +286,22 @@ async def test_the_docs_describe_both_shapes_and_every_pattern_in_words(api: Api
 
     walk(spec)
     assert patterns and patterns <= set(PATTERN_WORDS), patterns - set(PATTERN_WORDS)
+
+
+async def test_a_demonstration_policy_never_starts_a_real_loan(api: Api) -> None:
+    """The bundled demo policy compresses the law's waiting periods and hours: outside a
+    sandbox (DUECOURSE_ALLOW_DEMO_POLICIES) a platform asking for it is refused."""
+    real = Settings(**{**settings_for_tests().model_dump(), "allow_demo_policies": False})
+    app = create_app(real, Services(client=api.client, ledger=api.ledger,
+                                    keys=KeyStore(api.ledger.engine), settings=real))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://api") as http:
+        auth = {"Authorization": f"Bearer {api.keys['platform']}"}
+        one = await http.post("/v1/loans", json=loan_body(dpd=3, policy="demo"), headers=auth)
+        sentence(one, 422, "for demonstrations only", "DUECOURSE_ALLOW_DEMO_POLICIES")
+        many = await http.post("/v1/loans:batch", headers=auth, json={"loans": [
+            loan_body(dpd=3, policy="demo"), loan_body(dpd=3, policy="standard")]})
+        assert many.status_code == 200, many.text
+        rows = {r["status"]: r for r in many.json()["results"]}
+        assert "for demonstrations only" in rows["rejected"]["reason"]
+        assert "started" in rows

@@ -229,12 +229,13 @@ def rows_of(*loans: LoanIntake) -> list[starter.IntakeRow]:
 async def test_a_batch_rejects_the_paid_loan_and_starts_the_others(stack: Stack) -> None:
     paid, other = daytime_loan(), daytime_loan()
     first = await starter.start_loans(stack.collection, rows_of(paid), now=datetime.now(UTC),
-                                      ledger=stack.ledger.engine)
+                                      ledger=stack.ledger.engine, allow_demo=True)
     assert [s.loan_id for s in first.started] == [paid.loan_id]
     reason = await pay_in_full(stack, paid)
 
     again = await starter.start_loans(stack.collection, rows_of(paid, other),
-                                      now=datetime.now(UTC), ledger=stack.ledger.engine)
+                                      now=datetime.now(UTC), ledger=stack.ledger.engine,
+                                      allow_demo=True)
     assert [(r.row, r.loan_id, r.reason) for r in again.rejected] == [
         (1, paid.loan_id, reason)]
     assert [s.loan_id for s in again.started] == [other.loan_id]
@@ -265,6 +266,7 @@ async def test_the_starter_and_cli_check_the_configured_ledger(stack: Stack,
     path.write_text(json.dumps([paid.model_dump(mode="json"),
                                 fresh.model_dump(mode="json")]), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DUECOURSE_", "TEMPORAL_"))}
+    env["DUECOURSE_ALLOW_DEMO_POLICIES"] = "true"  # a sandbox: its loans run on the demo policy
     env.update(TEMPORAL_ADDRESS=stack.server.address, DUECOURSE_TASK_QUEUE=stack.task_queue,
                DUECOURSE_DATABASE_URL=stack.ledger_url, COLUMNS="200", NO_COLOR="1")
     proc = await asyncio.create_subprocess_exec(

@@ -73,9 +73,10 @@ async def test_piped_start_prints_progress_lines_with_counts(server: DevServer,
     early = read_intake_file(handover_file(tmp_path / "early.csv", ids[:10]),
                              datetime.now(UTC))
     assert len((await start_loans(CollectionClient(client, queue), early,
-                                  now=datetime.now(UTC))).started) == 10
+                                  now=datetime.now(UTC), allow_demo=True)).started) == 10
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DUECOURSE_", "TEMPORAL_"))}
+    env["DUECOURSE_ALLOW_DEMO_POLICIES"] = "true"  # a sandbox: its loans run on the demo policy
     env.update(TEMPORAL_ADDRESS=server.address, DUECOURSE_TASK_QUEUE=queue, COLUMNS="200",
                NO_COLOR="1", DUECOURSE_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/none.db")
     proc = await asyncio.create_subprocess_exec(

@@ -339,9 +339,9 @@ def test_validate_for_start_rejects_not_overdue_unknown_policy_and_invalid(
 
 
 def test_validate_for_start_finds_policies_in_an_extra_dir(tmp_path: Path) -> None:
-    builtin = Path(__file__).resolve().parent.parent / "duecourse" / "policies" / "demo.yaml"
+    builtin = Path(__file__).resolve().parent.parent / "duecourse" / "policies" / "standard.yaml"
     (tmp_path / "gentle.yaml").write_text(
-        builtin.read_text().replace("name: demo", "name: gentle"), encoding="utf-8")
+        builtin.read_text().replace("name: standard", "name: gentle"), encoding="utf-8")
     path = write_csv(tmp_path / "loans.csv", [flat("L-1", policy="gentle")])
     [row] = read_intake_file(path, NOW)
     _, policy = validate_for_start(row, NOW, tmp_path)
@@ -353,3 +353,15 @@ def test_with_policy_overrides_valid_rows_only(tmp_path: Path) -> None:
     rows = with_policy(read_intake_file(path, NOW), "demo")
     assert rows[0].loan is not None and rows[0].loan.policy == "demo"
     assert rows[1].loan is None and rows[1].error
+
+
+def test_a_demonstration_policy_starts_loans_only_in_a_sandbox(tmp_path: Path) -> None:
+    """The demo policy compresses the law's waiting periods and contact hours: a platform
+    that names it by mistake is refused unless this is a sandbox (`duecourse dev --demo`,
+    DUECOURSE_ALLOW_DEMO_POLICIES)."""
+    path = write_csv(tmp_path / "loans.csv", [flat("L-1", policy="demo")])
+    [row] = read_intake_file(path, NOW)
+    with pytest.raises(RowRejected, match="policy demo is for demonstrations only"):
+        validate_for_start(row, NOW)
+    _, policy = validate_for_start(row, NOW, allow_demo=True)
+    assert policy.demo is not None

@@ -116,6 +116,21 @@ def test_the_check_judges_what_the_audit_judges_against_the_history_before_it() 
     assert "3 effective calls a day" in fourth.violations[0].rule
 
 
+def test_a_reported_visit_is_judged_by_how_many_went() -> None:
+    """CN home visits need two collectors (GB/T 45251-2025): a report that says two went
+    breaks nothing; one that does not say so is judged as one collector."""
+    morning = at_local(10)
+    c = cn_collection(morning)
+    visit = ContactOutcomeReport(channel=Channel.VISIT, result=ContactResult.REACHED,
+                                 actor=AGENT)
+    alone = {v.code for v in c.contact_check(visit, morning).violations}
+    assert "visit_collectors" in alone
+    pair = visit.model_copy(update={"collectors": 2})
+    assert "visit_collectors" not in {v.code for v in c.contact_check(pair, morning).violations}
+    entries = c.record_contact_outcome(pair, morning)
+    assert any(getattr(e, "details", {}).get("collectors") == 2 for e in entries)
+
+
 def test_lawful_completed_and_inbound_reports_break_nothing() -> None:
     morning = at_local(10)
     c = cn_collection(morning)

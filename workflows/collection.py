@@ -646,9 +646,11 @@ class LoanCollectionWorkflow(ContactPath, Supervision):
         is recorded all the same (it happened, and the limits count it). The agent heard
         of it already: the client asked `contact_check` before signalling."""
         c, now = self._c, workflow.now()
-        check = c.contact_check(report, now)
+        # runs from before the review never judged reports: their replays must not either
+        check = c.contact_check(report, now) if workflow.patched(REPORTED_VIOLATION_PATCH) \
+            else None
         entries = c.record_contact_outcome(report, now)
-        if check.broke_rules and workflow.patched(REPORTED_VIOLATION_PATCH):
+        if check is not None and check.broke_rules:
             task, reviewed = tasks.review_reported_violation(c, report, check, now)
             entries += reviewed
             self._queue_alert(

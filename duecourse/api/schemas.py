@@ -280,6 +280,8 @@ class OutcomeIn(_In):
     recontact_invited: bool = Field(
         default=False, description="the third party asked to be contacted again, or their "
         "earlier answer proved wrong (15 USC 1692b(3))")
+    collectors: int = Field(default=1, ge=1, le=10,
+                            description="people on a home visit (CN: at least 2)")
 
 
 class CaseEventIn(_In):

@@ -63,7 +63,7 @@ def dev(demo: Annotated[bool, typer.Option(
     base = settings()
     configure_logging(base.log_format, base.log_level)
     data = (data_dir or base.data_dir).expanduser()
-    cfg = base.model_copy(update={"data_dir": data})
+    cfg = base.model_copy(update={"data_dir": data, "allow_demo_policies": True})  # a sandbox
     server = DevServer(binary=temporal_bin, port=port, ui_port=ui_port,
                        namespace=cfg.temporal_namespace, db_file=data / "temporal.db",
                        log_file=data / "temporal.log")
@@ -136,7 +136,7 @@ async def _start_demo(client: CollectionClient, demo_file: Path, cfg: Settings,
     now = datetime.now(UTC)
     rows = with_policy(read_intake_file(demo_file, now), DEMO_POLICY)
     await start_with_progress(client, rows, console, now=now, policy_dir=cfg.policy_dir,
-                              ledger=engine)
+                              ledger=engine, allow_demo=True)
     loans = [r.loan for r in rows if r.loan is not None and r.loan.loan_id in SCENARIOS]
     if not loans:
         return None

@@ -250,6 +250,8 @@ def outcome(loan_id: LoanId,
             recontact_invited: Annotated[bool, typer.Option(
                 "--recontact-invited", help="the third party asked to be contacted again, "
                 "or their earlier answer proved wrong (15 USC 1692b(3))")] = False,
+            collectors: Annotated[int, typer.Option(
+                min=1, max=10, help="people on a home visit (CN: at least 2)")] = 1,
             ) -> None:
     """Record what came of a contact (an engaged borrower moves the loan to negotiation)."""
     with user_errors():
@@ -259,7 +261,7 @@ def outcome(loan_id: LoanId,
             channel=channel, result=result, actor=Actor(kind=ActorKind.AGENT, id=agent),
             note=note, address=address, third_party=third_party,
             recipient_kind=RecipientKind.GUARANTOR if guarantor else None, person=person,
-            recontact_invited=recontact_invited)
+            recontact_invited=recontact_invited, collectors=collectors)
 
     async def go() -> None:
         client = await temporal(settings())

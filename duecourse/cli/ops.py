@@ -185,7 +185,7 @@ def ack(alert_id: Annotated[str, typer.Argument(metavar="ID", help="the alert's 
     """Acknowledge an alert: it leaves `alerts --open`; the timeline says who and when."""
     who = (by or _me()).strip()
     with user_errors():
-        if not alert_id.strip().isdigit():
+        if not alert_id.strip().isdigit() or not 1 <= int(alert_id) <= 2_147_483_647:
             raise CliError(f"an alert id is a number (see `duecourse alerts`), got "
                            f"{alert_id!r}")
         if not 1 <= len(who) <= 128:

@@ -26,7 +26,7 @@ from duecourse.domain.compliance.requests import DisputeChange, HoldRequest
 from duecourse.domain.money import Money
 from duecourse.domain.requests import LegalDecision, PaymentReport, PromiseRequest
 from duecourse.domain.status import CollectionStatus
-from duecourse.temporal.client import CollectionClient
+from duecourse.temporal.client import CollectionClient, LoanClosed, LoanNotFound
 
 BORROWER = Actor(kind=ActorKind.BORROWER, id="demo-borrower")
 AGENT = Actor(kind=ActorKind.AGENT, id="demo-agent")
@@ -231,6 +231,8 @@ async def play(driver: Driver, scenario: Scenario) -> None:
     try:
         await scenario.act(driver)
     except StoryOver:
+        pass
+    except (LoanClosed, LoanNotFound):
         pass
     except (WorkflowUpdateFailedError, RPCError, ValueError) as err:
         cause = getattr(err, "cause", None)

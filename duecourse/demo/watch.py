@@ -129,7 +129,7 @@ class DemoRun:
             statuses = await self._statuses(open_ids)
             settled = all(s.next_action is None or s.next_action.kind != "score"
                           for s in statuses)
-            if first and (settled or now - self._began >= timedelta(seconds=30)):
+            if first and (settled or now - self._began >= timedelta(seconds=10)):
                 self.console.print(waits_table(statuses, now))
                 first = False
             for s in statuses:

@@ -555,7 +555,8 @@ class Collection:
             "contact_outcome", now, report.actor, channel=report.channel,
             result=report.result, note=report.note, address=report.address,
             third_party=report.third_party, recipient_kind=report.kind,
-            person=report.person, recontact_invited=report.recontact_invited)]
+            person=report.person, recontact_invited=report.recontact_invited,
+            **({"collectors": report.collectors} if report.collectors > 1 else {}))]
         # a third party is never told of the debt: only the borrower (or the guarantor,
         # who owes it too) can engage in negotiating it
         if report.result.engaged and report.kind is not RecipientKind.THIRD_PARTY and \
@@ -580,7 +581,8 @@ class Collection:
         local = now.astimezone(zone(self.tz))
         return ReportCheck(at=now,
                            local_time=f"{local:%Y-%m-%d %H:%M} {self.loan.borrower.timezone}",
-                           violations=reported_violations(applied.added, self.context()))
+                           violations=reported_violations(applied.added, self.context(),
+                                                          report.collectors))
 
     def _record_attempt_result(self, report: ContactOutcomeReport, now: datetime) -> None:
         """Complete the latest matching attempt to the same person in the history, or add

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from duecourse.domain.compliance.engine import Context, violations
 from duecourse.domain.compliance.model import (
@@ -141,24 +141,25 @@ def refusal_keys(kind: RecipientKind, result: AttemptResult | None, address: str
     return [k for k in (address, person_key(kind, address, person, event)) if k]
 
 
-def as_proposed(made: ContactEvent) -> ProposedContact:
+def as_proposed(made: ContactEvent, collectors: int = 1) -> ProposedContact:
     """A contact the agent reported, as the engine judges one: made when reported, to whom
-    and where it was, telling the debt to anyone but a third party - as the audit checks
-    a reported contact nobody asked about."""
+    and where it was (by how many, for a visit), telling the debt to anyone but a third
+    party - as the audit checks a reported contact nobody asked about."""
     return ProposedContact(channel=made.channel, at=made.at, address=made.address,
                            recipient_kind=made.recipient_kind, purpose=made.purpose,
-                           person=made.person,
+                           person=made.person, collectors=collectors,
                            discloses_debt=made.recipient_kind is not RecipientKind.THIRD_PARTY)
 
 
-def reported_violations(made: ContactEvent | None, ctx: Context) -> list[Violation]:
+def reported_violations(made: ContactEvent | None, ctx: Context,
+                        collectors: int = 1) -> list[Violation]:
     """Every rule a contact the agent made without asking first broke, judged by the
     engine's `violations()` against `ctx` - the standing and history from before the
     contact. Nothing for no new contact (the report completed one we cleared, judged when
     it was asked about) or an inbound call (they called us: no contact of ours)."""
     if made is None or made.inbound:
         return []
-    return violations(as_proposed(made), ctx)
+    return violations(as_proposed(made, collectors), ctx)
 
 
 class ContactCheck(BaseModel):
@@ -168,7 +169,7 @@ class ContactCheck(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     report: ContactOutcomeReport
-    at: datetime
+    at: AwareDatetime
 
 
 class ReportCheck(BaseModel):

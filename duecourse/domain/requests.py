@@ -74,6 +74,8 @@ class ContactOutcomeReport(_Request):
     recontact_invited: bool = Field(
         default=False, description="the third party asked to be contacted again, or their "
         "earlier answer proved wrong (15 USC 1692b(3))")
+    collectors: int = Field(default=1, ge=1, le=10, description="people on a home visit "
+                            "(CN: at least 2)")
 
     @model_validator(mode="after")
     def _who(self) -> ContactOutcomeReport:

@@ -231,7 +231,7 @@ class CollectionClient:
                                  f"{ref} was not applied") from err
             if trace.fate is PaymentFate.ABSENT:
                 raise PaymentUnconfirmed(
-                    f"payment {ref} was not applied (Temporal did not record it: {why}); it "
+                    f"payment {ref} was not applied (Temporal has no record of it: {why}); it "
                     "is safe to retry with the same reference", err, False) from err
             return PaymentOutcome(ref, "accepted", trace.fate,
                                   f"{trace.sentence()} (Temporal's reply was lost: {why})",
@@ -247,7 +247,11 @@ class CollectionClient:
             events = [e async for e in handle.fetch_history_events(rpc_timeout=rpc_timeout)]
         except RPCError as err:
             raise self._translate(loan_id, err) from err
-        return await trace_payment(self.client, loan_id, reference, events)
+        try:
+            return await trace_payment(self.client, loan_id, reference, events)
+        except (ValueError, TypeError, KeyError) as err:  # a payload this code cannot read
+            raise LookupError(f"the history of loan {loan_id} could not be decoded "
+                              f"({type(err).__name__}: {err})") from err
 
     async def await_payment(self, loan_id: str, reference: str, *, within: float,
                             poll: float = 0.25) -> PaymentTrace:

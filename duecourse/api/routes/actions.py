@@ -200,7 +200,7 @@ async def contact_outcome(loan_id: LoanId, body: OutcomeIn, svc: Svc,
     report = ContactOutcomeReport(
         channel=body.channel, result=body.result, note=body.note, actor=who.actor,
         address=body.address, recipient_kind=body.recipient_kind, person=body.person,
-        recontact_invited=body.recontact_invited)
+        recontact_invited=body.recontact_invited, collectors=body.collectors)
     await _open(svc, loan_id)
     check = await svc.client.record_contact_outcome(loan_id, report)
     with_whom = "" if body.recipient_kind is RecipientKind.DEBTOR else \

@@ -41,7 +41,7 @@ from duecourse.plain_words import plain_reason, plain_reason_errors
 from duecourse.store.cases import last_closed_case
 from duecourse.store.keys import KEY_NAME
 from duecourse.store.owners import LoanOwners
-from duecourse.temporal.portfolio_query import visibility_query
+from duecourse.temporal.portfolio_query import indexed_amount, visibility_query
 
 router = APIRouter(prefix="/v1", tags=["loans"])
 
@@ -95,7 +95,8 @@ async def start_loan(
         raise ProblemError(422, "Loan refused", NO_BORROWER)
     try:
         loan, policy = validate_for_start(parse_records([(1, body)], now)[0], now,
-                                          svc.settings.policy_dir)
+                                          svc.settings.policy_dir,
+                                          svc.settings.allow_demo_policies)
     except RowRejected as err:
         raise ProblemError(422, "Loan refused", plain_reason(str(err)),
                            plain_reason_errors(str(err), under=("body",))) from None
@@ -122,14 +123,14 @@ async def start_loan(
 
 
 async def _own_rows(owners: LoanOwners, platform: str, rows: list[starter.IntakeRow],
-                    now: datetime, policy_dir: str | None,
+                    now: datetime, policy_dir: str | None, allow_demo: bool,
                     ) -> tuple[list[starter.IntakeRow], list[str]]:
     """Claim the rows that will be started for `platform` (valid ones only); a row whose
     loan another platform owns is rejected. Returns the rows and the ids newly claimed."""
     startable = []
     for r in rows:
         try:
-            startable.append(validate_for_start(r, now, policy_dir)[0].loan_id)
+            startable.append(validate_for_start(r, now, policy_dir, allow_demo)[0].loan_id)
         except RowRejected:
             continue  # the starter rejects it again, with its reason
     claimed = await owners.claim(platform, startable)
@@ -156,10 +157,12 @@ async def start_loans(body: BatchRequest, svc: Svc,
               for r, record in zip(parse_records(list(enumerate(body.loans, start=1)), now),
                                    body.loans, strict=True)]
     rows, claimed = await _own_rows(owners, who.key.name, parsed, now,
-                                    svc.settings.policy_dir)
+                                    svc.settings.policy_dir,
+                                    svc.settings.allow_demo_policies)
     summary = await starter.start_loans(svc.client, rows, now=now,
                                         policy_dir=svc.settings.policy_dir,
-                                        platform=who.key.name, ledger=svc.ledger.engine)
+                                        platform=who.key.name, ledger=svc.ledger.engine,
+                                        allow_demo=svc.settings.allow_demo_policies)
     not_started = {s.loan_id for s in summary.already_running} | {
         r.loan_id for r in summary.rejected if r.already_closed}
     await owners.release(who.key.name, [i for i in claimed if i in not_started])
@@ -219,11 +222,6 @@ async def search_loans(
                     next_page_token=base64.urlsafe_b64encode(nxt).decode() if nxt else None)
 
 
-def _indexed(indexed: float | None) -> str | None:
-    """Search attributes index amounts as doubles; never hand one out as money."""
-    return None if indexed is None else f"{indexed:.2f}"
-
-
 def _summary(w: WorkflowExecution) -> LoanSummary:
     attrs = w.typed_search_attributes
     return LoanSummary(
@@ -231,7 +229,7 @@ def _summary(w: WorkflowExecution) -> LoanSummary:
         status=w.status.name if w.status else "UNKNOWN",
         stage=attrs.get(sa.COLLECTION_STAGE), outcome=attrs.get(sa.COLLECTION_OUTCOME),
         days_past_due=attrs.get(sa.DAYS_PAST_DUE),
-        outstanding=_indexed(attrs.get(sa.OUTSTANDING_AMOUNT)),
+        outstanding=indexed_amount(attrs.get(sa.OUTSTANDING_AMOUNT)),
         jurisdiction=attrs.get(sa.JURISDICTION), segment=attrs.get(sa.SEGMENT),
         assigned_agent=attrs.get(sa.ASSIGNED_AGENT), started_at=w.start_time)
 
