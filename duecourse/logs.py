@@ -12,6 +12,7 @@ from typing import Any
 
 import structlog
 from structlog.types import EventDict
+from temporalio.exceptions import ApplicationError
 
 _WORKFLOW_PREFIX = "collection-"
 
@@ -29,6 +30,25 @@ def _lift_temporal_context(_: Any, __: str, event: EventDict) -> EventDict:
     return event
 
 
+def _transient_in_one_line(_: Any, __: str, event: EventDict) -> EventDict:
+    """A retryable `ApplicationError` (a fence the workflow could not answer while its
+    worker stops, a lease another attempt holds) is an expected condition Temporal
+    retries, not a bug: one line with its type and reason, no traceback. Anything else
+    keeps its traceback."""
+    exc_info = event.get("exc_info")
+    if isinstance(exc_info, tuple) and len(exc_info) == 3:
+        err = exc_info[1]
+    elif isinstance(exc_info, BaseException):
+        err = exc_info
+    else:
+        return event
+    if isinstance(err, ApplicationError) and not err.non_retryable:
+        event.pop("exc_info")
+        event["error"] = f"{err.type or 'ApplicationError'}: {err.message}"
+        event["retried"] = True
+    return event
+
+
 def configure_logging(fmt: str = "console", level: str = "INFO") -> None:
     """JSON lines when `fmt == "json"` (production), readable console output otherwise."""
     shared: list[Any] = [
@@ -37,6 +57,7 @@ def configure_logging(fmt: str = "console", level: str = "INFO") -> None:
         structlog.stdlib.add_logger_name,
         structlog.stdlib.ExtraAdder(),
         _lift_temporal_context,
+        _transient_in_one_line,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     renderer: Any = (structlog.processors.JSONRenderer() if fmt == "json"

@@ -38,3 +38,26 @@ def test_workflow_logger_lines_become_json_with_loan_and_stage(
     assert workflow_line["stage"] == "NEGOTIATION" and workflow_line["level"] == "info"
     assert activity_line["loan_id"] == "L-43" and activity_line["channel"] == "sms"
     assert "timestamp" in activity_line
+
+
+def test_a_retried_activity_error_is_one_line_and_a_bug_keeps_its_traceback(
+        capfd: pytest.CaptureFixture[str]) -> None:
+    """`dev` stopping mid-send used to print a traceback for a fence its stopping worker
+    could not answer: Temporal retries it, so it is one line; a bug is not."""
+    from temporalio.exceptions import ApplicationError
+
+    configure_logging("console", "INFO")
+    log = logging.getLogger("temporalio.activity")
+    for err in (ApplicationError("the send's workflow did not answer its last check",
+                                 type="FenceUnavailable"),
+                ApplicationError("bad template", type="TemplateError", non_retryable=True),
+                KeyError("a bug")):
+        try:
+            raise err
+        except Exception:
+            log.warning("Completing activity as failed", exc_info=True)
+    text = capfd.readouterr().err
+    transient, permanent = text.split("Completing activity as failed")[1:3]
+    assert "Traceback" not in transient and "FenceUnavailable: the send's workflow" in transient
+    assert "Traceback" in permanent and "TemplateError" in permanent
+    assert text.count("Traceback") == 2, text
