@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, computed_field
+from pydantic import BaseModel, Field, computed_field
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -29,28 +29,33 @@ WITH_BODY = ("sent", "in_doubt")
 
 
 class MessageView(BaseModel):
-    """One message sent, stopped or planned, and the decision behind it."""
+    """One message sent, stopped or planned, and the compliance decision behind it (the
+    CLI's row and the API's body alike)."""
 
-    at: datetime
+    at: datetime = Field(description="when it was sent (or last attempted, or decided)")
     loan_id: str
     case_id: str
     channel: str
-    recipient_kind: str
+    recipient_kind: str = Field(description="debtor, guarantor or third_party")
     purpose: str
-    status: str
+    status: str = Field(description="sent, blocked, deferred, failed, cancelled, expired, "
+                                    "in_doubt, claimed (sending now) or made_by_person")
     step: str
     template: str | None
-    verdict: str | None
+    verdict: str | None = Field(description="the compliance decision: allowed, blocked or "
+                                            "deferred (none recorded for older messages)")
     code: str
-    rule: str
+    rule: str = Field(description="the rule and its legal reference, when one decided")
     detail: str
-    until: datetime | None
+    until: datetime | None = Field(description="deferred: when it is asked again; allowed: "
+                                               "the end of its lawful window")
     decided_by: str | None
     subject: str | None
-    body: str | None
+    body: str | None = Field(description="as handed to the channel; only for messages "
+                                         "that went (or may have gone) out")
     message_id: str | None
     error: str | None
-    key: str
+    key: str = Field(description="the message's idempotency key")
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -75,8 +80,10 @@ class AlertView(BaseModel):
     acknowledged_by: str | None
     note: str | None
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def open(self) -> bool:
+        """Nobody acknowledged it yet."""
         return self.acknowledged_at is None
 
 

@@ -13,11 +13,11 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Path, Query
 
 from duecourse.api.auth import DESK, Principal, Role, allow
-from duecourse.api.ops_schemas import AckIn, AlertList, AlertOut, MessageList, MessageOut
+from duecourse.api.ops_schemas import AckIn, AlertList, MessageList
 from duecourse.api.problems import ProblemError, responses
 from duecourse.api.services import Services, services
 from duecourse.domain.policy import Channel
-from duecourse.store.ops_queries import AlertNotFound, AlertView, MessageView, acknowledge
+from duecourse.store.ops_queries import AlertNotFound, AlertView, acknowledge
 from duecourse.store.ops_queries import alerts as list_alerts
 from duecourse.store.ops_queries import messages as list_messages
 
@@ -27,14 +27,6 @@ LoanFilter = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0
                                          description="only this loan")]
 Limit = Annotated[int, Query(ge=1, le=500)]
 AlertId = Annotated[int, Path(ge=1, le=2_147_483_647, description="the alert's id")]
-
-
-def _message(m: MessageView) -> MessageOut:
-    return MessageOut.model_validate(m.model_dump())
-
-
-def _alert(a: AlertView) -> AlertOut:
-    return AlertOut.model_validate({**a.model_dump(), "open": a.open})
 
 
 @router.get("/messages", response_model=MessageList, responses=responses())
@@ -51,7 +43,7 @@ async def messages(svc: Svc, who: Annotated[Principal, Depends(allow(*DESK, Role
     rows = await list_messages(svc.ledger.engine, loan_id=loan_id,
                                channel=channel.value if channel else None, since=since,
                                limit=limit)
-    return MessageList(messages=[_message(m) for m in rows])
+    return MessageList(messages=rows)
 
 
 @router.get("/alerts", response_model=AlertList, responses=responses())
@@ -63,14 +55,14 @@ async def alerts(svc: Svc,
     """Ops alerts, newest first: what the workflows could not settle alone."""
     rows = await list_alerts(svc.ledger.engine, open_only=open_only, loan_id=loan_id,
                              limit=limit)
-    return AlertList(alerts=[_alert(a) for a in rows])
+    return AlertList(alerts=rows)
 
 
-@router.post("/alerts/{alert_id}/ack", response_model=AlertOut,
+@router.post("/alerts/{alert_id}/ack", response_model=AlertView,
              responses=responses(404, 409))
 async def ack_alert(alert_id: AlertId, svc: Svc,
                     who: Annotated[Principal, Depends(allow(Role.OPS))],
-                    body: Annotated[AckIn | None, Body()] = None) -> AlertOut:
+                    body: Annotated[AckIn | None, Body()] = None) -> AlertView:
     """Acknowledge an alert, once: the key's name is recorded as who took it. A second
     acknowledgement is 409 and says who was first, and when."""
     try:
@@ -79,4 +71,4 @@ async def ack_alert(alert_id: AlertId, svc: Svc,
         raise ProblemError(404, "Alert not found", str(err)) from None
     if done.already:
         raise ProblemError(409, "Alert already acknowledged", done.sentence)
-    return _alert(done.alert)
+    return done.alert
