@@ -27,7 +27,7 @@ COPY README.md ./
 COPY duecourse/ duecourse/
 COPY workflows/ workflows/
 COPY activities/ activities/
-COPY worker.py starter.py ./
+COPY setup.py worker.py starter.py ./
 RUN pip install --no-cache-dir .
 
 

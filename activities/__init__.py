@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from activities.ledger import LedgerActivities
-from activities.legal import LegalActivities
-from activities.messaging import MessagingActivities
-from activities.scoring import ScoringActivities, load_scorer
-from activities.supervision import await_workflow
-from activities.webhooks import WebhookActivities
+from duecourse.activities.ledger import LedgerActivities
+from duecourse.activities.legal import LegalActivities
+from duecourse.activities.messaging import MessagingActivities
+from duecourse.activities.scoring import ScoringActivities, load_scorer
+from duecourse.activities.supervision import await_workflow
+from duecourse.activities.webhooks import WebhookActivities
+
 from duecourse.channels import Channel
 from duecourse.store.ledger import Ledger
 from duecourse.store.webhooks import WebhookStore

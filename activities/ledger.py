@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import structlog
+from duecourse.activities.errors import ledger_errors
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import ledger_errors
 from duecourse.domain.commands import (
     ALERT_OPS,
     OPEN_LOAN,
@@ -15,7 +15,7 @@ from duecourse.domain.commands import (
     OpsAlert,
     RecordEntries,
 )
-from duecourse.domain.handover import LoanAlreadyClosed
+from duecourse.domain.reopening import LoanAlreadyClosed
 from duecourse.domain.rules import OpenedCase
 from duecourse.snapshots import take_snapshot
 from duecourse.store.ledger import Ledger

@@ -27,13 +27,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from duecourse.handover import DEFAULT_CONCURRENCY, start_loans
 from duecourse.intake import read_intake_file
 from duecourse.logs import configure_logging
 from duecourse.store import connect, migrate
 from duecourse.temporal.client import CollectionClient
 from duecourse.temporal.client import connect as connect_temporal
 from duecourse.temporal.devserver import DevServer
-from starter import DEFAULT_CONCURRENCY, start_loans
 
 HEADER = ("loan_id,borrower_id,borrower_name,phones,email,timezone,language,jurisdiction,"
           "currency,principal,outstanding,days_past_due,policy")

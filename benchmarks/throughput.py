@@ -26,12 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from duecourse import search_attributes as sa
 from duecourse.logs import configure_logging
 from duecourse.policies import load_policy
+from duecourse.runtime import build_worker
 from duecourse.settings import Settings
 from duecourse.store import Ledger, connect, migrate
 from duecourse.store import tables as t
 from duecourse.temporal.client import CollectionClient
 from tests.factories import make_loan, payment
-from worker import build_worker
 
 
 async def count(ledger: Ledger, table: object) -> int:

@@ -31,6 +31,7 @@ from duecourse.domain.loan import LoanIntake
 from duecourse.domain.policy import Policy
 from duecourse.domain.requests import CancelRequest
 from duecourse.process import exit_now
+from duecourse.runtime import build_worker
 from duecourse.settings import Settings
 from duecourse.store import Ledger, connect, migrate
 from duecourse.temporal.client import (
@@ -40,7 +41,6 @@ from duecourse.temporal.client import (
     StartOutcome,
     ensure_search_attributes,
 )
-from worker import build_worker
 
 BIN = Path(sys.executable).parent
 TEST_SERVER = BIN / "temporal-test-server"

@@ -22,6 +22,7 @@ from duecourse.api.services import Services
 from duecourse.domain.calendar import local_date
 from duecourse.domain.loan import LoanIntake
 from duecourse.policies import load_policy
+from duecourse.runtime import build_worker
 from duecourse.settings import Settings
 from duecourse.store import Ledger, connect, migrate
 from duecourse.store import tables as t
@@ -30,7 +31,6 @@ from duecourse.store.owners import LoanOwners
 from duecourse.temporal.client import CollectionClient
 from tests.conftest import settings_for_tests
 from tests.factories import daytime_zone, make_loan
-from worker import build_worker
 
 pytestmark = pytest.mark.devserver
 TEMPORAL = Path(sys.executable).parent / "temporal"

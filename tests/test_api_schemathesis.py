@@ -19,12 +19,12 @@ from temporalio.testing import WorkflowEnvironment
 from duecourse import search_attributes as sa
 from duecourse.api import create_app
 from duecourse.api.services import Services
+from duecourse.runtime import build_worker
 from duecourse.store import Ledger, connect, migrate
 from duecourse.store.keys import KeyStore
 from duecourse.temporal.client import CollectionClient
 from duecourse.temporal.devserver import free_port
 from tests.conftest import settings_for_tests
-from worker import build_worker
 
 pytestmark = [pytest.mark.devserver, pytest.mark.timeout(900)]
 BIN = Path(sys.executable).parent

@@ -25,6 +25,7 @@ from duecourse.domain.loan import LoanIntake
 from duecourse.domain.policy import Channel, Policy
 from duecourse.domain.requests import ContactOutcomeReport, ContactResult
 from duecourse.policies import load_policy, with_templates
+from duecourse.runtime import build_worker
 from duecourse.settings import Settings
 from duecourse.store import Ledger, connect, migrate
 from duecourse.store import tables as t
@@ -35,7 +36,6 @@ from tests.factories import AGENT, daytime_zone, make_loan
 from tests.test_api import eventually
 from tests.test_starter_cli_devserver import TEMPORAL_CLI
 from tests.test_workflow_negotiation import plan_of
-from worker import build_worker
 
 pytestmark = pytest.mark.devserver
 

@@ -1,6 +1,6 @@
 """A closed loan stays closed: handing it over again is refused, a new delinquency starts.
 
-The decision is pure (`duecourse.domain.handover`); the ledger (`collection_cases`) is the
+The decision is pure (`duecourse.domain.reopening`); the ledger (`collection_cases`) is the
 record it reads. The front doors (starter, CLI, REST API) refuse on a real dev server with
 a real SQLite ledger; the workflow's first activity refuses too (the backstop), shown on
 the time-skipping server by starting a paid loan again past every front door.
@@ -28,17 +28,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
-import starter
+from duecourse import handover
 from duecourse.api import create_app
 from duecourse.api.services import Services
 from duecourse.domain.actor import SYSTEM
 from duecourse.domain.collection import Outcome
 from duecourse.domain.commands import OpenLoan, RecordEntries
 from duecourse.domain.entries import StageChanged
-from duecourse.domain.handover import ClosedCase, LoanAlreadyClosed, reopen_problem
 from duecourse.domain.loan import LoanIntake
-from duecourse.intake import parse_records
+from duecourse.domain.reopening import ClosedCase, LoanAlreadyClosed, reopen_problem
+from duecourse.intake import IntakeRow, parse_records
 from duecourse.policies import load_policy
+from duecourse.runtime import build_worker
 from duecourse.settings import Settings
 from duecourse.store import Ledger, connect, migrate
 from duecourse.store import tables as t
@@ -52,7 +53,6 @@ from tests.conftest import Harness, settings_for_tests
 from tests.factories import daytime_zone, make_loan, payment
 from tests.test_api import eventually
 from tests.test_ledger import engine as ledger_engine
-from worker import build_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPORAL_CLI = Path(sys.executable).parent / "temporal"
@@ -220,7 +220,7 @@ async def pay_in_full(stack: Stack, loan: LoanIntake) -> str:
     return expected_reason("PAID", case["closed_at"], loan.borrower.timezone)
 
 
-def rows_of(*loans: LoanIntake) -> list[starter.IntakeRow]:
+def rows_of(*loans: LoanIntake) -> list[IntakeRow]:
     return parse_records([(n, loan.model_dump(mode="json")) for n, loan in
                           enumerate(loans, start=1)], datetime.now(UTC))
 
@@ -228,12 +228,12 @@ def rows_of(*loans: LoanIntake) -> list[starter.IntakeRow]:
 @devserver
 async def test_a_batch_rejects_the_paid_loan_and_starts_the_others(stack: Stack) -> None:
     paid, other = daytime_loan(), daytime_loan()
-    first = await starter.start_loans(stack.collection, rows_of(paid), now=datetime.now(UTC),
+    first = await handover.start_loans(stack.collection, rows_of(paid), now=datetime.now(UTC),
                                       ledger=stack.ledger.engine, allow_demo=True)
     assert [s.loan_id for s in first.started] == [paid.loan_id]
     reason = await pay_in_full(stack, paid)
 
-    again = await starter.start_loans(stack.collection, rows_of(paid, other),
+    again = await handover.start_loans(stack.collection, rows_of(paid, other),
                                       now=datetime.now(UTC), ledger=stack.ledger.engine,
                                       allow_demo=True)
     assert [(r.row, r.loan_id, r.reason) for r in again.rejected] == [
@@ -242,7 +242,7 @@ async def test_a_batch_rejects_the_paid_loan_and_starts_the_others(stack: Stack)
     assert not await stack.collection.is_running(paid.loan_id)
     assert len(await stack.ledger.rows(t.collection_cases, loan_id=paid.loan_id)) == 1
     shown = io.StringIO()
-    starter.render_summary(again, Console(file=shown, width=200))
+    handover.render_summary(again, Console(file=shown, width=200))
     assert reason in shown.getvalue()
 
 
@@ -259,7 +259,7 @@ async def test_the_starter_and_cli_check_the_configured_ledger(stack: Stack,
     path.write_text(json.dumps([unchecked.model_dump(mode="json")]), encoding="utf-8")
     settings = Settings(temporal_address=stack.server.address, task_queue=stack.task_queue,
                         database_url=f"sqlite+aiosqlite:///{missing}")
-    assert await starter.run(settings, path, Console(file=io.StringIO())) == 0
+    assert await handover.run(settings, path, Console(file=io.StringIO())) == 0
     assert await stack.collection.is_running(unchecked.loan_id)
     assert not missing.parent.exists()
 

@@ -21,11 +21,7 @@ import pytest
 from rich.console import Console
 from temporalio.client import Client
 
-from duecourse.intake import read_intake_file
-from duecourse.temporal.client import CollectionClient
-from duecourse.temporal.client import connect as connect_temporal
-from duecourse.temporal.devserver import DevServer
-from starter import (
+from duecourse.handover import (
     SHOWN_LOANS,
     RejectedRow,
     StartedLoan,
@@ -34,6 +30,10 @@ from starter import (
     render_summary,
     start_loans,
 )
+from duecourse.intake import read_intake_file
+from duecourse.temporal.client import CollectionClient
+from duecourse.temporal.client import connect as connect_temporal
+from duecourse.temporal.devserver import DevServer
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPORAL_CLI = Path(sys.executable).parent / "temporal"

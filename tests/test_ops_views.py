@@ -40,6 +40,7 @@ from duecourse.domain.loan import LoanIntake
 from duecourse.domain.policy import Channel
 from duecourse.domain.requests import ContactOutcomeReport, ContactResult
 from duecourse.policies import load_policy
+from duecourse.runtime import build_worker
 from duecourse.store import Ledger, connect, migrate
 from duecourse.store import tables as t
 from duecourse.store.database import downgrade
@@ -47,7 +48,6 @@ from duecourse.store.keys import KeyStore
 from duecourse.temporal.client import CollectionClient
 from tests.conftest import settings_for_tests, settle
 from tests.factories import AGENT, SUPERVISOR, daytime_zone, make_loan
-from worker import build_worker
 
 pytestmark = [pytest.mark.devserver, pytest.mark.timeout(120)]
 TEMPORAL = Path(sys.executable).parent / "temporal"

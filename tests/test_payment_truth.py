@@ -25,6 +25,7 @@ from temporalio.client import Client
 
 from duecourse.domain.loan import LoanIntake
 from duecourse.policies import load_policy
+from duecourse.runtime import build_worker
 from duecourse.store import Ledger, connect, migrate
 from duecourse.temporal.client import (
     CollectionClient,
@@ -37,7 +38,6 @@ from duecourse.temporal.client import connect as connect_temporal
 from duecourse.temporal.devserver import DevServer
 from tests.conftest import settings_for_tests
 from tests.factories import daytime_zone, make_loan, payment
-from worker import build_worker
 
 pytestmark = pytest.mark.devserver
 

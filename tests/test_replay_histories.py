@@ -21,9 +21,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
+from duecourse.runtime import WORKFLOWS, sandbox_runner
 from tests.histories import EXPECTED, HISTORIES, INDEX, RECORD_COMMAND, Saved
 from tests.histories.mutants import ExtraTimerCollection, PatchedExtraTimerCollection
-from worker import WORKFLOWS, sandbox_runner
 
 SAVED = sorted(p for p in HISTORIES.rglob("*.json") if p != INDEX)
 """Every saved history, including any kept in subfolders from earlier versions."""

@@ -35,12 +35,12 @@ from duecourse.domain.policy import Channel
 from duecourse.domain.requests import CancelRequest, ContactOutcomeReport, ContactResult
 from duecourse.domain.worklist import TaskCompletion, TaskKind
 from duecourse.policies import load_policy
+from duecourse.runtime import WORKFLOWS, build_worker, sandbox_runner
 from duecourse.store import Ledger
 from duecourse.store import tables as t
 from duecourse.store.keys import KeyStore
 from tests.conftest import Harness, TrackingClient, advance_to_local, settings_for_tests
 from tests.factories import AGENT, SUPERVISOR, make_loan
-from worker import WORKFLOWS, build_worker, sandbox_runner
 
 STANDARD = load_policy("standard").model_copy(update={"segments": {}})
 SHANGHAI = ZoneInfo("Asia/Shanghai")

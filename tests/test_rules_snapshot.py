@@ -18,13 +18,13 @@ from duecourse.domain.collection import Collection
 from duecourse.domain.compliance import Verdict, packs
 from duecourse.domain.policy import Channel, ContactHours
 from duecourse.domain.rules import RulesMigration, RulesSnapshot
+from duecourse.runtime import WORKFLOWS, sandbox_runner
 from duecourse.snapshots import take_snapshot, zone_rules
 from duecourse.store import tables as t
 from duecourse.temporal.client import ActionRejected
 from tests.conftest import Harness, advance_to_local
 from tests.factories import AGENT, make_loan
 from tests.test_workflow_negotiation import STANDARD, start
-from worker import WORKFLOWS, sandbox_runner
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PHONE = "+8613800138000"

@@ -25,14 +25,14 @@ import pytest
 from temporalio.client import Client
 
 from duecourse import search_attributes as sa
+from duecourse.handover import StartSummary, start_loans
 from duecourse.intake import read_intake_file
+from duecourse.runtime import build_worker
 from duecourse.settings import Settings
 from duecourse.store import Ledger, connect, migrate
 from duecourse.temporal.client import CollectionClient, ensure_search_attributes
 from duecourse.temporal.client import connect as connect_temporal
 from duecourse.temporal.devserver import DevServer, free_port
-from starter import StartSummary, start_loans
-from worker import build_worker
 
 pytestmark = pytest.mark.devserver
 

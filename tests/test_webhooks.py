@@ -21,6 +21,7 @@ from decimal import Decimal
 
 import pytest
 import uvicorn
+from duecourse.activities.webhooks import WebhookActivities
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -30,7 +31,6 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.webhooks import WebhookActivities
 from duecourse.domain.actor import SYSTEM
 from duecourse.domain.collection import Outcome
 from duecourse.domain.entries import LedgerEntry, PaymentRecorded, StageChanged

@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from duecourse.runtime import build_worker, run_worker
 from duecourse.settings import Settings
 from tests.conftest import settings_for_tests
-from worker import build_worker, run_worker
 
 
 async def test_a_worker_started_during_a_ledger_outage_waits_for_it(

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
+from duecourse.activities import build_activities
 from temporalio import activity
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from activities import build_activities
 from duecourse.channels import OutboxChannel
 from duecourse.domain.commands import (
     CollectionInput,
@@ -22,11 +22,11 @@ from duecourse.domain.commands import (
 )
 from duecourse.domain.scoring import ScoreInput, ScoreResult
 from duecourse.policies import load_policy
+from duecourse.runtime import WORKFLOWS, build_worker, sandbox_runner
 from duecourse.store import Ledger
 from duecourse.store import tables as t
 from tests.conftest import Harness, TrackingClient, settings_for_tests
 from tests.factories import make_loan, payment
-from worker import WORKFLOWS, build_worker, sandbox_runner
 
 STANDARD = load_policy("standard").model_copy(update={"segments": {}})  # timing as written
 

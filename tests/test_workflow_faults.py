@@ -19,6 +19,8 @@ from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import pytest
+from duecourse.activities import build_activities
+from duecourse.workflows.supervision import ATTENTION_METRIC
 from sqlalchemy import text
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -26,7 +28,6 @@ from temporalio.runtime import MetricBuffer, Runtime, TelemetryConfig
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities import build_activities
 from duecourse import search_attributes as sa
 from duecourse.channels import Channel as ChannelAdapter
 from duecourse.channels import OutboxChannel
@@ -36,14 +37,13 @@ from duecourse.domain.legal import LegalCase, LegalProgress
 from duecourse.domain.policy import Channel as ChannelKind
 from duecourse.domain.requests import ContactOutcomeReport, ContactResult, LegalDecision
 from duecourse.domain.worklist import TaskCompletion
+from duecourse.runtime import WORKFLOWS, build_worker, sandbox_runner
 from duecourse.store import Ledger
 from duecourse.store import tables as t
 from tests.conftest import Harness, TrackingClient, advance_to_local, settings_for_tests
 from tests.factories import AGENT, SUPERVISOR, make_loan, payment
 from tests.providers import FlakyProvider
 from tests.test_workflow_negotiation import STANDARD, plan_of, sleep_until, start, today
-from worker import WORKFLOWS, build_worker, sandbox_runner
-from workflows.supervision import ATTENTION_METRIC
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

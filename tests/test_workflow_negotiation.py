@@ -9,9 +9,9 @@ from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import pytest
+from duecourse.activities import build_activities
 from temporalio.testing import WorkflowEnvironment
 
-from activities import build_activities
 from duecourse.channels import OutboxChannel
 from duecourse.domain.actor import Actor, ActorKind
 from duecourse.domain.agreements import (
@@ -35,12 +35,12 @@ from duecourse.domain.requests import (
 )
 from duecourse.domain.worklist import TaskCompletion
 from duecourse.policies import load_policy
+from duecourse.runtime import build_worker
 from duecourse.store import Ledger
 from duecourse.store import tables as t
 from duecourse.temporal.client import ActionRejected
 from tests.conftest import Harness, TrackingClient, advance_to_local, settings_for_tests
 from tests.factories import AGENT, SUPERVISOR, make_loan, payment
-from worker import build_worker
 
 STANDARD = load_policy("standard").model_copy(update={"segments": {}})
 CNY = "CNY"

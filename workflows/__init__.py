@@ -1,9 +1,9 @@
 """Temporal workflows: deterministic orchestration only (timers, handlers, activity calls)."""
 
-from workflows.collection import LoanCollectionWorkflow
-from workflows.event_delivery import EventDeliveryWorkflow
-from workflows.legal_case import LegalCaseWorkflow
-from workflows.repayment_plan import RepaymentPlanWorkflow
+from duecourse.workflows.collection import LoanCollectionWorkflow
+from duecourse.workflows.event_delivery import EventDeliveryWorkflow
+from duecourse.workflows.legal_case import LegalCaseWorkflow
+from duecourse.workflows.repayment_plan import RepaymentPlanWorkflow
 
 WORKFLOWS = [LoanCollectionWorkflow, RepaymentPlanWorkflow, LegalCaseWorkflow,
              EventDeliveryWorkflow]

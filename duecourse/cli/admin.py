@@ -13,7 +13,7 @@ import yaml
 from rich.markup import escape
 from rich.table import Table
 
-import starter
+from duecourse import handover
 from duecourse.cli.common import console, ledger, run, safe_url, settings, user_errors
 from duecourse.domain.compliance.packs import (
     DEFAULT,
@@ -25,7 +25,7 @@ from duecourse.domain.compliance.packs import (
 from duecourse.domain.policy import ContactHours, Policy
 from duecourse.logs import configure_logging
 from duecourse.policies import available_policies, load_policy
-from worker import run_worker
+from duecourse.runtime import run_worker
 
 PolicyDir = Annotated[str | None, typer.Option(
     help="directory with extra policy YAML files (default: DUECOURSE_POLICY_DIR)")]
@@ -60,16 +60,16 @@ def upgrade() -> None:
 def start(file: Annotated[Path, typer.Argument(help="hand-over file, .csv or .json")],
           policy_dir: PolicyDir = None,
           concurrency: Annotated[int, typer.Option(
-              min=1, max=512, help="starts in flight at once")] = starter.DEFAULT_CONCURRENCY,
+              min=1, max=512, help="starts in flight at once")] = handover.DEFAULT_CONCURRENCY,
           progress_every: Annotated[float, typer.Option(
               min=0.05, help="seconds between progress lines when the output is not a "
-              "terminal (a log or CI)")] = starter.PROGRESS_EVERY,
+              "terminal (a log or CI)")] = handover.PROGRESS_EVERY,
           ) -> None:
     """Start collection for every loan in FILE (idempotent: running loans are kept).
 
     A long file is never silent: a progress bar on a terminal, else a line every few
     seconds with the counts and the rate, while the file is read and while it is started."""
-    code = asyncio.run(starter.run(settings(), file, console, policy_dir=policy_dir,
+    code = asyncio.run(handover.run(settings(), file, console, policy_dir=policy_dir,
                                    concurrency=concurrency, progress_every=progress_every))
     raise typer.Exit(code)
 

@@ -28,16 +28,16 @@ from duecourse.cli.common import console, err_console, run, safe_url, settings
 from duecourse.cli.env_file import write_env
 from duecourse.demo.script import SCENARIOS
 from duecourse.demo.watch import DemoRun
+from duecourse.handover import start_with_progress
 from duecourse.intake import read_intake_file, with_policy
 from duecourse.logs import configure_logging
+from duecourse.runtime import build_worker
 from duecourse.settings import Settings
 from duecourse.store import Ledger, connect, migrate
 from duecourse.store.keys import KeyStore
 from duecourse.temporal.client import CollectionClient, ensure_search_attributes
 from duecourse.temporal.client import connect as connect_temporal
 from duecourse.temporal.devserver import DevServer
-from starter import start_with_progress
-from worker import build_worker
 
 DEMO_FILE = Path(__file__).resolve().parent.parent / "demo" / "loans.csv"
 DEMO_POLICY = "demo"

@@ -30,7 +30,7 @@ from duecourse.domain.entries import (
     StageChanged,
     TaskRecorded,
 )
-from duecourse.domain.handover import LoanAlreadyClosed, reopen_problem
+from duecourse.domain.reopening import LoanAlreadyClosed, reopen_problem
 from duecourse.store import tables as t
 from duecourse.store.cases import last_closed_case
 

@@ -12,7 +12,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from duecourse.domain.commands import CollectionInput, CollectionResult
 
-from workflows.collection import LoanCollectionWorkflow
+from duecourse.workflows.collection import LoanCollectionWorkflow
 
 EXTRA_TIMER_PATCH = "histories-extra-timer"
 

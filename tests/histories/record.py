@@ -69,6 +69,7 @@ from duecourse.domain.status import CollectionStatus
 from duecourse.logs import configure_logging
 from duecourse.policies import load_policy
 from duecourse.process import exit_now
+from duecourse.runtime import WORKFLOWS, build_worker, sandbox_runner
 from duecourse.store import Ledger, connect, migrate
 from duecourse.store.webhooks import WebhookStore
 from duecourse.temporal.client import WORKFLOW_NAME, ensure_search_attributes
@@ -77,7 +78,6 @@ from tests.conftest import settle as settle_history
 from tests.factories import AGENT, SUPERVISOR, make_loan
 from tests.histories import EXPECTED, HISTORIES, INDEX, RECORD_COMMAND
 from tests.test_webhooks import Receiver, serving
-from worker import WORKFLOWS, build_worker, sandbox_runner
 
 TEST_SERVER = Path(sys.executable).parent / "temporal-test-server"
 ROOT = HISTORIES.parents[1]

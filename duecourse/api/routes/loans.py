@@ -13,7 +13,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
 from temporalio.client import WorkflowExecution
 from temporalio.service import RPCError
 
-import starter
+from duecourse import handover
 from duecourse import search_attributes as sa
 from duecourse.api.auth import EVERYONE, Principal, Role, allow
 from duecourse.api.problems import ProblemError, responses
@@ -32,11 +32,17 @@ from duecourse.api.schemas import (
 )
 from duecourse.api.services import Services, services
 from duecourse.domain.collection import Outcome, Stage
-from duecourse.domain.handover import reopen_problem
 from duecourse.domain.policy import Segment
+from duecourse.domain.reopening import reopen_problem
 from duecourse.domain.requests import CancelRequest
 from duecourse.domain.status import CollectionStatus
-from duecourse.intake import BORROWER_COLUMNS, RowRejected, parse_records, validate_for_start
+from duecourse.intake import (
+    BORROWER_COLUMNS,
+    IntakeRow,
+    RowRejected,
+    parse_records,
+    validate_for_start,
+)
 from duecourse.plain_words import plain_reason, plain_reason_errors
 from duecourse.store.cases import last_closed_case
 from duecourse.store.keys import KEY_NAME
@@ -122,9 +128,9 @@ async def start_loan(
                        status="started" if outcome.started else "already_running")
 
 
-async def _own_rows(owners: LoanOwners, platform: str, rows: list[starter.IntakeRow],
+async def _own_rows(owners: LoanOwners, platform: str, rows: list[IntakeRow],
                     now: datetime, policy_dir: str | None, allow_demo: bool,
-                    ) -> tuple[list[starter.IntakeRow], list[str]]:
+                    ) -> tuple[list[IntakeRow], list[str]]:
     """Claim the rows that will be started for `platform` (valid ones only); a row whose
     loan another platform owns is rejected. Returns the rows and the ids newly claimed."""
     startable = []
@@ -135,7 +141,7 @@ async def _own_rows(owners: LoanOwners, platform: str, rows: list[starter.Intake
             continue  # the starter rejects it again, with its reason
     claimed = await owners.claim(platform, startable)
     owner = await owners.owners_of(startable)
-    mine: list[starter.IntakeRow] = []
+    mine: list[IntakeRow] = []
     for r in rows:
         if r.loan is not None and r.loan.loan_id in owner and \
                 owner[r.loan.loan_id] != platform:
@@ -159,7 +165,7 @@ async def start_loans(body: BatchRequest, svc: Svc,
     rows, claimed = await _own_rows(owners, who.key.name, parsed, now,
                                     svc.settings.policy_dir,
                                     svc.settings.allow_demo_policies)
-    summary = await starter.start_loans(svc.client, rows, now=now,
+    summary = await handover.start_loans(svc.client, rows, now=now,
                                         policy_dir=svc.settings.policy_dir,
                                         platform=who.key.name, ledger=svc.ledger.engine,
                                         allow_demo=svc.settings.allow_demo_policies)

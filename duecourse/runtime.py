@@ -1,0 +1,126 @@
+"""The duecourse worker: runs the collection workflows and their activities.
+
+`duecourse worker` (or `python worker.py` in a checkout). Settings come from the environment (see
+duecourse.settings); the ledger schema can be migrated at start with `--migrate`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Sequence
+from datetime import timedelta
+
+import structlog
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from duecourse.activities import build_activities
+from duecourse.channels import OutboxChannel
+from duecourse.logs import configure_logging
+from duecourse.settings import Settings, get_settings
+from duecourse.store import Ledger, connect, migrate
+from duecourse.temporal.client import connect as connect_temporal
+from duecourse.workflows import WORKFLOWS
+
+log = structlog.get_logger("duecourse.worker")
+
+PASSTHROUGH = ("duecourse.domain", "duecourse.search_attributes", "duecourse.temporal",
+               "pydantic", "pydantic_core", "annotated_types", "email_validator", "dns",
+               "idna", "yaml", "holidays", "dateutil")
+"""Modules the sandbox shares instead of re-importing per workflow run (measured: an
+unpassed model module cost 7x memory and halved throughput). Not `duecourse` as a whole:
+the workflow modules (`duecourse.workflows`) must stay sandboxed, so a call such as
+`datetime.now()` in workflow code is still caught."""
+
+
+def sandbox_runner() -> SandboxedWorkflowRunner:
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH))
+
+
+def build_worker(client: Client, ledger: Ledger, settings: Settings,
+                 task_queue: str | None = None, activities: Sequence[object] | None = None,
+                 ) -> Worker:
+    """A worker for all duecourse workflows and activities on one task queue."""
+    acts = list(activities) if activities is not None else build_activities(
+        ledger, OutboxChannel(ledger), settings.lender_name, settings.lender_contact,
+        settings.scorer, settings.legal_partner_email,
+        webhook_allow_private=settings.webhook_allow_private)
+    return Worker(
+        client,
+        task_queue=task_queue or settings.task_queue,
+        workflows=WORKFLOWS,
+        activities=acts,  # type: ignore[arg-type]
+        workflow_runner=sandbox_runner(),
+        max_concurrent_activities=settings.max_concurrent_activities,
+        graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
+    )
+
+
+def metrics_runtime(address: str) -> Runtime:
+    """A Temporal runtime serving the worker's metrics (SDK and workflow metrics, such as
+    loans needing attention) for Prometheus at `address`."""
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
+
+
+async def run_worker(settings: Settings, *, run_migrations: bool = False,
+                     stop: asyncio.Event | None = None) -> None:
+    """Run until `stop` is set (or SIGINT/SIGTERM when none is given)."""
+    extra = {"runtime": metrics_runtime(settings.metrics_address)} \
+        if settings.metrics_address else {}
+    client = await connect_temporal(settings.temporal_address, settings.temporal_namespace,
+                                    **extra)
+    engine = connect(settings.ledger_url)
+    try:
+        stop = stop or _stop_on_signals()
+        if run_migrations and not await _migrate_when_reachable(engine, stop):
+            return
+        worker = build_worker(client, Ledger(engine), settings)
+        log.info("worker started", task_queue=settings.task_queue,
+                 temporal=settings.temporal_address, namespace=settings.temporal_namespace,
+                 metrics=settings.metrics_address,
+                 ledger=engine.url.render_as_string(hide_password=True))
+        async with worker:
+            await stop.wait()
+    finally:
+        await engine.dispose()
+        log.info("worker stopped")
+
+
+async def _migrate_when_reachable(engine: AsyncEngine, stop: asyncio.Event) -> bool:
+    """Migrate the ledger, waiting (and saying so) while it cannot be reached: a worker
+    restarted during a database outage waits for it instead of exiting. False when
+    stopped first."""
+    wait = 1.0
+    while True:
+        try:
+            await migrate(engine)
+            return True
+        except (OperationalError, InterfaceError, OSError, TimeoutError) as err:
+            log.warning("ledger unreachable; the worker starts once it answers",
+                        error=type(err).__name__, retry_in=wait)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), wait)
+            return False
+        wait = min(wait * 2, 30.0)
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def main() -> None:
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    asyncio.run(run_worker(settings, run_migrations=True))
+
