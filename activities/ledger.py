@@ -7,7 +7,11 @@ from duecourse.activities.errors import ledger_errors
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from duecourse.domain.commands import (
+from duecourse.domain.case.reopening import LoanAlreadyClosed
+from duecourse.domain.rules import OpenedCase
+from duecourse.snapshots import take_snapshot
+from duecourse.store.ledger import Ledger
+from duecourse.temporal.contracts import (
     ALERT_OPS,
     OPEN_LOAN,
     RECORD_ENTRIES,
@@ -15,10 +19,6 @@ from duecourse.domain.commands import (
     OpsAlert,
     RecordEntries,
 )
-from duecourse.domain.reopening import LoanAlreadyClosed
-from duecourse.domain.rules import OpenedCase
-from duecourse.snapshots import take_snapshot
-from duecourse.store.ledger import Ledger
 
 log = structlog.get_logger(__name__)
 

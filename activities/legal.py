@@ -8,9 +8,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from duecourse.channels import Channel, ChannelError, OutgoingMessage
-from duecourse.domain.commands import REFER_TO_PARTNER
-from duecourse.domain.legal import ReferralReceipt, ReferralRequest
+from duecourse.domain.legal.case import ReferralReceipt, ReferralRequest
 from duecourse.store.ledger import Ledger
+from duecourse.temporal.contracts import REFER_TO_PARTNER
 
 log = structlog.get_logger(__name__)
 

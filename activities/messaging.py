@@ -38,16 +38,16 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from duecourse.channels import Channel, ChannelError, OutgoingMessage
-from duecourse.domain.commands import (
+from duecourse.store.ledger import Ledger
+from duecourse.store.sends import Claim, LeaseLost, SendInFlight, SendLedger
+from duecourse.templates import TemplateError, render
+from duecourse.temporal.contracts import (
     SEND_CLEARANCE,
     SEND_MESSAGE,
     MessageSent,
     SendClearance,
     SendMessage,
 )
-from duecourse.store.ledger import Ledger
-from duecourse.store.sends import Claim, LeaseLost, SendInFlight, SendLedger
-from duecourse.templates import TemplateError, render
 
 log = structlog.get_logger(__name__)
 

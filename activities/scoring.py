@@ -9,8 +9,8 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from duecourse.domain.commands import SCORE_LOAN
 from duecourse.domain.scoring import ScoreInput, ScoreResult
+from duecourse.temporal.contracts import SCORE_LOAN
 
 log = structlog.get_logger(__name__)
 

@@ -12,7 +12,7 @@ from duecourse.activities.heartbeat import heartbeating
 from temporalio import activity
 from temporalio.client import WorkflowFailureError
 
-from duecourse.domain.commands import AWAIT_WORKFLOW, WorkflowEnding
+from duecourse.temporal.contracts import AWAIT_WORKFLOW, WorkflowEnding
 from duecourse.temporal.failures import failure_text
 
 

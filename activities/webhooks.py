@@ -19,7 +19,6 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from duecourse import __version__
-from duecourse.domain.commands import DELIVER_EVENT
 from duecourse.domain.events import (
     EVENT_ID_HEADER,
     EVENT_TYPE_HEADER,
@@ -31,6 +30,7 @@ from duecourse.domain.events import (
 from duecourse.netguard import resolved_problem
 from duecourse.store.owners import LoanOwners
 from duecourse.store.webhooks import FINAL, DeliveryStatus, Webhook, WebhookStore
+from duecourse.temporal.contracts import DELIVER_EVENT
 
 log = structlog.get_logger(__name__)
 

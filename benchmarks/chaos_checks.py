@@ -46,10 +46,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.service import RPCError
 
 from duecourse.audit import run_audit
+from duecourse.domain.case.commands import PaymentReport
+from duecourse.domain.case.status import CollectionStatus
 from duecourse.domain.loan import LoanIntake
 from duecourse.domain.policy import ContactStep, Policy
-from duecourse.domain.requests import PaymentReport
-from duecourse.domain.status import CollectionStatus
 from duecourse.store import Ledger
 from duecourse.store import tables as t
 from duecourse.temporal.client import CollectionClient

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.service import RPCError
 
-from duecourse.domain.commands import SEND_MESSAGE
 from duecourse.temporal.client import CollectionClient
+from duecourse.temporal.contracts import SEND_MESSAGE
 
 if TYPE_CHECKING:
     from chaos_checks import CheckResult, Context, LateContact, Skip

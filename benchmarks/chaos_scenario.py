@@ -21,11 +21,11 @@ from chaos_rig import RigError
 
 from duecourse.domain.actor import Actor, ActorKind
 from duecourse.domain.calendar import local_date
+from duecourse.domain.case.commands import PaymentReport
 from duecourse.domain.compliance.requests import DisputeChange, PreferenceChange
 from duecourse.domain.loan import LoanIntake
 from duecourse.domain.money import Money
 from duecourse.domain.policy import Channel
-from duecourse.domain.requests import PaymentReport
 from tests.factories import daytime_zone
 
 AGENT = Actor(kind=ActorKind.AGENT, id="agent-chaos")

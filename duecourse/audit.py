@@ -31,6 +31,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from duecourse.domain.calendar import local_date, pin_zone
+from duecourse.domain.case.commands import ContactResult
 from duecourse.domain.compliance import (
     ContactEvent,
     Hold,
@@ -45,10 +46,9 @@ from duecourse.domain.compliance import (
 )
 from duecourse.domain.compliance.engine import Context
 from duecourse.domain.compliance.packs import pack_for
+from duecourse.domain.contact.outcomes import apply_outcome, as_proposed, person_key, refusal_keys
 from duecourse.domain.loan import Borrower
-from duecourse.domain.outcomes import apply_outcome, as_proposed, person_key, refusal_keys
 from duecourse.domain.policy import Channel, ContactHours
-from duecourse.domain.requests import ContactResult
 from duecourse.domain.rules import RulesSnapshot
 from duecourse.store import tables as t
 from duecourse.store.ledger import Ledger
@@ -139,7 +139,7 @@ def _kind(details: dict[str, Any]) -> RecipientKind:
 
 def _outcome(history: list[ContactEvent], at: datetime, details: dict[str, Any],
              borrower: Borrower) -> tuple[ContactEvent | None, str | None, list[str]]:
-    """Apply a reported outcome as the collection did (`duecourse.domain.outcomes`). It
+    """Apply a reported outcome as the collection did (`duecourse.domain.contact.outcomes`). It
     completes the contact it reports on when the ledger holds one (a message sent, or a
     call the agent asked about first) for the same person; otherwise it is a contact
     nobody asked the engine about, or the conversation an inbound call was (`inbound`:

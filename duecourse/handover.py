@@ -40,7 +40,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.service import RPCError
 
-from duecourse.domain.reopening import reopen_problem
+from duecourse.domain.case.reopening import reopen_problem
 from duecourse.intake import (
     IntakeFileError,
     IntakeRow,
@@ -90,7 +90,7 @@ class RejectedRow:
 
 
 class _AlreadyClosed(RowRejected):
-    """The row's loan was collected already (`duecourse.domain.reopening`)."""
+    """The row's loan was collected already (`duecourse.domain.case.reopening`)."""
 
 
 @dataclass

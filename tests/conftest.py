@@ -26,10 +26,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from duecourse.domain.commands import CollectionResult
+from duecourse.domain.case.commands import CancelRequest
 from duecourse.domain.loan import LoanIntake
 from duecourse.domain.policy import Policy
-from duecourse.domain.requests import CancelRequest
 from duecourse.process import exit_now
 from duecourse.runtime import build_worker
 from duecourse.settings import Settings
@@ -41,6 +40,7 @@ from duecourse.temporal.client import (
     StartOutcome,
     ensure_search_attributes,
 )
+from duecourse.temporal.contracts import CollectionResult
 
 BIN = Path(sys.executable).parent
 TEST_SERVER = BIN / "temporal-test-server"

@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 
 from duecourse.domain.actor import Actor, ActorKind
 from duecourse.domain.calendar import local_date
+from duecourse.domain.case.commands import PaymentReport
 from duecourse.domain.loan import LoanIntake
 from duecourse.domain.money import Money
-from duecourse.domain.requests import PaymentReport
 
 AGENT = Actor(kind=ActorKind.AGENT, id="agent-7")
 SUPERVISOR = Actor(kind=ActorKind.SUPERVISOR, id="sup-1")

@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 from duecourse.audit import _apply, run_audit
 from duecourse.cli.app import app
 from duecourse.domain.actor import Actor, ActorKind
-from duecourse.domain.collection import Collection
-from duecourse.domain.commands import OpenLoan, RecordEntries
+from duecourse.domain.case.aggregate import Collection
+from duecourse.domain.case.commands import ContactOutcomeReport, ContactResult
 from duecourse.domain.compliance import (
     AttemptResult,
     HoldKind,
@@ -35,21 +35,21 @@ from duecourse.domain.compliance.requests import (
     HoldRequest,
     PreferenceChange,
 )
-from duecourse.domain.desk import complete_task, task_problem
-from duecourse.domain.entries import ContactLogged, EventRecorded, LedgerEntry, TaskRecorded
-from duecourse.domain.policy import Channel, Policy
-from duecourse.domain.protections import (
+from duecourse.domain.contact.protections import (
     change_dispute,
     change_hold,
     change_preferences,
     hold_problem,
 )
-from duecourse.domain.requests import ContactOutcomeReport, ContactResult
-from duecourse.domain.worklist import TaskCompletion, TaskKind
+from duecourse.domain.entries import ContactLogged, EventRecorded, LedgerEntry, TaskRecorded
+from duecourse.domain.policy import Channel, Policy
+from duecourse.domain.work.completion import complete_task, task_problem
+from duecourse.domain.work.queue import TaskCompletion, TaskKind
 from duecourse.intake import format_validation_error
 from duecourse.policies import load_policy
 from duecourse.store import Ledger
 from duecourse.store import tables as t
+from duecourse.temporal.contracts import OpenLoan, RecordEntries
 from tests.conftest import Harness, advance_to_local
 from tests.factories import AGENT, SUPERVISOR, make_loan, payment
 

@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from duecourse.domain.collection import Collection, Stage
+from duecourse.domain.case.aggregate import Collection
+from duecourse.domain.case.state import Stage
 from duecourse.domain.compliance import (
     AttemptResult,
     ContactEvent,
@@ -23,8 +24,8 @@ from duecourse.domain.compliance import (
 )
 from duecourse.domain.compliance.engine import Context
 from duecourse.domain.compliance.requests import HoldRequest
+from duecourse.domain.contact.protections import change_hold, hold_problem
 from duecourse.domain.policy import Channel, Policy
-from duecourse.domain.protections import change_hold, hold_problem
 from duecourse.policies import load_policy
 from duecourse.templates import lint_templates, render
 from tests.factories import AGENT, make_loan

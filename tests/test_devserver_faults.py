@@ -21,9 +21,9 @@ from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client
 
 from duecourse.domain.calendar import local_date
+from duecourse.domain.case.commands import ContactOutcomeReport, ContactResult
 from duecourse.domain.loan import LoanIntake
 from duecourse.domain.policy import Channel, Policy
-from duecourse.domain.requests import ContactOutcomeReport, ContactResult
 from duecourse.policies import load_policy, with_templates
 from duecourse.runtime import build_worker
 from duecourse.settings import Settings

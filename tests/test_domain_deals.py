@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from duecourse.domain import deals, desk, protections
-from duecourse.domain.agreements import (
+from duecourse.domain.agreements import deals
+from duecourse.domain.agreements.terms import (
     InstalmentSpec,
     PlanProgress,
     PlanProposal,
@@ -13,13 +13,16 @@ from duecourse.domain.agreements import (
     SettlementOffer,
 )
 from duecourse.domain.calendar import local_date
-from duecourse.domain.collection import Collection, Stage
+from duecourse.domain.case.aggregate import Collection
+from duecourse.domain.case.commands import PromiseRequest
+from duecourse.domain.case.state import Stage
 from duecourse.domain.compliance import HoldKind
 from duecourse.domain.compliance.requests import HoldRequest
+from duecourse.domain.contact import protections
 from duecourse.domain.money import Money
 from duecourse.domain.planner import ActionKind, plan
-from duecourse.domain.requests import PromiseRequest
-from duecourse.domain.worklist import TaskCompletion, TaskKind
+from duecourse.domain.work import completion
+from duecourse.domain.work.queue import TaskCompletion, TaskKind
 from duecourse.policies import load_policy
 from tests.factories import AGENT, SUPERVISOR, make_loan
 
@@ -98,8 +101,8 @@ def test_rejecting_a_hardship_review_after_the_hold_ended_is_harmless() -> None:
     review = next(t for t in c.state.tasks if t.kind is TaskKind.REVIEW_HARDSHIP)
     later = NOW + timedelta(days=6)
     done = TaskCompletion(task_id=review.task_id, outcome="rejected", actor=SUPERVISOR)
-    assert desk.task_problem(c, done, later) is None
-    desk.complete_task(c, done, later)
+    assert completion.task_problem(c, done, later) is None
+    completion.complete_task(c, done, later)
     assert review.status.value == "done" and review.outcome == "rejected"
 
 

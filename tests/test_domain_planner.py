@@ -9,13 +9,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from duecourse.domain.calendar import wall_clock
-from duecourse.domain.collection import Collection, LegalPhase, Stage
+from duecourse.domain.case.aggregate import Collection
+from duecourse.domain.case.commands import CancelRequest, LegalDecision, PromiseRequest
+from duecourse.domain.case.state import LegalPhase, Stage
 from duecourse.domain.compliance import Verdict
 from duecourse.domain.entries import EventRecorded, PaymentRecorded, StageChanged
 from duecourse.domain.money import Money
 from duecourse.domain.planner import ActionKind, plan, write_off_at
 from duecourse.domain.policy import Channel
-from duecourse.domain.requests import CancelRequest, LegalDecision, PromiseRequest
 from duecourse.policies import load_policy
 from tests.factories import AGENT, SUPERVISOR, make_loan, payment
 

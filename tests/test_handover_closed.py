@@ -1,6 +1,6 @@
 """A closed loan stays closed: handing it over again is refused, a new delinquency starts.
 
-The decision is pure (`duecourse.domain.reopening`); the ledger (`collection_cases`) is the
+The decision is pure (`duecourse.domain.case.reopening`); the ledger (`collection_cases`) is the
 record it reads. The front doors (starter, CLI, REST API) refuse on a real dev server with
 a real SQLite ledger; the workflow's first activity refuses too (the backstop), shown on
 the time-skipping server by starting a paid loan again past every front door.
@@ -32,11 +32,10 @@ from duecourse import handover
 from duecourse.api import create_app
 from duecourse.api.services import Services
 from duecourse.domain.actor import SYSTEM
-from duecourse.domain.collection import Outcome
-from duecourse.domain.commands import OpenLoan, RecordEntries
+from duecourse.domain.case.reopening import ClosedCase, LoanAlreadyClosed, reopen_problem
+from duecourse.domain.case.state import Outcome
 from duecourse.domain.entries import StageChanged
 from duecourse.domain.loan import LoanIntake
-from duecourse.domain.reopening import ClosedCase, LoanAlreadyClosed, reopen_problem
 from duecourse.intake import IntakeRow, parse_records
 from duecourse.policies import load_policy
 from duecourse.runtime import build_worker
@@ -48,6 +47,7 @@ from duecourse.store.keys import KeyStore
 from duecourse.store.owners import LoanOwners
 from duecourse.temporal.client import CollectionClient
 from duecourse.temporal.client import connect as connect_temporal
+from duecourse.temporal.contracts import OpenLoan, RecordEntries
 from duecourse.temporal.devserver import DevServer
 from tests.conftest import Harness, settings_for_tests
 from tests.factories import daytime_zone, make_loan, payment

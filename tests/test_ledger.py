@@ -19,12 +19,12 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from duecourse.domain.actor import SYSTEM
-from duecourse.domain.commands import OpenLoan, OpsAlert, RecordEntries
 from duecourse.domain.entries import EventRecorded, PaymentRecorded, StageChanged
 from duecourse.store import Ledger, connect, migrate
 from duecourse.store import tables as t
 from duecourse.store.database import downgrade
 from duecourse.store.ledger import ContactRecord
+from duecourse.temporal.contracts import OpenLoan, OpsAlert, RecordEntries
 from tests.conftest import POSTGRES_URL
 from tests.factories import AGENT, make_loan
 

@@ -33,12 +33,11 @@ from duecourse import search_attributes as sa
 from duecourse.api import create_app
 from duecourse.api.services import Services
 from duecourse.cli.app import app as cli_app
-from duecourse.domain.agreements import Assignment
-from duecourse.domain.commands import OpsAlert
+from duecourse.domain.agreements.terms import Assignment
+from duecourse.domain.case.commands import ContactOutcomeReport, ContactResult
 from duecourse.domain.compliance.requests import ContactRequest
 from duecourse.domain.loan import LoanIntake
 from duecourse.domain.policy import Channel
-from duecourse.domain.requests import ContactOutcomeReport, ContactResult
 from duecourse.policies import load_policy
 from duecourse.runtime import build_worker
 from duecourse.store import Ledger, connect, migrate
@@ -46,6 +45,7 @@ from duecourse.store import tables as t
 from duecourse.store.database import downgrade
 from duecourse.store.keys import KeyStore
 from duecourse.temporal.client import CollectionClient
+from duecourse.temporal.contracts import OpsAlert
 from tests.conftest import settings_for_tests, settle
 from tests.factories import AGENT, SUPERVISOR, daytime_zone, make_loan
 

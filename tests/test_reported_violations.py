@@ -24,16 +24,16 @@ from temporalio.worker import Replayer
 from duecourse.api import create_app
 from duecourse.api.services import Services
 from duecourse.audit import run_audit
-from duecourse.domain import tasks
-from duecourse.domain.collection import Collection
+from duecourse.domain.case.aggregate import Collection
+from duecourse.domain.case.commands import CancelRequest, ContactOutcomeReport, ContactResult
 from duecourse.domain.compliance import AttemptResult, Verdict
 from duecourse.domain.compliance.requests import ContactRequest
-from duecourse.domain.desk import complete_task, task_problem
 from duecourse.domain.entries import EventRecorded, TaskRecorded
 from duecourse.domain.loan import LoanIntake
 from duecourse.domain.policy import Channel
-from duecourse.domain.requests import CancelRequest, ContactOutcomeReport, ContactResult
-from duecourse.domain.worklist import TaskCompletion, TaskKind
+from duecourse.domain.work import tasks
+from duecourse.domain.work.completion import complete_task, task_problem
+from duecourse.domain.work.queue import TaskCompletion, TaskKind
 from duecourse.policies import load_policy
 from duecourse.runtime import WORKFLOWS, build_worker, sandbox_runner
 from duecourse.store import Ledger

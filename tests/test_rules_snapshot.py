@@ -14,7 +14,7 @@ from temporalio.worker import Replayer
 
 from duecourse.domain.actor import Actor, ActorKind
 from duecourse.domain.calendar import local_date
-from duecourse.domain.collection import Collection
+from duecourse.domain.case.aggregate import Collection
 from duecourse.domain.compliance import Verdict, packs
 from duecourse.domain.policy import Channel, ContactHours
 from duecourse.domain.rules import RulesMigration, RulesSnapshot

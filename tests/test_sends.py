@@ -20,12 +20,12 @@ from temporalio.testing import ActivityEnvironment
 from duecourse.audit import run_audit
 from duecourse.channels import OutboxChannel
 from duecourse.domain.actor import SYSTEM
-from duecourse.domain.commands import OpenLoan, SendMessage
 from duecourse.domain.entries import ComplianceDecided
 from duecourse.domain.policy import Channel
 from duecourse.store import Ledger
 from duecourse.store import tables as t
 from duecourse.store.sends import LeaseLost, SendInFlight, SendLedger
+from duecourse.temporal.contracts import OpenLoan, SendMessage
 from tests.conftest import Harness, advance_to_local
 from tests.factories import make_loan, payment
 from tests.test_ledger import engine as ledger_engine

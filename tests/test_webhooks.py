@@ -32,7 +32,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from duecourse.domain.actor import SYSTEM
-from duecourse.domain.collection import Outcome
+from duecourse.domain.case.commands import CancelRequest, ContactOutcomeReport, ContactResult
+from duecourse.domain.case.state import Outcome
 from duecourse.domain.entries import LedgerEntry, PaymentRecorded, StageChanged
 from duecourse.domain.events import (
     EVENT_ID_HEADER,
@@ -49,7 +50,6 @@ from duecourse.domain.events import (
     verify,
 )
 from duecourse.domain.policy import Channel
-from duecourse.domain.requests import CancelRequest, ContactOutcomeReport, ContactResult
 from duecourse.netguard import is_public, literal_problem
 from duecourse.policies import load_policy
 from duecourse.store import tables as t

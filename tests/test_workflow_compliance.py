@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from duecourse.audit import run_audit
+from duecourse.domain.case.commands import ContactOutcomeReport, ContactResult
 from duecourse.domain.compliance import HoldKind, Verdict
 from duecourse.domain.compliance.requests import (
     ContactRequest,
@@ -22,7 +23,6 @@ from duecourse.domain.compliance.requests import (
 )
 from duecourse.domain.loan import LoanIntake
 from duecourse.domain.policy import Channel
-from duecourse.domain.requests import ContactOutcomeReport, ContactResult
 from duecourse.policies import load_policy
 from duecourse.store import tables as t
 from duecourse.temporal.client import ActionRejected
@@ -215,7 +215,7 @@ async def test_uk_loan_is_offered_forbearance_before_legal(harness: Harness) -> 
     h = harness
     await advance_to_local(h, LONDON, time(12, 0))
     loan = await start(h, dpd=5, **gb_loan())
-    from duecourse.domain.requests import ContactOutcomeReport, ContactResult
+    from duecourse.domain.case.commands import ContactOutcomeReport, ContactResult
 
     await h.client.record_contact_outcome(loan.loan_id, ContactOutcomeReport(
         channel=Channel.VOICE, result=ContactResult.REACHED, actor=AGENT))

@@ -12,7 +12,12 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from duecourse.channels import OutboxChannel
-from duecourse.domain.commands import (
+from duecourse.domain.scoring import ScoreInput, ScoreResult
+from duecourse.policies import load_policy
+from duecourse.runtime import WORKFLOWS, build_worker, sandbox_runner
+from duecourse.store import Ledger
+from duecourse.store import tables as t
+from duecourse.temporal.contracts import (
     CollectionInput,
     MessageSent,
     OpenLoan,
@@ -20,11 +25,6 @@ from duecourse.domain.commands import (
     RecordEntries,
     SendMessage,
 )
-from duecourse.domain.scoring import ScoreInput, ScoreResult
-from duecourse.policies import load_policy
-from duecourse.runtime import WORKFLOWS, build_worker, sandbox_runner
-from duecourse.store import Ledger
-from duecourse.store import tables as t
 from tests.conftest import Harness, TrackingClient, settings_for_tests
 from tests.factories import make_loan, payment
 

@@ -31,12 +31,12 @@ from temporalio.worker import Worker
 from duecourse import search_attributes as sa
 from duecourse.channels import Channel as ChannelAdapter
 from duecourse.channels import OutboxChannel
+from duecourse.domain.case.commands import ContactOutcomeReport, ContactResult, LegalDecision
 from duecourse.domain.compliance import HoldKind
 from duecourse.domain.compliance.requests import HoldRequest
-from duecourse.domain.legal import LegalCase, LegalProgress
+from duecourse.domain.legal.case import LegalCase, LegalProgress
 from duecourse.domain.policy import Channel as ChannelKind
-from duecourse.domain.requests import ContactOutcomeReport, ContactResult, LegalDecision
-from duecourse.domain.worklist import TaskCompletion
+from duecourse.domain.work.queue import TaskCompletion
 from duecourse.runtime import WORKFLOWS, build_worker, sandbox_runner
 from duecourse.store import Ledger
 from duecourse.store import tables as t

@@ -14,7 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from duecourse.channels import OutboxChannel
 from duecourse.domain.actor import Actor, ActorKind
-from duecourse.domain.agreements import (
+from duecourse.domain.agreements.terms import (
     Assignment,
     InstalmentSpec,
     PlanProposal,
@@ -22,18 +22,14 @@ from duecourse.domain.agreements import (
     SettlementOffer,
 )
 from duecourse.domain.calendar import local_date, wall_clock
+from duecourse.domain.case.commands import ContactOutcomeReport, ContactResult, LegalDecision
 from duecourse.domain.compliance import HoldKind
 from duecourse.domain.compliance.requests import HoldRequest
-from duecourse.domain.legal import CaseEvent, CaseEventKind
+from duecourse.domain.legal.case import CaseEvent, CaseEventKind
 from duecourse.domain.loan import LoanIntake
 from duecourse.domain.money import Money
 from duecourse.domain.policy import Channel
-from duecourse.domain.requests import (
-    ContactOutcomeReport,
-    ContactResult,
-    LegalDecision,
-)
-from duecourse.domain.worklist import TaskCompletion
+from duecourse.domain.work.queue import TaskCompletion
 from duecourse.policies import load_policy
 from duecourse.runtime import build_worker
 from duecourse.store import Ledger

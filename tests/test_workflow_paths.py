@@ -16,16 +16,16 @@ from temporalio.exceptions import ApplicationError
 from duecourse import search_attributes as sa
 from duecourse.domain.actor import Actor, ActorKind
 from duecourse.domain.calendar import local_date, wall_clock
-from duecourse.domain.loan import LoanIntake
-from duecourse.domain.money import Money
-from duecourse.domain.policy import Channel
-from duecourse.domain.requests import (
+from duecourse.domain.case.commands import (
     CancelRequest,
     ContactOutcomeReport,
     ContactResult,
     LegalDecision,
     PromiseRequest,
 )
+from duecourse.domain.loan import LoanIntake
+from duecourse.domain.money import Money
+from duecourse.domain.policy import Channel
 from duecourse.policies import load_policy
 from duecourse.store import tables as t
 from duecourse.temporal.client import ActionRejected

@@ -18,8 +18,8 @@ from temporalio.exceptions import ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from duecourse import search_attributes as sa
-    from duecourse.domain import deals, desk, litigation, notices, protections, tasks
-    from duecourse.domain.agreements import (
+    from duecourse.domain.agreements import deals
+    from duecourse.domain.agreements.terms import (
         Assignment,
         AssignmentResult,
         PlanAccepted,
@@ -34,20 +34,18 @@ with workflow.unsafe.imports_passed_through():
         SettlementResult,
     )
     from duecourse.domain.calendar import local_midnight
-    from duecourse.domain.collection import Collection, LegalPhase
-    from duecourse.domain.commands import (
-        OPEN_LOAN,
-        RECORD_ENTRIES,
-        SCORE_LOAN,
-        SEND_CLEARANCE,
-        CollectionInput,
-        CollectionResult,
-        OpenLoan,
-        OpsAlert,
-        RecordEntries,
-        SendClearance,
-        money_text,
+    from duecourse.domain.case.aggregate import Collection
+    from duecourse.domain.case.commands import (
+        CancelRequest,
+        ContactOutcomeReport,
+        LegalDecision,
+        LegalDecisionResult,
+        PaymentReport,
+        PromiseAccepted,
+        PromiseRequest,
     )
+    from duecourse.domain.case.state import LegalPhase
+    from duecourse.domain.case.status import CollectionStatus, current_details, describe
     from duecourse.domain.compliance import Decision, Purpose, Verdict
     from duecourse.domain.compliance.requests import (
         ContactRequest,
@@ -56,7 +54,9 @@ with workflow.unsafe.imports_passed_through():
         LifeEvent,
         PreferenceChange,
     )
-    from duecourse.domain.contact import recipient_for
+    from duecourse.domain.contact import notices, protections
+    from duecourse.domain.contact.outcomes import ContactCheck, ReportCheck
+    from duecourse.domain.contact.recipients import recipient_for
     from duecourse.domain.entries import (
         ContactLogged,
         LedgerEntry,
@@ -69,7 +69,8 @@ with workflow.unsafe.imports_passed_through():
         delivery_workflow_id,
         events_for,
     )
-    from duecourse.domain.legal import (
+    from duecourse.domain.legal import litigation
+    from duecourse.domain.legal.case import (
         CaseEvent,
         DemandResult,
         LegalCase,
@@ -78,18 +79,8 @@ with workflow.unsafe.imports_passed_through():
         ManualReferral,
     )
     from duecourse.domain.money import Money
-    from duecourse.domain.outcomes import ContactCheck, ReportCheck
     from duecourse.domain.planner import ActionKind, PlannedAction, plan
     from duecourse.domain.policy import Channel, ContactStep
-    from duecourse.domain.requests import (
-        CancelRequest,
-        ContactOutcomeReport,
-        LegalDecision,
-        LegalDecisionResult,
-        PaymentReport,
-        PromiseAccepted,
-        PromiseRequest,
-    )
     from duecourse.domain.rules import (
         OpenedCase,
         RulesBasis,
@@ -97,8 +88,21 @@ with workflow.unsafe.imports_passed_through():
         migration_problem,
     )
     from duecourse.domain.scoring import ScoreResult
-    from duecourse.domain.status import CollectionStatus, current_details, describe
-    from duecourse.domain.worklist import TaskCompletion, TaskKind, TaskResult
+    from duecourse.domain.work import completion, tasks
+    from duecourse.domain.work.queue import TaskCompletion, TaskKind, TaskResult
+    from duecourse.temporal.contracts import (
+        OPEN_LOAN,
+        RECORD_ENTRIES,
+        SCORE_LOAN,
+        SEND_CLEARANCE,
+        CollectionInput,
+        CollectionResult,
+        OpenLoan,
+        OpsAlert,
+        RecordEntries,
+        SendClearance,
+        money_text,
+    )
     from duecourse.temporal.failures import failure_text
 
 LEGAL_REFERRAL = "legal-referral"  # subject of the supervisor's approval task
@@ -804,7 +808,7 @@ class LoanCollectionWorkflow(ContactPath, Supervision):
         c = self._c
         case = c.state.legal_case
         try:
-            entries = desk.complete_task(c, done, workflow.now())
+            entries = completion.complete_task(c, done, workflow.now())
         except ValueError as err:
             raise ApplicationError(str(err), type="TaskRejected") from None
         self._apply(entries)
@@ -822,7 +826,7 @@ class LoanCollectionWorkflow(ContactPath, Supervision):
 
     @complete_task.validator
     def _validate_task(self, done: TaskCompletion) -> None:
-        if problem := desk.task_problem(self._c, done, workflow.now()):
+        if problem := completion.task_problem(self._c, done, workflow.now()):
             raise ApplicationError(problem, type="TaskRejected")
 
     @workflow.update

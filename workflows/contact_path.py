@@ -20,13 +20,13 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from duecourse.domain.actor import SYSTEM
-    from duecourse.domain.collection import Collection
-    from duecourse.domain.commands import SEND_MESSAGE, MessageSent, SendMessage
+    from duecourse.domain.case.aggregate import Collection
     from duecourse.domain.compliance import Decision, ProposedContact, Purpose, Verdict
     from duecourse.domain.compliance.engine import DECISION_VALIDITY, blocker
-    from duecourse.domain.contact import recipient_for
+    from duecourse.domain.contact.recipients import recipient_for
     from duecourse.domain.entries import ComplianceDecided, ContactDelivered, LedgerEntry
     from duecourse.domain.policy import Channel, ContactStep
+    from duecourse.temporal.contracts import SEND_MESSAGE, MessageSent, SendMessage
 
 SEND_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
                          maximum_interval=timedelta(minutes=1), maximum_attempts=0,

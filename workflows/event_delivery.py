@@ -15,8 +15,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from duecourse.domain.commands import DELIVER_EVENT
     from duecourse.domain.events import DeliveryReport, OutboundEvent
+    from duecourse.temporal.contracts import DELIVER_EVENT
 
 DELIVERY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
                              maximum_interval=timedelta(minutes=10), maximum_attempts=20)

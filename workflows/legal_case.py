@@ -19,8 +19,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from duecourse.domain.commands import REFER_TO_PARTNER
-    from duecourse.domain.legal import (
+    from duecourse.domain.case.commands import LegalDecision
+    from duecourse.domain.legal.case import (
         CaseEvent,
         CaseEventKind,
         DemandResult,
@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
         ReferralReceipt,
         ReferralRequest,
     )
-    from duecourse.domain.requests import LegalDecision
+    from duecourse.temporal.contracts import REFER_TO_PARTNER
 
 REFERRAL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
                              maximum_interval=timedelta(minutes=2), maximum_attempts=8,

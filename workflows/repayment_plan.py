@@ -22,7 +22,7 @@ from temporalio import workflow
 from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from duecourse.domain.agreements import (
+    from duecourse.domain.agreements.terms import (
         Instalment,
         InstalmentStatus,
         PlanInput,

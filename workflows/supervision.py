@@ -29,11 +29,11 @@ from temporalio.exceptions import (
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from duecourse.domain.collection import Collection
-    from duecourse.domain.commands import ALERT_OPS, AWAIT_WORKFLOW, OpsAlert, WorkflowEnding
+    from duecourse.domain.case.aggregate import Collection
+    from duecourse.domain.case.supervision import ChildKind, child_failed
     from duecourse.domain.entries import LedgerEntry
     from duecourse.domain.events import DeliveryReport
-    from duecourse.domain.supervision import ChildKind, child_failed
+    from duecourse.temporal.contracts import ALERT_OPS, AWAIT_WORKFLOW, OpsAlert, WorkflowEnding
     from duecourse.temporal.failures import failure_text
 
 LEDGER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,

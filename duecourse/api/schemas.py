@@ -19,9 +19,10 @@ from pydantic import (
 )
 from pydantic_core import PydanticKnownError
 
+from duecourse.domain.case.commands import ContactResult, Reference
 from duecourse.domain.compliance import HoldKind, InconvenientTime, RecipientKind
 from duecourse.domain.compliance.requests import Attorney
-from duecourse.domain.legal import CaseEventKind, CloseOutcome
+from duecourse.domain.legal.case import CaseEventKind, CloseOutcome
 from duecourse.domain.loan import (
     Identifier,
     Jurisdiction,
@@ -38,7 +39,6 @@ from duecourse.domain.money import (
     Money,
 )
 from duecourse.domain.policy import Channel
-from duecourse.domain.requests import ContactResult, Reference
 
 _DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
 

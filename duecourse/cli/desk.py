@@ -15,16 +15,16 @@ from rich.table import Table
 from duecourse.cli.common import CliError, console, ledger, parse_amount, run, settings, temporal
 from duecourse.cli.render import when
 from duecourse.domain.actor import Actor, ActorKind
-from duecourse.domain.agreements import (
+from duecourse.domain.agreements.terms import (
     Assignment,
     InstalmentSpec,
     PlanProposal,
     SettlementDecision,
     SettlementOffer,
 )
-from duecourse.domain.legal import CaseEvent, CaseEventKind
+from duecourse.domain.legal.case import CaseEvent, CaseEventKind
 from duecourse.domain.money import Money, minor_units
-from duecourse.domain.worklist import TaskCompletion
+from duecourse.domain.work.queue import TaskCompletion
 
 LoanId = Annotated[str, typer.Argument(help="the platform's loan id")]
 Json = Annotated[bool, typer.Option("--json", help="print JSON instead of text")]

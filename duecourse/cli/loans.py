@@ -24,11 +24,7 @@ from duecourse.cli.common import (
 )
 from duecourse.cli.render import status_view, timeline_table, when
 from duecourse.domain.actor import Actor, ActorKind
-from duecourse.domain.compliance import RecipientKind
-from duecourse.domain.money import Money
-from duecourse.domain.outcomes import ReportCheck
-from duecourse.domain.policy import Channel
-from duecourse.domain.requests import (
+from duecourse.domain.case.commands import (
     CancelRequest,
     ContactOutcomeReport,
     ContactResult,
@@ -36,6 +32,10 @@ from duecourse.domain.requests import (
     PaymentReport,
     PromiseRequest,
 )
+from duecourse.domain.compliance import RecipientKind
+from duecourse.domain.contact.outcomes import ReportCheck
+from duecourse.domain.money import Money
+from duecourse.domain.policy import Channel
 from duecourse.temporal.client import (
     PaymentFate,
     PaymentOutcome,

@@ -20,7 +20,7 @@ from rich.table import Table
 from duecourse.cli.common import CliError, console, ledger, run, settings, temporal, user_errors
 from duecourse.cli.render import STAGE_STYLE, relative, when
 from duecourse.domain.actor import Actor, ActorKind
-from duecourse.domain.collection import Stage
+from duecourse.domain.case.state import Stage
 from duecourse.domain.policy import Channel, Segment
 from duecourse.store.ops_queries import (
     Acknowledgement,

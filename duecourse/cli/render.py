@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from duecourse.domain.status import CollectionStatus
+from duecourse.domain.case.status import CollectionStatus
 from duecourse.store.ledger import TimelineItem
 
 STAGE_STYLE = {"REMINDER": "yellow", "NEGOTIATION": "cyan", "LEGAL": "magenta"}

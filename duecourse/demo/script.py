@@ -19,13 +19,13 @@ from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateFailedErro
 from temporalio.service import RPCError
 
 from duecourse.domain.actor import Actor, ActorKind
-from duecourse.domain.agreements import InstalmentSpec, PlanProposal, SettlementOffer
+from duecourse.domain.agreements.terms import InstalmentSpec, PlanProposal, SettlementOffer
 from duecourse.domain.calendar import local_date
+from duecourse.domain.case.commands import LegalDecision, PaymentReport, PromiseRequest
+from duecourse.domain.case.status import CollectionStatus
 from duecourse.domain.compliance import HoldKind
 from duecourse.domain.compliance.requests import DisputeChange, HoldRequest
 from duecourse.domain.money import Money
-from duecourse.domain.requests import LegalDecision, PaymentReport, PromiseRequest
-from duecourse.domain.status import CollectionStatus
 from duecourse.temporal.client import CollectionClient, LoanClosed, LoanNotFound
 
 BORROWER = Actor(kind=ActorKind.BORROWER, id="demo-borrower")

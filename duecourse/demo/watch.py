@@ -14,8 +14,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from duecourse.demo.script import SCENARIOS, Driver, Sleep, play, wall_clock
+from duecourse.domain.case.status import CollectionStatus
 from duecourse.domain.loan import LoanIntake
-from duecourse.domain.status import CollectionStatus
 from duecourse.temporal.client import CollectionClient
 
 WAITS_EVERY = 120.0

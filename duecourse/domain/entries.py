@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from duecourse.domain.actor import Actor
-from duecourse.domain.worklist import Task
+from duecourse.domain.work.queue import Task
 
 
 class _Entry(BaseModel):

@@ -26,13 +26,14 @@ from enum import StrEnum
 
 from pydantic import BaseModel
 
-from duecourse.domain.agreements import InstalmentStatus
+from duecourse.domain.agreements.terms import InstalmentStatus
 from duecourse.domain.calendar import wall_clock
-from duecourse.domain.collection import Collection, LegalPhase, Stage
+from duecourse.domain.case.aggregate import Collection
+from duecourse.domain.case.state import LegalPhase, Stage
 from duecourse.domain.compliance import Purpose
-from duecourse.domain.notices import FORBEARANCE_STEP, VALIDATION_STEP, waiting_for_person
+from duecourse.domain.contact.notices import FORBEARANCE_STEP, VALIDATION_STEP, waiting_for_person
 from duecourse.domain.policy import Anchor, Channel, ContactStep
-from duecourse.domain.tasks import next_escalation
+from duecourse.domain.work.tasks import next_escalation
 
 
 class ActionKind(StrEnum):

@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from duecourse.domain.actor import Actor, ActorKind
+from duecourse.domain.case.commands import Note
 from duecourse.domain.compliance.packs import RulePack
-from duecourse.domain.requests import Note
 
 HOLIDAY_YEARS = 6
 """Years of public holidays snapshotted from the hand-over year on (a loan rarely lives

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import RowMapping, Select, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from duecourse.domain.reopening import ClosedCase
+from duecourse.domain.case.reopening import ClosedCase
 from duecourse.store import tables as t
 
 Database = AsyncEngine | AsyncConnection

@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from duecourse.domain.actor import SYSTEM, Actor
-from duecourse.domain.commands import OpenLoan, OpsAlert, RecordEntries
+from duecourse.domain.case.reopening import LoanAlreadyClosed, reopen_problem
 from duecourse.domain.entries import (
     AgreementRecorded,
     ComplianceDecided,
@@ -30,9 +30,9 @@ from duecourse.domain.entries import (
     StageChanged,
     TaskRecorded,
 )
-from duecourse.domain.reopening import LoanAlreadyClosed, reopen_problem
 from duecourse.store import tables as t
 from duecourse.store.cases import last_closed_case
+from duecourse.temporal.contracts import OpenLoan, OpsAlert, RecordEntries
 
 
 class ContactRecord(BaseModel):

@@ -22,9 +22,9 @@ from sqlalchemy import case, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from duecourse.domain.actor import SYSTEM
-from duecourse.domain.commands import SendMessage
 from duecourse.store import tables as t
 from duecourse.store.ledger import Ledger
+from duecourse.temporal.contracts import SendMessage
 
 DONE = ("sent", "made_by_person")
 REOPENABLE = ("cancelled", "expired", "in_doubt")

@@ -35,7 +35,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from duecourse import search_attributes as sa
-from duecourse.domain.agreements import (
+from duecourse.domain.agreements.terms import (
     Assignment,
     AssignmentResult,
     PlanAccepted,
@@ -44,23 +44,7 @@ from duecourse.domain.agreements import (
     SettlementOffer,
     SettlementResult,
 )
-from duecourse.domain.commands import (
-    CollectionInput,
-    CollectionResult,
-)
-from duecourse.domain.compliance import Decision
-from duecourse.domain.compliance.requests import (
-    ContactRequest,
-    DisputeChange,
-    HoldRequest,
-    LifeEvent,
-    PreferenceChange,
-)
-from duecourse.domain.legal import CaseEvent, LegalCase
-from duecourse.domain.loan import LoanIntake, workflow_id_for
-from duecourse.domain.outcomes import ContactCheck, ReportCheck
-from duecourse.domain.policy import Policy
-from duecourse.domain.requests import (
+from duecourse.domain.case.commands import (
     CancelRequest,
     ContactOutcomeReport,
     LegalDecision,
@@ -69,9 +53,22 @@ from duecourse.domain.requests import (
     PromiseAccepted,
     PromiseRequest,
 )
+from duecourse.domain.case.status import CollectionStatus
+from duecourse.domain.compliance import Decision
+from duecourse.domain.compliance.requests import (
+    ContactRequest,
+    DisputeChange,
+    HoldRequest,
+    LifeEvent,
+    PreferenceChange,
+)
+from duecourse.domain.contact.outcomes import ContactCheck, ReportCheck
+from duecourse.domain.legal.case import CaseEvent, LegalCase
+from duecourse.domain.loan import LoanIntake, workflow_id_for
+from duecourse.domain.policy import Policy
 from duecourse.domain.rules import RulesBasis, RulesMigration
-from duecourse.domain.status import CollectionStatus
-from duecourse.domain.worklist import TaskCompletion, TaskKind, TaskResult
+from duecourse.domain.work.queue import TaskCompletion, TaskKind, TaskResult
+from duecourse.temporal.contracts import CollectionInput, CollectionResult
 from duecourse.temporal.payment_trace import (
     AMBIGUOUS,
     HISTORY_TIMEOUT,

@@ -16,10 +16,10 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from duecourse.domain.commands import RECORD_ENTRIES, CollectionInput, RecordEntries
+from duecourse.domain.case.commands import PaymentReport
 from duecourse.domain.entries import EventRecorded, PaymentRecorded, StageChanged
 from duecourse.domain.money import Money
-from duecourse.domain.requests import PaymentReport
+from duecourse.temporal.contracts import RECORD_ENTRIES, CollectionInput, RecordEntries
 
 
 class PaymentFate(StrEnum):

@@ -21,7 +21,7 @@ from temporalio.client import WorkflowExecution, WorkflowExecutionStatus, Workfl
 from temporalio.service import RPCError
 
 from duecourse import search_attributes as sa
-from duecourse.domain.collection import Outcome, Stage
+from duecourse.domain.case.state import Outcome, Stage
 from duecourse.domain.money import Money
 from duecourse.domain.policy import Segment
 from duecourse.temporal.client import CollectionClient, LoanClosed, LoanNotFound

@@ -10,7 +10,7 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from duecourse.domain.commands import CollectionInput, CollectionResult
+    from duecourse.temporal.contracts import CollectionInput, CollectionResult
 
 from duecourse.workflows.collection import LoanCollectionWorkflow
 

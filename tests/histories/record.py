@@ -43,7 +43,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from duecourse.domain.agreements import (
+from duecourse.domain.agreements.terms import (
     InstalmentSpec,
     PlanProposal,
     PlanStatus,
@@ -52,20 +52,19 @@ from duecourse.domain.agreements import (
     SettlementOffer,
 )
 from duecourse.domain.calendar import local_date
-from duecourse.domain.commands import CollectionInput, CollectionResult
-from duecourse.domain.events import DeliveryReport
-from duecourse.domain.legal import CaseEvent, CaseEventKind, LegalCase
-from duecourse.domain.loan import LoanIntake, workflow_id_for
-from duecourse.domain.money import Money
-from duecourse.domain.policy import Channel
-from duecourse.domain.requests import (
+from duecourse.domain.case.commands import (
     ContactOutcomeReport,
     ContactResult,
     LegalDecision,
     PaymentReport,
     PromiseRequest,
 )
-from duecourse.domain.status import CollectionStatus
+from duecourse.domain.case.status import CollectionStatus
+from duecourse.domain.events import DeliveryReport
+from duecourse.domain.legal.case import CaseEvent, CaseEventKind, LegalCase
+from duecourse.domain.loan import LoanIntake, workflow_id_for
+from duecourse.domain.money import Money
+from duecourse.domain.policy import Channel
 from duecourse.logs import configure_logging
 from duecourse.policies import load_policy
 from duecourse.process import exit_now
@@ -73,6 +72,7 @@ from duecourse.runtime import WORKFLOWS, build_worker, sandbox_runner
 from duecourse.store import Ledger, connect, migrate
 from duecourse.store.webhooks import WebhookStore
 from duecourse.temporal.client import WORKFLOW_NAME, ensure_search_attributes
+from duecourse.temporal.contracts import CollectionInput, CollectionResult
 from tests.conftest import TrackingClient, settings_for_tests
 from tests.conftest import settle as settle_history
 from tests.factories import AGENT, SUPERVISOR, make_loan

@@ -33,7 +33,7 @@ from duecourse.api.schemas import (
     money,
 )
 from duecourse.api.services import Services, services
-from duecourse.domain.agreements import (
+from duecourse.domain.agreements.terms import (
     Assignment,
     AssignmentResult,
     InstalmentSpec,
@@ -43,14 +43,7 @@ from duecourse.domain.agreements import (
     SettlementOffer,
     SettlementResult,
 )
-from duecourse.domain.compliance import RecipientKind
-from duecourse.domain.compliance.requests import (
-    DisputeChange,
-    HoldRequest,
-    PreferenceChange,
-)
-from duecourse.domain.legal import CaseEvent, LegalCase
-from duecourse.domain.requests import (
+from duecourse.domain.case.commands import (
     ContactOutcomeReport,
     LegalDecision,
     LegalDecisionResult,
@@ -58,7 +51,14 @@ from duecourse.domain.requests import (
     PromiseAccepted,
     PromiseRequest,
 )
-from duecourse.domain.status import CollectionStatus
+from duecourse.domain.case.status import CollectionStatus
+from duecourse.domain.compliance import RecipientKind
+from duecourse.domain.compliance.requests import (
+    DisputeChange,
+    HoldRequest,
+    PreferenceChange,
+)
+from duecourse.domain.legal.case import CaseEvent, LegalCase
 from duecourse.store import tables as t
 from duecourse.temporal.client import PaymentUnconfirmed
 

@@ -18,7 +18,7 @@ from duecourse.api.schemas import (
     TaskView,
 )
 from duecourse.api.services import Services, services
-from duecourse.domain.worklist import TaskCompletion, TaskResult
+from duecourse.domain.work.queue import TaskCompletion, TaskResult
 from duecourse.store.portfolio import summarize
 
 router = APIRouter(prefix="/v1", tags=["desk"])

@@ -31,11 +31,11 @@ from duecourse.api.schemas import (
     TimelinePage,
 )
 from duecourse.api.services import Services, services
-from duecourse.domain.collection import Outcome, Stage
+from duecourse.domain.case.commands import CancelRequest
+from duecourse.domain.case.reopening import reopen_problem
+from duecourse.domain.case.state import Outcome, Stage
+from duecourse.domain.case.status import CollectionStatus
 from duecourse.domain.policy import Segment
-from duecourse.domain.reopening import reopen_problem
-from duecourse.domain.requests import CancelRequest
-from duecourse.domain.status import CollectionStatus
 from duecourse.intake import (
     BORROWER_COLUMNS,
     IntakeRow,

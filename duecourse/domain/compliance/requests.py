@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from duecourse.domain.actor import Actor
+from duecourse.domain.case.commands import Note
 from duecourse.domain.compliance.model import HoldKind, InconvenientTime, Purpose, RecipientKind
 from duecourse.domain.policy import Channel
-from duecourse.domain.requests import Note
 
 
 class _Request(BaseModel):

@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from duecourse.domain.actor import SYSTEM, Actor
-from duecourse.domain.collection import Collection
+from duecourse.domain.case.aggregate import Collection
+from duecourse.domain.case.commands import ContactOutcomeReport
+from duecourse.domain.contact.outcomes import ReportCheck
 from duecourse.domain.entries import LedgerEntry, TaskRecorded
-from duecourse.domain.outcomes import ReportCheck
-from duecourse.domain.requests import ContactOutcomeReport
-from duecourse.domain.worklist import Task, TaskKind, TaskStatus
+from duecourse.domain.work.queue import Task, TaskKind, TaskStatus
 
 
 def task_entry(task: Task, now: datetime, actor: Actor = SYSTEM) -> TaskRecorded:

@@ -11,12 +11,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from duecourse.domain.actor import Actor
-from duecourse.domain.collection import Collection
+from duecourse.domain.case.aggregate import Collection
 from duecourse.domain.compliance import Purpose
 from duecourse.domain.entries import ContactLogged, LedgerEntry
 from duecourse.domain.policy import Channel, ContactStep
-from duecourse.domain.tasks import open_task
-from duecourse.domain.worklist import Task, TaskKind
+from duecourse.domain.work.queue import Task, TaskKind
+from duecourse.domain.work.tasks import open_task
 
 VALIDATION_STEP = ContactStep(name="validation-notice", channel=Channel.LETTER,
                               template="validation_notice",

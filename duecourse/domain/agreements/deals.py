@@ -13,7 +13,7 @@ from itertools import pairwise
 from pydantic_core import to_jsonable_python
 
 from duecourse.domain.actor import SYSTEM, Actor, ActorKind
-from duecourse.domain.agreements import (
+from duecourse.domain.agreements.terms import (
     Assignment,
     Instalment,
     InstalmentStatus,
@@ -27,11 +27,12 @@ from duecourse.domain.agreements import (
     SettlementStatus,
 )
 from duecourse.domain.calendar import local_date, local_midnight
-from duecourse.domain.collection import Collection, Outcome, Stage
+from duecourse.domain.case.aggregate import Collection
+from duecourse.domain.case.state import Outcome, Stage
 from duecourse.domain.entries import AgreementRecorded, LedgerEntry
 from duecourse.domain.policy import PlanRules
-from duecourse.domain.tasks import open_task, resolve_subject, task_entry
-from duecourse.domain.worklist import TaskKind
+from duecourse.domain.work.queue import TaskKind
+from duecourse.domain.work.tasks import open_task, resolve_subject, task_entry
 
 MANAGERS = (ActorKind.SUPERVISOR, ActorKind.OPS, ActorKind.SYSTEM)
 

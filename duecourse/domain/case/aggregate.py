@@ -7,22 +7,35 @@ what they mean is decided here, where it can be tested without Temporal.
 
 from __future__ import annotations
 
-import zlib
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from enum import StrEnum
 
-from pydantic import BaseModel, Field
 from pydantic_core import to_jsonable_python
 
 from duecourse.domain.actor import SYSTEM, Actor
-from duecourse.domain.agreements import (
+from duecourse.domain.agreements.terms import (
     PlanStatus,
-    RepaymentPlan,
-    Settlement,
     SettlementStatus,
 )
 from duecourse.domain.calendar import days_past_due, local_date, local_midnight, pin_zone, zone
+from duecourse.domain.case.commands import (
+    CancelRequest,
+    ContactOutcomeReport,
+    ContactResult,
+    LegalDecision,
+    PaymentReport,
+    PromiseRequest,
+)
+from duecourse.domain.case.state import (
+    CollectionState,
+    LegalPhase,
+    Outcome,
+    Promise,
+    PromiseStatus,
+    Stage,
+    StageVisit,
+    StepRecord,
+)
 from duecourse.domain.compliance import (
     AttemptResult,
     ContactEvent,
@@ -31,7 +44,6 @@ from duecourse.domain.compliance import (
     Purpose,
     RecipientKind,
     RulePack,
-    Standing,
     Verdict,
     Violation,
     decide,
@@ -40,6 +52,13 @@ from duecourse.domain.compliance import (
 )
 from duecourse.domain.compliance.engine import Context, freeze_reason
 from duecourse.domain.compliance.standing_rules import time_barred
+from duecourse.domain.contact.outcomes import (
+    ReportCheck,
+    apply_outcome,
+    person_key,
+    refusal_keys,
+    reported_violations,
+)
 from duecourse.domain.entries import (
     ComplianceDecided,
     EventRecorded,
@@ -48,196 +67,10 @@ from duecourse.domain.entries import (
     PromiseRecorded,
     StageChanged,
 )
-from duecourse.domain.legal import LegalCase
 from duecourse.domain.loan import LoanIntake
-from duecourse.domain.outcomes import (
-    ReportCheck,
-    apply_outcome,
-    person_key,
-    refusal_keys,
-    reported_violations,
-)
-from duecourse.domain.policy import Channel, Policy, Segment
-from duecourse.domain.requests import (
-    CancelRequest,
-    ContactOutcomeReport,
-    ContactResult,
-    LegalDecision,
-    PaymentReport,
-    PromiseRequest,
-)
+from duecourse.domain.policy import Channel, Policy
 from duecourse.domain.rules import RulesSnapshot
 from duecourse.domain.scoring import ScoreInput
-from duecourse.domain.worklist import Task, TaskStatus
-
-
-class Stage(StrEnum):
-    REMINDER = "REMINDER"
-    NEGOTIATION = "NEGOTIATION"
-    LEGAL = "LEGAL"
-
-
-class Outcome(StrEnum):
-    PAID = "PAID"
-    SETTLED = "SETTLED"
-    WRITTEN_OFF = "WRITTEN_OFF"
-    CANCELLED = "CANCELLED"
-
-
-class LegalPhase(StrEnum):
-    DEMAND_PENDING = "DEMAND_PENDING"
-    CURE_PERIOD = "CURE_PERIOD"
-    AWAITING_APPROVAL = "AWAITING_APPROVAL"
-    REFERRED = "REFERRED"
-
-
-class PromiseStatus(StrEnum):
-    ACTIVE = "ACTIVE"
-    KEPT = "KEPT"
-    BROKEN = "BROKEN"
-    WITHDRAWN = "WITHDRAWN"  # the loan closed or left the stage before the check
-
-
-class StageVisit(BaseModel):
-    visit: int
-    stage: Stage
-    entered_at: datetime
-    reason: str
-    actor: Actor
-    left_at: datetime | None = None
-    paused: timedelta = timedelta(0)  # time frozen by disputes and holds during the visit
-
-
-class Promise(BaseModel):
-    promise_id: str
-    amount: Decimal
-    currency: str
-    due_date: date
-    made_at: datetime
-    check_at: datetime
-    actor: Actor
-    paid_before: Decimal
-    status: PromiseStatus = PromiseStatus.ACTIVE
-    resolved_at: datetime | None = None
-    note: str = ""
-
-
-class StepRecord(BaseModel):
-    visit: int
-    step: str
-    status: str  # sent | skipped | failed
-    at: datetime
-    detail: str = ""
-
-
-class CollectionState(BaseModel):
-    """Everything the workflow remembers; also the continue-as-new payload."""
-
-    case_id: str  # first run id of the workflow chain: keys this case's ledger rows
-    opened_at: datetime
-    outstanding: Decimal
-    stage: Stage = Stage.REMINDER
-    visits: list[StageVisit] = Field(default_factory=list)
-    outcome: Outcome | None = None
-    closed_at: datetime | None = None
-    close_reason: str = ""
-    total_paid: Decimal = Decimal(0)
-    payment_refs: list[str] = Field(default_factory=list)
-    last_paid_at: datetime | None = None  # the latest payment while in collection
-    promises: list[Promise] = Field(default_factory=list)
-    steps: list[StepRecord] = Field(default_factory=list)
-    first_contact_at: datetime | None = None
-    negotiation_deadline: datetime | None = None
-    legal_phase: LegalPhase | None = None
-    legal_phase_at: datetime | None = None
-    approval_escalations: int = 0
-    event_seq: int = 0
-    standing: Standing = Field(default_factory=Standing)
-    contacts: list[ContactEvent] = Field(default_factory=list)
-    deferrals: dict[str, datetime] = Field(default_factory=dict)
-    paused_since: datetime | None = None
-    legal_barred: str = ""  # rule code that keeps this loan out of legal for good
-    legal_not_before: datetime | None = None
-    forbearance_pending: bool = False
-    legal_demand_requested: bool = False  # the legal case asked for its demand letter
-    legal_cases: list[LegalCase] = Field(default_factory=list)  # mirrors of the children
-    segment: Segment | None = None
-    segment_reasons: list[str] = Field(default_factory=list)
-    rescore: bool = True  # behaviour changed since the last score
-    assigned_agent: str | None = None
-    tasks: list[Task] = Field(default_factory=list)
-    plans: list[RepaymentPlan] = Field(default_factory=list)
-    plan_reminders: list[int] = Field(default_factory=list)  # instalments to remind about
-    refusals: int = 0  # times the borrower refused to pay
-    settlements: list[Settlement] = Field(default_factory=list)
-    rules: RulesSnapshot | None = None  # pack, holidays and zone rules, taken at hand-over
-    decision_counts: dict[str, int] = Field(
-        default_factory=dict, description="engine decisions so far per visit, step and "
-        "channel: a decision's key says which one it is, whatever else happened between")
-    alert_seq: int = 0  # numbers ops alerts: each alert's key is fixed when it is queued
-    late_skips: int = 0  # planned steps skipped as stale because the loan got to them late
-    attention: dict[str, str] = Field(
-        default_factory=dict, description="why the loan cannot go on by itself, by kind "
-        "(e.g. ledger): shown as the NeedsAttention search attribute")
-
-    # ----------------------------------------------------------------- queries
-    @property
-    def visit(self) -> StageVisit:
-        return self.visits[-1]
-
-    @property
-    def is_closed(self) -> bool:
-        return self.outcome is not None
-
-    @property
-    def active_promise(self) -> Promise | None:
-        return next((p for p in self.promises if p.status is PromiseStatus.ACTIVE), None)
-
-    @property
-    def broken_promises(self) -> int:
-        return sum(p.status is PromiseStatus.BROKEN for p in self.promises)
-
-    @property
-    def active_plan(self) -> RepaymentPlan | None:
-        plan = self.plans[-1] if self.plans else None
-        return plan if plan and plan.status is PlanStatus.ACTIVE else None
-
-    @property
-    def open_settlement(self) -> Settlement | None:
-        last = self.settlements[-1] if self.settlements else None
-        live = (SettlementStatus.PENDING_APPROVAL, SettlementStatus.ACCEPTED)
-        return last if last and last.status in live else None
-
-    @property
-    def agreement_active(self) -> bool:
-        """A promise, plan or settlement is running: routine contact pauses."""
-        return bool(self.active_promise or self.active_plan or self.open_settlement)
-
-    @property
-    def legal_case(self) -> LegalCase | None:
-        """The legal case of the current legal stage, while it runs."""
-        case = self.legal_cases[-1] if self.legal_cases else None
-        return case if case and case.outcome is None else None
-
-    @property
-    def open_tasks(self) -> list[Task]:
-        return [t for t in self.tasks if t.status is TaskStatus.OPEN]
-
-    @property
-    def contacts_sent(self) -> int:
-        return sum(r.status == "sent" for r in self.steps)
-
-    def step_done(self, visit: int, step: str) -> bool:
-        return any(r.visit == visit and r.step == step for r in self.steps)
-
-    def next_alert_key(self, subject: str) -> str:
-        """`alert:<n>:<subject digest>`: a run that resets and raises other alerts in
-        another order never has one taken for another (and dropped as a duplicate)."""
-        self.alert_seq += 1
-        return f"alert:{self.alert_seq}:{zlib.crc32(subject.encode()):08x}"
-
-    def deferral(self, step: str) -> datetime | None:
-        return self.deferrals.get(f"{self.visit.visit}:{step}")
 
 
 class Collection:

@@ -5,18 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 
 from duecourse.domain.actor import ActorKind
-from duecourse.domain.agreements import SettlementDecision
-from duecourse.domain.collection import Collection
+from duecourse.domain.agreements.deals import decide_settlement, settlement_decision_problem
+from duecourse.domain.agreements.terms import SettlementDecision
+from duecourse.domain.case.aggregate import Collection
+from duecourse.domain.case.commands import ContactOutcomeReport, ContactResult, LegalDecision
 from duecourse.domain.compliance import HoldKind
 from duecourse.domain.compliance.requests import HoldRequest
-from duecourse.domain.deals import decide_settlement, settlement_decision_problem
+from duecourse.domain.contact.notices import notice_done
+from duecourse.domain.contact.protections import change_hold
 from duecourse.domain.entries import LedgerEntry
-from duecourse.domain.notices import notice_done
 from duecourse.domain.policy import Channel
-from duecourse.domain.protections import change_hold
-from duecourse.domain.requests import ContactOutcomeReport, ContactResult, LegalDecision
-from duecourse.domain.tasks import find, resolve
-from duecourse.domain.worklist import OUTCOMES, SUPERVISOR_ONLY, TaskCompletion, TaskKind
+from duecourse.domain.work.queue import OUTCOMES, SUPERVISOR_ONLY, TaskCompletion, TaskKind
+from duecourse.domain.work.tasks import find, resolve
 
 _CONTACT_RESULTS = {
     "reached": ContactResult.REACHED, "met": ContactResult.REACHED,

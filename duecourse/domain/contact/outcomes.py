@@ -15,6 +15,7 @@ from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
+from duecourse.domain.case.commands import ContactOutcomeReport, ContactResult
 from duecourse.domain.compliance.engine import Context, violations
 from duecourse.domain.compliance.model import (
     AttemptResult,
@@ -25,10 +26,9 @@ from duecourse.domain.compliance.model import (
     Violation,
     person_of,
 )
-from duecourse.domain.contact import recipient_for
+from duecourse.domain.contact.recipients import recipient_for
 from duecourse.domain.loan import Borrower
 from duecourse.domain.policy import Channel
-from duecourse.domain.requests import ContactOutcomeReport, ContactResult
 
 
 def attempt_result(result: ContactResult, kind: RecipientKind) -> AttemptResult | None:

@@ -9,8 +9,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from duecourse.domain.actor import Actor
+from duecourse.domain.case.commands import Note
 from duecourse.domain.money import Money
-from duecourse.domain.requests import Note
 
 
 class CaseEventKind(StrEnum):

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from duecourse.domain.collection import CollectionState
+from duecourse.domain.case.state import CollectionState
 from duecourse.domain.entries import ComplianceDecided, LedgerEntry
 from duecourse.domain.loan import LoanIntake
 from duecourse.domain.money import Money

@@ -6,12 +6,13 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
-from duecourse.domain.agreements import RepaymentPlan, Settlement
-from duecourse.domain.collection import Collection, Promise, StageVisit
+from duecourse.domain.agreements.terms import RepaymentPlan, Settlement
+from duecourse.domain.case.aggregate import Collection
+from duecourse.domain.case.state import Promise, StageVisit
 from duecourse.domain.compliance import Standing
 from duecourse.domain.money import Money
 from duecourse.domain.planner import PlannedAction
-from duecourse.domain.worklist import Task
+from duecourse.domain.work.queue import Task
 
 
 class NextAction(BaseModel):

@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from duecourse.domain.actor import SYSTEM
-from duecourse.domain.collection import Collection, LegalPhase, Outcome, Stage
+from duecourse.domain.case.aggregate import Collection
+from duecourse.domain.case.state import LegalPhase, Outcome, Stage
 from duecourse.domain.entries import LedgerEntry
-from duecourse.domain.legal import ORDER, CaseEvent, CaseEventKind, LegalCase
+from duecourse.domain.legal.case import ORDER, CaseEvent, CaseEventKind, LegalCase
 
 
 def open_case(c: Collection, workflow_id: str, now: datetime) -> LegalCase:

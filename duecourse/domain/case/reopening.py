@@ -12,7 +12,7 @@ from datetime import date
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from duecourse.domain.calendar import local_date
-from duecourse.domain.collection import Outcome
+from duecourse.domain.case.state import Outcome
 from duecourse.domain.loan import LoanIntake
 
 

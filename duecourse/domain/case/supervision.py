@@ -12,9 +12,10 @@ from datetime import datetime
 from typing import Literal
 
 from duecourse.domain.actor import SYSTEM
-from duecourse.domain.agreements import PlanStatus
-from duecourse.domain.collection import Collection, Stage
-from duecourse.domain.deals import plan_ended, plan_record
+from duecourse.domain.agreements.deals import plan_ended, plan_record
+from duecourse.domain.agreements.terms import PlanStatus
+from duecourse.domain.case.aggregate import Collection
+from duecourse.domain.case.state import Stage
 from duecourse.domain.entries import LedgerEntry
 
 ChildKind = Literal["plan", "legal_case", "event_delivery"]

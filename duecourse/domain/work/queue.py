@@ -8,7 +8,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from duecourse.domain.actor import Actor
-from duecourse.domain.requests import Note
+from duecourse.domain.case.commands import Note
 
 
 class TaskKind(StrEnum):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from duecourse.domain.collection import Collection
+from duecourse.domain.case.aggregate import Collection
 from duecourse.domain.compliance import Hold, HoldKind
 from duecourse.domain.compliance.requests import (
     DisputeChange,
@@ -18,8 +18,8 @@ from duecourse.domain.compliance.requests import (
     PreferenceChange,
 )
 from duecourse.domain.entries import LedgerEntry
-from duecourse.domain.tasks import open_task
-from duecourse.domain.worklist import TaskKind
+from duecourse.domain.work.queue import TaskKind
+from duecourse.domain.work.tasks import open_task
 
 
 def change_preferences(c: Collection, req: PreferenceChange,

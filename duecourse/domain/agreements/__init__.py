@@ -1,0 +1,1 @@
+"""What agents agree with borrowers: instalment plans, settlements, assignment."""
