@@ -11,7 +11,6 @@ from duecourse.activities.messaging import MessagingActivities
 from duecourse.activities.scoring import ScoringActivities, load_scorer
 from duecourse.activities.supervision import await_workflow
 from duecourse.activities.webhooks import WebhookActivities
-
 from duecourse.channels import Channel
 from duecourse.store.ledger import Ledger
 from duecourse.store.webhooks import WebhookStore

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import structlog
-from duecourse.activities.errors import ledger_errors
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from duecourse.activities.errors import ledger_errors
 from duecourse.domain.case.reopening import LoanAlreadyClosed
 from duecourse.domain.rules import OpenedCase
 from duecourse.snapshots import take_snapshot

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import structlog
-from duecourse.activities.errors import ledger_errors
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from duecourse.activities.errors import ledger_errors
 from duecourse.channels import Channel, ChannelError, OutgoingMessage
 from duecourse.domain.legal.case import ReferralReceipt, ReferralRequest
 from duecourse.store.ledger import Ledger

@@ -29,14 +29,14 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import structlog
-from duecourse.activities.clock import activity_clock
-from duecourse.activities.errors import ledger_errors
-from duecourse.activities.heartbeat import heartbeating
 from temporalio import activity
 from temporalio.client import WorkflowQueryFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
+from duecourse.activities.clock import activity_clock
+from duecourse.activities.errors import ledger_errors
+from duecourse.activities.heartbeat import heartbeating
 from duecourse.channels import Channel, ChannelError, OutgoingMessage
 from duecourse.store.ledger import Ledger
 from duecourse.store.sends import Claim, LeaseLost, SendInFlight, SendLedger

@@ -8,10 +8,10 @@ as long as the child runs.
 
 from __future__ import annotations
 
-from duecourse.activities.heartbeat import heartbeating
 from temporalio import activity
 from temporalio.client import WorkflowFailureError
 
+from duecourse.activities.heartbeat import heartbeating
 from duecourse.temporal.contracts import AWAIT_WORKFLOW, WorkflowEnding
 from duecourse.temporal.failures import failure_text
 

@@ -9,14 +9,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from duecourse.activities.errors import LEDGER_DATA_ERROR, LEDGER_UNAVAILABLE, ledger_error
-from duecourse.activities.messaging import MessagingActivities
 from sqlalchemy import insert, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from duecourse.activities.errors import LEDGER_DATA_ERROR, LEDGER_UNAVAILABLE, ledger_error
+from duecourse.activities.messaging import MessagingActivities
 from duecourse.audit import run_audit
 from duecourse.channels import OutboxChannel
 from duecourse.domain.actor import SYSTEM

@@ -21,7 +21,6 @@ from decimal import Decimal
 
 import pytest
 import uvicorn
-from duecourse.activities.webhooks import WebhookActivities
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -31,6 +30,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from duecourse.activities.webhooks import WebhookActivities
 from duecourse.domain.actor import SYSTEM
 from duecourse.domain.case.commands import CancelRequest, ContactOutcomeReport, ContactResult
 from duecourse.domain.case.state import Outcome

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
-from duecourse.activities import build_activities
 from temporalio import activity
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
+from duecourse.activities import build_activities
 from duecourse.channels import OutboxChannel
 from duecourse.domain.scoring import ScoreInput, ScoreResult
 from duecourse.policies import load_policy

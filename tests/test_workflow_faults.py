@@ -19,8 +19,6 @@ from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import pytest
-from duecourse.activities import build_activities
-from duecourse.workflows.supervision import ATTENTION_METRIC
 from sqlalchemy import text
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -29,6 +27,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from duecourse import search_attributes as sa
+from duecourse.activities import build_activities
 from duecourse.channels import Channel as ChannelAdapter
 from duecourse.channels import OutboxChannel
 from duecourse.domain.case.commands import ContactOutcomeReport, ContactResult, LegalDecision
@@ -40,6 +39,7 @@ from duecourse.domain.work.queue import TaskCompletion
 from duecourse.runtime import WORKFLOWS, build_worker, sandbox_runner
 from duecourse.store import Ledger
 from duecourse.store import tables as t
+from duecourse.workflows.supervision import ATTENTION_METRIC
 from tests.conftest import Harness, TrackingClient, advance_to_local, settings_for_tests
 from tests.factories import AGENT, SUPERVISOR, make_loan, payment
 from tests.providers import FlakyProvider

@@ -9,9 +9,9 @@ from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import pytest
-from duecourse.activities import build_activities
 from temporalio.testing import WorkflowEnvironment
 
+from duecourse.activities import build_activities
 from duecourse.channels import OutboxChannel
 from duecourse.domain.actor import Actor, ActorKind
 from duecourse.domain.agreements.terms import (

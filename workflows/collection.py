@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 
-from duecourse.workflows.contact_path import ContactPath, InFlight
-from duecourse.workflows.supervision import Supervision
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair
 from temporalio.exceptions import ApplicationError, FailureError
+
+from duecourse.workflows.contact_path import ContactPath, InFlight
+from duecourse.workflows.supervision import Supervision
 
 with workflow.unsafe.imports_passed_through():
     from duecourse import search_attributes as sa

@@ -124,6 +124,10 @@ class RecordEntries(BaseModel):
     workflow_id: str
     loan_id: str
     entries: list[LedgerEntry]
+    outstanding: Money | None = Field(
+        default=None, description="the balance as the entries were made: the outbound "
+                                  "events they announce carry it (None: runs from before "
+                                  "the ledger announced events)")
 
 
 class OpsAlert(BaseModel):
