@@ -11,24 +11,25 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from duecourse.domain import ids
 from duecourse.domain.money import AMOUNT_PATTERN
 
 AMOUNT_WORDS = "a decimal amount like 1250.50"
 
 PATTERN_WORDS: dict[str, str] = {
-    r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$": "1 to 64 letters, digits, dots, underscores, "
+    ids.PLATFORM_ID_PATTERN: "1 to 64 letters, digits, dots, underscores, "
     "colons or hyphens, beginning with a letter or digit",
-    r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$": "1 to 128 letters, digits, dots, underscores, "
+    ids.REFERENCE_PATTERN: "1 to 128 letters, digits, dots, underscores, "
     "colons, slashes or hyphens, beginning with a letter or digit",
-    r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$": "1 to 64 letters, digits, dots, underscores, @ "
+    ids.AGENT_ID_PATTERN: "1 to 64 letters, digits, dots, underscores, @ "
     "signs or hyphens, beginning with a letter or digit",
     r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$": "a language tag such as en or zh-CN",
-    r"^[a-z][a-z0-9_-]{0,31}$": "1 to 32 lowercase letters, digits, underscores or hyphens, "
+    ids.PRODUCT_PATTERN: "1 to 32 lowercase letters, digits, underscores or hyphens, "
     "beginning with a letter (such as instalment)",
-    r"^[a-z][a-z0-9_-]{0,63}$": "1 to 64 lowercase letters, digits, underscores or hyphens, "
+    ids.POLICY_NAME_PATTERN: "1 to 64 lowercase letters, digits, underscores or hyphens, "
     "beginning with a letter (such as standard)",
     r"^[A-Za-z]{3}$": "a three-letter currency code like USD",
-    r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$": "a country code such as US, or a country and "
+    ids.JURISDICTION_PATTERN: "a country code such as US, or a country and "
                                     "subdivision such as US-CA",
     r"^(open|done|cancelled|all)$": "one of open, done, cancelled or all",
     AMOUNT_PATTERN: AMOUNT_WORDS,

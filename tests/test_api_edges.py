@@ -305,3 +305,40 @@ async def test_a_demonstration_policy_never_starts_a_real_loan(api: Api) -> None
         rows = {r["status"]: r for r in many.json()["results"]}
         assert "for demonstrations only" in rows["rejected"]["reason"]
         assert "started" in rows
+
+
+async def test_the_search_pages_through_every_loan_once_and_refuses_a_forged_token(
+        api: Api) -> None:
+    bodies = [loan_body(dpd=3) for _ in range(2)]
+    for body in bodies:
+        assert (await api.call("POST", "/v1/loans", "platform", json=body)).status_code == 201
+    mine = {b["loan_id"] for b in bodies}
+
+    async def paged() -> list[str]:
+        seen: list[str] = []
+        token: str | None = None
+        while True:
+            query = "/v1/loans?page_size=1" + (f"&page_token={token}" if token else "")
+            page = (await api.call("GET", query, "platform")).json()
+            assert len(page["loans"]) <= 1
+            seen += [loan["loan_id"] for loan in page["loans"]]
+            token = page["next_page_token"]
+            if token is None:
+                return seen
+
+    async def all_listed() -> bool:
+        return mine <= set(await paged())
+
+    await eventually(all_listed, "both loans in the visibility search")
+    seen = await paged()
+    assert len(seen) == len(set(seen)), "no loan on two pages"
+    listed = (await api.call("GET", "/v1/loans?page_size=100", "platform")).json()["loans"]
+    one = next(loan for loan in listed if loan["loan_id"] in mine)
+    assert set(one) == {"loan_id", "workflow_id", "status", "stage", "outcome",
+                        "days_past_due", "outstanding", "jurisdiction", "segment",
+                        "assigned_agent", "started_at"}, "the summary, not the index row"
+    assert one["workflow_id"] == f"collection-{one['loan_id']}" and one["status"] == "RUNNING"
+    assert one["outstanding"] in (None, "1000.00"), "as indexed, once the workflow has"
+    for forged in ("a", "Zm9yZ2Vk"):  # not base64; base64 of b"forged"
+        sentence(await api.call("GET", f"/v1/loans?page_token={forged}", "platform"),
+                 400, "page_token is not valid")

@@ -1,34 +1,26 @@
 """API-key authentication and role-based permissions.
 
-Roles: `platform` starts loans, reports payments, cancels and registers webhooks;
-`agent` works loans and tasks; `supervisor` does what agents do plus legal approvals and
-deep settlements; `ops` reads everything and records legal case events. The key's name
-and role become the actor recorded in the workflow and the ledger. A platform key owns the
-loans it hands over first (`duecourse.store.owners`); another platform's loan is hidden.
+Roles (`duecourse.domain.actor.Role`): `platform` starts loans, reports payments, cancels
+and registers webhooks; `agent` works loans and tasks; `supervisor` does what agents do
+plus legal approvals and deep settlements; `ops` reads everything and records legal case
+events. The key's name and role become the actor recorded in the workflow and the ledger.
+A platform key owns the loans it hands over first (`duecourse.store.owners`); another
+platform's loan is hidden.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from duecourse.api.problems import ProblemError
-from duecourse.domain.actor import Actor, ActorKind
+from duecourse.domain.actor import Actor, Role
 from duecourse.store.keys import ApiKey
 from duecourse.store.owners import LoanOwners
-
-
-class Role(StrEnum):
-    PLATFORM = "platform"
-    AGENT = "agent"
-    SUPERVISOR = "supervisor"
-    OPS = "ops"
-
 
 EVERYONE = tuple(Role)
 DESK = (Role.AGENT, Role.SUPERVISOR)
@@ -42,11 +34,11 @@ class Principal:
 
     @property
     def role(self) -> Role:
-        return Role(self.key.role)
+        return self.key.role
 
     @property
     def actor(self) -> Actor:
-        return Actor(kind=ActorKind(self.key.role), id=self.key.name)
+        return self.key.role.actor(self.key.name)
 
 
 async def principal(request: Request,

@@ -19,12 +19,12 @@ from pydantic import (
 )
 from pydantic_core import PydanticKnownError
 
-from duecourse.domain.case.commands import ContactResult, Reference
+from duecourse.domain.case.commands import ContactResult
 from duecourse.domain.compliance import HoldKind, InconvenientTime, RecipientKind
 from duecourse.domain.compliance.requests import Attorney
+from duecourse.domain.ids import AgentId, PlatformId, PolicyName, ProductName, Reference
 from duecourse.domain.legal.case import CaseEventKind, CloseOutcome
 from duecourse.domain.loan import (
-    Identifier,
     Jurisdiction,
     LanguageTag,
     LoanIntake,
@@ -39,6 +39,7 @@ from duecourse.domain.money import (
     Money,
 )
 from duecourse.domain.policy import Channel
+from duecourse.temporal.portfolio_query import ListedLoan
 
 _DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
 
@@ -84,8 +85,8 @@ class FlatLoan(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    loan_id: Identifier
-    borrower_id: Identifier
+    loan_id: PlatformId
+    borrower_id: PlatformId
     borrower_name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     phones: list[PhoneNumber] | str = Field(
         default_factory=list, description="E.164 numbers; in one string, separated by ';'")
@@ -103,8 +104,8 @@ class FlatLoan(BaseModel):
     days_past_due: int | None = Field(default=None, ge=1, description="days overdue today, "
                                       "in the borrower's time zone; or due_date")
     last_payment_date: date | None = None
-    product: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")] = "instalment"
-    policy: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,63}$")] = "standard"
+    product: ProductName = "instalment"
+    policy: PolicyName = "standard"
 
 
 def _record(value: Any) -> Any:
@@ -153,13 +154,7 @@ class BatchResult(BaseModel):
     results: list[BatchRow]
 
 
-class LoanSummary(BaseModel):
-    loan_id: str
-    workflow_id: str
-    status: str
-    stage: str | None
-    outcome: str | None
-    days_past_due: int | None
+class LoanSummary(ListedLoan):
     outstanding: str | None = Field(description="as indexed for search (rounded to cents); "
                                                 "the exact amount is in GET /v1/loans/{id}")
     jurisdiction: str | None
@@ -293,7 +288,7 @@ class CaseEventIn(_In):
 
 
 class AssignmentIn(_In):
-    agent_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")]
+    agent_id: AgentId
     note: Text = ""
 
 

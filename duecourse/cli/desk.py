@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from datetime import date, timedelta
 from decimal import Decimal
-from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -14,7 +13,7 @@ from rich.table import Table
 
 from duecourse.cli.common import CliError, console, ledger, parse_amount, run, settings, temporal
 from duecourse.cli.render import when
-from duecourse.domain.actor import Actor, ActorKind
+from duecourse.domain.actor import PERSON_ROLES, Role
 from duecourse.domain.agreements.terms import (
     Assignment,
     InstalmentSpec,
@@ -30,18 +29,19 @@ LoanId = Annotated[str, typer.Argument(help="the platform's loan id")]
 Json = Annotated[bool, typer.Option("--json", help="print JSON instead of text")]
 
 
-class Role(StrEnum):
-    AGENT = "agent"
-    SUPERVISOR = "supervisor"
-    OPS = "ops"
-
-
 By = Annotated[str, typer.Option("--by", help="your id (kept in the ledger)")]
-As = Annotated[Role, typer.Option("--role", help="the role you act in")]
 
 
-def _actor(by: str, role: Role) -> Actor:
-    return Actor(kind=ActorKind(role.value), id=by)
+def person_role(text: str) -> Role:
+    """A role a person acts in: the CLI acts for people, never as a platform."""
+    if text not in PERSON_ROLES:
+        raise ValueError(f"{text!r} is not one of "
+                         f"{', '.join(repr(r.value) for r in PERSON_ROLES)}.")
+    return Role(text)
+
+
+As = Annotated[Role, typer.Option("--role", help="the role you act in", parser=person_role,
+                                  metavar=f"<{'|'.join(PERSON_ROLES)}>")]
 
 
 def _date(text: str, option: str) -> date:
@@ -93,7 +93,7 @@ def plan(loan_id: LoanId, by: By,
         else:
             raise CliError("give --instalments and --first, or --schedule")
         accepted = await client.propose_plan(loan_id, PlanProposal(
-            instalments=specs, actor=_actor(by, role), note=note))
+            instalments=specs, actor=role.actor(by), note=note))
         if as_json:
             typer.echo(accepted.model_dump_json(indent=2))
             return
@@ -122,7 +122,7 @@ def settle(loan_id: LoanId, by: By,
         currency = (await client.status(loan_id)).outstanding.currency
         result = await client.offer_settlement(loan_id, SettlementOffer(
             amount=Money(amount=parse_amount(amount), currency=currency),
-            pay_by=_date(pay_by, "--pay-by"), actor=_actor(by, role), note=note))
+            pay_by=_date(pay_by, "--pay-by"), actor=role.actor(by), note=note))
         if as_json:
             typer.echo(result.model_dump_json(indent=2))
             return
@@ -144,7 +144,7 @@ def settlement_decision(loan_id: LoanId, by: By,
     async def go() -> None:
         result = await (await temporal(settings())).decide_settlement(
             loan_id, SettlementDecision(approve=approve, reason=reason,
-                                        actor=_actor(by, Role.SUPERVISOR)))
+                                        actor=Role.SUPERVISOR.actor(by)))
         console.print(f"Settlement {result.settlement_id}: {result.status.lower()}",
                       highlight=False)
 
@@ -158,7 +158,7 @@ def assign(loan_id: LoanId, by: By,
 
     async def go() -> None:
         result = await (await temporal(settings())).assign_agent(
-            loan_id, Assignment(agent_id=to, actor=_actor(by, role)))
+            loan_id, Assignment(agent_id=to, actor=role.actor(by)))
         before = f" (was {result.previous})" if result.previous else ""
         console.print(f"Loan {escape(loan_id)} assigned to {result.assigned_agent}{before}",
                       highlight=False)
@@ -210,7 +210,7 @@ def complete(task_id: Annotated[str, typer.Argument(help="the task's id")], by: 
             raise CliError(f"no task {task_id} in the ledger")
         loan_id = str(found["loan_id"])
         result = await (await temporal(settings())).complete_task(loan_id, TaskCompletion(
-            task_id=task_id, outcome=outcome, actor=_actor(by, role), note=note))
+            task_id=task_id, outcome=outcome, actor=role.actor(by), note=note))
         console.print(f"Task {result.task_id} ({result.kind}) done: {result.outcome}; loan "
                       f"{escape(loan_id)} is in {result.stage}", highlight=False)
 
@@ -230,7 +230,7 @@ def case_event(loan_id: LoanId, by: By,
     async def go() -> None:
         client = await temporal(settings())
         currency = (await client.status(loan_id)).outstanding.currency
-        event = CaseEvent(kind=kind, occurred_on=_date(on, "--on"), actor=_actor(by, role),
+        event = CaseEvent(kind=kind, occurred_on=_date(on, "--on"), actor=role.actor(by),
                           details=details, outcome=outcome,  # type: ignore[arg-type]
                           amount=Money(amount=parse_amount(amount), currency=currency)
                           if amount else None)

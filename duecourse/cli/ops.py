@@ -28,15 +28,15 @@ from duecourse.store.ops_queries import (
     AlertView,
     MessageView,
     acknowledge,
+    list_alerts,
+    list_messages,
 )
-from duecourse.store.ops_queries import alerts as list_alerts
-from duecourse.store.ops_queries import messages as list_messages
 from duecourse.temporal.portfolio_query import (
     InvalidFilter,
+    LoanFilters,
     PortfolioRow,
     parse_choice,
-    portfolio,
-    visibility_query,
+    portfolio_rows,
 )
 
 Json = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
@@ -206,10 +206,10 @@ def ack(alert_id: Annotated[str, typer.Argument(metavar="ID", help="the alert's 
     console.print(escape(sentence), style="yellow" if done.already else None, highlight=False)
 
 
-def _query(stage: str | None, segment: str | None, agent: str | None,
-           needs_attention: bool, all_: bool) -> str:
+def _filters(stage: str | None, segment: str | None, agent: str | None,
+             needs_attention: bool, all_: bool) -> LoanFilters:
     try:
-        return visibility_query(
+        return LoanFilters(
             stage=parse_choice(Stage, stage, "stage") if stage else None,
             segment=parse_choice(Segment, segment, "segment") if segment else None,
             agent=agent, needs_attention=needs_attention, open_only=not all_)
@@ -246,11 +246,11 @@ def loans(stage: Annotated[str | None, typer.Option(
 
     Open loans unless --all; figures from each loan's status (a few queries at a time)."""
     with user_errors():
-        query = _query(stage, segment, agent, needs_attention, all_)
+        filters = _filters(stage, segment, agent, needs_attention, all_)
     cfg = settings()
 
     async def go() -> list[PortfolioRow]:
-        return await portfolio(await temporal(cfg), query, limit=limit)
+        return await portfolio_rows(await temporal(cfg), filters, limit=limit)
 
     rows = run(go())
     if as_json:

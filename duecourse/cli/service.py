@@ -12,8 +12,9 @@ from rich.table import Table
 from duecourse.api import create_app
 from duecourse.cli.common import CliError, console, ledger, run, settings
 from duecourse.cli.render import when
+from duecourse.domain.actor import Role
 from duecourse.logs import configure_logging
-from duecourse.store.keys import ROLES, KeyStore
+from duecourse.store.keys import KeyStore
 
 
 def api(host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
@@ -32,7 +33,7 @@ keys = typer.Typer(help="API keys (only a hash is stored; a key is shown once)."
 def create(name: Annotated[str, typer.Option(
                help="who the key is for: kept as the actor and, for a platform, as the owner "
                     "of the loans it hands over (letters, digits and . _ @ -)")],
-           role: Annotated[str, typer.Option(help=" / ".join(ROLES))]) -> None:
+           role: Annotated[str, typer.Option(help=" / ".join(Role))]) -> None:
     """Create a key and print it once."""
 
     async def go() -> str:

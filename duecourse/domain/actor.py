@@ -27,3 +27,21 @@ class Actor(BaseModel):
 
 
 SYSTEM = Actor(kind=ActorKind.SYSTEM, id="duecourse")
+
+
+class Role(StrEnum):
+    """What an API key, or a person at the CLI, may do; stored with each key. A role acts
+    as the actor kind of the same name, so the ledger names who did what in which role."""
+
+    PLATFORM = "platform"  # starts loans, reports payments, cancels, registers webhooks
+    AGENT = "agent"  # works loans and tasks
+    SUPERVISOR = "supervisor"  # an agent's work plus legal approvals, deep settlements
+    OPS = "ops"  # reads everything, records legal case events, acknowledges alerts
+
+    def actor(self, name: str) -> Actor:
+        """`name` acting in this role."""
+        return Actor(kind=ActorKind(self.value), id=name)
+
+
+PERSON_ROLES = (Role.AGENT, Role.SUPERVISOR, Role.OPS)
+"""The roles a person acts in at the CLI (a platform acts through its API key)."""

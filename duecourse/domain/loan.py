@@ -19,13 +19,8 @@ from pydantic import (
 )
 
 from duecourse.domain.calendar import days_past_due, local_date, zone
+from duecourse.domain.ids import JURISDICTION_PATTERN, PlatformId, PolicyName, ProductName
 from duecourse.domain.money import CurrencyCode, Money, check_scale
-
-Identifier = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"),
-]
-"""Ids that are safe inside a workflow id and a URL: letters, digits, `._:-`, max 64."""
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
@@ -47,7 +42,7 @@ def _tz(value: str) -> str:
 def _jurisdiction(value: str) -> str:
     code = value.strip().upper()
     code = "GB" + code[2:] if code[:2] == "UK" else code
-    if not re.match(r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$", code):
+    if not re.match(JURISDICTION_PATTERN, code):
         raise ValueError(
             f"jurisdiction {value!r} must be an ISO 3166 country code, optionally with a "
             "subdivision (CN, US, US-CA, GB)"
@@ -75,7 +70,7 @@ class Borrower(BaseModel):
 
     model_config = ConfigDict(frozen=True, str_strip_whitespace=True)
 
-    borrower_id: Identifier
+    borrower_id: PlatformId
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     phones: list[PhoneNumber] = Field(default_factory=list)
     email: EmailStr | None = None
@@ -105,7 +100,7 @@ class LoanIntake(BaseModel):
 
     model_config = ConfigDict(frozen=True, str_strip_whitespace=True)
 
-    loan_id: Identifier
+    loan_id: PlatformId
     borrower: Borrower
     jurisdiction: Jurisdiction
     currency: CurrencyCode
@@ -115,8 +110,8 @@ class LoanIntake(BaseModel):
     last_payment_date: date | None = Field(
         default=None, description="the borrower's last payment before hand-over: starts "
         "the limitation period where the pack counts from the last payment")
-    product: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")] = "instalment"
-    policy: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,63}$")] = "standard"
+    product: ProductName = "instalment"
+    policy: PolicyName = "standard"
 
     @model_validator(mode="after")
     def _amount_scale(self) -> LoanIntake:

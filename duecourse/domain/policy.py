@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from duecourse.domain.ids import POLICY_NAME_PATTERN
+
 
 class Channel(StrEnum):
     SMS = "sms"
@@ -233,7 +235,7 @@ class DemoClock(_Model):
 class Policy(_Model):
     """A named, versioned collection strategy."""
 
-    name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,63}$")
+    name: str = Field(pattern=POLICY_NAME_PATTERN)
     version: str = "1"
     description: str = ""
     contact_hours: ContactHours | None = ContactHours()

@@ -18,15 +18,15 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from duecourse.domain.actor import Role
+from duecourse.domain.ids import AGENT_ID_PATTERN
 from duecourse.store import tables as t
-
-ROLES = ("platform", "agent", "supervisor", "ops")
 
 
 class ApiKey(BaseModel):
     key_id: str
     name: str
-    role: str
+    role: Role
     created_at: datetime
     revoked_at: datetime | None = None
 
@@ -35,22 +35,24 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+KEY_NAME = re.compile(AGENT_ID_PATTERN)
 
 
 class KeyStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def create(self, name: str, role: str) -> tuple[ApiKey, str]:
+    async def create(self, name: str, role: Role | str) -> tuple[ApiKey, str]:
         """A new key; returns it with the full token, which is never shown again."""
-        if role not in ROLES:
-            raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
+        try:
+            role = Role(role)
+        except ValueError:
+            raise ValueError(f"unknown role {role!r}; one of {', '.join(Role)}") from None
         if not KEY_NAME.fullmatch(name):
             raise ValueError(f"a key name is 1-64 letters, digits and . _ @ - (it is the "
                              f"actor in the ledger and the owner of loans), got {name!r}")
         key_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
-        row: dict[str, Any] = {"key_id": key_id, "name": name, "role": role,
+        row: dict[str, Any] = {"key_id": key_id, "name": name, "role": role.value,
                                "secret_hash": _hash(secret), "created_at": datetime.now(UTC)}
         try:
             async with self.engine.begin() as conn:

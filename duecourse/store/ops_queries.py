@@ -110,7 +110,7 @@ def _utc(moment: datetime | None) -> str:
     return "-" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-async def messages(engine: AsyncEngine, loan_id: str | None = None,
+async def list_messages(engine: AsyncEngine, loan_id: str | None = None,
                    channel: str | None = None, since: datetime | None = None,
                    limit: int = 100) -> list[MessageView]:
     """The newest `limit` messages (sent, failed, stopped...) and stopping decisions."""
@@ -175,7 +175,7 @@ def _alert(r: Any) -> AlertView:
                      acknowledged_by=r["acknowledged_by"], note=r["note"])
 
 
-async def alerts(engine: AsyncEngine, open_only: bool = False, loan_id: str | None = None,
+async def list_alerts(engine: AsyncEngine, open_only: bool = False, loan_id: str | None = None,
                  limit: int = 100) -> list[AlertView]:
     """Ops alerts, newest first; `open_only`: those nobody acknowledged yet."""
     a = t.ops_alerts

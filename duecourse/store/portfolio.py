@@ -15,14 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from duecourse.store import tables as t
 
 
-class Portfolio(BaseModel):
+class PortfolioFigures(BaseModel):
     open_by_stage: dict[str, int]
     closed_by_outcome: dict[str, int]
     outstanding: dict[str, Decimal]
     recovered: dict[str, Decimal]
 
 
-async def summarize(engine: AsyncEngine) -> Portfolio:
+async def portfolio_figures(engine: AsyncEngine) -> PortfolioFigures:
     cases, st, pay = t.collection_cases, t.stage_transitions, t.payments
     latest = select(func.max(st.c.id)).where(st.c.to_stage.is_not(None)).group_by(st.c.case_id)
     async with engine.connect() as conn:
@@ -47,5 +47,5 @@ async def summarize(engine: AsyncEngine) -> Portfolio:
             continue
         open_by_stage[stages.get(case["case_id"], "REMINDER")] += 1
         outstanding[case["currency"]] += case["outstanding_at_open"] - applied[case["case_id"]]
-    return Portfolio(open_by_stage=dict(open_by_stage), closed_by_outcome=dict(closed),
+    return PortfolioFigures(open_by_stage=dict(open_by_stage), closed_by_outcome=dict(closed),
                      outstanding=dict(outstanding), recovered=dict(recovered))

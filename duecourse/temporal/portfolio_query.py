@@ -1,6 +1,6 @@
 """The portfolio as Temporal's visibility store sees it, shared by `GET /v1/loans` and
-`duecourse loans`: one query builder (so both filter alike and no value can break out of
-its quotes), and the rows the CLI shows.
+`duecourse loans`: one set of filters and its query (so both filter alike and no value can
+break out of its quotes), the page the API shows and the rows the CLI shows.
 
 The list comes from visibility, which is cheap and eventually consistent; what visibility
 cannot hold exactly (the balance as Decimal with its currency, DPD now, the next action
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import TypeVar
@@ -22,12 +23,12 @@ from temporalio.service import RPCError
 
 from duecourse import search_attributes as sa
 from duecourse.domain.case.state import Outcome, Stage
+from duecourse.domain.ids import SEARCH_KEYWORD_PATTERN
 from duecourse.domain.money import Money
 from duecourse.domain.policy import Segment
-from duecourse.temporal.client import CollectionClient, LoanClosed, LoanNotFound
+from duecourse.temporal.client import WORKFLOW_NAME, CollectionClient, LoanClosed, LoanNotFound
 
-LITERAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}")
-"""What a keyword value in a query may be: nothing that could close its quotes."""
+LITERAL = re.compile(SEARCH_KEYWORD_PATTERN)
 STATUS_QUERIES = 8
 """Status queries in flight at once for one listing."""
 STATUS_TIMEOUT = 10.0
@@ -55,32 +56,47 @@ def _literal(value: str, what: str) -> str:
     return f"'{value}'"
 
 
-def visibility_query(*, stage: Stage | None = None, min_dpd: int | None = None,
-                     agent: str | None = None, outcome: Outcome | None = None,
-                     segment: Segment | None = None, jurisdiction: str | None = None,
-                     open_only: bool = False, needs_attention: bool = False,
-                     platform: str | None = None) -> str:
-    """The visibility query for loans matching every filter given."""
-    clauses = ["WorkflowType = 'LoanCollection'"]
-    if platform is not None:
-        clauses.append(f"{sa.PLATFORM.name} = {_literal(platform, 'platform')}")
-    if stage:
-        clauses.append(f"{sa.COLLECTION_STAGE.name} = '{stage.value}'")
-    if min_dpd is not None:
-        clauses.append(f"{sa.DAYS_PAST_DUE.name} >= {int(min_dpd)}")
-    if agent:
-        clauses.append(f"{sa.ASSIGNED_AGENT.name} = {_literal(agent, 'agent')}")
-    if outcome:
-        clauses.append(f"{sa.COLLECTION_OUTCOME.name} = '{outcome.value}'")
-    if segment:
-        clauses.append(f"{sa.SEGMENT.name} = '{segment.value}'")
-    if jurisdiction:
-        clauses.append(f"{sa.JURISDICTION.name} = {_literal(jurisdiction, 'jurisdiction')}")
-    if open_only:
-        clauses.append("ExecutionStatus = 'Running'")
-    if needs_attention:
-        clauses.append(f"{sa.NEEDS_ATTENTION.name} = true")
-    return " AND ".join(clauses)
+@dataclass(frozen=True)
+class LoanFilters:
+    """Which loans a listing asks for: each filter given must match. A free-text value
+    that could break out of its quotes is refused here, before any query is built."""
+
+    stage: Stage | None = None
+    min_dpd: int | None = None
+    agent: str | None = None
+    outcome: Outcome | None = None
+    segment: Segment | None = None
+    jurisdiction: str | None = None
+    open_only: bool = False
+    needs_attention: bool = False
+    platform: str | None = None  # a platform key sees its own loans only
+
+    def __post_init__(self) -> None:
+        self.query()
+
+    def query(self) -> str:
+        """The visibility query for loans matching every filter."""
+        clauses = [f"WorkflowType = '{WORKFLOW_NAME}'"]
+        if self.platform is not None:
+            clauses.append(f"{sa.PLATFORM.name} = {_literal(self.platform, 'platform')}")
+        if self.stage:
+            clauses.append(f"{sa.COLLECTION_STAGE.name} = '{self.stage.value}'")
+        if self.min_dpd is not None:
+            clauses.append(f"{sa.DAYS_PAST_DUE.name} >= {int(self.min_dpd)}")
+        if self.agent:
+            clauses.append(f"{sa.ASSIGNED_AGENT.name} = {_literal(self.agent, 'agent')}")
+        if self.outcome:
+            clauses.append(f"{sa.COLLECTION_OUTCOME.name} = '{self.outcome.value}'")
+        if self.segment:
+            clauses.append(f"{sa.SEGMENT.name} = '{self.segment.value}'")
+        if self.jurisdiction:
+            clauses.append(f"{sa.JURISDICTION.name} = "
+                           f"{_literal(self.jurisdiction, 'jurisdiction')}")
+        if self.open_only:
+            clauses.append("ExecutionStatus = 'Running'")
+        if self.needs_attention:
+            clauses.append(f"{sa.NEEDS_ATTENTION.name} = true")
+        return " AND ".join(clauses)
 
 
 def indexed_amount(indexed: float | None) -> str | None:
@@ -88,13 +104,70 @@ def indexed_amount(indexed: float | None) -> str | None:
     return None if indexed is None else f"{indexed:.2f}"
 
 
-class PortfolioRow(BaseModel):
+class ListedLoan(BaseModel):
+    """What every listing of loans shows first: which loan, whether its workflow runs,
+    where it stands."""
+
     loan_id: str
     workflow_id: str
-    status: str
+    status: str  # the workflow execution's: RUNNING, COMPLETED, ...
     stage: str | None
     outcome: str | None
     days_past_due: int | None
+
+
+class IndexedLoan(ListedLoan):
+    """A loan as visibility indexes it: eventually consistent, amounts rounded."""
+
+    indexed_outstanding: str | None  # rounded; no currency
+    jurisdiction: str | None
+    segment: str | None
+    assigned_agent: str | None
+    needs_attention: bool
+    started_at: datetime | None
+
+
+def indexed_loan(w: WorkflowExecution) -> IndexedLoan:
+    attrs = w.typed_search_attributes
+    return IndexedLoan(
+        loan_id=w.id.removeprefix("collection-"), workflow_id=w.id,
+        status=w.status.name if w.status else "UNKNOWN",
+        stage=attrs.get(sa.COLLECTION_STAGE), outcome=attrs.get(sa.COLLECTION_OUTCOME),
+        days_past_due=attrs.get(sa.DAYS_PAST_DUE),
+        indexed_outstanding=indexed_amount(attrs.get(sa.OUTSTANDING_AMOUNT)),
+        jurisdiction=attrs.get(sa.JURISDICTION), segment=attrs.get(sa.SEGMENT),
+        assigned_agent=attrs.get(sa.ASSIGNED_AGENT),
+        needs_attention=bool(attrs.get(sa.NEEDS_ATTENTION)), started_at=w.start_time)
+
+
+class BadPageToken(ValueError):
+    """Visibility refused the page token a caller gave back (not one it handed out)."""
+
+
+@dataclass(frozen=True)
+class LoanSearchPage:
+    loans: list[IndexedLoan]
+    next_page_token: bytes | None  # opaque to callers: give it back for the next page
+
+
+async def search_page(client: CollectionClient, filters: LoanFilters, page_size: int,
+                      page_token: bytes | None = None) -> LoanSearchPage:
+    """One page of the loans matching `filters`, newest first (`GET /v1/loans`)."""
+    pages = client.client.list_workflows(filters.query(), page_size=page_size,
+                                         next_page_token=page_token)
+    try:
+        await pages.fetch_next_page()
+    except RPCError:
+        if page_token is None:
+            raise
+        raise BadPageToken("page_token is not valid") from None
+    return LoanSearchPage(loans=[indexed_loan(w) for w in pages.current_page or []],
+                          next_page_token=pages.next_page_token or None)
+
+
+class PortfolioRow(ListedLoan):
+    """A row of `duecourse loans`: indexed, then completed from the loan's status."""
+
     outstanding: Money | None  # exact, from the loan's status
     indexed_outstanding: str | None  # as indexed for search (rounded; no currency)
     segment: str | None
@@ -106,16 +179,9 @@ class PortfolioRow(BaseModel):
 
 
 def _row(w: WorkflowExecution) -> PortfolioRow:
-    attrs = w.typed_search_attributes
-    return PortfolioRow(
-        loan_id=w.id.removeprefix("collection-"), workflow_id=w.id,
-        status=w.status.name if w.status else "UNKNOWN",
-        stage=attrs.get(sa.COLLECTION_STAGE), outcome=attrs.get(sa.COLLECTION_OUTCOME),
-        days_past_due=attrs.get(sa.DAYS_PAST_DUE), outstanding=None,
-        indexed_outstanding=indexed_amount(attrs.get(sa.OUTSTANDING_AMOUNT)),
-        segment=attrs.get(sa.SEGMENT), assigned_agent=attrs.get(sa.ASSIGNED_AGENT),
-        needs_attention=bool(attrs.get(sa.NEEDS_ATTENTION)), next_action=None,
-        next_action_at=None)
+    loan = indexed_loan(w)
+    return PortfolioRow(**loan.model_dump(exclude={"jurisdiction", "started_at"}),
+                        outstanding=None, next_action=None, next_action_at=None)
 
 
 async def _complete(client: CollectionClient, row: PortfolioRow,
@@ -133,12 +199,12 @@ async def _complete(client: CollectionClient, row: PortfolioRow,
         "next_action_at": nxt.due_at if nxt else None})
 
 
-async def portfolio(client: CollectionClient, query: str, limit: int = 50,
+async def portfolio_rows(client: CollectionClient, filters: LoanFilters, limit: int = 50,
                     details: bool = True) -> list[PortfolioRow]:
-    """Up to `limit` loans matching `query`, newest first; running ones completed from
-    their status when `details`."""
+    """Up to `limit` loans matching `filters`, newest first; running ones completed from
+    their status when `details` (`duecourse loans`)."""
     rows = [_row(w) async for w in client.client.list_workflows(
-        query, limit=limit, page_size=min(max(limit, 1), 1000))]
+        filters.query(), limit=limit, page_size=min(max(limit, 1), 1000))]
     if not details:
         return rows
     gate = asyncio.Semaphore(STATUS_QUERIES)

@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Response, status
-from sqlalchemy import select
+from fastapi import APIRouter, Depends, Response, status
 from temporalio.service import RPCError
 
-from duecourse.api.auth import DESK, Principal, Role, allow
+from duecourse.api.auth import DESK, Principal, allow
 from duecourse.api.outcome_schemas import OutcomeAccepted, RuleBroken
+from duecourse.api.params import LoanId
 from duecourse.api.problems import ProblemError, responses
 from duecourse.api.schemas import (
     Accepted,
@@ -33,6 +33,7 @@ from duecourse.api.schemas import (
     money,
 )
 from duecourse.api.services import Services, services
+from duecourse.domain.actor import Role
 from duecourse.domain.agreements.terms import (
     Assignment,
     AssignmentResult,
@@ -59,12 +60,11 @@ from duecourse.domain.compliance.requests import (
     PreferenceChange,
 )
 from duecourse.domain.legal.case import CaseEvent, LegalCase
-from duecourse.store import tables as t
+from duecourse.store.payments import payment_recorded
 from duecourse.temporal.client import PaymentUnconfirmed
 
 router = APIRouter(prefix="/v1/loans/{loan_id}", tags=["actions"])
 
-LoanId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
 Svc = Annotated[Services, Depends(services)]
 ACT = responses(404, 409)
 
@@ -91,11 +91,7 @@ async def report_payment(loan_id: LoanId, body: PaymentIn, svc: Svc, response: R
     """Report a payment; the same reference twice is applied once. A reference already
     recorded answers 200 `duplicate`, even once its payment closed the loan (a retry of
     the last payment is not 409)."""
-    async with svc.ledger.engine.connect() as conn:
-        seen = (await conn.execute(select(t.payments.c.id).where(
-            t.payments.c.loan_id == loan_id,
-            t.payments.c.reference == body.reference))).first()
-    if seen is not None:
+    if await payment_recorded(svc.ledger.engine, loan_id, body.reference):
         response.status_code = status.HTTP_200_OK
         return Accepted(status="duplicate", detail=f"payment {body.reference} was already "
                                                     "recorded; nothing changed")

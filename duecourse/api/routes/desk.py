@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from duecourse.api.auth import DESK, Principal, Role, allow
+from duecourse.api.auth import DESK, Principal, allow
 from duecourse.api.problems import ProblemError, responses
 from duecourse.api.schemas import (
     AmountByCurrency,
@@ -18,8 +18,9 @@ from duecourse.api.schemas import (
     TaskView,
 )
 from duecourse.api.services import Services, services
+from duecourse.domain.actor import Role
 from duecourse.domain.work.queue import TaskCompletion, TaskResult
-from duecourse.store.portfolio import summarize
+from duecourse.store.portfolio import portfolio_figures
 
 router = APIRouter(prefix="/v1", tags=["desk"])
 Svc = Annotated[Services, Depends(services)]
@@ -60,7 +61,7 @@ def _amounts(values: dict[str, Decimal]) -> list[AmountByCurrency]:
 async def portfolio(svc: Svc, who: Annotated[Principal, Depends(
         allow(Role.SUPERVISOR, Role.OPS))]) -> PortfolioSummary:
     """Loans per stage and outcome; amounts outstanding and recovered, per currency."""
-    figures = await summarize(svc.ledger.engine)
+    figures = await portfolio_figures(svc.ledger.engine)
     return PortfolioSummary(open_by_stage=figures.open_by_stage,
                             closed_by_outcome=figures.closed_by_outcome,
                             outstanding=_amounts(figures.outstanding),

@@ -9,13 +9,11 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
-from temporalio.client import WorkflowExecution
-from temporalio.service import RPCError
+from fastapi import APIRouter, Body, Depends, Query, Response, status
 
 from duecourse import handover
-from duecourse import search_attributes as sa
-from duecourse.api.auth import EVERYONE, Principal, Role, allow
+from duecourse.api.auth import EVERYONE, Principal, allow
+from duecourse.api.params import LoanId
 from duecourse.api.problems import ProblemError, responses
 from duecourse.api.schemas import (
     Accepted,
@@ -31,10 +29,12 @@ from duecourse.api.schemas import (
     TimelinePage,
 )
 from duecourse.api.services import Services, services
+from duecourse.domain.actor import Role
 from duecourse.domain.case.commands import CancelRequest
 from duecourse.domain.case.reopening import reopen_problem
 from duecourse.domain.case.state import Outcome, Stage
 from duecourse.domain.case.status import CollectionStatus
+from duecourse.domain.ids import AGENT_ID_PATTERN, JURISDICTION_PATTERN
 from duecourse.domain.policy import Segment
 from duecourse.intake import (
     BORROWER_COLUMNS,
@@ -47,12 +47,15 @@ from duecourse.plain_words import plain_reason, plain_reason_errors
 from duecourse.store.cases import last_closed_case
 from duecourse.store.keys import KEY_NAME
 from duecourse.store.owners import LoanOwners
-from duecourse.temporal.portfolio_query import indexed_amount, visibility_query
+from duecourse.temporal.portfolio_query import (
+    BadPageToken,
+    IndexedLoan,
+    LoanFilters,
+    search_page,
+)
 
 router = APIRouter(prefix="/v1", tags=["loans"])
 
-LoanId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$",
-                             description="the platform's loan id")]
 Svc = Annotated[Services, Depends(services)]
 
 
@@ -189,12 +192,10 @@ async def search_loans(
         svc: Svc, who: Annotated[Principal, Depends(allow(*EVERYONE))],
         stage: Stage | None = None,
         min_dpd: Annotated[int | None, Query(ge=0, le=100_000)] = None,
-        agent: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")]
-        = None,
+        agent: Annotated[str | None, Query(pattern=AGENT_ID_PATTERN)] = None,
         outcome: Outcome | None = None,
         segment: Segment | None = None,
-        jurisdiction: Annotated[str | None, Query(pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")]
-        = None,
+        jurisdiction: Annotated[str | None, Query(pattern=JURISDICTION_PATTERN)] = None,
         open_only: bool = False,
         page_size: Annotated[int, Query(ge=1, le=100)] = 50,
         page_token: Annotated[str | None, Query(max_length=4096)] = None,
@@ -206,38 +207,31 @@ async def search_loans(
             raise ProblemError(403, "Forbidden", "this key's name cannot scope a search; "
                                "create a key whose name is letters, digits and . _ @ -")
         platform = who.key.name
-    query = visibility_query(stage=stage, min_dpd=min_dpd, agent=agent, outcome=outcome,
-                             segment=segment, jurisdiction=jurisdiction,
-                             open_only=open_only, platform=platform)
-    token = None
-    if page_token:
-        try:
-            token = base64.urlsafe_b64decode(page_token.encode())
-        except (binascii.Error, ValueError):
-            raise ProblemError(400, "Bad page token", "page_token is not valid") from None
-    pages = svc.client.client.list_workflows(query, page_size=page_size,
-                                             next_page_token=token)
+    filters = LoanFilters(stage=stage, min_dpd=min_dpd, agent=agent, outcome=outcome,
+                          segment=segment, jurisdiction=jurisdiction, open_only=open_only,
+                          platform=platform)
     try:
-        await pages.fetch_next_page()
-    except RPCError:
-        if token is None:
-            raise
-        raise ProblemError(400, "Bad page token", "page_token is not valid") from None
-    nxt = pages.next_page_token
-    return LoanPage(loans=[_summary(w) for w in pages.current_page or []],
+        page = await search_page(svc.client, filters, page_size, _page_token(page_token))
+    except BadPageToken as err:
+        raise ProblemError(400, "Bad page token", str(err)) from None
+    nxt = page.next_page_token
+    return LoanPage(loans=[_summary(loan) for loan in page.loans],
                     next_page_token=base64.urlsafe_b64encode(nxt).decode() if nxt else None)
 
 
-def _summary(w: WorkflowExecution) -> LoanSummary:
-    attrs = w.typed_search_attributes
-    return LoanSummary(
-        loan_id=w.id.removeprefix("collection-"), workflow_id=w.id,
-        status=w.status.name if w.status else "UNKNOWN",
-        stage=attrs.get(sa.COLLECTION_STAGE), outcome=attrs.get(sa.COLLECTION_OUTCOME),
-        days_past_due=attrs.get(sa.DAYS_PAST_DUE),
-        outstanding=indexed_amount(attrs.get(sa.OUTSTANDING_AMOUNT)),
-        jurisdiction=attrs.get(sa.JURISDICTION), segment=attrs.get(sa.SEGMENT),
-        assigned_agent=attrs.get(sa.ASSIGNED_AGENT), started_at=w.start_time)
+def _page_token(text: str | None) -> bytes | None:
+    """The visibility token a `next_page_token` the API handed out stands for."""
+    if not text:
+        return None
+    try:
+        return base64.urlsafe_b64decode(text.encode())
+    except (binascii.Error, ValueError):
+        raise BadPageToken("page_token is not valid") from None
+
+
+def _summary(loan: IndexedLoan) -> LoanSummary:
+    return LoanSummary(**loan.model_dump(exclude={"indexed_outstanding", "needs_attention"}),
+                       outstanding=loan.indexed_outstanding)
 
 
 @router.get("/loans/{loan_id}", response_model=CollectionStatus, responses=responses(404))

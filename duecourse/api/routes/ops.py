@@ -12,18 +12,24 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Query
 
-from duecourse.api.auth import DESK, Principal, Role, allow
+from duecourse.api.auth import DESK, Principal, allow
 from duecourse.api.ops_schemas import AckIn, AlertList, MessageList
 from duecourse.api.problems import ProblemError, responses
 from duecourse.api.services import Services, services
+from duecourse.domain.actor import Role
+from duecourse.domain.ids import PLATFORM_ID_PATTERN
 from duecourse.domain.policy import Channel
-from duecourse.store.ops_queries import AlertNotFound, AlertView, acknowledge
-from duecourse.store.ops_queries import alerts as list_alerts
-from duecourse.store.ops_queries import messages as list_messages
+from duecourse.store.ops_queries import (
+    AlertNotFound,
+    AlertView,
+    acknowledge,
+    list_alerts,
+    list_messages,
+)
 
 router = APIRouter(prefix="/v1", tags=["ops"])
 Svc = Annotated[Services, Depends(services)]
-LoanFilter = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$",
+LoanFilter = Annotated[str | None, Query(pattern=PLATFORM_ID_PATTERN,
                                          description="only this loan")]
 Limit = Annotated[int, Query(ge=1, le=500)]
 AlertId = Annotated[int, Path(ge=1, le=2_147_483_647, description="the alert's id")]

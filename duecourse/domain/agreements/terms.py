@@ -10,21 +10,18 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from duecourse.domain.actor import Actor
-from duecourse.domain.case.commands import Note
+from duecourse.domain.case.commands import Command, Note
+from duecourse.domain.ids import AgentId
 from duecourse.domain.money import Money
 
 
-class _Request(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
 # --------------------------------------------------------------------------- plans
-class InstalmentSpec(_Request):
+class InstalmentSpec(Command):
     due_date: date
     amount: Money
 
 
-class PlanProposal(_Request):
+class PlanProposal(Command):
     """An instalment plan an agent agreed with the borrower, awaiting the policy's yes."""
 
     instalments: list[InstalmentSpec] = Field(min_length=1, max_length=60)
@@ -98,7 +95,7 @@ class PlanAccepted(BaseModel):
 
 
 # --------------------------------------------------------------------------- settlements
-class SettlementOffer(_Request):
+class SettlementOffer(Command):
     """Settle for `amount` paid by `pay_by`; the rest is waived once it is paid."""
 
     amount: Money
@@ -107,7 +104,7 @@ class SettlementOffer(_Request):
     note: Note = ""
 
 
-class SettlementDecision(_Request):
+class SettlementDecision(Command):
     approve: bool
     actor: Actor
     reason: Note = Field(min_length=1)
@@ -142,7 +139,7 @@ class Settlement(BaseModel):
 
 class SettlementResult(BaseModel):
     settlement_id: str
-    status: str
+    status: SettlementStatus
     amount: Money
     discount: Decimal
     needs_approval: bool
@@ -150,8 +147,8 @@ class SettlementResult(BaseModel):
 
 
 # --------------------------------------------------------------------------- assignment
-class Assignment(_Request):
-    agent_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+class Assignment(Command):
+    agent_id: AgentId
     actor: Actor
     note: Note = ""
 

@@ -17,20 +17,21 @@ from pydantic import (
 
 from duecourse.domain.actor import Actor, ActorKind
 from duecourse.domain.compliance.model import RecipientKind
+from duecourse.domain.ids import Reference
 from duecourse.domain.money import Money
 from duecourse.domain.policy import Channel
 
-Reference = Annotated[
-    str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
-]
 Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 
 
-class _Request(BaseModel):
+class Command(BaseModel):
+    """What someone outside asks of a loan's workflow: frozen as it was sent, and a field
+    it does not know is refused (a typo must not pass as an omission)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class PaymentReport(_Request):
+class PaymentReport(Command):
     """A payment the platform received. Deduplicated by `reference`."""
 
     reference: Reference
@@ -54,7 +55,7 @@ class ContactResult(StrEnum):
                         ContactResult.REFUSED}
 
 
-class ContactOutcomeReport(_Request):
+class ContactOutcomeReport(Command):
     """What came of a contact; `address`, `recipient_kind` and `person` say who was (not)
     reached. The call limits count per person, so a guarantor's or third party's calls
     and conversations are theirs, not the debtor's."""
@@ -111,7 +112,7 @@ class ContactOutcomeReport(_Request):
                                        else RecipientKind.DEBTOR)
 
 
-class PromiseRequest(_Request):
+class PromiseRequest(Command):
     """An agreed promise to pay `amount` by `due_date` (borrower-local date)."""
 
     amount: Money
@@ -127,7 +128,7 @@ class PromiseAccepted(BaseModel):
     check_at: datetime
 
 
-class LegalDecision(_Request):
+class LegalDecision(Command):
     """A supervisor's decision on referring the loan to litigation."""
 
     approve: bool
@@ -141,7 +142,7 @@ class LegalDecisionResult(BaseModel):
     stage: str
 
 
-class CancelRequest(_Request):
+class CancelRequest(Command):
     """The platform withdraws the loan from collection (e.g. restructured elsewhere)."""
 
     reason: Note = Field(min_length=1)

@@ -78,10 +78,20 @@ class Promise(BaseModel):
     note: str = ""
 
 
+class StepStatus(StrEnum):
+    """What became of a planned step (stored as its value in the continue-as-new state)."""
+
+    SENT = "sent"
+    SKIPPED = "skipped"  # stopped before it went, superseded, or nothing fit to send
+    FAILED = "failed"  # the channel refused it
+    BLOCKED = "blocked"  # the rules forbade it, or nobody to send it to
+    TASK = "task"  # handed to a person as a task
+
+
 class StepRecord(BaseModel):
     visit: int
     step: str
-    status: str  # sent | skipped | failed
+    status: StepStatus
     at: datetime
     detail: str = ""
 
@@ -181,7 +191,7 @@ class CollectionState(BaseModel):
 
     @property
     def contacts_sent(self) -> int:
-        return sum(r.status == "sent" for r in self.steps)
+        return sum(r.status is StepStatus.SENT for r in self.steps)
 
     def step_done(self, visit: int, step: str) -> bool:
         return any(r.visit == visit and r.step == step for r in self.steps)
