@@ -106,19 +106,18 @@ class Database:
                            f" {err}); start it (`.ci/run` does) or pass --postgres "
                            "postgresql://USER@HOST:PORT/postgres") from err
 
-    async def create(self) -> None:
+    async def _execute(self, sql: str) -> None:
         conn = await self._admin()
         try:
-            await conn.execute(f'CREATE DATABASE "{self.name}"')
+            await conn.execute(sql)
         finally:
             await conn.close()
 
+    async def create(self) -> None:
+        await self._execute(f'CREATE DATABASE "{self.name}"')
+
     async def drop(self) -> None:
-        conn = await self._admin()
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+        await self._execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
 
 class LedgerProxy:

@@ -30,22 +30,10 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from duecourse.domain import compliance
 from duecourse.domain.calendar import local_date, pin_zone
 from duecourse.domain.case.commands import ContactResult
-from duecourse.domain.compliance import (
-    ContactEvent,
-    Hold,
-    HoldKind,
-    InconvenientTime,
-    ProposedContact,
-    Purpose,
-    RecipientKind,
-    RulePack,
-    Standing,
-    violations,
-)
 from duecourse.domain.compliance.engine import Context
-from duecourse.domain.compliance.packs import pack_for
 from duecourse.domain.contact.outcomes import apply_outcome, as_proposed, person_key, refusal_keys
 from duecourse.domain.loan import Borrower
 from duecourse.domain.policy import Channel, ContactHours
@@ -87,7 +75,7 @@ def _dt(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) and value else None
 
 
-def _apply(standing: Standing, kind: str, at: datetime, data: dict[str, Any]) -> None:
+def _apply(standing: compliance.Standing, kind: str, at: datetime, data: dict[str, Any]) -> None:
     """Replay one recorded fact onto the standing (mirrors what the ledger proves)."""
     details = data.get("details") or {}
     if kind == "opted_out":
@@ -95,7 +83,7 @@ def _apply(standing: Standing, kind: str, at: datetime, data: dict[str, Any]) ->
     elif kind == "opted_in":
         standing.opted_out.pop(Channel(details["channel"]), None)
     elif kind == "inconvenient_times":
-        standing.inconvenient = [InconvenientTime.model_validate(w)
+        standing.inconvenient = [compliance.InconvenientTime.model_validate(w)
                                  for w in details.get("windows", [])]
     elif kind == "cease_communication":
         standing.cease_communication_at = standing.cease_communication_at or at
@@ -115,9 +103,9 @@ def _apply(standing: Standing, kind: str, at: datetime, data: dict[str, Any]) ->
     elif kind == "dispute_verified":
         standing.dispute_verified_at = at
     elif kind == "hold_started":
-        standing.holds.append(Hold(kind=HoldKind(details["kind"]),
-                                   start=_dt(details.get("start")) or at,
-                                   end=_dt(details.get("end"))))
+        standing.holds.append(compliance.Hold(kind=compliance.HoldKind(details["kind"]),
+                                              start=_dt(details.get("start")) or at,
+                                              end=_dt(details.get("end"))))
     elif kind in ("hold_ended", "crisis_treatment_ended"):
         # a crisis moratorium's treatment ended: it runs on until the `end` recorded
         end = _dt(details.get("end")) or at
@@ -129,16 +117,17 @@ def _apply(standing: Standing, kind: str, at: datetime, data: dict[str, Any]) ->
         standing.deceased_at = standing.deceased_at or at
 
 
-def _kind(details: dict[str, Any]) -> RecipientKind:
+def _kind(details: dict[str, Any]) -> compliance.RecipientKind:
     """Who an outcome was with: recorded since guarantors count as themselves; older
     outcomes say only whether it was a third party."""
     if details.get("recipient_kind"):
-        return RecipientKind(details["recipient_kind"])
-    return RecipientKind.THIRD_PARTY if details.get("third_party") else RecipientKind.DEBTOR
+        return compliance.RecipientKind(details["recipient_kind"])
+    third_party = details.get("third_party")
+    return compliance.RecipientKind.THIRD_PARTY if third_party else compliance.RecipientKind.DEBTOR
 
 
-def _outcome(history: list[ContactEvent], at: datetime, details: dict[str, Any],
-             borrower: Borrower) -> tuple[ContactEvent | None, str | None, list[str]]:
+def _outcome(history: list[compliance.ContactEvent], at: datetime, details: dict[str, Any],
+             borrower: Borrower) -> tuple[compliance.ContactEvent | None, str | None, list[str]]:
     """Apply a reported outcome as the collection did (`duecourse.domain.contact.outcomes`). It
     completes the contact it reports on when the ledger holds one (a message sent, or a
     call the agent asked about first) for the same person; otherwise it is a contact
@@ -177,10 +166,10 @@ async def run_audit(ledger: Ledger, since: datetime | None = None) -> AuditRepor
     checked = unresolved = 0
     for case in cases:
         loan = loans[case["loan_id"]]
-        compliance = case["compliance"] or {}
-        hours = compliance.get("policy_hours")
+        recorded = case["compliance"] or {}
+        hours = recorded.get("policy_hours")
         found, n, open_sends = await _audit_case(
-            ledger, case, loan, _rules_of(compliance, loan),
+            ledger, case, loan, _rules_of(recorded, loan),
             ContactHours.model_validate(hours) if hours else None, since, windows)
         findings += found
         checked += n
@@ -196,7 +185,7 @@ class _Rules:
     on) its zone rules and public holidays - not whatever is installed where the audit
     runs."""
 
-    pack: RulePack
+    pack: compliance.RulePack
     timezone: str
     holidays: frozenset[date] | None = None
     holiday_years: tuple[int, int] | None = None
@@ -204,12 +193,12 @@ class _Rules:
     business_holiday_years: tuple[int, int] | None = None
 
 
-def _rules_of(compliance: dict[str, Any], loan: Any) -> _Rules:
+def _rules_of(recorded: dict[str, Any], loan: Any) -> _Rules:
     zone = loan["borrower"]["timezone"]
-    if compliance.get("rules"):
-        return _from_snapshot(RulesSnapshot.model_validate(compliance["rules"]))
-    pack = (RulePack.model_validate(compliance["pack"]) if compliance.get("pack")
-            else pack_for(loan["jurisdiction"]))
+    if recorded.get("rules"):
+        return _from_snapshot(RulesSnapshot.model_validate(recorded["rules"]))
+    pack = (compliance.RulePack.model_validate(recorded["pack"]) if recorded.get("pack")
+            else compliance.pack_for(loan["jurisdiction"]))
     return _Rules(pack=pack, timezone=zone)
 
 
@@ -273,7 +262,7 @@ async def _audit_case(ledger: Ledger, case: Any, loan: Any, rules: _Rules,
         # an outcome recorded in the same instant as its contact comes after it
         + [(_sent_at(c), 1, "contact", c) for c in contacts])
     timeline.sort(key=lambda item: (item[0], item[1], item[3]["id"]))
-    standing, history = Standing(), []  # type: ignore[var-annotated]
+    standing, history = compliance.Standing(), []  # type: ignore[var-annotated]
     findings: list[Finding] = []
     checked = 0
     # the loan as this case was handed it (the loans row keeps the first hand-over's)
@@ -291,7 +280,7 @@ async def _audit_case(ledger: Ledger, case: Any, loan: Any, rules: _Rules,
                              local_date(last_paid, tz) if last_paid else None) if d]
         return max(known, default=None)
 
-    def check(contact: ProposedContact, step: str) -> None:
+    def check(contact: compliance.ProposedContact, step: str) -> None:
         nonlocal checked
         if since is not None and contact.at < since:
             return
@@ -309,7 +298,7 @@ async def _audit_case(ledger: Ledger, case: Any, loan: Any, rules: _Rules,
                                 at=contact.at, channel=contact.channel.value,
                                 recipient=contact.address, step=step, code=v.code,
                                 rule=v.rule, detail=v.detail)
-                        for v in violations(contact, ctx))
+                        for v in compliance.violations(contact, ctx))
 
     for at, _, what, row in timeline:
         if what == "event":
@@ -340,21 +329,22 @@ async def _audit_case(ledger: Ledger, case: Any, loan: Any, rules: _Rules,
                 k for k in refused if k not in standing.refused_third_parties]
             continue
         by_person = people.get(row["idempotency_key"], {})
-        contact = ProposedContact(
+        kind = compliance.RecipientKind(row["recipient_kind"])
+        contact = compliance.ProposedContact(
             channel=Channel(row["channel"]), at=at, address=row["recipient"],
-            recipient_kind=RecipientKind(row["recipient_kind"]),
-            purpose=Purpose(row["purpose"]), person=by_person.get("person") or "",
-            at_workplace=bool(by_person.get("at_workplace")),
-            discloses_debt=RecipientKind(row["recipient_kind"]) is not
-            RecipientKind.THIRD_PARTY)
+            recipient_kind=kind, discloses_debt=kind is not compliance.RecipientKind.THIRD_PARTY,
+            purpose=compliance.Purpose(row["purpose"]), person=by_person.get("person") or "",
+            at_workplace=bool(by_person.get("at_workplace")))
         check(contact, row["step"])
         if since is None or contact.at >= since:
             findings += _delivery_findings(row, case, windows)
-        history.append(ContactEvent(at=at, channel=contact.channel, address=contact.address,
-                                    recipient_kind=contact.recipient_kind,
-                                    purpose=contact.purpose, person=contact.person))
-        if contact.purpose is Purpose.VALIDATION_NOTICE and standing.validation_notice_at is None:
+        history.append(compliance.ContactEvent(
+            at=at, channel=contact.channel, address=contact.address,
+            recipient_kind=contact.recipient_kind, purpose=contact.purpose,
+            person=contact.person))
+        if (contact.purpose is compliance.Purpose.VALIDATION_NOTICE
+                and standing.validation_notice_at is None):
             standing.validation_notice_at = at
-        if contact.purpose is Purpose.FORBEARANCE_OFFER:
+        if contact.purpose is compliance.Purpose.FORBEARANCE_OFFER:
             standing.forbearance_offered_at = at
     return findings, checked, unresolved

@@ -40,15 +40,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.service import RPCError
 
+from duecourse import intake
 from duecourse.domain.case.reopening import reopen_problem
-from duecourse.intake import (
-    IntakeFileError,
-    IntakeRow,
-    RowRejected,
-    read_intake_file,
-    validate_for_start,
-    with_policy,
-)
 from duecourse.plain_words import plain_reason
 from duecourse.settings import Settings, get_settings
 from duecourse.store import connect
@@ -89,7 +82,7 @@ class RejectedRow:
     already_closed: bool = False  # the ledger holds a closed case for this due date
 
 
-class _AlreadyClosed(RowRejected):
+class _AlreadyClosed(intake.RowRejected):
     """The row's loan was collected already (`duecourse.domain.case.reopening`)."""
 
 
@@ -108,8 +101,8 @@ class StartSummary:
         return not self.rejected
 
 
-async def start_loans(client: CollectionClient, rows: Sequence[IntakeRow], *, now: datetime,
-                      policy_dir: str | Path | None = None,
+async def start_loans(client: CollectionClient, rows: Sequence[intake.IntakeRow], *,
+                      now: datetime, policy_dir: str | Path | None = None,
                       concurrency: int = DEFAULT_CONCURRENCY,
                       on_progress: ProgressCallback | None = None,
                       platform: str | None = None,
@@ -135,13 +128,13 @@ async def start_loans(client: CollectionClient, rows: Sequence[IntakeRow], *, no
             first_row.setdefault(r.loan.loan_id, r.row)
     closed = await last_closed_cases(ledger, list(first_row)) if ledger is not None else {}
 
-    async def start_one(r: IntakeRow) -> None:
+    async def start_one(r: intake.IntakeRow) -> None:
         nonlocal done
         try:
             if r.loan is not None and first_row[r.loan.loan_id] != r.row:
-                raise RowRejected(f"duplicate: loan {r.loan.loan_id} is already on row "
+                raise intake.RowRejected(f"duplicate: loan {r.loan.loan_id} is already on row "
                                   f"{first_row[r.loan.loan_id]} of this file")
-            loan, policy = validate_for_start(r, now, policy_dir, allow_demo)
+            loan, policy = intake.validate_for_start(r, now, policy_dir, allow_demo)
             problem = reopen_problem(closed.get(loan.loan_id), loan)
             if problem is not None:
                 raise _AlreadyClosed(problem)
@@ -149,7 +142,7 @@ async def start_loans(client: CollectionClient, rows: Sequence[IntakeRow], *, no
             entry = StartedLoan(row=r.row, loan_id=loan.loan_id,
                                 workflow_id=outcome.workflow_id, policy=policy.label)
             (summary.started if outcome.started else summary.already_running).append(entry)
-        except RowRejected as err:
+        except intake.RowRejected as err:
             summary.rejected.append(RejectedRow(row=r.row, loan_id=r.loan_id, reason=str(err),
                                                 already_closed=isinstance(err, _AlreadyClosed)))
         except RPCError as err:
@@ -164,7 +157,7 @@ async def start_loans(client: CollectionClient, rows: Sequence[IntakeRow], *, no
             if on_progress is not None:
                 on_progress(done, len(rows))
 
-    pending: Iterator[IntakeRow] = iter(rows)  # shared: each worker takes the next row
+    pending: Iterator[intake.IntakeRow] = iter(rows)  # shared: each worker takes the next row
 
     async def worker() -> None:
         for r in pending:
@@ -272,7 +265,7 @@ def _duration(seconds: float) -> str:
     return f"{hours} h {minutes} min"
 
 
-async def start_with_progress(client: CollectionClient, rows: Sequence[IntakeRow],
+async def start_with_progress(client: CollectionClient, rows: Sequence[intake.IntakeRow],
                               console: Console, *, now: datetime,
                               policy_dir: str | Path | None = None,
                               ledger: AsyncEngine | None = None,
@@ -314,15 +307,15 @@ async def start_with_progress(client: CollectionClient, rows: Sequence[IntakeRow
 
 
 def read_with_progress(path: str | Path, now: datetime, console: Console,
-                       every: float = PROGRESS_EVERY) -> list[IntakeRow]:
+                       every: float = PROGRESS_EVERY) -> list[intake.IntakeRow]:
     """`read_intake_file`, with a spinner on a terminal or a line every `every` seconds
     elsewhere: validating a 50,000-row file takes several seconds (about 0.2 ms a row)."""
     if console.is_terminal:
         with console.status(f"Reading {escape(str(path))}"):
-            return read_intake_file(path, now)
+            return intake.read_intake_file(path, now)
     with Heartbeat(console, every, lambda elapsed: f"reading {path}: {elapsed:.0f} s so "
                    "far") as beat:
-        rows = read_intake_file(path, now)
+        rows = intake.read_intake_file(path, now)
     if beat.printed:
         valid = sum(1 for r in rows if r.ok)
         beat.say(f"read {len(rows)} rows from {path} in {_duration(beat.elapsed)}: {valid} "
@@ -339,12 +332,12 @@ async def run(settings: Settings, path: str | Path, console: Console, *,
     errors = Console(stderr=True)
     try:  # whole-file problems surface before connecting
         rows = read_with_progress(path, now, console, progress_every)
-    except IntakeFileError as err:
+    except intake.IntakeFileError as err:
         errors.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False,
                      soft_wrap=True)
         return 1
     if force_policy:
-        rows = with_policy(rows, force_policy)
+        rows = intake.with_policy(rows, force_policy)
     try:
         client = await connect_temporal(settings.temporal_address, settings.temporal_namespace)
     except Exception as err:

@@ -30,7 +30,7 @@ PATTERN_WORDS: dict[str, str] = {
     "beginning with a letter (such as standard)",
     r"^[A-Za-z]{3}$": "a three-letter currency code like USD",
     ids.JURISDICTION_PATTERN: "a country code such as US, or a country and "
-                                    "subdivision such as US-CA",
+    "subdivision such as US-CA",
     r"^(open|done|cancelled|all)$": "one of open, done, cancelled or all",
     AMOUNT_PATTERN: AMOUNT_WORDS,
 }
@@ -74,11 +74,25 @@ def _own(field: str, ctx: Mapping[str, Any]) -> str:
 
 
 _DATE, _DATETIME = "a date like 2025-06-30", "a date and time like 2025-06-30T14:00:00+08:00"
+_URL = "a URL like https://platform.example/hooks"
+
+def _too_long(field: str, ctx: Mapping[str, Any]) -> str:
+    return f"{field} is too long: at most {count_of(ctx['max_length'], 'character')}"
+
+
+def _expected(field: str, ctx: Mapping[str, Any]) -> str:
+    return f"{field} must be {ctx['expected']}"
+
+
+def _says(words: str) -> Words:
+    """A sentence that needs nothing from pydantic's context but the field's name."""
+    return lambda field, ctx: f"{field} {words}"
+
 
 SENTENCES: dict[str, tuple[str, Words]] = {
-    "missing": ("Field required", lambda f, c: f"{f} is required"),
+    "missing": ("Field required", _says("is required")),
     "extra_forbidden": ("Extra inputs are not permitted",
-                        lambda f, c: f"{f} is not a field this request accepts"),
+                        _says("is not a field this request accepts")),
     "string_pattern_mismatch": (
         "String should match pattern '{pattern}'",
         lambda f, c: f"{f} must be "
@@ -88,13 +102,12 @@ SENTENCES: dict[str, tuple[str, Words]] = {
         lambda f, c: f"{f} may not be empty" if str(c["min_length"]) == "1"
         else f"{f} must be at least {count_of(c['min_length'], 'character')} long"),
     "string_too_long": (
-        "String should have at most {max_length} character{expected_plural}",
-        lambda f, c: f"{f} is too long: at most {count_of(c['max_length'], 'character')}"),
+        "String should have at most {max_length} character{expected_plural}", _too_long),
     "string_type": ("Input should be a valid string",
-                    lambda f, c: f"{f} must be text (a JSON string)"),
+                    _says("must be text (a JSON string)")),
     "string_unicode": (
         "Input should be a valid string, unable to parse raw data as a unicode string",
-        lambda f, c: f"{f} must be text (a JSON string)"),
+        _says("must be text (a JSON string)")),
     "greater_than": ("Input should be greater than {gt}",
                      lambda f, c: f"{f} must be greater than {c['gt']}"),
     "greater_than_equal": ("Input should be greater than or equal to {ge}",
@@ -104,7 +117,7 @@ SENTENCES: dict[str, tuple[str, Words]] = {
     "less_than_equal": ("Input should be less than or equal to {le}",
                         lambda f, c: f"{f} must be at most {c['le']}"),
     "finite_number": ("Input should be a finite number",
-                      lambda f, c: f"{f} must be a finite number"),
+                      _says("must be a finite number")),
     "too_short": (
         "{field_type} should have at least {min_length} item{expected_plural} after "
         "validation, not {actual_length}",
@@ -115,59 +128,56 @@ SENTENCES: dict[str, tuple[str, Words]] = {
         "validation, not {actual_length}",
         lambda f, c: f"{f} may have at most {count_of(c['max_length'], 'item')}, "
                      f"got {c['actual_length']}"),
-    "int_type": ("Input should be a valid integer", lambda f, c: f"{f} must be a whole number"),
+    "int_type": ("Input should be a valid integer", _says("must be a whole number")),
     "int_parsing": ("Input should be a valid integer, unable to parse string as an integer",
-                    lambda f, c: f"{f} must be a whole number"),
+                    _says("must be a whole number")),
     "int_from_float": ("Input should be a valid integer, got a number with a fractional part",
-                       lambda f, c: f"{f} must be a whole number, without a fraction"),
+                       _says("must be a whole number, without a fraction")),
     "int_parsing_size": ("Unable to parse input string as an integer, exceeded maximum size",
-                         lambda f, c: f"{f} is too large a number"),
-    "float_type": ("Input should be a valid number", lambda f, c: f"{f} must be a number"),
+                         _says("is too large a number")),
+    "float_type": ("Input should be a valid number", _says("must be a number")),
     "float_parsing": ("Input should be a valid number, unable to parse string as a number",
-                      lambda f, c: f"{f} must be a number"),
-    "bool_type": ("Input should be a valid boolean", lambda f, c: f"{f} must be true or false"),
+                      _says("must be a number")),
+    "bool_type": ("Input should be a valid boolean", _says("must be true or false")),
     "bool_parsing": ("Input should be a valid boolean, unable to interpret input",
-                     lambda f, c: f"{f} must be true or false"),
+                     _says("must be true or false")),
     "decimal_type": ("Decimal input should be an integer, float, string or Decimal object",
-                     lambda f, c: f"{f} must be {AMOUNT_WORDS}"),
+                     _says(f"must be {AMOUNT_WORDS}")),
     "decimal_parsing": ("Input should be a valid decimal",
-                        lambda f, c: f"{f} must be {AMOUNT_WORDS}"),
-    "date_type": ("Input should be a valid date", lambda f, c: f"{f} must be {_DATE}"),
+                        _says(f"must be {AMOUNT_WORDS}")),
+    "date_type": ("Input should be a valid date", _says(f"must be {_DATE}")),
     "date_parsing": ("Input should be a valid date in the format YYYY-MM-DD, {error}",
-                     lambda f, c: f"{f} must be {_DATE}"),
+                     _says(f"must be {_DATE}")),
     "date_from_datetime_parsing": ("Input should be a valid date or datetime, {error}",
-                                   lambda f, c: f"{f} must be {_DATE}"),
+                                   _says(f"must be {_DATE}")),
     "date_from_datetime_inexact": (
         "Datetimes provided to dates should have zero time - e.g. be exact dates",
-        lambda f, c: f"{f} must be {_DATE}, without a time"),
+        _says(f"must be {_DATE}, without a time")),
     "datetime_type": ("Input should be a valid datetime",
-                      lambda f, c: f"{f} must be {_DATETIME}"),
+                      _says(f"must be {_DATETIME}")),
     "datetime_parsing": ("Input should be a valid datetime, {error}",
-                         lambda f, c: f"{f} must be {_DATETIME}"),
+                         _says(f"must be {_DATETIME}")),
     "datetime_from_date_parsing": ("Input should be a valid datetime or date, {error}",
-                                   lambda f, c: f"{f} must be {_DATETIME}"),
+                                   _says(f"must be {_DATETIME}")),
     "timezone_aware": ("Input should have timezone info",
-                       lambda f, c: f"{f} needs a UTC offset, like 2025-06-30T14:00:00+08:00 "
-                                    "or 2025-06-30T06:00:00Z"),
-    "list_type": ("Input should be a valid list", lambda f, c: f"{f} must be a list"),
+                       _says("needs a UTC offset, like 2025-06-30T14:00:00+08:00 "
+                             "or 2025-06-30T06:00:00Z")),
+    "list_type": ("Input should be a valid list", _says("must be a list")),
     "dict_type": ("Input should be a valid dictionary", _object),
     "model_type": ("Input should be a valid dictionary or instance of {class_name}", _object),
     "model_attributes_type": (
         "Input should be a valid dictionary or object to extract fields from", _object),
-    "url_type": ("URL input should be a string or URL",
-                 lambda f, c: f"{f} must be a URL like https://platform.example/hooks"),
-    "url_parsing": ("Input should be a valid URL, {error}",
-                    lambda f, c: f"{f} must be a URL like https://platform.example/hooks"),
+    "url_type": ("URL input should be a string or URL", _says(f"must be {_URL}")),
+    "url_parsing": ("Input should be a valid URL, {error}", _says(f"must be {_URL}")),
     "url_too_long": ("URL should have at most {max_length} character{expected_plural}",
-                     lambda f, c: f"{f} is too long: at most "
-                                  f"{count_of(c['max_length'], 'character')}"),
+                     _too_long),
     "json_invalid": ("Invalid JSON: {error}",
                      lambda f, c: f"the request body is not valid JSON: {c['error']}"),
     "value_error": ("Value error, {error}", _own),
     "assertion_error": ("Assertion failed, {error}", _own),
     # last: "Input should be {expected}" would also match the messages above
-    "enum": ("Input should be {expected}", lambda f, c: f"{f} must be {c['expected']}"),
-    "literal_error": ("Input should be {expected}", lambda f, c: f"{f} must be {c['expected']}"),
+    "enum": ("Input should be {expected}", _expected),
+    "literal_error": ("Input should be {expected}", _expected),
 }
 """Pydantic error type -> (pydantic's message template, the sentence in plain words)."""
 

@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from datetime import timedelta
 
 from duecourse.domain.calendar import local_date
 from duecourse.policies import load_policy
 from tests.conftest import Harness
 from tests.factories import make_loan
+from tests.support.cli import run_cli
 
 STANDARD = load_policy("standard").model_copy(update={"segments": {}})
 
 
 async def cli(h: Harness, *args: str) -> tuple[int, str]:
-    env = {**os.environ, "TEMPORAL_ADDRESS": h.env.client.service_client.config.target_host,
-           "DUECOURSE_TASK_QUEUE": h.task_queue, "COLUMNS": "250", "NO_COLOR": "1",
-           "DUECOURSE_DATABASE_URL": h.ledger.engine.url.render_as_string(
-               hide_password=False)}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "duecourse.cli", *args, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode()
+    """Exit code and what the terminal shows (stdout and stderr together)."""
+    code, out, _ = await run_cli(h, *args, merge_stderr=True)
+    return code, out
 
 
 async def test_agent_and_supervisor_work_through_the_cli(harness: Harness) -> None:

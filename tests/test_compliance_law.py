@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from dataclasses import replace
+from datetime import date, datetime, time, timedelta
 
 import pytest
 
@@ -15,7 +15,6 @@ from duecourse.domain.compliance import (
     ProposedContact,
     Purpose,
     RecipientKind,
-    Standing,
     Verdict,
     decide,
     legal_action_problem,
@@ -26,40 +25,27 @@ from duecourse.domain.compliance.engine import Context
 from duecourse.domain.compliance.packs import PACKS
 from duecourse.domain.policy import Channel
 from duecourse.templates import TemplateError, lint_templates, render
+from tests.support.compliance import (
+    DEBTOR_PHONE,
+    GUARANTOR_PHONE,
+    NEW_YORK,
+    SHANGHAI,
+    context,
+    guarantor_call,
+    local,
+    to_guarantor,
+    voice_call,
+)
 
-NEW_YORK, SHANGHAI = ZoneInfo("America/New_York"), ZoneInfo("Asia/Shanghai")
-DEBTOR_PHONE, GUARANTOR_PHONE, NEIGHBOUR = "+12125550100", "+12125550199", "+12125550142"
-
-
-def local(zone: ZoneInfo, *args: int) -> datetime:
-    return datetime(*args, tzinfo=zone).astimezone(UTC)  # type: ignore[misc]
+NEIGHBOUR = "+12125550142"
 
 
 def us(history: list[ContactEvent] | None = None, overrides: dict | None = None,
        region: str = "US-NY", **standing: object) -> Context:
     standing.setdefault("validation_notice_at", local(NEW_YORK, 2026, 11, 1, 9, 0))
-    return Context(pack=pack_for(region, {"US": overrides} if overrides else None),
-                   standing=Standing(**standing),  # type: ignore[arg-type]
-                   history=history or [], timezone="America/New_York", region=region,
-                   due_date=date(2026, 10, 1))
-
-
-def call(at: datetime, result: AttemptResult = AttemptResult.UNANSWERED,
-         address: str = DEBTOR_PHONE,
-         kind: RecipientKind = RecipientKind.DEBTOR, person: str = "",
-         purpose: Purpose = Purpose.COLLECTION) -> ContactEvent:
-    return ContactEvent(at=at, channel=Channel.VOICE, address=address, recipient_kind=kind,
-                        person=person, result=result, purpose=purpose)
-
-
-def guarantor_call(at: datetime, result: AttemptResult = AttemptResult.UNANSWERED
-                   ) -> ContactEvent:
-    return call(at, result, GUARANTOR_PHONE, RecipientKind.GUARANTOR)
-
-
-def to_guarantor(at: datetime) -> ProposedContact:
-    return ProposedContact(channel=Channel.VOICE, at=at, address=GUARANTOR_PHONE,
-                           recipient_kind=RecipientKind.GUARANTOR)
+    return context(region, "America/New_York", history or [],
+                   overrides={"US": overrides} if overrides else None,
+                   due_date=date(2026, 10, 1), **standing)
 
 
 def to_debtor(at: datetime, channel: Channel = Channel.VOICE, **fields: object
@@ -95,7 +81,7 @@ def test_us_eighth_call_to_a_guarantor_within_seven_days_is_not_allowed() -> Non
 def test_us_calls_that_never_connected_do_not_count_towards_seven_in_seven() -> None:
     """Comment 14(b)(3)(ii)-1: a call not connected to the dialled number is not placed."""
     start = local(NEW_YORK, 2026, 11, 2, 10, 0)
-    failed = [call(start + timedelta(hours=h), AttemptResult.FAILED) for h in range(7)]
+    failed = [voice_call(start + timedelta(hours=h), AttemptResult.FAILED) for h in range(7)]
     at = local(NEW_YORK, 2026, 11, 3, 10, 0)
     assert decide(to_debtor(at), us(failed)).allowed
     strict = decide(to_debtor(at), us(failed, {"count_unconnected_calls": True}))
@@ -106,7 +92,7 @@ def test_us_days_are_consecutive_local_days_not_rolling_hours() -> None:
     """A conversation on Sunday 19:12 bars calls until the next Sunday from 08:00, not
     until 19:12 that day; a policy may choose the rolling window, explicitly."""
     sunday = local(NEW_YORK, 2026, 11, 1, 19, 12)
-    talk = [call(sunday, AttemptResult.ANSWERED)]
+    talk = [voice_call(sunday, AttemptResult.ANSWERED)]
     at = local(NEW_YORK, 2026, 11, 3, 10, 0)
     assert decide(to_debtor(at), us(talk)).until == local(NEW_YORK, 2026, 11, 8, 8, 0)
     rolling = decide(to_debtor(at), us(talk, {"call_window": "rolling"}))
@@ -132,7 +118,7 @@ def location_call(at: datetime) -> ProposedContact:
 
 
 def unreachable_debtor(before: datetime) -> list[ContactEvent]:
-    return [call(before - timedelta(days=12, hours=h), AttemptResult.FAILED)
+    return [voice_call(before - timedelta(days=12, hours=h), AttemptResult.FAILED)
             for h in (3, 2, 1)]
 
 
@@ -141,8 +127,8 @@ def test_us_a_third_party_is_contacted_at_most_once() -> None:
     unless the person asked for it or their earlier answer was wrong."""
     first = local(NEW_YORK, 2026, 11, 2, 11, 0)
     history = [*unreachable_debtor(first),
-               call(first, AttemptResult.ANSWERED, NEIGHBOUR, RecipientKind.THIRD_PARTY,
-                    purpose=Purpose.LOCATION)]
+               voice_call(first, AttemptResult.ANSWERED, NEIGHBOUR,
+                          RecipientKind.THIRD_PARTY, purpose=Purpose.LOCATION)]
     again = location_call(first + timedelta(days=9))
     decision = decide(again, us(history))
     assert decision.verdict is Verdict.BLOCKED and decision.code == "third_party_once"
@@ -157,15 +143,15 @@ def test_cn_third_parties_only_when_unreachable_and_never_for_collection() -> No
     at = local(SHANGHAI, 2026, 11, 3, 10, 0)
 
     def cn(history: list[ContactEvent]) -> Context:
-        return Context(pack=pack_for("CN"), standing=Standing(), history=history,
-                       timezone="Asia/Shanghai", region="CN")
+        return context("CN", "Asia/Shanghai", history)
 
     sms = ProposedContact(channel=Channel.SMS, at=at, address="+8613700000000",
                           recipient_kind=RecipientKind.THIRD_PARTY, discloses_debt=False,
                           purpose=Purpose.LOCATION)
-    one_failed = [call(at - timedelta(hours=2), AttemptResult.FAILED, "+8613800138000")]
+    debtor = "+8613800138000"
+    one_failed = [voice_call(at - timedelta(hours=2), AttemptResult.FAILED, debtor)]
     assert decide(sms, cn(one_failed)).code == "third_party"
-    three = [call(at - timedelta(hours=h), AttemptResult.FAILED, "+8613800138000")
+    three = [voice_call(at - timedelta(hours=h), AttemptResult.FAILED, debtor)
              for h in (4, 3, 2)]
     assert decide(sms, cn(three)).allowed
     assert decide(sms.model_copy(update={"purpose": Purpose.MESSAGE}), cn(three)).allowed
@@ -231,9 +217,8 @@ def test_the_standard_policy_freezes_on_any_us_dispute_and_says_so() -> None:
 def test_us_hours_suit_every_zone_the_consumer_may_be_in() -> None:
     """Comment 6(b)(1)(i)-1: a New York address with a Los Angeles phone: 08:30 in New
     York is 05:30 in Los Angeles."""
-    ctx = Context(pack=pack_for("US-NY"), standing=Standing(validation_notice_at=local(
-        NEW_YORK, 2026, 11, 1, 9, 0)), history=[], timezone="America/New_York",
-        region="US-NY", other_zones=("America/Los_Angeles",))
+    ctx = context("US-NY", "America/New_York", other_zones=("America/Los_Angeles",),
+                  validation_notice_at=local(NEW_YORK, 2026, 11, 1, 9, 0))
     decision = decide(to_debtor(local(NEW_YORK, 2026, 11, 3, 8, 30)), ctx)
     assert decision.code == "hours" and decision.until == local(NEW_YORK, 2026, 11, 3, 11, 0)
     late = decide(to_debtor(local(NEW_YORK, 2026, 11, 3, 21, 30)), ctx)
@@ -272,9 +257,8 @@ def test_us_electronic_validation_notice_needs_consent_and_a_working_address() -
 def test_a_demand_on_a_time_barred_debt_is_blocked() -> None:
     """1006.26(b): no threat of suit; `decide` used to allow the demand letter."""
     at = local(NEW_YORK, 2026, 11, 3, 10, 0)
-    old = Context(pack=pack_for("US-NC"), standing=Standing(validation_notice_at=at),
-                  history=[], timezone="America/New_York", region="US-NC",
-                  due_date=date(2023, 10, 1))
+    old = context("US-NC", "America/New_York", due_date=date(2023, 10, 1),
+                  validation_notice_at=at)
     demand = ProposedContact(channel=Channel.LETTER, at=at, address="1 Road",
                              purpose=Purpose.DEMAND)
     decision = decide(demand, old)
@@ -293,9 +277,8 @@ def test_a_demand_on_a_time_barred_debt_is_blocked() -> None:
 ])
 def test_limitation_periods_per_jurisdiction_and_state(region: str, due: date,
                                                        barred: bool) -> None:
-    ctx = Context(pack=pack_for(region), standing=Standing(forbearance_offered_at=local(
-        NEW_YORK, 2026, 1, 1, 9, 0)), history=[], timezone="Europe/London", region=region,
-        due_date=due)
+    ctx = context(region, "Europe/London", due_date=due,
+                  forbearance_offered_at=local(NEW_YORK, 2026, 1, 1, 9, 0))
     problem = legal_action_problem(ctx, local(NEW_YORK, 2026, 11, 3, 10, 0))
     assert (problem is not None and problem.code == "time_barred") is barred
 
@@ -304,10 +287,9 @@ def test_a_payment_restarts_the_limitation_period_where_the_pack_says_so() -> No
     at = local(NEW_YORK, 2026, 11, 3, 10, 0)
 
     def ctx(starts: str) -> Context:
-        return Context(pack=pack_for("US-NC", {"US": {"limitation_starts": starts}}),
-                       standing=Standing(), history=[], timezone="America/New_York",
-                       region="US-NC", due_date=date(2023, 1, 1),
-                       last_payment_on=date(2025, 6, 1))
+        return context("US-NC", "America/New_York",
+                       overrides={"US": {"limitation_starts": starts}},
+                       due_date=date(2023, 1, 1), last_payment_on=date(2025, 6, 1))
 
     assert legal_action_problem(ctx("due_date"), at) is not None
     assert legal_action_problem(ctx("last_payment"), at) is None
@@ -351,10 +333,9 @@ def test_the_validation_period_counts_business_days_from_the_loan_snapshot() -> 
     sms = to_debtor(local(NEW_YORK, 2026, 12, 12, 10, 0), Channel.SMS)
 
     def ctx(holidays: frozenset[date]) -> Context:
-        return Context(pack=pack_for("US-NY"), standing=Standing(
-            validation_notice_at=sent, dispute_opened_at=opened, dispute_written=True),
-            history=[], timezone="America/New_York", region="US-NY",
-            business_holidays=holidays, business_holiday_years=(2026, 2031))
+        disputed = context("US-NY", "America/New_York", validation_notice_at=sent,
+                           dispute_opened_at=opened, dispute_written=True)
+        return replace(disputed, business_holidays=holidays, business_holiday_years=(2026, 2031))
 
     assert decide(sms, ctx(frozenset())).allowed, "after the period: no duty to stop"
     # a national holiday on Wed 4th in the snapshot: receipt Tue 10th, period to Dec 10
@@ -365,8 +346,7 @@ def test_naming_a_guarantor_on_one_call_and_not_the_next_keeps_one_person() -> N
     """The guarantor answered as "Sam" on Monday; a call to the same number on Tuesday
     without a name is still a call to Sam, too soon after the conversation."""
     talked = local(NEW_YORK, 2026, 11, 2, 11, 0)
-    named = call(talked, AttemptResult.ANSWERED, GUARANTOR_PHONE, RecipientKind.GUARANTOR,
-                 person="Sam")
+    named = guarantor_call(talked, AttemptResult.ANSWERED, person="Sam")
     decision = decide(to_guarantor(local(NEW_YORK, 2026, 11, 3, 11, 0)), us([named]))
     assert decision.code == "after_conversation"
     other = ProposedContact(channel=Channel.VOICE, at=local(NEW_YORK, 2026, 11, 3, 11, 0),

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,18 +28,12 @@ import holidays as holiday_tables
 from hypothesis import HealthCheck, event, example, given, note, settings
 from hypothesis import strategies as st
 
+from duecourse.domain import compliance
 from duecourse.domain.compliance import (
     AttemptResult,
-    ContactEvent,
-    Decision,
-    Hold,
-    HoldKind,
-    InconvenientTime,
     ProposedContact,
     Purpose,
     RecipientKind,
-    Standing,
-    Verdict,
     decide,
     pack_for,
     violations,
@@ -47,16 +41,25 @@ from duecourse.domain.compliance import (
 from duecourse.domain.compliance.engine import Context
 from duecourse.domain.compliance.packs import CallWindow
 from duecourse.domain.policy import Channel, ContactHours
+from tests.support.compliance import (
+    DEBTOR_PHONE,
+    GUARANTOR_PHONE,
+    NEW_YORK,
+    context,
+    guarantor_call,
+    to_guarantor,
+    voice_call,
+)
+from tests.support.compliance import local as wall_clock
 
 R = AttemptResult
 DEBTOR, GUARANTOR, THIRD = (RecipientKind.DEBTOR, RecipientKind.GUARANTOR,
                             RecipientKind.THIRD_PARTY)
 MINUTE, DAY, EPS = timedelta(minutes=1), timedelta(days=1), timedelta(microseconds=1)
-NEW_YORK = ZoneInfo("America/New_York")
 
-DEBTOR_PHONE, DEBTOR_MOBILE = "+12125550100", "+12125550101"
+DEBTOR_MOBILE = "+12125550101"
 DEBTOR_EMAIL, WORK_EMAIL = "debtor@example.com", "debtor@employer.example"
-GUARANTOR_PHONE, GUARANTOR_MOBILE = "+12125550199", "+12125550198"
+GUARANTOR_MOBILE, GUARANTOR_NAME = "+12125550198", "guarantor"
 AUNT_PHONE, AUNT_MOBILE, NEIGHBOUR = "+12125550142", "+12125550143", "+12125550177"
 
 ZONES = ["America/New_York", "Europe/London", "Australia/Lord_Howe", "America/St_Johns",
@@ -96,7 +99,7 @@ def _within(clock: time, hours: ContactHours) -> bool:
     return clock >= hours.start or clock < hours.end
 
 
-def _inconvenient(local: datetime, w: InconvenientTime) -> bool:
+def _inconvenient(local: datetime, w: compliance.InconvenientTime) -> bool:
     """The borrower's wall clock shows a time inside a window they named (a window past
     midnight belongs to the weekday it starts on)."""
     clock, weekday = local.time(), local.weekday()
@@ -232,7 +235,7 @@ def breaches(p: ProposedContact, ctx: Context) -> Iterator[str]:
         yield from _call_limits(p, ctx)
 
 
-def _same(e: ContactEvent, p: ProposedContact) -> bool:
+def _same(e: compliance.ContactEvent, p: ProposedContact) -> bool:
     """One person: the debtor always; anyone else by the name both carry, else (one
     of them unnamed) by the number they were reached on."""
     if e.recipient_kind != p.recipient_kind:
@@ -355,11 +358,11 @@ def _probes(p: ProposedContact, ctx: Context, lo: datetime, hi: datetime,
 
 
 # ====================================================================== the promise
-def check_promise(p: ProposedContact, ctx: Context) -> Decision:
+def check_promise(p: ProposedContact, ctx: Context) -> compliance.Decision:
     """Properties 2-4 for one proposal; returns the decision."""
     decision = decide(p, ctx)
     now_lawful = lawful(p, ctx)
-    if decision.verdict is Verdict.ALLOWED:
+    if decision.verdict is compliance.Verdict.ALLOWED:
         assert now_lawful, f"Allowed but unlawful: {_why(p, ctx, p.at)}"
         end = decision.valid_until
         assert end is not None and end > p.at, decision
@@ -367,7 +370,7 @@ def check_promise(p: ProposedContact, ctx: Context) -> Decision:
         for t in [*_probes(p, ctx, p.at, end, fine=end - p.at), end - EPS]:
             assert _lawful_at(p, ctx, t), (
                 f"Allowed until {decision.valid_until}, but {_why(p, ctx, t)}")
-    elif decision.verdict is Verdict.DEFERRED:
+    elif decision.verdict is compliance.Verdict.DEFERRED:
         until = decision.until
         assert until is not None and until > p.at, decision
         assert not now_lawful, f"Deferred to {until} but lawful now: {_why(p, ctx, p.at)}"
@@ -378,7 +381,7 @@ def check_promise(p: ProposedContact, ctx: Context) -> Decision:
                 f"Deferred to {_local(until, ctx.timezone).isoformat()}, but lawful "
                 f"earlier {_why(p, ctx, t)}")
     else:
-        assert decision.verdict is Verdict.BLOCKED
+        assert decision.verdict is compliance.Verdict.BLOCKED
         assert not now_lawful, f"Blocked ({decision.code}) but {_why(p, ctx, p.at)}"
         for t in _probes(p, ctx, p.at, p.at + 14 * DAY, fine=timedelta(0)):
             assert not _lawful_at(p, ctx, t), (
@@ -418,7 +421,7 @@ def describe(p: ProposedContact, ctx: Context) -> str:
             shown = at(value) if isinstance(value, datetime) else value
             if isinstance(value, dict):
                 shown = {k: at(v) for k, v in value.items()}
-            if isinstance(value, list) and value and isinstance(value[0], Hold):
+            if isinstance(value, list) and value and isinstance(value[0], compliance.Hold):
                 shown = [f"{h.kind} {at(h.start)} .. {at(h.end)}" for h in value]
             lines.append(f"standing.{name} = {shown}")
     lines += [f"  {at(e.at)} {e.channel} {e.recipient_kind} {e.who!r} {e.address} "
@@ -530,14 +533,14 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         discloses_debt=chance(10) if kind is THIRD else True, at_workplace=chance(20))
 
     # ---- the history
-    events: list[ContactEvent] = []
+    events: list[compliance.ContactEvent] = []
 
     def add(ago: timedelta, who: str, result: AttemptResult, ch: Channel = Channel.VOICE,
             addr: str | None = None, why: Purpose = Purpose.COLLECTION) -> None:
         k, nums, pers = people[who]
         pers = "" if chance(20) else pers  # an agent who did not name them this time
         inbound = ch is Channel.VOICE and result is R.ANSWERED and chance(30)  # they called
-        events.append(ContactEvent(
+        events.append(compliance.ContactEvent(
             at=now - ago, channel=ch, address=addr or draw(st.sampled_from(nums)),
             recipient_kind=k, purpose=Purpose.LOCATION if k is THIRD else why,
             result=result, person=pers, inbound=inbound))
@@ -592,11 +595,12 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         start = now + timedelta(minutes=draw(st.integers(-3 * 1440, 2 * 1440)) if chance(70)
                                 else draw(st.integers(1, 90)))
         end = None if chance(10) else start + timedelta(minutes=draw(st.integers(30, 14400)))
-        holds.append(Hold(kind=draw(st.sampled_from(list(HoldKind))), start=start, end=end))
+        hold_kind = draw(st.sampled_from(list(compliance.HoldKind)))
+        holds.append(compliance.Hold(kind=hold_kind, start=start, end=end))
     windows = []
     for _ in range(draw(st.integers(1, 2)) if chance(40) else 0):
         start = draw(st.sampled_from(WINDOW_BOUNDS))
-        windows.append(InconvenientTime(
+        windows.append(compliance.InconvenientTime(
             start=start, end=draw(st.sampled_from([b for b in WINDOW_BOUNDS if b != start])),
             weekdays=draw(st.lists(st.integers(0, 6), min_size=1, max_size=7, unique=True))))
     notice = past(60) if chance(70) else None
@@ -606,7 +610,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     dispute = verified = None
     if chance(25):
         dispute = past(70)
-        last = _validation_period_last_day(Context(pack=pack, standing=Standing(
+        last = _validation_period_last_day(Context(pack=pack, standing=compliance.Standing(
             validation_notice_at=notice), history=[], timezone=tz, region=region))
         if last is not None and chance(70):  # around the end of the validation period
             dispute = min(now, datetime.combine(last + DAY, time(0), tzinfo=ZoneInfo(
@@ -617,7 +621,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
                and e.result is R.REFUSED]
     if kind is THIRD and chance(10):
         refused.append(address)
-    standing = Standing(
+    standing = compliance.Standing(
         opted_out={c: past(30) for c in draw(st.lists(st.sampled_from(
             [Channel.SMS, Channel.EMAIL, Channel.VOICE]), max_size=2, unique=True))}
         if chance(20) else {},
@@ -648,47 +652,28 @@ def scenarios(draw: st.DrawFn) -> Scenario:
 
 
 # ====================================================================== properties
-def _us(history: list[ContactEvent], **standing: Any) -> Context:
+def _us(history: list[compliance.ContactEvent], **standing: Any) -> Context:
     standing.setdefault("validation_notice_at", _ny(2026, 10, 1, 9, 0))
-    return Context(pack=pack_for("US-NY"), standing=Standing(**standing), history=history,
-                   timezone="America/New_York", region="US-NY", due_date=date(2026, 9, 1))
+    return context("US-NY", "America/New_York", history, due_date=date(2026, 9, 1),
+                   **standing)
 
 
-def _ny(*args: int) -> datetime:
-    return datetime(*args, tzinfo=NEW_YORK).astimezone(UTC)  # type: ignore[misc]
-
-
-def _call(at: datetime, result: AttemptResult, address: str = DEBTOR_PHONE,
-          kind: RecipientKind = DEBTOR, purpose: Purpose = Purpose.COLLECTION,
-          person: str = "") -> ContactEvent:
-    return ContactEvent(at=at, channel=Channel.VOICE, address=address, recipient_kind=kind,
-                        purpose=purpose, result=result, person=person)
-
-
-def _guarantor_call(at: datetime, result: AttemptResult = R.UNANSWERED,
-                    address: str = GUARANTOR_PHONE) -> ContactEvent:
-    return _call(at, result, address, GUARANTOR, person="guarantor")
-
-
-def _to_guarantor(at: datetime, address: str = GUARANTOR_PHONE) -> ProposedContact:
-    return ProposedContact(channel=Channel.VOICE, at=at, address=address,
-                           recipient_kind=GUARANTOR, person="guarantor")
-
-
-_UNREACHABLE = [_call(_ny(2026, 11, 1, 10, h), R.FAILED) for h in (1, 2, 3)]
+_ny = partial(wall_clock, NEW_YORK)
+_UNREACHABLE = [voice_call(_ny(2026, 11, 1, 10, h), R.FAILED) for h in (1, 2, 3)]
 _LOCATION_CALL = ProposedContact(channel=Channel.VOICE, at=_ny(2026, 11, 11, 10, 0),
                                  address=NEIGHBOUR, recipient_kind=THIRD,
                                  purpose=Purpose.LOCATION, discloses_debt=False)
 EXAMPLES = [
     # the guarantor answered on Monday 21:04; Tuesday 18:09 waits for next Monday 08:00
-    (_to_guarantor(_ny(2026, 11, 3, 18, 9)),
-     _us([_guarantor_call(_ny(2026, 11, 2, 21, 4), R.ANSWERED)])),
+    (to_guarantor(_ny(2026, 11, 3, 18, 9), person=GUARANTOR_NAME),
+     _us([guarantor_call(_ny(2026, 11, 2, 21, 4), R.ANSWERED, person=GUARANTOR_NAME)])),
     # the 8th call to a guarantor within 7 consecutive days, on their other number
-    (_to_guarantor(_ny(2026, 11, 9, 10, 0), GUARANTOR_MOBILE),
-     _us([_guarantor_call(_ny(2026, 11, 3 + d, 9 + d % 2, 0)) for d in range(7)])),
+    (to_guarantor(_ny(2026, 11, 9, 10, 0), GUARANTOR_MOBILE, GUARANTOR_NAME),
+     _us([guarantor_call(_ny(2026, 11, 3 + d, 9 + d % 2, 0), person=GUARANTOR_NAME)
+          for d in range(7)])),
     # a second location call to the same US third party, 9 days after the first
-    (_LOCATION_CALL, _us([*_UNREACHABLE, _call(_ny(2026, 11, 2, 10, 0), R.SENT, NEIGHBOUR,
-                                               THIRD, Purpose.LOCATION)])),
+    (_LOCATION_CALL, _us([*_UNREACHABLE, voice_call(_ny(2026, 11, 2, 10, 0), R.SENT,
+                                                    NEIGHBOUR, THIRD, purpose=Purpose.LOCATION)])),
     # US: 21:00:00 itself is not "after 9:00 p.m."; 21:00:30 is
     (ProposedContact(channel=Channel.SMS, at=_ny(2026, 11, 10, 21, 0),
                      address=DEBTOR_PHONE), _us([])),
@@ -702,19 +687,17 @@ ZONES_MEET_AFTER_DST, REFUSED_ON_OTHER_NUMBER = [
     # meet on 2026-10-25 at 21:00 UTC, once London has left summer time
     (ProposedContact(channel=Channel.SMS, at=datetime(2026, 10, 12, 10, 0, tzinfo=UTC),
                      address=DEBTOR_PHONE),
-     Context(pack=pack_for("US-NY"), standing=Standing(validation_notice_at=datetime(
-         2026, 10, 1, tzinfo=UTC)), history=[], timezone="Australia/Lord_Howe",
-         region="US-NY", other_zones=("America/New_York", "Europe/London"))),
+     context("US-NY", "Australia/Lord_Howe", other_zones=("America/New_York", "Europe/London"),
+             validation_notice_at=datetime(2026, 10, 1, tzinfo=UTC))),
     # CN: the aunt refused on her mobile; she is not called again on her other number
     (ProposedContact(channel=Channel.VOICE, at=datetime(2026, 11, 3, 2, 0, tzinfo=UTC),
                      address=AUNT_PHONE, recipient_kind=THIRD, person="aunt",
                      purpose=Purpose.LOCATION, discloses_debt=False),
-     Context(pack=pack_for("CN"), standing=Standing(refused_third_parties=[AUNT_MOBILE]),
-             history=[*(_call(datetime(2026, 11, 2, h, tzinfo=UTC), R.FAILED)
-                        for h in (2, 3, 4)),
-                      _call(datetime(2026, 11, 2, 6, tzinfo=UTC), R.REFUSED, AUNT_MOBILE,
-                            THIRD, Purpose.LOCATION, "aunt")],
-             timezone="Asia/Shanghai", region="CN")),
+     context("CN", "Asia/Shanghai",
+             [*(voice_call(datetime(2026, 11, 2, h, tzinfo=UTC), R.FAILED) for h in (2, 3, 4)),
+              voice_call(datetime(2026, 11, 2, 6, tzinfo=UTC), R.REFUSED, AUNT_MOBILE, THIRD,
+                         purpose=Purpose.LOCATION, person="aunt")],
+             refused_third_parties=[AUNT_MOBILE])),
 ]
 
 PROPERTY_SETTINGS = settings(max_examples=500, deadline=None,
@@ -722,15 +705,15 @@ PROPERTY_SETTINGS = settings(max_examples=500, deadline=None,
                                                     HealthCheck.data_too_large])
 
 
-def _with_examples(test: Any) -> Any:
+def over_scenarios(test: Any) -> Any:
+    """A property over random scenarios, the named EXAMPLES always among them."""
+    test = given(scenarios())(test)
     for scenario in EXAMPLES:
         test = example(scenario)(test)
-    return test
+    return PROPERTY_SETTINGS(test)
 
 
-@PROPERTY_SETTINGS
-@_with_examples
-@given(scenarios())
+@over_scenarios
 def test_violations_agree_with_the_oracle(scenario: Scenario) -> None:
     p, ctx = scenario
     note(describe(p, ctx))
@@ -739,9 +722,7 @@ def test_violations_agree_with_the_oracle(scenario: Scenario) -> None:
     assert {v.code for v in violations(p, ctx)} == set(breaches(p, ctx)), _why(p, ctx, p.at)
 
 
-@PROPERTY_SETTINGS
-@_with_examples
-@given(scenarios())
+@over_scenarios
 def test_decisions_keep_the_engine_promise(scenario: Scenario) -> None:
     p, ctx = scenario
     note(describe(p, ctx))
@@ -753,7 +734,7 @@ def test_decisions_keep_the_engine_promise(scenario: Scenario) -> None:
 def test_guarantor_conversation_defers_a_call_to_the_eighth_local_day() -> None:
     p, ctx = EXAMPLES[0]
     decision = check_promise(p, ctx)
-    assert decision.verdict is Verdict.DEFERRED, decision
+    assert decision.verdict is compliance.Verdict.DEFERRED, decision
     assert decision.until == _ny(2026, 11, 9, 8, 0), decision
 
 
@@ -768,7 +749,7 @@ def test_eighth_call_to_a_guarantor_within_seven_days_is_not_allowed() -> None:
 def test_second_location_call_to_the_same_us_third_party_is_blocked() -> None:
     p, ctx = EXAMPLES[2]
     decision = check_promise(p, ctx)
-    assert decision.verdict is Verdict.BLOCKED, decision
+    assert decision.verdict is compliance.Verdict.BLOCKED, decision
     assert lawful(p, _us(_UNREACHABLE)), "the first location call is lawful"
 
 
@@ -778,7 +759,8 @@ def test_us_nine_pm_exactly_is_allowed_half_a_minute_later_is_not() -> None:
     assert lawful(on_the_hour, ctx) and not lawful(later, ctx)
     assert check_promise(on_the_hour, ctx).allowed
     deferred = check_promise(later, ctx)
-    assert deferred.verdict is Verdict.DEFERRED and deferred.until == _ny(2026, 11, 11, 8, 0)
+    assert deferred.verdict is compliance.Verdict.DEFERRED
+    assert deferred.until == _ny(2026, 11, 11, 8, 0)
 
 
 def test_zones_whose_hours_meet_only_after_a_dst_change_defer_rather_than_block() -> None:
@@ -788,7 +770,7 @@ def test_zones_whose_hours_meet_only_after_a_dst_change_defer_rather_than_block(
     first = datetime(2026, 10, 25, 21, 0, tzinfo=UTC)
     assert lawful(_at(p, first), ctx) and not lawful(_at(p, first - EPS), ctx)
     decision = check_promise(p, ctx)
-    assert decision.verdict is Verdict.DEFERRED and decision.until == first, decision
+    assert decision.verdict is compliance.Verdict.DEFERRED and decision.until == first, decision
 
 
 def test_a_third_party_who_refused_is_not_called_on_another_number() -> None:
@@ -796,4 +778,4 @@ def test_a_third_party_who_refused_is_not_called_on_another_number() -> None:
     p, ctx = REFUSED_ON_OTHER_NUMBER
     assert not lawful(p, ctx)
     decision = check_promise(p, ctx)
-    assert decision.verdict is Verdict.BLOCKED, decision
+    assert decision.verdict is compliance.Verdict.BLOCKED, decision

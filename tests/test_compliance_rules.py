@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -17,47 +16,34 @@ from duecourse.domain.compliance import (
     ProposedContact,
     Purpose,
     RecipientKind,
-    Standing,
     Verdict,
     decide,
     pack_for,
 )
-from duecourse.domain.compliance.engine import Context
 from duecourse.domain.compliance.requests import HoldRequest
 from duecourse.domain.contact.protections import change_hold, hold_problem
 from duecourse.domain.policy import Channel, Policy
 from duecourse.policies import load_policy
 from duecourse.templates import lint_templates, render
 from tests.factories import AGENT, make_loan
+from tests.support.compliance import NEW_YORK, SHANGHAI, context, local, voice_call
 
-SHANGHAI, NEW_YORK = ZoneInfo("Asia/Shanghai"), ZoneInfo("America/New_York")
 PHONE = "+8613800138000"
 
 
-def ctx(jurisdiction: str, tz: str, history: list[ContactEvent] | None = None,
-        **standing: object) -> Context:
-    return Context(pack=pack_for(jurisdiction), standing=Standing(**standing),  # type: ignore[arg-type]
-                   history=history or [], timezone=tz, region=jurisdiction)
-
-
-def call(at: datetime, result: AttemptResult = AttemptResult.UNANSWERED,
-         address: str = PHONE) -> ContactEvent:
-    return ContactEvent(at=at, channel=Channel.VOICE, address=address, result=result)
-
-
-def local(zone: ZoneInfo, *args: int) -> datetime:
-    return datetime(*args, tzinfo=zone).astimezone(UTC)  # type: ignore[misc]
+def call(at: datetime, result: AttemptResult = AttemptResult.UNANSWERED) -> ContactEvent:
+    return voice_call(at, result, PHONE)
 
 
 def test_cn_three_answered_calls_a_day() -> None:
     at = local(SHANGHAI, 2026, 11, 30, 15, 0)
     history = [call(at - timedelta(hours=h), AttemptResult.ANSWERED) for h in (1, 2, 3)]
     decision = decide(ProposedContact(channel=Channel.VOICE, at=at, address=PHONE),
-                      ctx("CN", "Asia/Shanghai", history))
+                      context("CN", "Asia/Shanghai", history))
     assert decision.verdict is Verdict.DEFERRED and decision.code == "answered_calls"
     assert decision.until == local(SHANGHAI, 2026, 12, 1, 8, 0)
     sms = decide(ProposedContact(channel=Channel.SMS, at=at, address=PHONE),
-                 ctx("CN", "Asia/Shanghai", history))
+                 context("CN", "Asia/Shanghai", history))
     assert sms.allowed, "the call limit does not stop messages"
 
 
@@ -65,9 +51,9 @@ def test_cn_six_unanswered_attempts_per_number() -> None:
     at = local(SHANGHAI, 2026, 11, 30, 20, 0)
     history = [call(at - timedelta(minutes=10 * i)) for i in range(1, 7)]
     assert decide(ProposedContact(channel=Channel.VOICE, at=at, address=PHONE),
-                  ctx("CN", "Asia/Shanghai", history)).code == "unanswered_attempts"
+                  context("CN", "Asia/Shanghai", history)).code == "unanswered_attempts"
     other = decide(ProposedContact(channel=Channel.VOICE, at=at, address="+8613900000000"),
-                   ctx("CN", "Asia/Shanghai", history))
+                   context("CN", "Asia/Shanghai", history))
     assert other.allowed, "the cap is per number"
 
 
@@ -77,12 +63,12 @@ def test_cn_third_parties_only_when_debtor_unreachable() -> None:
                                recipient_kind=RecipientKind.THIRD_PARTY, discloses_debt=False,
                                purpose=Purpose.LOCATION)  # never for collection itself
     reachable = [call(at - timedelta(days=1), AttemptResult.ANSWERED)]
-    assert decide(proposal, ctx("CN", "Asia/Shanghai", reachable)).code == "third_party"
+    assert decide(proposal, context("CN", "Asia/Shanghai", reachable)).code == "third_party"
     failed = [call(at - timedelta(hours=h), AttemptResult.UNANSWERED) for h in (5, 4, 3)]
-    assert decide(proposal, ctx("CN", "Asia/Shanghai", reachable + failed)).allowed
+    assert decide(proposal, context("CN", "Asia/Shanghai", reachable + failed)).allowed
     disclosing = proposal.model_copy(update={"discloses_debt": True})
-    assert decide(disclosing, ctx("CN", "Asia/Shanghai", failed)).code == "disclosure"
-    refused = decide(proposal, ctx("CN", "Asia/Shanghai", failed,
+    assert decide(disclosing, context("CN", "Asia/Shanghai", failed)).code == "disclosure"
+    refused = decide(proposal, context("CN", "Asia/Shanghai", failed,
                                    refused_third_parties=["+8613700000000"]))
     assert refused.code == "third_party_refused"
 
@@ -90,15 +76,16 @@ def test_cn_third_parties_only_when_debtor_unreachable() -> None:
 def test_cn_home_visits_need_two_collectors() -> None:
     at = local(SHANGHAI, 2026, 11, 30, 10, 0)
     visit = ProposedContact(channel=Channel.VISIT, at=at, address="1 Road", collectors=1)
-    assert decide(visit, ctx("CN", "Asia/Shanghai")).code == "visit_collectors"
-    assert decide(visit.model_copy(update={"collectors": 2}), ctx("CN", "Asia/Shanghai")).allowed
+    cn = context("CN", "Asia/Shanghai")
+    assert decide(visit, cn).code == "visit_collectors"
+    assert decide(visit.model_copy(update={"collectors": 2}), cn).allowed
 
 
 def test_us_no_call_within_seven_days_of_a_conversation() -> None:
     at = local(NEW_YORK, 2026, 11, 30, 10, 0)
     talked = at - timedelta(days=2)
     decision = decide(ProposedContact(channel=Channel.VOICE, at=at, address=PHONE),
-                      ctx("US", "America/New_York", [call(talked, AttemptResult.ANSWERED)],
+                      context("US", "America/New_York", [call(talked, AttemptResult.ANSWERED)],
                           validation_notice_at=talked))
     assert decision.code == "after_conversation"
     # seven consecutive days after Saturday's conversation: the next Saturday from 08:00
@@ -109,16 +96,16 @@ def test_us_inconvenient_times_and_opt_out_and_cease_and_attorney() -> None:
     from duecourse.domain.compliance import InconvenientTime
 
     at = local(NEW_YORK, 2026, 11, 30, 12, 15)
-    busy = ctx("US", "America/New_York", validation_notice_at=at,
+    busy = context("US", "America/New_York", validation_notice_at=at,
                inconvenient=[InconvenientTime(start=time(12), end=time(14))])
     lunch = decide(ProposedContact(channel=Channel.SMS, at=at, address=PHONE), busy)
     assert lunch.code == "inconvenient" and lunch.until == local(NEW_YORK, 2026, 11, 30, 14, 0)
     for field, code in (("cease_communication_at", "cease"), ("attorney_at", "attorney")):
         blocked = decide(ProposedContact(channel=Channel.EMAIL, at=at, address="a@b.c"),
-                         ctx("US", "America/New_York", **{field: at - timedelta(days=1)}))
+                         context("US", "America/New_York", **{field: at - timedelta(days=1)}))
         assert blocked.verdict is Verdict.BLOCKED and blocked.code == code
     opted = decide(ProposedContact(channel=Channel.SMS, at=at, address=PHONE),
-                   ctx("US", "America/New_York",
+                   context("US", "America/New_York",
                        opted_out={Channel.SMS: at - timedelta(hours=1)}))
     assert opted.code == "opted_out" and "1006.6" in opted.rule
 
@@ -127,12 +114,10 @@ def test_us_validation_notice_is_a_duty_not_a_bar_unless_the_policy_says_so() ->
     first = local(NEW_YORK, 2026, 11, 20, 10, 0)
     history = [ContactEvent(at=first, channel=Channel.SMS, address=PHONE)]
     later = ProposedContact(channel=Channel.SMS, at=first + timedelta(days=6), address=PHONE)
-    assert decide(later, ctx("US", "America/New_York", history)).allowed, \
+    assert decide(later, context("US", "America/New_York", history)).allowed, \
         "1006.34 is a duty to send the notice, not a bar on other contact"
-    ours = Context(pack=pack_for("US", {"US": {"collection_waits_for_validation_notice":
-                                               True}}),
-                   standing=Standing(), history=history, timezone="America/New_York",
-                   region="US-NY")
+    ours = context("US-NY", "America/New_York", history,
+                   overrides={"US": {"collection_waits_for_validation_notice": True}})
     assert decide(later, ours).code == "validation_notice"
     notice = later.model_copy(update={"purpose": Purpose.VALIDATION_NOTICE,
                                       "channel": Channel.LETTER})
@@ -144,9 +129,9 @@ def test_us_third_parties_only_for_location() -> None:
     failed = [call(at - timedelta(hours=h), AttemptResult.FAILED) for h in (3, 2, 1)]
     base = ProposedContact(channel=Channel.VOICE, at=at, address="+12125550000",
                            recipient_kind=RecipientKind.THIRD_PARTY, discloses_debt=False)
-    context = ctx("US", "America/New_York", failed, validation_notice_at=at)
-    assert decide(base, context).code == "third_party"
-    assert decide(base.model_copy(update={"purpose": Purpose.LOCATION}), context).allowed
+    us = context("US", "America/New_York", failed, validation_notice_at=at)
+    assert decide(base, us).code == "third_party"
+    assert decide(base.model_copy(update={"purpose": Purpose.LOCATION}), us).allowed
 
 
 def test_public_holidays_are_optional_per_policy() -> None:
@@ -154,14 +139,13 @@ def test_public_holidays_are_optional_per_policy() -> None:
     policy["compliance"] = {"CN": {"no_contact_on_public_holidays": True}}
     overrides = Policy.model_validate(policy).compliance
     at = local(SHANGHAI, 2026, 10, 1, 10, 0)  # National Day
-    context = Context(pack=pack_for("CN", overrides), standing=Standing(), history=[],
-                      timezone="Asia/Shanghai", region="CN")
-    decision = decide(ProposedContact(channel=Channel.SMS, at=at, address=PHONE), context)
+    holidays_off = context("CN", "Asia/Shanghai", overrides=overrides)
+    decision = decide(ProposedContact(channel=Channel.SMS, at=at, address=PHONE), holidays_off)
     assert decision.code == "holiday"
     assert decision.until is not None and decision.until.astimezone(SHANGHAI).date() > \
         date(2026, 10, 1)
     assert decide(ProposedContact(channel=Channel.SMS, at=at, address=PHONE),
-                  ctx("CN", "Asia/Shanghai")).allowed, "off by default"
+                  context("CN", "Asia/Shanghai")).allowed, "off by default"
 
 
 def test_pack_overrides_are_validated() -> None:

@@ -9,32 +9,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 import pytest
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
-from temporalio.client import Client
 
 from duecourse.domain.calendar import local_date
 from duecourse.domain.case.commands import ContactOutcomeReport, ContactResult
 from duecourse.domain.loan import LoanIntake
 from duecourse.domain.policy import Channel, Policy
 from duecourse.policies import load_policy, with_templates
-from duecourse.runtime import build_worker
 from duecourse.settings import Settings
-from duecourse.store import Ledger, connect, migrate
 from duecourse.store import tables as t
-from duecourse.temporal.client import CollectionClient, ensure_search_attributes
-from duecourse.temporal.client import connect as connect_temporal
-from duecourse.temporal.devserver import DevServer
 from tests.factories import AGENT, daytime_zone, make_loan
+from tests.support.devserver import DevWorker, dev_server_with_worker
 from tests.test_api import eventually
-from tests.test_starter_cli_devserver import TEMPORAL_CLI
 from tests.test_workflow_negotiation import plan_of
 
 pytestmark = pytest.mark.devserver
@@ -57,30 +49,15 @@ def quick_policy() -> Policy:
         "name": "quick", "reminder": reminder, "negotiation": negotiation, "legal": legal}))
 
 
-@dataclass
-class Stack:
-    client: Client
-    collection: CollectionClient
-    ledger: Ledger
-
-
 @pytest.fixture(scope="module")
-async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    tmp = tmp_path_factory.mktemp("devserver-faults")
-    async with DevServer(binary=TEMPORAL_CLI, headless=True,
-                         log_file=tmp / "temporal.log") as server:
-        client = await connect_temporal(server.address)
-        await ensure_search_attributes(client)
-        engine = connect(f"sqlite+aiosqlite:///{Path(tmp) / 'ledger.db'}")
-        await migrate(engine)
-        queue = f"tq-{uuid4().hex}"
-        settings = Settings(lender_name="Acme Lending", lender_contact="400-800-1234")
-        async with build_worker(client, Ledger(engine), settings, queue):
-            yield Stack(client, CollectionClient(client, queue), Ledger(engine))
-        await engine.dispose()
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DevWorker]:
+    settings = Settings(lender_name="Acme Lending", lender_contact="400-800-1234")
+    async with dev_server_with_worker(tmp_path_factory.mktemp("devserver-faults"),
+                                      settings) as dev:
+        yield dev
 
 
-async def quiet(stack: Stack, workflow_id: str) -> None:
+async def quiet(stack: DevWorker, workflow_id: str) -> None:
     """Until the workflow's history stops growing for a while."""
     previous, still = -1, 0
     while still < 3:
@@ -95,7 +72,7 @@ def new_loan() -> LoanIntake:
     return make_loan(datetime.now(UTC), dpd=3, tz=daytime_zone(datetime.now(UTC)))
 
 
-async def engaged_in_legal(stack: Stack, policy: Policy) -> LoanIntake:
+async def engaged_in_legal(stack: DevWorker, policy: Policy) -> LoanIntake:
     """A loan told of its arrears, engaged, negotiated with and escalated to legal."""
     loan = new_loan()
     await stack.collection.start(loan, policy)
@@ -114,11 +91,11 @@ async def engaged_in_legal(stack: Stack, policy: Policy) -> LoanIntake:
     return loan
 
 
-async def runs_of(stack: Stack, workflow_id: str) -> list[Any]:
+async def runs_of(stack: DevWorker, workflow_id: str) -> list[Any]:
     return [w async for w in stack.client.list_workflows(f"WorkflowId = '{workflow_id}'")]
 
 
-async def counts(stack: Stack, loan_id: str) -> dict[str, int]:
+async def counts(stack: DevWorker, loan_id: str) -> dict[str, int]:
     tables = (t.collection_cases, t.contact_attempts, t.stage_transitions, t.payments,
               t.compliance_decisions, t.documents)
     found = {table.name: len(await stack.ledger.rows(table, loan_id=loan_id))
@@ -129,7 +106,7 @@ async def counts(stack: Stack, loan_id: str) -> dict[str, int]:
 
 # --------------------------------------------------------------------------- resets
 async def test_a_reset_to_the_first_workflow_task_sends_writes_and_starts_nothing_twice(
-        stack: Stack) -> None:
+        stack: DevWorker) -> None:
     """Resetting is ops' standard remedy. Keys made from the run id changed with it, so the
     new run opened a second case, sent every message again and started a second legal
     case; keys from the first execution's run id survive it."""
@@ -182,7 +159,7 @@ async def test_a_reset_to_the_first_workflow_task_sends_writes_and_starts_nothin
 
 
 # --------------------------------------------------------------------------- children
-async def test_a_terminated_plan_child_returns_the_loan_to_collection(stack: Stack) -> None:
+async def test_a_terminated_plan_child_returns_the_loan_to_collection(stack: DevWorker) -> None:
     """Without supervision the parent keeps an ACTIVE plan that no one runs: no contact,
     no escalation, until write-off."""
     loan = new_loan()
@@ -210,7 +187,7 @@ async def test_a_terminated_plan_child_returns_the_loan_to_collection(stack: Sta
     assert failed and failed[0]["data"]["details"]["child"] == "plan"
 
 
-async def test_a_terminated_legal_case_returns_the_loan_to_negotiation(stack: Stack) -> None:
+async def test_a_terminated_legal_case_returns_the_loan_to_negotiation(stack: DevWorker) -> None:
     loan = await engaged_in_legal(stack, quick_policy())
     await quiet(stack, loan.workflow_id)
     legal = [w.id async for w in stack.client.list_workflows(

@@ -10,6 +10,7 @@ from duecourse.domain.agreements.terms import (
     PlanProgress,
     PlanProposal,
     PlanStatus,
+    Settlement,
     SettlementOffer,
 )
 from duecourse.domain.calendar import local_date
@@ -42,6 +43,14 @@ def three_instalments(c: Collection) -> PlanProposal:
     return PlanProposal(actor=AGENT, instalments=[
         InstalmentSpec(due_date=first + timedelta(days=30 * i), amount=Money.of("300", "CNY"))
         for i in range(3)])
+
+
+def settle_for(c: Collection, amount: str) -> Settlement:
+    """Offer a settlement of `amount` CNY, payable a week from now (local)."""
+    pay_by = local_date(NOW, c.loan.borrower.timezone) + timedelta(days=7)
+    settlement, _ = deals.offer_settlement(c, SettlementOffer(
+        amount=Money.of(amount, "CNY"), pay_by=pay_by, actor=AGENT), NOW)
+    return settlement
 
 
 def test_reminders_of_a_broken_plan_are_dropped() -> None:
@@ -79,9 +88,7 @@ def test_no_promise_beside_a_plan_and_no_plan_in_legal() -> None:
 
 def test_a_settlement_waiting_for_a_supervisor_lapses_after_its_date() -> None:
     c = collection()
-    pay_by = local_date(NOW, c.loan.borrower.timezone) + timedelta(days=7)
-    settlement, _ = deals.offer_settlement(c, SettlementOffer(
-        amount=Money.of("450", "CNY"), pay_by=pay_by, actor=AGENT), NOW)
+    settlement = settle_for(c, "450")
     assert settlement.status == "PENDING_APPROVAL"
     approval = next(t for t in c.state.tasks if t.kind is TaskKind.APPROVE_SETTLEMENT)
     approval.escalated_at = NOW + timedelta(days=2)  # its SLA already escalated, unanswered
@@ -108,9 +115,7 @@ def test_rejecting_a_hardship_review_after_the_hold_ended_is_harmless() -> None:
 
 def test_closing_withdraws_open_agreements() -> None:
     c = collection()
-    pay_by = local_date(NOW, c.loan.borrower.timezone) + timedelta(days=7)
-    settlement, _ = deals.offer_settlement(c, SettlementOffer(
-        amount=Money.of("800", "CNY"), pay_by=pay_by, actor=AGENT), NOW)
+    settlement = settle_for(c, "800")
     assert settlement.status == "ACCEPTED"
     c.write_off(NOW)
     assert settlement.status == "WITHDRAWN" and c.state.open_settlement is None

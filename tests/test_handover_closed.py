@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -38,24 +37,20 @@ from duecourse.domain.entries import StageChanged
 from duecourse.domain.loan import LoanIntake
 from duecourse.intake import IntakeRow, parse_records
 from duecourse.policies import load_policy
-from duecourse.runtime import build_worker
 from duecourse.settings import Settings
-from duecourse.store import Ledger, connect, migrate
+from duecourse.store import Ledger
 from duecourse.store import tables as t
 from duecourse.store.cases import last_closed_case, last_closed_cases
 from duecourse.store.keys import KeyStore
 from duecourse.store.owners import LoanOwners
-from duecourse.temporal.client import CollectionClient
-from duecourse.temporal.client import connect as connect_temporal
 from duecourse.temporal.contracts import OpenLoan, RecordEntries
-from duecourse.temporal.devserver import DevServer
 from tests.conftest import Harness, settings_for_tests
 from tests.factories import daytime_zone, make_loan, payment
+from tests.support.devserver import DevWorker, dev_server_with_worker
 from tests.test_api import eventually
 from tests.test_ledger import engine as ledger_engine
 
 ROOT = Path(__file__).resolve().parent.parent
-TEMPORAL_CLI = Path(sys.executable).parent / "temporal"
 DEMO = load_policy("demo")
 devserver = pytest.mark.devserver
 db = ledger_engine
@@ -169,12 +164,7 @@ async def test_opening_a_case_of_a_closed_loan_fails_and_writes_nothing(
 
 # --------------------------------------------------------------------------- dev server
 @dataclass
-class Stack:
-    server: DevServer
-    collection: CollectionClient
-    ledger: Ledger
-    ledger_url: str
-    task_queue: str
+class Stack(DevWorker):
     http: httpx.AsyncClient
     platform: dict[str, str]  # the platform key's Authorization header
 
@@ -182,24 +172,15 @@ class Stack:
 @pytest.fixture(scope="module")
 async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     """A dev server, a migrated SQLite ledger, a worker and the API, for this module."""
-    tmp = tmp_path_factory.mktemp("closed")
-    async with DevServer(binary=TEMPORAL_CLI, headless=True,
-                         log_file=tmp / "temporal.log") as server:
-        client = await connect_temporal(server.address)
-        url = f"sqlite+aiosqlite:///{tmp / 'ledger.db'}"
-        engine = connect(url)
-        await migrate(engine)
-        ledger, keys, queue = Ledger(engine), KeyStore(engine), f"tq-{uuid4().hex}"
-        settings = settings_for_tests()
-        collection = CollectionClient(client, queue)
+    settings = settings_for_tests()
+    async with dev_server_with_worker(tmp_path_factory.mktemp("closed"), settings) as dev:
+        keys = KeyStore(dev.engine)
         token = (await keys.create("platform-1", "platform"))[1]
-        app = create_app(settings, Services(client=collection, ledger=ledger, keys=keys,
-                                            settings=settings))
-        async with build_worker(client, ledger, settings, queue), httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://api") as http:
-            yield Stack(server, collection, ledger, url, queue, http,
-                        {"Authorization": f"Bearer {token}"})
-        await engine.dispose()
+        app = create_app(settings, Services(client=dev.collection, ledger=dev.ledger,
+                                            keys=keys, settings=settings))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://api") as http:
+            yield Stack(**vars(dev), http=http, platform={"Authorization": f"Bearer {token}"})
 
 
 def daytime_loan(dpd: int = 5) -> LoanIntake:

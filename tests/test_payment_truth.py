@@ -21,12 +21,10 @@ from uuid import uuid4
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client
 
 from duecourse.domain.loan import LoanIntake
 from duecourse.policies import load_policy
 from duecourse.runtime import build_worker
-from duecourse.store import Ledger, connect, migrate
 from duecourse.temporal.client import (
     CollectionClient,
     LoanClosed,
@@ -34,38 +32,21 @@ from duecourse.temporal.client import (
     PaymentFate,
     PaymentUnconfirmed,
 )
-from duecourse.temporal.client import connect as connect_temporal
-from duecourse.temporal.devserver import DevServer
 from tests.conftest import settings_for_tests
 from tests.factories import daytime_zone, make_loan, payment
+from tests.support.devserver import DevLedger, dev_server_and_ledger
 
 pytestmark = pytest.mark.devserver
 
 ROOT = Path(__file__).resolve().parent.parent
-TEMPORAL_CLI = Path(sys.executable).parent / "temporal"
 DEMO = load_policy("demo")
 
 
-@dataclass
-class Stack:
-    server: DevServer
-    client: Client
-    ledger: Ledger
-    ledger_url: str
-
-
 @pytest.fixture(scope="module")
-async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DevLedger]:
     """A dev server and a ledger; each test runs (and stops) its own workers."""
-    tmp = tmp_path_factory.mktemp("payments")
-    async with DevServer(binary=TEMPORAL_CLI, headless=True,
-                         log_file=tmp / "temporal.log") as server:
-        client = await connect_temporal(server.address)
-        url = f"sqlite+aiosqlite:///{tmp / 'ledger.db'}"
-        engine = connect(url)
-        await migrate(engine)
-        yield Stack(server, client, Ledger(engine), url)
-        await engine.dispose()
+    async with dev_server_and_ledger(tmp_path_factory.mktemp("payments")) as dev:
+        yield dev
 
 
 def daytime_loan(outstanding: str = "1000.00") -> LoanIntake:
@@ -85,7 +66,7 @@ async def signalled_references(client: CollectionClient, loan_id: str) -> list[s
     return found
 
 
-async def test_a_lost_reply_is_settled_by_the_history(stack: Stack) -> None:
+async def test_a_lost_reply_is_settled_by_the_history(stack: DevLedger) -> None:
     """Client timeouts from far too short to ample: each answer agrees with the history,
     and some signals were recorded although their reply timed out."""
     client = CollectionClient(stack.client, f"tq-{uuid4().hex}")  # no worker: none needed
@@ -134,7 +115,7 @@ class Result:
         return " ".join((self.out + self.err).split())
 
 
-async def cli(stack: Stack, task_queue: str, *args: str) -> Result:
+async def cli(stack: DevLedger, task_queue: str, *args: str) -> Result:
     """`python -m duecourse.cli ...` as an operator runs it, without blocking the loop the
     worker runs on."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DUECOURSE_", "TEMPORAL_"))}
@@ -149,7 +130,7 @@ async def cli(stack: Stack, task_queue: str, *args: str) -> Result:
 
 
 async def test_cli_pay_while_the_worker_is_down_then_retry_after_it_closed(
-        stack: Stack) -> None:
+        stack: DevLedger) -> None:
     queue = f"tq-{uuid4().hex}"
     client = CollectionClient(stack.client, queue)
     loan = daytime_loan()
@@ -197,7 +178,7 @@ async def test_cli_pay_while_the_worker_is_down_then_retry_after_it_closed(
 
 
 async def test_client_answers_duplicate_for_the_payment_that_closed_the_loan(
-        stack: Stack) -> None:
+        stack: DevLedger) -> None:
     """The facade the API uses: a closed loan refuses the signal, and the history says
     the reference was applied - 200 `duplicate`, not 409."""
     queue = f"tq-{uuid4().hex}"

@@ -8,9 +8,6 @@ server (a call at 02:00 Asia/Shanghai for a CN loan, and a lawful one at 10:00).
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from uuid import uuid4
@@ -41,6 +38,7 @@ from duecourse.store import tables as t
 from duecourse.store.keys import KeyStore
 from tests.conftest import Harness, TrackingClient, advance_to_local, settings_for_tests
 from tests.factories import AGENT, SUPERVISOR, make_loan
+from tests.support.cli import run_cli
 
 STANDARD = load_policy("standard").model_copy(update={"segments": {}})
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -168,20 +166,6 @@ async def start_cn(h: Harness) -> LoanIntake:
     return loan
 
 
-async def cli(h: Harness, *args: str) -> tuple[int, str, str]:
-    """The CLI as an agent runs it: exit code, stdout, stderr."""
-    env = {**os.environ, "TEMPORAL_ADDRESS": h.env.client.service_client.config.target_host,
-           "DUECOURSE_TASK_QUEUE": h.task_queue, "COLUMNS": "250", "NO_COLOR": "1",
-           "DUECOURSE_DATABASE_URL": h.ledger.engine.url.render_as_string(
-               hide_password=False)}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "duecourse.cli", *args, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
 async def api_outcome(h: Harness, loan: LoanIntake, body: dict[str, Any]) -> httpx.Response:
     keys = KeyStore(h.ledger.engine)
     token = (await keys.create("agent-api", "agent"))[1]
@@ -212,7 +196,7 @@ async def test_a_call_reported_at_02_00_shanghai_is_told_and_recorded_for_review
     assert any(QUIET_HOURS in v.rule for v in check.violations)
     assert check.local_time.endswith("02:00 Asia/Shanghai") and check.review_task
 
-    code, out, err = await cli(h, *outcome_args(loan, "reached"))
+    code, out, err = await run_cli(h, *outcome_args(loan, "reached"))
     assert code == 0, (out, err)
     assert "Recorded reached via voice" in out and "broke" not in out
     assert "This contact broke 2 rules" in err and QUIET_HOURS in err, err
@@ -273,7 +257,7 @@ async def test_a_lawful_report_produces_no_warning_task_or_alert(harness: Harnes
     check = await h.client.record_contact_outcome(
         loan.loan_id, called(ContactResult.NO_ANSWER), at=await h.env.get_current_time())
     assert check is not None and check.violations == [] and check.review_task is None
-    code, out, err = await cli(h, *outcome_args(loan, "no_answer"))
+    code, out, err = await run_cli(h, *outcome_args(loan, "no_answer"))
     assert code == 0 and "Recorded no_answer via voice" in out and "broke" not in out + err
     answer = await api_outcome(h, loan, {"channel": "voice", "result": "left_message"})
     assert answer.status_code == 202, answer.text

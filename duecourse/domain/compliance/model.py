@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import datetime, time
 from enum import StrEnum
-from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -46,13 +45,24 @@ def person_of(recipient_kind: RecipientKind, address: str, person: str = "") -> 
     return f"{recipient_kind}:{person or address}"
 
 
-class _Reached(Protocol):
-    recipient_kind: RecipientKind
+class _Contact(BaseModel):
+    """What a contact made and a contact proposed both say: when, how, to whom, and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    at: datetime
+    channel: Channel
     address: str
-    person: str
+    recipient_kind: RecipientKind = RecipientKind.DEBTOR
+    purpose: Purpose = Purpose.COLLECTION
+    person: str = ""  # who, when a guarantor or third party has several numbers
+
+    @property
+    def who(self) -> str:
+        return person_of(self.recipient_kind, self.address, self.person)
 
 
-def same_person(a: _Reached, b: _Reached) -> bool:
+def same_person(a: _Contact, b: _Contact) -> bool:
     """Whether two contacts were with the same person: the debtor is one person; anyone
     else is the same when both are named alike - or, where either is unnamed, when they
     were reached at the same address (so naming a guarantor on one call and not on the
@@ -66,24 +76,12 @@ def same_person(a: _Reached, b: _Reached) -> bool:
     return a.address == b.address
 
 
-class ContactEvent(BaseModel):
+class ContactEvent(_Contact):
     """One contact attempt in the history, with what came of it."""
 
-    model_config = ConfigDict(frozen=True)
-
-    at: datetime
-    channel: Channel
-    address: str
-    recipient_kind: RecipientKind = RecipientKind.DEBTOR
-    purpose: Purpose = Purpose.COLLECTION
     result: AttemptResult = AttemptResult.SENT
-    person: str = ""  # who, when a guarantor or third party has several numbers
     inbound: bool = False  # they called us: a conversation (it starts the quiet period
     # after a conversation), never a call we placed (no call limit counts it)
-
-    @property
-    def who(self) -> str:
-        return person_of(self.recipient_kind, self.address, self.person)
 
 
 class HoldKind(StrEnum):
@@ -157,22 +155,12 @@ class Standing(BaseModel):
         return next((h for h in self.holds if h.covers(moment)), None)
 
 
-class ProposedContact(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class ProposedContact(_Contact):
+    """A contact the collection means to make: what the engine decides on."""
 
-    channel: Channel
-    at: datetime
-    address: str
-    recipient_kind: RecipientKind = RecipientKind.DEBTOR
-    purpose: Purpose = Purpose.COLLECTION
     collectors: int = Field(default=1, ge=1, description="people on a home visit")
     discloses_debt: bool = True
-    person: str = ""  # who, when a guarantor or third party has several numbers
     at_workplace: bool = False  # a call to a work number or a visit at work
-
-    @property
-    def who(self) -> str:
-        return person_of(self.recipient_kind, self.address, self.person)
 
 
 class Verdict(StrEnum):
