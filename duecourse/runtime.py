@@ -1,4 +1,5 @@
-"""The duecourse worker: runs the collection workflows and their activities.
+"""The duecourse worker: runs the collection workflows, their activities and the webhook
+dispatcher (duecourse.webhooks.dispatcher).
 
 `duecourse worker` (or `python worker.py` in a checkout). Settings come from the environment (see
 duecourse.settings); the ledger schema can be migrated at start with `--migrate`.
@@ -9,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -25,7 +27,9 @@ from duecourse.channels import OutboxChannel
 from duecourse.logs import configure_logging
 from duecourse.settings import Settings, get_settings
 from duecourse.store import Ledger, connect, migrate
+from duecourse.store.webhooks import WebhookStore
 from duecourse.temporal.client import connect as connect_temporal
+from duecourse.webhooks.dispatcher import OutboxDispatcher
 from duecourse.workflows import WORKFLOWS
 
 log = structlog.get_logger("duecourse.worker")
@@ -44,16 +48,34 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
         restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH))
 
 
+class DuecourseWorker(Worker):
+    """A Temporal worker that runs this process's webhook dispatcher while it runs: both
+    start and stop together, under `async with` as under `run()`."""
+
+    def __init__(self, client: Client, *, dispatcher: Callable[[], OutboxDispatcher],
+                 **config: Any) -> None:
+        super().__init__(client, **config)
+        self._dispatcher = dispatcher
+
+    async def run(self) -> None:
+        async with self._dispatcher().running():
+            await super().run()
+
+
 def build_worker(client: Client, ledger: Ledger, settings: Settings,
                  task_queue: str | None = None, activities: Sequence[object] | None = None,
                  ) -> Worker:
-    """A worker for all duecourse workflows and activities on one task queue."""
+    """A worker for all duecourse workflows and activities on one task queue, with the
+    webhook dispatcher (built when the worker starts)."""
     acts = list(activities) if activities is not None else build_activities(
         ledger, OutboxChannel(ledger), settings.lender_name, settings.lender_contact,
         settings.scorer, settings.legal_partner_email,
         webhook_allow_private=settings.webhook_allow_private)
-    return Worker(
+    return DuecourseWorker(
         client,
+        dispatcher=lambda: OutboxDispatcher(
+            WebhookStore(ledger.engine, settings.webhook_allow_private),
+            poll_seconds=settings.webhook_poll_seconds),
         task_queue=task_queue or settings.task_queue,
         workflows=WORKFLOWS,
         activities=acts,  # type: ignore[arg-type]

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     webhook_allow_private: bool = Field(
         default=False, description="let webhooks reach private, loopback and link-local "
         "addresses (local development only)")
+    webhook_poll_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="how often the worker's webhook dispatcher "
+        "looks for outbox rows other processes queued (its own wake it at once)")
     scorer: str = Field(default="duecourse.domain.scoring:scorecard",
                         description="module:function that assigns segments")
     allow_demo_policies: bool = Field(

@@ -6,7 +6,7 @@ from duecourse.workflows.legal_case import LegalCaseWorkflow
 from duecourse.workflows.repayment_plan import RepaymentPlanWorkflow
 
 WORKFLOWS = [LoanCollectionWorkflow, RepaymentPlanWorkflow, LegalCaseWorkflow,
-             EventDeliveryWorkflow]
+             EventDeliveryWorkflow]  # EventDelivery: only for deliveries started on 0.3
 
 __all__ = ["WORKFLOWS", "EventDeliveryWorkflow", "LegalCaseWorkflow", "LoanCollectionWorkflow",
            "RepaymentPlanWorkflow"]

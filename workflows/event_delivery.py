@@ -1,9 +1,11 @@
-"""EventDeliveryWorkflow: one outbound event, delivered to every subscribed webhook.
+"""EventDeliveryWorkflow: kept only so deliveries started by loans on duecourse 0.3 finish.
 
-Started by the loan's workflow as an abandoned child per event, so a slow or broken
-receiver never holds up collection, and deliveries carry on after the loan has closed.
-The activity retries with backoff while any webhook can still succeed; the run then ends
-with a report instead of failing, so the parent never has a failure to handle.
+Loans on 0.3 started one abandoned child per outbound event; newer code writes outbox rows
+in the ledger transaction of the fact instead, delivered by each worker's dispatcher
+(duecourse.webhooks.dispatcher). A run in flight at the upgrade must still complete, so the
+workflow stays registered: its activity delivers to the webhooks no outbox row covers, with
+the same retry schedule as the dispatcher, and the run ends with a report instead of
+failing, so the parent never has a failure to handle.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from duecourse.domain.events import DeliveryReport, OutboundEvent
+    from duecourse.domain.events import DELIVERY_SCHEDULE, DeliveryReport, OutboundEvent
     from duecourse.temporal.contracts import DELIVER_EVENT
 
-DELIVERY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
-                             maximum_interval=timedelta(minutes=10), maximum_attempts=20)
-"""About two hours of retries (2 s doubling to 10 min, 20 attempts) before giving up."""
+DELIVERY_RETRY = RetryPolicy(initial_interval=DELIVERY_SCHEDULE.first_delay,
+                             backoff_coefficient=DELIVERY_SCHEDULE.backoff,
+                             maximum_interval=DELIVERY_SCHEDULE.longest_delay,
+                             maximum_attempts=DELIVERY_SCHEDULE.attempts)
+"""The dispatcher's schedule as a Temporal retry policy (about two hours, then give up)."""
 
 
 @workflow.defn(name="EventDelivery")
@@ -36,4 +40,3 @@ class EventDeliveryWorkflow:
             workflow.logger.warning("event not delivered", extra={
                 "event_id": event.event_id, "loan_id": event.loan_id, "error": cause})
             return DeliveryReport(event_id=event.event_id, gave_up=cause)
-

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Literal, get_args
@@ -89,9 +90,34 @@ class DeliveryReport(BaseModel):
                                description="already delivered (or refused) earlier")
     failed: list[str] = Field(default_factory=list,
                               description="refused permanently, or out of retries")
+    queued: list[str] = Field(default_factory=list,
+                              description="left to the outbox dispatcher, which owns "
+                                          "their delivery")
     gave_up: str | None = Field(default=None,
                                 description="the last error when the activity itself "
                                             "ran out of retries")
+
+
+@dataclass(frozen=True)
+class RetrySchedule:
+    """When a delivery that did not get through is tried again, and when it is given up.
+    One schedule for the outbox dispatcher and the EventDelivery workflow's retry policy,
+    so a receiver sees the same cadence from either."""
+
+    first_delay: timedelta = timedelta(seconds=2)
+    backoff: float = 2.0
+    longest_delay: timedelta = timedelta(minutes=10)
+    attempts: int = 20
+
+    def delay_after(self, attempt: int) -> timedelta:
+        """The wait after failed attempt number `attempt` (1-based)."""
+        growth = self.backoff ** min(attempt - 1, 64)  # capped: no overflow
+        seconds = self.first_delay.total_seconds() * growth
+        return timedelta(seconds=min(seconds, self.longest_delay.total_seconds()))
+
+
+DELIVERY_SCHEDULE = RetrySchedule()
+"""About two hours of retries (2 s doubling to 10 min, 20 attempts) before giving up."""
 
 
 def event_type_for(entry: StageChanged) -> EventType:

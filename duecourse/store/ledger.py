@@ -32,6 +32,7 @@ from duecourse.domain.entries import (
 )
 from duecourse.store import tables as t
 from duecourse.store.cases import last_closed_case
+from duecourse.store.outbox import announce_queued, enqueue_events
 from duecourse.temporal.contracts import OpenLoan, OpsAlert, RecordEntries
 
 
@@ -181,12 +182,16 @@ class Ledger:
         return created
 
     async def record_entries(self, cmd: RecordEntries) -> int:
-        """Write a batch of entries atomically; returns how many were new."""
+        """Write a batch of entries atomically, with an outbox row per outbound event the
+        new ones announce and webhook that wants it; returns how many were new. Only new
+        entries queue events: a batch retried after its delivery never queues it again."""
         async with self.engine.begin() as conn:
-            written = 0
-            for entry in cmd.entries:
-                written += await self.write_entry(conn, cmd.case_id, cmd.loan_id, entry)
-        return written
+            new = [entry for entry in cmd.entries
+                   if await self.write_entry(conn, cmd.case_id, cmd.loan_id, entry)]
+            queued = await enqueue_events(conn, cmd, new)
+        if queued:
+            announce_queued()
+        return len(new)
 
     async def write_entry(self, conn: AsyncConnection, case_id: str, loan_id: str,
                           entry: LedgerEntry) -> int:

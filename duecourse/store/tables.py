@@ -301,3 +301,23 @@ webhook_deliveries = Table(
     UniqueConstraint("event_id", "webhook_id", name="uq_webhook_deliveries_event_webhook"),
 )
 """One row per event and webhook: delivered once, whatever the retries."""
+
+webhook_outbox = Table(
+    "webhook_outbox", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(200), nullable=False),
+    Column("webhook_id", String(32), ForeignKey("webhooks.webhook_id"), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UtcDateTime, nullable=False, index=True),
+    Column("claim", String(32)),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("event_id", "webhook_id", name="uq_webhook_outbox_event_webhook"),
+)
+"""Deliveries still owed: one row per event and subscribed webhook, written in the ledger
+transaction of the fact that caused the event, and deleted once the delivery is recorded
+as delivered or failed in webhook_deliveries. `body` is the event's JSON exactly as it is
+posted (and signed). A dispatcher claims a due row by setting `claim` to a token of its own
+and pushing `next_attempt_at` to the end of its lease: a dispatcher that dies mid-delivery
+leaves the row due again when the lease runs out, and its late writes (all conditioned on
+its token) change nothing."""

@@ -1,8 +1,9 @@
 """Platforms' webhooks and the record of every delivery to them.
 
-A delivery row is keyed by (event_id, webhook_id): however often the `deliver_event`
-activity is retried, each webhook has one row per event, counting its attempts, and a
-webhook marked `delivered` (or `failed` for good) is never posted that event again.
+A delivery row is keyed by (event_id, webhook_id): however often a delivery is retried
+(by the outbox dispatcher, or the `deliver_event` activity of runs from 0.3), each webhook
+has one row per event, counting its attempts, and a webhook marked `delivered` (or
+`failed` for good) is never posted that event again.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from duecourse.domain.events import ALL_EVENTS, EVENT_TYPES, OutboundEvent, subscribed
 from duecourse.netguard import literal_problem
@@ -92,6 +93,25 @@ def _check_secret(secret: str) -> str:
     return secret
 
 
+async def webhooks_in(conn: AsyncConnection, owner: str | None = None,
+                      include_disabled: bool = True) -> list[Webhook]:
+    """Webhooks, oldest first, read inside `conn` (so a ledger transaction can see them)."""
+    query = select(t.webhooks).order_by(t.webhooks.c.created_at, t.webhooks.c.webhook_id)
+    if owner is not None:
+        query = query.where(t.webhooks.c.owner == owner)
+    if not include_disabled:
+        query = query.where(t.webhooks.c.disabled_at.is_(None))
+    rows = (await conn.execute(query)).mappings().all()
+    return [Webhook.model_validate(dict(r)) for r in rows]
+
+
+def wanting(hooks: Sequence[Webhook], event_type: str,
+            loan_owner: str | None) -> list[Webhook]:
+    """Those of `hooks` an event of `event_type` on a loan of `loan_owner` goes to."""
+    return [w for w in hooks if subscribed(w.events, event_type)
+            and (loan_owner is None or w.owner == loan_owner)]
+
+
 class WebhookStore:
     """Webhooks and their deliveries. `allow_private` lets URLs reach private and
     loopback addresses (local development; see duecourse.netguard)."""
@@ -123,14 +143,8 @@ class WebhookStore:
 
     async def list(self, owner: str | None = None,
                    include_disabled: bool = True) -> list[Webhook]:
-        query = select(t.webhooks).order_by(t.webhooks.c.created_at, t.webhooks.c.webhook_id)
-        if owner is not None:
-            query = query.where(t.webhooks.c.owner == owner)
-        if not include_disabled:
-            query = query.where(t.webhooks.c.disabled_at.is_(None))
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        return [Webhook.model_validate(dict(r)) for r in rows]
+            return await webhooks_in(conn, owner, include_disabled)
 
     async def disable(self, webhook_id: str, owner: str | None = None) -> bool:
         """Stop deliveries to a webhook; False when it is unknown, already disabled or (with
@@ -149,17 +163,18 @@ class WebhookStore:
         has one (a platform's loans are no other platform's business; the lender's own
         loans go to every webhook). Few per deployment: filtered here rather than with
         dialect-specific JSON queries."""
-        return [w for w in await self.list(include_disabled=False)
-                if subscribed(w.events, event_type)
-                and (loan_owner is None or w.owner == loan_owner)]
+        return wanting(await self.list(include_disabled=False), event_type, loan_owner)
 
     # ------------------------------------------------------------ deliveries
     async def already_delivered(self, event_id: str, webhook_id: str) -> bool:
+        return await self.delivery_status(event_id, webhook_id) == "delivered"
+
+    async def delivery_status(self, event_id: str, webhook_id: str) -> DeliveryStatus | None:
+        """The status of this event's delivery to this webhook; None before any attempt."""
         async with self.engine.connect() as conn:
-            status = (await conn.execute(select(t.webhook_deliveries.c.status).where(
+            return (await conn.execute(select(t.webhook_deliveries.c.status).where(
                 t.webhook_deliveries.c.event_id == event_id,
                 t.webhook_deliveries.c.webhook_id == webhook_id))).scalar()
-        return status == "delivered"
 
     async def record_attempt(self, event: OutboundEvent, webhook_id: str,
                              status: DeliveryStatus, status_code: int | None = None,

@@ -1,0 +1,395 @@
+"""Outbound events through the outbox: queued with the fact, delivered by the dispatcher.
+
+Real parts only: the ledger on SQLite and PostgreSQL (tests/test_ledger.py's engine), HTTP
+receivers in the test process that verify every signature (tests/test_webhooks.py), and
+the dispatcher as the worker runs it. Retry schedules are shortened through the
+dispatcher's constructor, never by waiting out the real two hours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from uuid import uuid4
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import Request
+from starlette.responses import Response
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+
+from duecourse.activities.webhooks import WebhookActivities
+from duecourse.domain.actor import SYSTEM
+from duecourse.domain.entries import EventRecorded, StageChanged
+from duecourse.domain.events import DELIVERY_SCHEDULE, OutboundEvent, RetrySchedule
+from duecourse.domain.money import Money
+from duecourse.runtime import build_worker
+from duecourse.store import Ledger
+from duecourse.store import tables as t
+from duecourse.store.outbox import WebhookOutbox
+from duecourse.store.owners import LoanOwners
+from duecourse.store.webhooks import Webhook, WebhookStore
+from duecourse.temporal.contracts import OpenLoan, RecordEntries
+from duecourse.webhooks.delivery import WebhookSender
+from duecourse.webhooks.dispatcher import OutboxDispatcher
+from tests.conftest import settings_for_tests
+from tests.test_ledger import NOW, open_case
+from tests.test_ledger import engine as ledger_engine
+from tests.test_webhooks import Receiver, serving, until
+
+db = ledger_engine
+"""SQLite, and PostgreSQL when one answers."""
+
+FAST = RetrySchedule(first_delay=timedelta(milliseconds=20), backoff=2.0,
+                     longest_delay=timedelta(milliseconds=80), attempts=4)
+"""The production schedule's shape, in milliseconds and four attempts."""
+
+DISPATCHER = "webhook-dispatcher"  # the dispatcher task's name
+
+
+def stage(key: str = "stage:1", from_stage: str | None = None,
+          to_stage: str | None = "REMINDER", outcome: str | None = None) -> StageChanged:
+    return StageChanged(key=key, occurred_at=NOW, actor=SYSTEM, from_stage=from_stage,
+                        to_stage=to_stage, outcome=outcome, reason="handed over",
+                        days_past_due=3)
+
+
+def announced(cmd: OpenLoan, *entries: StageChanged | EventRecorded,
+              outstanding: str | None = "1000.00") -> RecordEntries:
+    """A batch as the workflow writes it: with the balance its events carry (None: a run
+    from 0.3, which announced its events itself)."""
+    return RecordEntries(
+        case_id=cmd.case_id, workflow_id=cmd.workflow_id, loan_id=cmd.loan.loan_id,
+        entries=list(entries),
+        outstanding=None if outstanding is None else Money.of(outstanding, "CNY"))
+
+
+@contextlib.asynccontextmanager
+async def dispatching(engine: AsyncEngine, schedule: RetrySchedule = FAST,
+                      sender: WebhookSender | None = None,
+                      batch: int = 20) -> AsyncIterator[OutboxDispatcher]:
+    store = WebhookStore(engine, allow_private=True)
+    dispatcher = OutboxDispatcher(store, sender, schedule=schedule, poll_seconds=0.05,
+                                  batch=batch)
+    async with dispatcher.running():
+        yield dispatcher
+
+
+@dataclass
+class Ledgered:
+    """A ledger with one open case, and its webhooks (private addresses allowed)."""
+
+    ledger: Ledger
+    store: WebhookStore
+    cmd: OpenLoan
+
+    async def subscribe(self, receiver: Receiver, events: tuple[str, ...] = ("*",),
+                        owner: str = "p-a") -> Webhook:
+        hook, receiver.secret = await self.store.register(owner, receiver.url, list(events))
+        return hook
+
+    async def queue(self, *entries: StageChanged) -> None:
+        await self.ledger.record_entries(announced(self.cmd, *entries))
+
+
+async def ledgered(engine: AsyncEngine) -> Ledgered:
+    ledger = Ledger(engine)
+    return Ledgered(ledger, WebhookStore(engine, allow_private=True), await open_case(ledger))
+
+
+async def outbox(engine: AsyncEngine) -> list[dict[str, object]]:
+    return await Ledger(engine).rows(t.webhook_outbox)
+
+
+async def outbox_drained(engine: AsyncEngine, within: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while await outbox(engine):
+        assert loop.time() < deadline, "outbox rows left undelivered"
+        await asyncio.sleep(0.05)
+
+
+def dispatcher_tasks() -> list[asyncio.Task[object]]:
+    return [task for task in asyncio.all_tasks() if task.get_name() == DISPATCHER]
+
+
+# ---------------------------------------------------------------------- queueing
+async def test_a_stage_change_is_delivered_signed_and_once_even_when_recorded_again(
+        db: AsyncEngine) -> None:
+    r = await ledgered(db)
+    entries = announced(r.cmd, stage())
+    async with serving(Receiver()) as receiver:
+        hook = await r.subscribe(receiver, ("loan.stage_changed",))
+        assert await r.ledger.record_entries(entries) == 1
+        assert await r.ledger.record_entries(entries) == 0, "a retry before the delivery"
+        [row] = await outbox(db)
+        assert (row["event_id"], row["webhook_id"], row["attempts"]) == (
+            "case-1:stage:1", hook.webhook_id, 0)
+        async with dispatching(db):
+            await until(lambda: receiver.accepted, what="the delivery")
+            await outbox_drained(db)
+            assert await r.ledger.record_entries(entries) == 0, "a retry after it"
+            assert await outbox(db) == []
+            await asyncio.sleep(0.3)  # several polls: nothing more is posted
+
+    assert receiver.bad_signatures == []
+    assert receiver.seen == [("case-1:stage:1", 200)]
+    [event] = receiver.accepted
+    assert (event.type, event.loan_id, event.workflow_id) == (
+        "loan.stage_changed", r.cmd.loan.loan_id, r.cmd.workflow_id)
+    assert (event.data.to_stage, event.data.outstanding, event.data.currency) == (
+        "REMINDER", Decimal("1000.00"), "CNY")
+    [delivery] = await r.store.deliveries(event_id="case-1:stage:1")
+    assert (delivery.webhook_id, delivery.status, delivery.attempts,
+            delivery.last_status_code) == (hook.webhook_id, "delivered", 1, 200)
+
+
+async def test_no_webhook_wanting_an_event_means_no_outbox_row(db: AsyncEngine) -> None:
+    r = await ledgered(db)
+    await LoanOwners(db).claim("platform-a", [r.cmd.loan.loan_id])
+    paid, _ = await r.store.register("platform-a", "https://a.example/paid", ["loan.paid"])
+    gone, _ = await r.store.register("platform-a", "https://a.example/gone", ["*"])
+    assert await r.store.disable(gone.webhook_id)
+    await r.store.register("platform-b", "https://b.example/all", ["*"])  # not b's loan
+    await r.queue(stage())
+    assert await outbox(db) == [], "nobody subscribed: no row, no work"
+
+    wanted, _ = await r.store.register("platform-a", "https://a.example/all", ["*"])
+    await r.ledger.record_entries(announced(
+        r.cmd, stage("stage:2", "REMINDER", "NEGOTIATION"), outstanding=None))
+    assert await outbox(db) == [], "a run from 0.3 delivers its events itself"
+    await r.ledger.record_entries(announced(
+        r.cmd, EventRecorded(key="event:1", occurred_at=NOW, actor=SYSTEM,
+                             event="contact_outcome", details={}),
+        stage("closed", "NEGOTIATION", None, "PAID")))
+    assert sorted((row["event_id"], row["webhook_id"]) for row in await outbox(db)) == sorted([
+        ("case-1:closed", paid.webhook_id), ("case-1:closed", wanted.webhook_id)]), \
+        "only stage changes announce events, to the webhooks that want them"
+
+
+# ---------------------------------------------------------------------- retries
+async def test_a_receiver_failing_then_recovering_is_retried_and_delivered(
+        db: AsyncEngine) -> None:
+    r = await ledgered(db)
+    async with serving(Receiver(fail_first=2)) as receiver:
+        await r.subscribe(receiver)
+        await r.queue(stage())
+        async with dispatching(db):
+            await outbox_drained(db)
+
+    assert receiver.seen == [("case-1:stage:1", 500)] * 2 + [("case-1:stage:1", 200)]
+    assert receiver.bad_signatures == []
+    [delivery] = await r.store.deliveries(event_id="case-1:stage:1")
+    assert (delivery.status, delivery.attempts, delivery.last_status_code,
+            delivery.last_error) == ("delivered", 3, 200, None)
+
+
+async def test_a_receiver_that_never_recovers_is_given_up_after_the_schedule(
+        db: AsyncEngine) -> None:
+    r = await ledgered(db)
+    async with serving(Receiver(status=503)) as receiver:
+        hook = await r.subscribe(receiver)
+        await r.queue(stage())
+        async with dispatching(db):
+            await outbox_drained(db)
+            await asyncio.sleep(0.3)  # longer than the schedule's longest pause
+
+    assert receiver.seen == [("case-1:stage:1", 503)] * FAST.attempts
+    [delivery] = await r.store.deliveries(event_id="case-1:stage:1")
+    assert (delivery.webhook_id, delivery.status, delivery.attempts,
+            delivery.delivered_at) == (hook.webhook_id, "failed", 4, None)
+    assert delivery.last_error == "HTTP 503: nope (gave up after 4 attempts)"
+
+
+async def test_an_unreachable_receiver_is_retried_then_given_up(db: AsyncEngine) -> None:
+    r = await ledgered(db)
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
+    await r.store.register("p-a", dead, ["*"])
+    await r.queue(stage())
+    async with dispatching(db):
+        await outbox_drained(db)
+    [delivery] = await r.store.deliveries(event_id="case-1:stage:1")
+    assert (delivery.status, delivery.attempts) == ("failed", FAST.attempts)
+    assert delivery.last_error is not None and "ConnectError" in delivery.last_error
+
+
+def test_the_schedule_is_two_seconds_doubling_to_ten_minutes_for_about_two_hours() -> None:
+    delays = [DELIVERY_SCHEDULE.delay_after(n).total_seconds()
+              for n in range(1, DELIVERY_SCHEDULE.attempts)]
+    assert delays[:10] == [2, 4, 8, 16, 32, 64, 128, 256, 512, 600]
+    assert set(delays[9:]) == {600} and len(delays) == 19, "20 attempts, 19 pauses"
+    assert timedelta(hours=1, minutes=50) < timedelta(seconds=sum(delays)) < timedelta(
+        hours=2)
+    assert DELIVERY_SCHEDULE.delay_after(10_000) == timedelta(minutes=10)
+
+
+async def test_queued_deliveries_survive_a_dispatcher_restart(db: AsyncEngine) -> None:
+    r = await ledgered(db)
+    slow = RetrySchedule(first_delay=timedelta(seconds=0.5), attempts=5)
+    async with serving(Receiver(fail_first=1)) as receiver:
+        await r.subscribe(receiver)
+        await r.queue(stage())
+        async with dispatching(db, schedule=slow):
+            await until(lambda: receiver.seen, what="the first attempt")
+            await asyncio.sleep(0.1)  # the attempt recorded, its retry not due yet
+        assert not dispatcher_tasks(), "stopped with its context"
+        [row] = await outbox(db)
+        assert (row["attempts"], row["claim"]) == (1, None), "kept, free for anyone"
+        async with dispatching(db, schedule=slow):  # a new process, say
+            await outbox_drained(db)
+
+    assert [answer for _, answer in receiver.seen] == [500, 200]
+    [delivery] = await r.store.deliveries(event_id="case-1:stage:1")
+    assert (delivery.status, delivery.attempts) == ("delivered", 2)
+
+
+# ---------------------------------------------------------------------- claims
+async def test_a_claim_is_exclusive_until_its_lease_runs_out(db: AsyncEngine) -> None:
+    r = await ledgered(db)
+    for name in ("a", "b", "c"):
+        await r.store.register("p-a", f"https://{name}.example/hook", ["*"])
+    await r.queue(stage())
+    first, second = WebhookOutbox(db), WebhookOutbox(db)
+    (token_a, rows_a), (_, rows_b) = await asyncio.gather(
+        first.claim_due(2, timedelta(hours=1)), second.claim_due(2, timedelta(hours=1)))
+    ids_a, ids_b = {row.row_id for row in rows_a}, {row.row_id for row in rows_b}
+    assert not ids_a & ids_b and len(ids_a | ids_b) == 3, "every row claimed once"
+    assert (await first.claim_due(10, timedelta(hours=1)))[1] == [], "all held"
+
+    # a holder that stops hands its rows back at once ...
+    await first.release(token_a)
+    token, rows = await first.claim_due(10, timedelta(0))  # a lease that runs out at once
+    assert {row.row_id for row in rows} == ids_a
+    # ... and a lease that runs out leaves the row to the next claim, while the late
+    # writes of the earlier holder change nothing
+    newer, again = await second.claim_due(10, timedelta(hours=1))
+    assert {row.row_id for row in again} == ids_a
+    row = rows[0]
+    assert not await first.settle(row, token)
+    assert not await first.retry_at(row, token, 9, NOW)
+    assert await second.settle(row, newer)
+    assert row.row_id not in {left["id"] for left in await outbox(db)}
+
+
+class SlowReceiver(Receiver):
+    """Answers after a pause, and notes which dispatcher posted (its User-Agent)."""
+
+    senders: Counter[str]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.senders = Counter()
+
+    async def handle(self, request: Request) -> Response:
+        await asyncio.sleep(0.03)
+        self.senders[request.headers.get("User-Agent", "")] += 1
+        return await super().handle(request)
+
+
+def named_sender(engine: AsyncEngine, name: str) -> WebhookSender:
+    return WebhookSender(WebhookStore(engine, allow_private=True), lambda: httpx.AsyncClient(
+        timeout=10, headers={"User-Agent": name}))
+
+
+async def test_two_dispatchers_on_one_database_never_deliver_a_row_twice(
+        db: AsyncEngine) -> None:
+    r = await ledgered(db)
+    async with serving(SlowReceiver()) as receiver:
+        receiver.secret = "one-secret-for-all-of-them"  # so the receiver verifies each
+        for n in range(3):
+            await r.store.register(f"p-{n}", receiver.url, ["*"], receiver.secret)
+        async with (dispatching(db, sender=named_sender(db, "one"), batch=3),
+                    dispatching(db, sender=named_sender(db, "two"), batch=3)):
+            for n in range(8):
+                await r.queue(stage(f"stage:{n}"))
+            await outbox_drained(db)
+
+    assert receiver.bad_signatures == []
+    assert len(receiver.seen) == 24, "each of 8 events posted once to each of 3 webhooks"
+    assert receiver.accepted_ids() == Counter({f"case-1:stage:{n}": 3 for n in range(8)})
+    assert set(receiver.senders) == {"one", "two"}, "both dispatchers worked"
+    deliveries = await r.store.deliveries(loan_id=r.cmd.loan.loan_id)
+    assert len(deliveries) == 24 and {d.attempts for d in deliveries} == {1}
+
+
+# ---------------------------------------------------------------------- faults
+@contextlib.asynccontextmanager
+async def outbox_vanished(engine: AsyncEngine) -> AsyncIterator[None]:
+    """The outbox table is gone from the real database while inside: every claim fails as
+    if the ledger were unreachable, until it comes back."""
+    async with engine.begin() as conn:
+        await conn.execute(text("ALTER TABLE webhook_outbox RENAME TO webhook_outbox_away"))
+    try:
+        yield
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text("ALTER TABLE webhook_outbox_away RENAME TO "
+                                    "webhook_outbox"))
+
+
+async def test_the_dispatcher_survives_a_ledger_outage(
+        db: AsyncEngine, capsys: pytest.CaptureFixture[str]) -> None:
+    r = await ledgered(db)
+    async with serving(Receiver()) as receiver:
+        await r.subscribe(receiver)
+        await r.queue(stage())
+        async with dispatching(db):
+            async with outbox_vanished(db):
+                await asyncio.sleep(1.0)  # several tries meet the outage
+                assert [task.done() for task in dispatcher_tasks()] == [False]
+                assert receiver.seen == []
+            await outbox_drained(db)
+
+    assert receiver.accepted_ids() == Counter({"case-1:stage:1": 1})
+    out = capsys.readouterr().out
+    assert out.count("ledger unreachable; webhook deliveries wait for it") == 1, out
+    assert out.count("ledger reachable again; webhook deliveries resume") == 1, out
+
+
+async def test_a_run_from_0_3_and_the_dispatcher_never_post_one_event_twice(
+        db: AsyncEngine) -> None:
+    """While loans started on 0.3 still run EventDelivery children, the activity leaves
+    every (event, webhook) the outbox holds to the dispatcher."""
+    r = await ledgered(db)
+    acts, env = WebhookActivities(r.store), ActivityEnvironment()
+    async with serving(Receiver()) as receiver:
+        hook = await r.subscribe(receiver)
+        await r.queue(stage())
+        event = OutboundEvent.model_validate_json((await outbox(db))[0]["body"])
+        report = await env.run(acts.deliver_event, event)
+        assert report.queued == [hook.webhook_id] and report.delivered == []
+        assert receiver.seen == []
+        async with dispatching(db):
+            await outbox_drained(db)
+        again = await env.run(acts.deliver_event, event)
+
+    assert again.skipped == [hook.webhook_id] and again.queued == again.delivered == []
+    assert receiver.accepted_ids() == Counter({event.event_id: 1})
+
+
+# ---------------------------------------------------------------------- the worker
+async def test_the_worker_runs_the_dispatcher_and_stops_it(
+        ts_env: WorkflowEnvironment, ledger: Ledger) -> None:
+    r = Ledgered(ledger, WebhookStore(ledger.engine, allow_private=True),
+                 await open_case(ledger))
+    settings = settings_for_tests().model_copy(update={"webhook_poll_seconds": 60})
+    worker = build_worker(ts_env.client, ledger, settings, f"tq-{uuid4().hex}")
+    async with serving(Receiver()) as receiver:
+        await r.subscribe(receiver)
+        async with worker:
+            await until(lambda: dispatcher_tasks(), what="the dispatcher to start")
+            await r.queue(stage())
+            # this process's own writes wake it: no waiting for the (minute-long) poll
+            await until(lambda: receiver.accepted, what="the delivery", within=15)
+        assert not dispatcher_tasks(), "stopped with the worker"
+    assert receiver.accepted_ids() == Counter({"case-1:stage:1": 1})
