@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,6 +30,7 @@ from duecourse.store.owners import LoanOwners
 from duecourse.temporal.client import CollectionClient
 from tests.conftest import settings_for_tests
 from tests.factories import daytime_zone, make_loan
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.devserver
 TEMPORAL = Path(sys.executable).parent / "temporal"
@@ -74,15 +74,6 @@ async def api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
 
 def loan_body(**kwargs: Any) -> dict[str, Any]:
     return make_loan(datetime.now(UTC), **kwargs).model_dump(mode="json")
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str,
-                     seconds: float = 20) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.2)
 
 
 def problem(response: httpx.Response, status: int, *words: str) -> None:

@@ -20,7 +20,8 @@ from duecourse.settings import Settings
 from duecourse.store import tables as t
 from duecourse.store.keys import KeyStore
 from tests.conftest import settings_for_tests
-from tests.test_api import Api, api, eventually, loan_body, problem
+from tests.support.waiting import eventually
+from tests.test_api import Api, api, loan_body, problem
 
 __all__ = ["api"]  # the module-scoped fixture: one dev server and worker for this module
 pytestmark = pytest.mark.devserver
@@ -100,39 +101,30 @@ async def test_the_batch_takes_flat_rows_and_names_each_rows_problem(api: Api) -
     assert rows[4]["reason"] == "principal must be greater than 0", rows[4]
 
 
+HAND_OVER = ("POST", "/v1/loans", "platform")
+PAY = ("POST", "/v1/loans/L-1/payments", "platform")
+REF = {"reference": "R-1", "amount": "1.00"}
+"""A valid payment body, for the cases that spoil one field of it."""
 CASES: list[tuple[str, str, str, Any, int, tuple[str, ...]]] = [
-    ("POST", "/v1/loans", "platform", {"principal": "-5"}, 422,
-     ("principal must be greater than 0",)),
-    ("POST", "/v1/loans", "platform", {"outstanding": "abc"}, 422,
+    (*HAND_OVER, {"principal": "-5"}, 422, ("principal must be greater than 0",)),
+    (*HAND_OVER, {"outstanding": "abc"}, 422,
      ("outstanding must be a decimal amount like 1250.50",)),
-    ("POST", "/v1/loans", "platform", {"loan_id": "bad id!"}, 422,
-     ("loan_id must be 1 to 64 letters, digits",)),
-    ("POST", "/v1/loans", "platform", {"currency": None}, 422, ("currency is required",)),
-    ("POST", "/v1/loans", "platform", {"principal": "1e400"}, 422,
-     ("principal is too large: at most 15 digits",)),
-    ("POST", "/v1/loans", "platform", {"due_date": "tomorrow"}, 422,
-     ("due_date must be a date like 2025-06-30",)),
-    ("POST", "/v1/loans", "platform", {"policy": "Standard Policy"}, 422,
-     ("policy must be",)),
-    ("POST", "/v1/loans/L-1/payments", "platform", {"reference": "R-1", "amount": "1e400"}, 422,
-     ("amount must be a decimal amount like 1250.50",)),
-    ("POST", "/v1/loans/L-1/payments", "platform",
-     {"reference": "R-1", "amount": "123456789012345678901234567890"}, 422,
+    (*HAND_OVER, {"loan_id": "bad id!"}, 422, ("loan_id must be 1 to 64 letters, digits",)),
+    (*HAND_OVER, {"currency": None}, 422, ("currency is required",)),
+    (*HAND_OVER, {"principal": "1e400"}, 422, ("principal is too large: at most 15 digits",)),
+    (*HAND_OVER, {"due_date": "tomorrow"}, 422, ("due_date must be a date like 2025-06-30",)),
+    (*HAND_OVER, {"policy": "Standard Policy"}, 422, ("policy must be",)),
+    (*PAY, {**REF, "amount": "1e400"}, 422, ("amount must be a decimal amount like 1250.50",)),
+    (*PAY, {**REF, "amount": "123456789012345678901234567890"}, 422,
      ("amount is too large: at most 15 digits before the decimal point, got 30",)),
-    ("POST", "/v1/loans/L-1/payments", "platform", {"reference": "R-1", "amount": 12.5}, 422,
+    (*PAY, {**REF, "amount": 12.5}, 422,
      ('amount must be a decimal amount in a JSON string, like "1250.50"',)),
-    ("POST", "/v1/loans/L-1/payments", "platform", {"amount": "1.00"}, 422,
-     ("reference is required",)),
-    ("POST", "/v1/loans/L-1/payments", "platform",
-     {"reference": "R 1", "amount": "1.00"}, 422, ("reference must be 1 to 128",)),
-    ("POST", "/v1/loans/L-1/payments", "platform",
-     {"reference": "R-1", "amount": "1.00", "currency": "usd$"}, 422,
+    (*PAY, {"amount": "1.00"}, 422, ("reference is required",)),
+    (*PAY, {**REF, "reference": "R 1"}, 422, ("reference must be 1 to 128",)),
+    (*PAY, {**REF, "currency": "usd$"}, 422,
      ("currency must be a three-letter currency code like USD",)),
-    ("POST", "/v1/loans/L-1/payments", "platform",
-     {"reference": "R-1", "amount": "1.00", "colour": "red"}, 422,
-     ("colour is not a field this request accepts",)),
-    ("POST", "/v1/loans/L-1/payments", "platform", [1, 2], 422,
-     ("the request body must be a JSON object, not an array",)),
+    (*PAY, {**REF, "colour": "red"}, 422, ("colour is not a field this request accepts",)),
+    (*PAY, [1, 2], 422, ("the request body must be a JSON object, not an array",)),
     ("POST", "/v1/loans/L-1/disputes", "agent", {"action": "x", "reason": "r"}, 422,
      ("action must be 'opened' or 'verified'",)),
     ("POST", "/v1/loans/L-1/disputes", "agent", {"action": "opened", "reason": ""}, 422,

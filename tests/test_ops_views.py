@@ -12,7 +12,7 @@ import asyncio
 import json
 import re
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,11 +48,14 @@ from duecourse.temporal.client import CollectionClient
 from duecourse.temporal.contracts import OpsAlert
 from tests.conftest import settings_for_tests, settle
 from tests.factories import AGENT, SUPERVISOR, daytime_zone, make_loan
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.devserver, pytest.mark.timeout(120)]
 TEMPORAL = Path(sys.executable).parent / "temporal"
 STANDARD = load_policy("standard").model_copy(update={"segments": {}})
 ROLES = ("platform", "agent", "supervisor", "ops")
+WAIT = 30.0
+"""Seconds to wait for a worker, a timer or visibility: a module of real loans is slow."""
 
 
 @dataclass
@@ -98,15 +101,6 @@ def night_zone(now: datetime) -> str:
         if zone.count("/") == 1 and 1 <= now.astimezone(ZoneInfo(zone)).hour < 5:
             return zone
     raise AssertionError(f"no zone at night at {now.isoformat()}")
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str,
-                     seconds: float = 30) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -155,8 +149,8 @@ async def test_messages_show_what_was_sent_and_the_rule_that_decided(stack: Stac
         return bool(await _rows(s, t.compliance_decisions, loan_id=night.loan_id,
                                 verdict="deferred"))
 
-    await eventually(sent_both, "the day loan's notices to go out")
-    await eventually(deferred, "the night loan's first notice to be deferred")
+    await eventually(sent_both, "the day loan's notices to go out", WAIT)
+    await eventually(deferred, "the night loan's first notice to be deferred", WAIT)
     # an agent's visit the rules refuse, and a call they allow (logged as made by a person)
     refused = await s.client.request_contact(day.loan_id, ContactRequest(
         channel=Channel.VISIT, actor=AGENT, collectors=1))
@@ -228,7 +222,7 @@ async def _alerts(s: Stack, count: int) -> list[int]:
     async def opened() -> bool:
         return bool(await _rows(s, t.collection_cases, loan_id=s.day.loan_id))
 
-    await eventually(opened, "the day loan's case to be opened")
+    await eventually(opened, "the day loan's case to be opened", WAIT)
     [case] = await _rows(s, t.collection_cases, loan_id=s.day.loan_id)
     keys = [f"{case['case_id']}:alert:test:{uuid4().hex[:8]}" for _ in range(count)]
     for n, key in enumerate(keys):
@@ -305,7 +299,7 @@ async def test_loans_list_the_portfolio_with_next_actions(stack: Stack) -> None:
             f"AssignedAgent = '{agent}' AND CollectionStage = 'NEGOTIATION'")]
         return found == [day.workflow_id]
 
-    await eventually(indexed, "visibility to index the assignment and the stage")
+    await eventually(indexed, "visibility to index the assignment and the stage", WAIT)
     code, out, _ = await s.cli("loans", "--agent", agent, "--json")
     assert code == 0, out
     [row] = json.loads(out)

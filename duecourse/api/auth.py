@@ -77,3 +77,16 @@ def allow(*roles: Role) -> Callable[..., Awaitable[Principal]]:
         return who
 
     return check
+
+
+# Who may call a route: one parameter type per group of roles, so each route says it once.
+Anyone = Annotated[Principal, Depends(allow(*EVERYONE))]
+Platform = Annotated[Principal, Depends(allow(Role.PLATFORM))]
+Desk = Annotated[Principal, Depends(allow(*DESK))]
+"""An agent or a supervisor: who works loans."""
+Staff = Annotated[Principal, Depends(allow(*DESK, Role.OPS))]
+"""The lender's people (desk and ops), never a platform."""
+Supervisor = Annotated[Principal, Depends(allow(Role.SUPERVISOR))]
+Overseer = Annotated[Principal, Depends(allow(Role.SUPERVISOR, Role.OPS))]
+"""Who oversees: the portfolio, the alerts, the legal cases."""
+Ops = Annotated[Principal, Depends(allow(Role.OPS))]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -15,11 +14,11 @@ from pydantic import (
     Field,
     PlainValidator,
     StringConstraints,
-    WithJsonSchema,
 )
 from pydantic_core import PydanticKnownError
 
-from duecourse.domain.case.commands import ContactResult
+from duecourse.api.amounts import Amount
+from duecourse.domain.case.commands import ContactResult, Note
 from duecourse.domain.compliance import HoldKind, InconvenientTime, RecipientKind
 from duecourse.domain.compliance.requests import Attorney
 from duecourse.domain.ids import AgentId, PlatformId, PolicyName, ProductName, Reference
@@ -28,53 +27,21 @@ from duecourse.domain.loan import (
     Jurisdiction,
     LanguageTag,
     LoanIntake,
+    PersonName,
     PhoneNumber,
+    PostalAddress,
     TimeZoneName,
 )
-from duecourse.domain.money import (
-    AMOUNT_DECIMALS,
-    AMOUNT_PATTERN,
-    MAX_WHOLE_DIGITS,
-    CurrencyCode,
-    Money,
-)
+from duecourse.domain.money import CurrencyCode
 from duecourse.domain.policy import Channel
 from duecourse.temporal.portfolio_query import ListedLoan
 
-_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
-
-
-def _amount(value: Any) -> str:
-    """Each way an amount can be wrong gets its own sentence (a pattern says none)."""
-    if not isinstance(value, str):
-        raise ValueError('must be a decimal amount in a JSON string, like "1250.50"')
-    if not _DECIMAL.fullmatch(value):
-        raise ValueError("must be a decimal amount like 1250.50: digits and an optional "
-                         "decimal point, without sign, spaces, separators or exponent")
-    whole, _, fraction = value.partition(".")
-    if len(whole) > MAX_WHOLE_DIGITS:
-        raise ValueError(f"is too large: at most {MAX_WHOLE_DIGITS} digits before the "
-                         f"decimal point, got {len(whole)}")
-    if len(fraction) > AMOUNT_DECIMALS:
-        raise ValueError(f"has {len(fraction)} decimal places; at most {AMOUNT_DECIMALS}")
-    return value
-
-
-Amount = Annotated[str, PlainValidator(_amount), WithJsonSchema(
-    {"type": "string", "pattern": AMOUNT_PATTERN, "examples": ["1250.50"]})]
-"""Money travels as a decimal string (never a float): "1250.50"; the loan's currency
-decides how many decimals it may really have."""
-Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                          max_length=2000)]
+Reason = Annotated[Note, StringConstraints(min_length=1)]
+"""Why, in words: a note that may not be empty."""
 
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-def money(amount: str, currency: str) -> Money:
-    return Money(amount=Decimal(amount), currency=currency)
 
 
 # ------------------------------------------------------------------------- loans
@@ -87,11 +54,11 @@ class FlatLoan(BaseModel):
 
     loan_id: PlatformId
     borrower_id: PlatformId
-    borrower_name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    borrower_name: PersonName
     phones: list[PhoneNumber] | str = Field(
         default_factory=list, description="E.164 numbers; in one string, separated by ';'")
     email: EmailStr | None = None
-    address: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
+    address: PostalAddress | None = None
     timezone: TimeZoneName
     other_timezones: list[TimeZoneName] | str = Field(
         default_factory=list, description="in one string, separated by ';'")
@@ -200,7 +167,7 @@ class PaymentIn(_In):
 class PromiseIn(_In):
     amount: Amount
     due_date: date
-    note: Text = ""
+    note: Note = ""
 
 
 class InstalmentIn(_In):
@@ -210,13 +177,13 @@ class InstalmentIn(_In):
 
 class PlanIn(_In):
     instalments: list[InstalmentIn] = Field(min_length=1, max_length=60)
-    note: Text = ""
+    note: Note = ""
 
 
 class SettlementIn(_In):
     amount: Amount
     pay_by: date
-    note: Text = ""
+    note: Note = ""
 
 
 class DecisionIn(_In):
@@ -240,7 +207,7 @@ class HoldIn(_In):
     kind: HoldKind
     days: int | None = Field(default=None, ge=1, le=366)
     reference: Annotated[str, StringConstraints(max_length=128)] = ""
-    note: Text = ""
+    note: Note = ""
 
 
 class PreferencesIn(_In):
@@ -258,13 +225,13 @@ class PreferencesIn(_In):
         strip_whitespace=True, min_length=1, max_length=320)]] = Field(
         default_factory=list, max_length=10, description="email addresses the employer "
         "provided: never emailed (12 CFR 1006.22(f)(3))")
-    note: Text = ""
+    note: Note = ""
 
 
 class OutcomeIn(_In):
     channel: Channel
     result: ContactResult
-    note: Text = ""
+    note: Note = ""
     address: Annotated[str, StringConstraints(max_length=320)] | None = Field(
         default=None, description="the number or address used (default: the borrower's)")
     recipient_kind: RecipientKind = Field(
@@ -282,14 +249,14 @@ class OutcomeIn(_In):
 class CaseEventIn(_In):
     kind: CaseEventKind
     occurred_on: date
-    details: Text = ""
+    details: Note = ""
     amount: Amount | None = None
     outcome: CloseOutcome | None = None
 
 
 class AssignmentIn(_In):
     agent_id: AgentId
-    note: Text = ""
+    note: Note = ""
 
 
 class CancelIn(_In):
@@ -298,7 +265,7 @@ class CancelIn(_In):
 
 class TaskCompleteIn(_In):
     outcome: Annotated[str, StringConstraints(min_length=1, max_length=32)]
-    note: Text = ""
+    note: Note = ""
 
 
 class TaskView(BaseModel):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import typer
 
 from duecourse.cli import admin, compliance, desk, dev, loans, ops, service
@@ -14,40 +16,30 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-app.command(rich_help_panel="Run")(dev.dev)
-app.command(rich_help_panel="Run")(dev.env)
-app.command(rich_help_panel="Run")(admin.worker)
-app.command(rich_help_panel="Run")(service.api)
+
+def _panel(panel: str, *commands: Callable[..., None]) -> None:
+    """Register `commands` under one heading of `--help`, each named after its function
+    (`legal_decision`: legal-decision)."""
+    for command in commands:
+        app.command(rich_help_panel=panel)(command)
+
+
+_panel("Run", dev.dev, dev.env, admin.worker, service.api)
 app.add_typer(service.keys, name="keys", rich_help_panel="Run")
 app.add_typer(admin.db, name="db", rich_help_panel="Run")
-app.command(rich_help_panel="Loans")(admin.start)
-app.command(rich_help_panel="Loans")(loans.status)
-app.command(rich_help_panel="Loans")(loans.timeline)
-app.command(rich_help_panel="Actions")(loans.pay)
-app.command(rich_help_panel="Actions")(loans.promise)
-app.command(rich_help_panel="Actions")(loans.outcome)
-app.command("legal-decision", rich_help_panel="Actions")(loans.legal_decision)
-app.command(rich_help_panel="Actions")(loans.cancel)
-app.command(rich_help_panel="Agent desk")(desk.plan)
-app.command(rich_help_panel="Agent desk")(desk.settle)
-app.command("settlement-decision", rich_help_panel="Agent desk")(desk.settlement_decision)
-app.command(rich_help_panel="Agent desk")(desk.assign)
-app.command(rich_help_panel="Agent desk")(desk.tasks)
+_panel("Loans", admin.start, loans.status, loans.timeline)
+_panel("Actions", loans.pay, loans.promise, loans.outcome, loans.legal_decision, loans.cancel)
+_panel("Agent desk", desk.plan, desk.settle, desk.settlement_decision, desk.assign, desk.tasks)
 app.add_typer(desk.task, name="task", rich_help_panel="Agent desk")
-app.command("case-event", rich_help_panel="Agent desk")(desk.case_event)
-app.command(rich_help_panel="Compliance")(compliance.preferences)
-app.command(rich_help_panel="Compliance")(compliance.dispute)
-app.command(rich_help_panel="Compliance")(compliance.hold)
-app.command("life-event", rich_help_panel="Compliance")(compliance.life_event)
-app.command("may-contact", rich_help_panel="Compliance")(compliance.may_contact)
-app.command(rich_help_panel="Compliance")(compliance.audit)
+_panel("Agent desk", desk.case_event)
+_panel("Compliance", compliance.preferences, compliance.dispute, compliance.hold,
+       compliance.life_event, compliance.may_contact, compliance.audit)
 app.command("lint-templates", rich_help_panel="Compliance")(compliance.lint)
-app.command("migrate-rules", rich_help_panel="Compliance")(compliance.migrate_rules)
-app.command(rich_help_panel="Ops")(ops.messages)
-app.command(rich_help_panel="Ops")(ops.alerts)
+_panel("Compliance", compliance.migrate_rules)
+_panel("Ops", ops.messages, ops.alerts)
 app.add_typer(ops.alert, name="alert", rich_help_panel="Ops")
-app.command("loans", rich_help_panel="Ops")(ops.loans)
-app.command(rich_help_panel="Policies")(admin.policies)
+_panel("Ops", ops.loans)
+_panel("Policies", admin.policies)
 
 loan = typer.Typer(help="One loan: status and the actions agents take (also top level).",
                    no_args_is_help=True)
@@ -57,8 +49,7 @@ for name, command in (("status", loans.status), ("timeline", loans.timeline),
                       ("outcome", loans.outcome), ("cancel", loans.cancel)):
     loan.command(name)(command)
 app.add_typer(loan, name="loan", rich_help_panel="Loans")
-app.command(rich_help_panel="Policies")(admin.policy)
-
+_panel("Policies", admin.policy)
 
 def main() -> None:
     """Console-script entry point; exits without interpreter finalization (see

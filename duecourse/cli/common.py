@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -35,6 +36,14 @@ T = TypeVar("T")
 
 console = Console()
 err_console = Console(stderr=True)
+
+# The arguments and options several commands take, each worded once.
+LoanId = Annotated[str, typer.Argument(help="the platform's loan id")]
+Json = Annotated[bool, typer.Option("--json", help="print JSON instead of text")]
+Note = Annotated[str, typer.Option(help="free text for the ledger")]
+Reason = Annotated[str, typer.Option(help="why (kept in the ledger)")]
+Currency = Annotated[str | None, typer.Option(help="default: the loan's")]
+OnlyLoan = Annotated[str | None, typer.Option(help="only this loan")]
 
 
 class CliError(Exception):
@@ -104,8 +113,28 @@ def parse_amount(text: str, what: str = "amount") -> Decimal:
     return amount
 
 
-async def temporal(cfg: Settings) -> CollectionClient:
-    """A CollectionClient for the configured server and task queue."""
+def parse_instant(text: str, option: str) -> datetime:
+    """An ISO 8601 date-time with its offset (without one it could be any of 24 hours)."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"{option} {text!r} is not an ISO 8601 date-time") from None
+    if moment.tzinfo is None:
+        raise CliError(f"{option} {text!r} needs a UTC offset, e.g. {text}+08:00 or {text}Z")
+    return moment
+
+
+def parse_date(text: str, option: str) -> date:
+    """A calendar date, YYYY-MM-DD."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"{option} {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+async def temporal(cfg: Settings | None = None) -> CollectionClient:
+    """A CollectionClient for the server and task queue of `cfg` (default: `settings()`)."""
+    cfg = cfg or settings()
     try:
         client = await connect_temporal(cfg.temporal_address, cfg.temporal_namespace)
     except Exception as err:  # the SDK raises RuntimeError with the transport's reason
@@ -128,9 +157,10 @@ def missing_ledger(url: str) -> str | None:
 
 
 @asynccontextmanager
-async def ledger(cfg: Settings, create: bool = False) -> AsyncIterator[Ledger]:
-    """The migrated ledger (an older schema is brought up to date). An SQLite file that
-    does not exist is refused unless `create`."""
+async def ledger(cfg: Settings | None = None, create: bool = False) -> AsyncIterator[Ledger]:
+    """The migrated ledger of `cfg` (default: `settings()`; an older schema is brought up
+    to date). An SQLite file that does not exist is refused unless `create`."""
+    cfg = cfg or settings()
     problem = None if create else missing_ledger(cfg.ledger_url)
     if problem:
         raise CliError(problem)

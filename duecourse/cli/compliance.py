@@ -12,30 +12,25 @@ from rich.table import Table
 from duecourse.audit import AuditReport, run_audit
 from duecourse.cli.common import (
     CliError,
+    Json,
+    LoanId,
+    Note,
+    Reason,
     console,
     ledger,
+    parse_instant,
     run,
-    settings,
     temporal,
     user_errors,
 )
 from duecourse.cli.render import when
 from duecourse.domain.actor import Actor, ActorKind
-from duecourse.domain.compliance import HoldKind, InconvenientTime, Purpose, RecipientKind
-from duecourse.domain.compliance.requests import (
-    Attorney,
-    ContactRequest,
-    DisputeChange,
-    HoldRequest,
-    LifeEvent,
-    PreferenceChange,
-)
+from duecourse.domain.compliance import HoldKind, InconvenientTime, Purpose, RecipientKind, requests
 from duecourse.domain.policy import Channel
 from duecourse.domain.rules import RulesMigration
 from duecourse.snapshots import take_snapshot
 from duecourse.templates import lint_templates
 
-LoanId = Annotated[str, typer.Argument(help="the platform's loan id")]
 AgentId = Annotated[str, typer.Option("--agent", help="who records it (kept in the ledger)")]
 
 
@@ -45,20 +40,13 @@ def _actor(agent: str) -> Actor:
 
 def audit(since: Annotated[str | None, typer.Option(
               help="only contacts at or after this ISO 8601 time")] = None,
-          as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+          as_json: Json = False,
           ) -> None:
     """Re-check every contact in the ledger against the rules; exit 1 on any violation."""
-    start = None
-    if since is not None:
-        try:
-            start = datetime.fromisoformat(since)
-        except ValueError:
-            raise CliError(f"--since {since!r} is not an ISO 8601 date-time") from None
-        if start.tzinfo is None:
-            raise CliError(f"--since {since!r} needs a UTC offset, e.g. {since}Z")
+    start = None if since is None else parse_instant(since, "--since")
 
     async def go() -> AuditReport:
-        async with ledger(settings()) as book:
+        async with ledger() as book:
             return await run_audit(book, start)
 
     report = run(go())
@@ -131,7 +119,7 @@ def preferences(loan_id: LoanId, agent: AgentId,
                 employer_provided: Annotated[list[str] | None, typer.Option(
                     "--employer-provided", help="an email address the employer provided: "
                     "never emailed (12 CFR 1006.22(f)(3); repeatable)")] = None,
-                note: Annotated[str, typer.Option(help="free text for the ledger")] = "",
+                note: Note = "",
                 ) -> None:
     """Record the borrower's contact wishes: opt-outs, inconvenient times, cease, attorney,
     E-SIGN consent, an employer's ban on contact at work, employer-provided addresses."""
@@ -148,16 +136,16 @@ def preferences(loan_id: LoanId, agent: AgentId,
     lawyer = None
     if attorney is not None:
         name, _, contact = attorney.partition("|")
-        lawyer = Attorney(name=name.strip(), contact=contact.strip() or "-")
+        lawyer = requests.Attorney(name=name.strip(), contact=contact.strip() or "-")
     with user_errors():
-        change = PreferenceChange(
+        change = requests.PreferenceChange(
             opt_out=opt_out or [], opt_in=opt_in or [], inconvenient_times=windows,
             cease_communication=cease, attorney=lawyer, esign_consent=esign_consent,
             workplace_contact_prohibited=workplace_prohibited,
             employer_provided=employer_provided or [], actor=_actor(agent), note=note)
 
     async def go() -> None:
-        client = await temporal(settings())
+        client = await temporal()
         await client.update_contact_preferences(loan_id, change)
         console.print(f"Recorded for loan {escape(loan_id)}.", highlight=False)
 
@@ -171,16 +159,16 @@ def dispute(loan_id: LoanId, agent: AgentId,
             written: Annotated[bool, typer.Option(
                 "--written", help="the dispute was made in writing (US law stops collection "
                 "only for a written dispute within the validation period)")] = False,
-            as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+            as_json: Json = False,
             ) -> None:
     """A dispute freezes collection until verification is sent (US law: a written dispute
     within the validation period; the policy may freeze on any)."""
     with user_errors():
-        change = DisputeChange(action="verified" if verified else "opened",
-                               actor=_actor(agent), reason=reason, written=written)
+        change = requests.DisputeChange(action="verified" if verified else "opened",
+                                        actor=_actor(agent), reason=reason, written=written)
 
     async def go() -> None:
-        client = await temporal(settings())
+        client = await temporal()
         await client.dispute(loan_id, change)
         s = await client.status(loan_id)
         if as_json:
@@ -202,11 +190,11 @@ def hold(loan_id: LoanId, agent: AgentId,
     """Start or end a hardship, breathing-space, mental-health-crisis or mental-capacity
     hold. Ending a GB crisis moratorium means its treatment ended: it runs on 30 days."""
     with user_errors():
-        request = HoldRequest(action="end" if end else "start", kind=kind, days=days,
-                              reference=reference, actor=_actor(agent))
+        request = requests.HoldRequest(action="end" if end else "start", kind=kind,
+                                       days=days, reference=reference, actor=_actor(agent))
 
     async def go() -> None:
-        s = await (await temporal(settings())).hold(loan_id, request)
+        s = await (await temporal()).hold(loan_id, request)
         console.print(f"Hold {request.action}ed for loan {escape(loan_id)}; frozen: "
                       f"{escape(s.frozen or 'no')}", highlight=False)
 
@@ -220,10 +208,11 @@ def life_event(loan_id: LoanId, agent: AgentId,
     """Bankruptcy or death: all contact stops."""
     if kind not in ("bankruptcy", "deceased"):
         raise CliError("--kind must be bankruptcy or deceased")
-    event = LifeEvent(kind=kind, actor=_actor(agent), reference=reference)  # type: ignore[arg-type]
+    event = requests.LifeEvent(kind=kind, actor=_actor(agent),  # type: ignore[arg-type]
+                               reference=reference)
 
     async def go() -> None:
-        await (await temporal(settings())).life_event(loan_id, event)
+        await (await temporal()).life_event(loan_id, event)
         console.print(f"Recorded {kind} for loan {escape(loan_id)}.", highlight=False)
 
     run(go())
@@ -251,14 +240,14 @@ def may_contact(loan_id: LoanId, agent: AgentId,
     with user_errors():
         if third_party and guarantor:
             raise CliError("--third-party and --guarantor exclude each other")
-        request = ContactRequest(
+        request = requests.ContactRequest(
             channel=channel, actor=_actor(agent), collectors=collectors, recipient_kind=kind,
             purpose=Purpose.LOCATION if third_party else Purpose.COLLECTION,
             discloses_debt=not third_party, address=address, person=person,
             at_workplace=at_workplace)
 
     async def go() -> None:
-        decision = await (await temporal(settings())).request_contact(loan_id, request)
+        decision = await (await temporal()).request_contact(loan_id, request)
         text = {"allowed": "[bold green]allowed now[/] (logged)",
                 "deferred": f"[yellow]not now[/]: earliest {when(decision.until)}"
                 if decision.until else "[yellow]not now[/]",
@@ -275,7 +264,7 @@ def may_contact(loan_id: LoanId, agent: AgentId,
 
 
 def migrate_rules(loan_id: LoanId,
-                  reason: Annotated[str, typer.Option(help="why (kept in the ledger)")],
+                  reason: Reason,
                   who: Annotated[str, typer.Option("--by", help="the ops person doing it")],
                   ) -> None:
     """Move a running loan to the rule pack, holidays and time zone rules installed now.
@@ -284,7 +273,7 @@ def migrate_rules(loan_id: LoanId,
     this is the explicit, recorded way to give it newer ones.
     """
     async def go() -> None:
-        client = await temporal(settings())
+        client = await temporal()
         basis = await client.rules(loan_id)
         snapshot = take_snapshot(basis.jurisdiction, basis.zone, basis.overrides,  # type: ignore[arg-type]
                                  datetime.now(UTC))

@@ -11,23 +11,26 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from duecourse.cli.common import CliError, console, ledger, parse_amount, run, settings, temporal
+from duecourse.cli.common import (
+    CliError,
+    Json,
+    LoanId,
+    Note,
+    OnlyLoan,
+    Reason,
+    console,
+    ledger,
+    parse_amount,
+    parse_date,
+    run,
+    temporal,
+)
 from duecourse.cli.render import when
 from duecourse.domain.actor import PERSON_ROLES, Role
-from duecourse.domain.agreements.terms import (
-    Assignment,
-    InstalmentSpec,
-    PlanProposal,
-    SettlementDecision,
-    SettlementOffer,
-)
+from duecourse.domain.agreements import terms
 from duecourse.domain.legal.case import CaseEvent, CaseEventKind
 from duecourse.domain.money import Money, minor_units
 from duecourse.domain.work.queue import TaskCompletion
-
-LoanId = Annotated[str, typer.Argument(help="the platform's loan id")]
-Json = Annotated[bool, typer.Option("--json", help="print JSON instead of text")]
-
 
 By = Annotated[str, typer.Option("--by", help="your id (kept in the ledger)")]
 
@@ -44,22 +47,15 @@ As = Annotated[Role, typer.Option("--role", help="the role you act in", parser=p
                                   metavar=f"<{'|'.join(PERSON_ROLES)}>")]
 
 
-def _date(text: str, option: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise CliError(f"{option} {text!r} is not a date (YYYY-MM-DD)") from None
-
-
 def even_schedule(total: Decimal, count: int, first: date, every: int,
-                  currency: str) -> list[InstalmentSpec]:
+                  currency: str) -> list[terms.InstalmentSpec]:
     """`count` equal instalments, the last absorbing the rounding remainder."""
     if count < 1:
         raise CliError("--instalments must be at least 1")
     step = Decimal(1).scaleb(-minor_units(currency))
     part = (total / count).quantize(step, rounding="ROUND_DOWN")
     amounts = [part] * (count - 1) + [total - part * (count - 1)]
-    return [InstalmentSpec(due_date=first + timedelta(days=every * i),
+    return [terms.InstalmentSpec(due_date=first + timedelta(days=every * i),
                            amount=Money(amount=a, currency=currency))
             for i, a in enumerate(amounts)]
 
@@ -72,27 +68,27 @@ def plan(loan_id: LoanId, by: By,
          schedule: Annotated[str | None, typer.Option(
              help="explicit 'YYYY-MM-DD:AMOUNT,...' instead of an even split")] = None,
          role: As = Role.AGENT,
-         note: Annotated[str, typer.Option(help="free text for the ledger")] = "",
+         note: Note = "",
          as_json: Json = False) -> None:
     """Agree an instalment plan; the policy's limits decide (reason shown when refused)."""
 
     async def go() -> None:
-        client = await temporal(settings())
+        client = await temporal()
         status = await client.status(loan_id)
         currency = status.outstanding.currency
         if schedule:
             specs = []
             for part in schedule.split(","):
                 day, _, amount = part.strip().partition(":")
-                specs.append(InstalmentSpec(due_date=_date(day, "--schedule"),
-                                            amount=Money(amount=parse_amount(amount),
-                                                         currency=currency)))
+                specs.append(terms.InstalmentSpec(
+                    due_date=parse_date(day, "--schedule"),
+                    amount=Money(amount=parse_amount(amount), currency=currency)))
         elif instalments and first:
             specs = even_schedule(status.outstanding.amount, instalments,
-                                  _date(first, "--first"), every, currency)
+                                  parse_date(first, "--first"), every, currency)
         else:
             raise CliError("give --instalments and --first, or --schedule")
-        accepted = await client.propose_plan(loan_id, PlanProposal(
+        accepted = await client.propose_plan(loan_id, terms.PlanProposal(
             instalments=specs, actor=role.actor(by), note=note))
         if as_json:
             typer.echo(accepted.model_dump_json(indent=2))
@@ -113,16 +109,16 @@ def settle(loan_id: LoanId, by: By,
            amount: Annotated[str, typer.Option(help="what the borrower pays to settle")],
            pay_by: Annotated[str, typer.Option("--pay-by", help="YYYY-MM-DD")],
            role: As = Role.AGENT,
-           note: Annotated[str, typer.Option(help="free text for the ledger")] = "",
+           note: Note = "",
            as_json: Json = False) -> None:
     """Offer a settlement: accepted within your limit, else it waits for a supervisor."""
 
     async def go() -> None:
-        client = await temporal(settings())
+        client = await temporal()
         currency = (await client.status(loan_id)).outstanding.currency
-        result = await client.offer_settlement(loan_id, SettlementOffer(
+        result = await client.offer_settlement(loan_id, terms.SettlementOffer(
             amount=Money(amount=parse_amount(amount), currency=currency),
-            pay_by=_date(pay_by, "--pay-by"), actor=role.actor(by), note=note))
+            pay_by=parse_date(pay_by, "--pay-by"), actor=role.actor(by), note=note))
         if as_json:
             typer.echo(result.model_dump_json(indent=2))
             return
@@ -137,14 +133,14 @@ def settle(loan_id: LoanId, by: By,
 
 def settlement_decision(loan_id: LoanId, by: By,
                         approve: Annotated[bool, typer.Option("--approve/--reject")],
-                        reason: Annotated[str, typer.Option(help="why (kept in the ledger)")],
+                        reason: Reason,
                         ) -> None:
     """A supervisor approves or rejects a settlement beyond an agent's limit."""
 
     async def go() -> None:
-        result = await (await temporal(settings())).decide_settlement(
-            loan_id, SettlementDecision(approve=approve, reason=reason,
-                                        actor=Role.SUPERVISOR.actor(by)))
+        result = await (await temporal()).decide_settlement(
+            loan_id, terms.SettlementDecision(approve=approve, reason=reason,
+                                              actor=Role.SUPERVISOR.actor(by)))
         console.print(f"Settlement {result.settlement_id}: {result.status.lower()}",
                       highlight=False)
 
@@ -157,8 +153,8 @@ def assign(loan_id: LoanId, by: By,
     """Assign or reassign a loan (agents may take unassigned loans for themselves)."""
 
     async def go() -> None:
-        result = await (await temporal(settings())).assign_agent(
-            loan_id, Assignment(agent_id=to, actor=role.actor(by)))
+        result = await (await temporal()).assign_agent(
+            loan_id, terms.Assignment(agent_id=to, actor=role.actor(by)))
         before = f" (was {result.previous})" if result.previous else ""
         console.print(f"Loan {escape(loan_id)} assigned to {result.assigned_agent}{before}",
                       highlight=False)
@@ -167,14 +163,14 @@ def assign(loan_id: LoanId, by: By,
 
 
 def tasks(assignee: Annotated[str | None, typer.Option(help="an agent id or a queue")] = None,
-          loan: Annotated[str | None, typer.Option(help="only this loan")] = None,
+          loan: OnlyLoan = None,
           all_: Annotated[bool, typer.Option("--all", help="include done and cancelled")]
           = False,
-          as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
+          as_json: Json = False) -> None:
     """The work queue, soonest due first."""
 
     async def go() -> list[dict[str, object]]:
-        async with ledger(settings()) as book:
+        async with ledger() as book:
             return await book.tasks(assignee=assignee, status=None if all_ else "open",
                                     loan_id=loan)
 
@@ -200,16 +196,16 @@ task = typer.Typer(help="Work on one task.", no_args_is_help=True)
 def complete(task_id: Annotated[str, typer.Argument(help="the task's id")], by: By,
              outcome: Annotated[str, typer.Option(help="what came of it")],
              role: As = Role.AGENT,
-             note: Annotated[str, typer.Option(help="free text for the ledger")] = "") -> None:
+             note: Note = "") -> None:
     """Complete a task with its outcome; the loan's workflow acts on it."""
 
     async def go() -> None:
-        async with ledger(settings()) as book:
+        async with ledger() as book:
             found = await book.task(task_id)
         if found is None:
             raise CliError(f"no task {task_id} in the ledger")
         loan_id = str(found["loan_id"])
-        result = await (await temporal(settings())).complete_task(loan_id, TaskCompletion(
+        result = await (await temporal()).complete_task(loan_id, TaskCompletion(
             task_id=task_id, outcome=outcome, actor=role.actor(by), note=note))
         console.print(f"Task {result.task_id} ({result.kind}) done: {result.outcome}; loan "
                       f"{escape(loan_id)} is in {result.stage}", highlight=False)
@@ -228,9 +224,9 @@ def case_event(loan_id: LoanId, by: By,
     """Record what happened in the legal case (filed, hearing, judgment, ...)."""
 
     async def go() -> None:
-        client = await temporal(settings())
+        client = await temporal()
         currency = (await client.status(loan_id)).outstanding.currency
-        event = CaseEvent(kind=kind, occurred_on=_date(on, "--on"), actor=role.actor(by),
+        event = CaseEvent(kind=kind, occurred_on=parse_date(on, "--on"), actor=role.actor(by),
                           details=details, outcome=outcome,  # type: ignore[arg-type]
                           amount=Money(amount=parse_amount(amount), currency=currency)
                           if amount else None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -13,25 +13,24 @@ from temporalio.service import RPCError
 
 from duecourse.cli.common import (
     CliError,
+    Currency,
+    Json,
+    LoanId,
+    Note,
+    Reason,
     console,
     err_console,
     ledger,
     parse_amount,
+    parse_date,
+    parse_instant,
     run,
-    settings,
     temporal,
     user_errors,
 )
 from duecourse.cli.render import status_view, timeline_table, when
-from duecourse.domain.actor import Actor, ActorKind
-from duecourse.domain.case.commands import (
-    CancelRequest,
-    ContactOutcomeReport,
-    ContactResult,
-    LegalDecision,
-    PaymentReport,
-    PromiseRequest,
-)
+from duecourse.domain.actor import Role
+from duecourse.domain.case import commands
 from duecourse.domain.compliance import RecipientKind
 from duecourse.domain.contact.outcomes import ReportCheck
 from duecourse.domain.money import Money
@@ -43,9 +42,6 @@ from duecourse.temporal.client import (
     PaymentUnconfirmed,
 )
 
-LoanId = Annotated[str, typer.Argument(help="the platform's loan id")]
-Json = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
-
 
 def _currency(given: str | None, loan_currency: str) -> str:
     """The loan's currency unless the operator named one; a mismatch is caught here,
@@ -55,23 +51,11 @@ def _currency(given: str | None, loan_currency: str) -> str:
     return loan_currency
 
 
-def _instant(text: str | None, option: str) -> datetime:
-    if text is None:
-        return datetime.now(UTC)
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise CliError(f"{option} {text!r} is not an ISO 8601 date-time") from None
-    if moment.tzinfo is None:
-        raise CliError(f"{option} {text!r} needs a UTC offset, e.g. {text}+08:00 or {text}Z")
-    return moment
-
-
 def status(loan_id: LoanId, as_json: Json = False) -> None:
     """Where a loan stands: stage, balance, next action, promises, stage history."""
 
     async def go() -> None:
-        s = await (await temporal(settings())).status(loan_id)
+        s = await (await temporal()).status(loan_id)
         if as_json:
             typer.echo(s.model_dump_json(indent=2))
         else:
@@ -86,7 +70,7 @@ def timeline(loan_id: LoanId, as_json: Json = False,
     """Everything the ledger recorded for a loan, oldest first."""
 
     async def go() -> None:
-        async with ledger(settings()) as book:
+        async with ledger() as book:
             items = await book.timeline(loan_id, limit=limit)
         if not items:
             raise CliError(f"no ledger entries for loan {loan_id}")
@@ -106,7 +90,7 @@ PAY_WAIT = 10.0
 def pay(loan_id: LoanId,
         amount: Annotated[str, typer.Option(help="amount paid, e.g. 250.00")],
         reference: Annotated[str, typer.Option(help="payment reference (deduplicates)")],
-        currency: Annotated[str | None, typer.Option(help="default: the loan's")] = None,
+        currency: Currency = None,
         paid_at: Annotated[str | None, typer.Option(help="ISO 8601 with offset; default now")]
         = None, as_json: Json = False,
         wait: Annotated[float, typer.Option(
@@ -120,8 +104,9 @@ def pay(loan_id: LoanId,
     duplicate (exit 0), also once its payment closed the loan."""
 
     async def go() -> None:
-        value, moment = parse_amount(amount), _instant(paid_at, "--paid-at")
-        client = await temporal(settings())
+        value = parse_amount(amount)
+        moment = parse_instant(paid_at, "--paid-at") if paid_at else datetime.now(UTC)
+        client = await temporal()
         try:
             known = await client.payment_trace(loan_id, reference)
         except RPCError as err:  # nothing was sent yet
@@ -131,7 +116,7 @@ def pay(loan_id: LoanId,
         already = known.fate in (PaymentFate.APPLIED, PaymentFate.RECEIVED)
         money = Money(amount=value, currency=_currency(currency, known.currency))
         try:  # a duplicate is reported too: the ledger keeps every report of a reference
-            outcome = await client.report_payment(loan_id, PaymentReport(
+            outcome = await client.report_payment(loan_id, commands.PaymentReport(
                 reference=reference, amount=money, paid_at=moment))
         except PaymentUnconfirmed as err:
             if not already:
@@ -207,22 +192,19 @@ def promise(loan_id: LoanId,
             date_: Annotated[str, typer.Option("--date", help="promised date, YYYY-MM-DD "
                                                "(borrower-local)")],
             agent: Annotated[str, typer.Option(help="id of the agent who agreed it")],
-            currency: Annotated[str | None, typer.Option(help="default: the loan's")] = None,
-            note: Annotated[str, typer.Option(help="free text for the ledger")] = "",
+            currency: Currency = None,
+            note: Note = "",
             as_json: Json = False) -> None:
     """Record a promise to pay; the workflow's rules may refuse it (reason shown)."""
 
     async def go() -> None:
         value = parse_amount(amount)
-        try:
-            due = date.fromisoformat(date_)
-        except ValueError:
-            raise CliError(f"--date {date_!r} is not a date (YYYY-MM-DD)") from None
-        client = await temporal(settings())
+        due = parse_date(date_, "--date")
+        client = await temporal()
         loan_currency = (await client.status(loan_id)).outstanding.currency
-        accepted = await client.promise_to_pay(loan_id, PromiseRequest(
+        accepted = await client.promise_to_pay(loan_id, commands.PromiseRequest(
             amount=Money(amount=value, currency=_currency(currency, loan_currency)),
-            due_date=due, actor=Actor(kind=ActorKind.AGENT, id=agent), note=note))
+            due_date=due, actor=Role.AGENT.actor(agent), note=note))
         if as_json:
             typer.echo(accepted.model_dump_json(indent=2))
             return
@@ -235,9 +217,9 @@ def promise(loan_id: LoanId,
 
 def outcome(loan_id: LoanId,
             channel: Annotated[Channel, typer.Option(help="how the contact happened")],
-            result: Annotated[ContactResult, typer.Option(help="what came of it")],
+            result: Annotated[commands.ContactResult, typer.Option(help="what came of it")],
             agent: Annotated[str, typer.Option(help="id of the agent reporting it")],
-            note: Annotated[str, typer.Option(help="free text for the ledger")] = "",
+            note: Note = "",
             address: Annotated[str | None, typer.Option(
                 help="the number or address used (default: the borrower's)")] = None,
             third_party: Annotated[bool, typer.Option(
@@ -257,14 +239,14 @@ def outcome(loan_id: LoanId,
     with user_errors():
         if third_party and guarantor:
             raise CliError("--third-party and --guarantor exclude each other")
-        report = ContactOutcomeReport(
-            channel=channel, result=result, actor=Actor(kind=ActorKind.AGENT, id=agent),
+        report = commands.ContactOutcomeReport(
+            channel=channel, result=result, actor=Role.AGENT.actor(agent),
             note=note, address=address, third_party=third_party,
             recipient_kind=RecipientKind.GUARANTOR if guarantor else None, person=person,
             recontact_invited=recontact_invited, collectors=collectors)
 
     async def go() -> None:
-        client = await temporal(settings())
+        client = await temporal()
         check = await client.record_contact_outcome(loan_id, report)
         recorded = f"Recorded {result.value} via {channel.value} for loan {escape(loan_id)}"
         if check is None:  # no worker answered: the stage could not be told either
@@ -297,15 +279,14 @@ def legal_decision(loan_id: LoanId,
                    supervisor: Annotated[str, typer.Option(help="supervisor id")],
                    approve: Annotated[bool, typer.Option("--approve/--reject",
                                                          help="refer to litigation or not")],
-                   reason: Annotated[str, typer.Option(help="why (kept in the ledger)")],
+                   reason: Reason,
                    ) -> None:
     """A supervisor approves or rejects referring the loan to litigation."""
 
     async def go() -> None:
-        client = await temporal(settings())
-        result = await client.decide_legal_referral(loan_id, LegalDecision(
-            approve=approve, reason=reason,
-            actor=Actor(kind=ActorKind.SUPERVISOR, id=supervisor)))
+        client = await temporal()
+        result = await client.decide_legal_referral(loan_id, commands.LegalDecision(
+            approve=approve, reason=reason, actor=Role.SUPERVISOR.actor(supervisor)))
         verdict = "approved" if result.approved else "rejected"
         console.print(f"Legal referral {verdict} for loan {escape(loan_id)}: stage "
                       f"{result.stage}, legal phase {result.legal_phase or '-'}",
@@ -320,8 +301,8 @@ def cancel(loan_id: LoanId,
     """Withdraw a loan from collection (e.g. restructured elsewhere)."""
 
     async def go() -> None:
-        client = await temporal(settings())
-        await client.cancel(loan_id, CancelRequest(reason=reason))
+        client = await temporal()
+        await client.cancel(loan_id, commands.CancelRequest(reason=reason))
         console.print(f"Cancellation sent for loan {escape(loan_id)}.", highlight=False)
 
     run(go())

@@ -17,7 +17,17 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from duecourse.cli.common import CliError, console, ledger, run, settings, temporal, user_errors
+from duecourse.cli.common import (
+    CliError,
+    Json,
+    OnlyLoan,
+    console,
+    ledger,
+    run,
+    settings,
+    temporal,
+    user_errors,
+)
 from duecourse.cli.render import STAGE_STYLE, relative, when
 from duecourse.domain.actor import Actor, ActorKind
 from duecourse.domain.case.state import Stage
@@ -39,7 +49,6 @@ from duecourse.temporal.portfolio_query import (
     portfolio_rows,
 )
 
-Json = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 Limit = Annotated[int, typer.Option(min=1, max=1000, help="at most this many rows")]
 STATUS_STYLE = {"sent": "green", "made_by_person": "green", "blocked": "red",
                 "failed": "red", "deferred": "yellow", "in_doubt": "yellow"}
@@ -96,7 +105,7 @@ def _body(m: MessageView) -> str:
     return f"{m.subject}\n\n{m.body}" if titled else m.body
 
 
-def messages(loan: Annotated[str | None, typer.Option(help="only this loan")] = None,
+def messages(loan: OnlyLoan = None,
              channel: Annotated[str | None, typer.Option(
                  help="sms, email, voice, letter or visit")] = None,
              since: Annotated[str | None, typer.Option(
@@ -110,7 +119,7 @@ def messages(loan: Annotated[str | None, typer.Option(help="only this loan")] = 
         chosen = _channel(channel)
 
     async def go() -> list[MessageView]:
-        async with ledger(settings()) as book:
+        async with ledger() as book:
             return await list_messages(book.engine, loan_id=loan, channel=chosen,
                                        since=start, limit=limit)
 
@@ -143,12 +152,12 @@ def _alert_state(a: AlertView) -> str:
 
 def alerts(open_only: Annotated[bool, typer.Option(
                "--open", help="only alerts nobody has acknowledged")] = False,
-           loan: Annotated[str | None, typer.Option(help="only this loan")] = None,
+           loan: OnlyLoan = None,
            limit: Limit = 100, as_json: Json = False) -> None:
     """Ops alerts, newest first: what the workflows could not settle alone."""
 
     async def go() -> list[AlertView]:
-        async with ledger(settings()) as book:
+        async with ledger() as book:
             return await list_alerts(book.engine, open_only=open_only, loan_id=loan,
                                      limit=limit)
 
@@ -194,7 +203,7 @@ def ack(alert_id: Annotated[str, typer.Argument(metavar="ID", help="the alert's 
             raise CliError(f"--note is at most 1000 characters, got {len(note)}")
 
     async def go() -> Acknowledgement:
-        async with ledger(settings()) as book:
+        async with ledger() as book:
             try:
                 return await acknowledge(book, int(alert_id), Actor(kind=ActorKind.OPS,
                                                                      id=who), note.strip())

@@ -56,6 +56,8 @@ Jurisdiction = Annotated[str, AfterValidator(_jurisdiction)]
 LanguageTag = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 ]
+PersonName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+PostalAddress = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 
 
 class LoanNotOverdue(ValueError):
@@ -71,10 +73,10 @@ class Borrower(BaseModel):
     model_config = ConfigDict(frozen=True, str_strip_whitespace=True)
 
     borrower_id: PlatformId
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    name: PersonName
     phones: list[PhoneNumber] = Field(default_factory=list)
     email: EmailStr | None = None
-    address: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
+    address: PostalAddress | None = None
     timezone: TimeZoneName
     other_timezones: list[TimeZoneName] = Field(
         default_factory=list, max_length=MAX_OTHER_ZONES,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,33 +37,10 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from duecourse import search_attributes as sa
-from duecourse.domain.agreements.terms import (
-    Assignment,
-    AssignmentResult,
-    PlanAccepted,
-    PlanProposal,
-    SettlementDecision,
-    SettlementOffer,
-    SettlementResult,
-)
-from duecourse.domain.case.commands import (
-    CancelRequest,
-    ContactOutcomeReport,
-    LegalDecision,
-    LegalDecisionResult,
-    PaymentReport,
-    PromiseAccepted,
-    PromiseRequest,
-)
+from duecourse.domain.agreements import terms
+from duecourse.domain.case import commands
 from duecourse.domain.case.status import CollectionStatus
-from duecourse.domain.compliance import Decision
-from duecourse.domain.compliance.requests import (
-    ContactRequest,
-    DisputeChange,
-    HoldRequest,
-    LifeEvent,
-    PreferenceChange,
-)
+from duecourse.domain.compliance import Decision, requests
 from duecourse.domain.contact.outcomes import ContactCheck, ReportCheck
 from duecourse.domain.legal.case import CaseEvent, LegalCase
 from duecourse.domain.loan import LoanIntake, workflow_id_for
@@ -171,23 +150,19 @@ class CollectionClient:
 
     async def status(self, loan_id: str, as_of: datetime | None = None) -> CollectionStatus:
         """The loan as of `as_of` (default: now), not as of its last workflow task."""
-        try:
+        with self._translated(loan_id):
             return await self.handle(loan_id).query(
                 "status", as_of or datetime.now(UTC), result_type=CollectionStatus)
-        except RPCError as err:
-            raise self._translate(loan_id, err) from err
 
     async def result(self, loan_id: str) -> CollectionResult:
         return await self.handle(loan_id).result()
 
     async def is_running(self, loan_id: str) -> bool:
-        try:
+        with self._translated(loan_id):
             desc = await self.handle(loan_id).describe()
-        except RPCError as err:
-            raise self._translate(loan_id, err) from err
         return desc.status == WorkflowExecutionStatus.RUNNING
 
-    async def report_payment(self, loan_id: str, report: PaymentReport, *,
+    async def report_payment(self, loan_id: str, report: commands.PaymentReport, *,
                              rpc_timeout: timedelta | None = None,
                              settle: float = SETTLE_SECONDS) -> PaymentOutcome:
         """Report a payment and say truthfully what became of it.
@@ -240,10 +215,8 @@ class CollectionClient:
                             rpc_timeout: timedelta | None = HISTORY_TIMEOUT) -> PaymentTrace:
         """What the loan's workflow history says of `reference`; needs no worker."""
         handle = self.handle(loan_id)
-        try:
+        with self._translated(loan_id):
             events = [e async for e in handle.fetch_history_events(rpc_timeout=rpc_timeout)]
-        except RPCError as err:
-            raise self._translate(loan_id, err) from err
         try:
             return await trace_payment(self.client, loan_id, reference, events)
         except (ValueError, TypeError, KeyError) as err:  # a payload this code cannot read
@@ -273,7 +246,7 @@ class CollectionClient:
                 return trace
             await asyncio.sleep(0.25)
 
-    async def record_contact_outcome(self, loan_id: str, report: ContactOutcomeReport,
+    async def record_contact_outcome(self, loan_id: str, report: commands.ContactOutcomeReport,
                                      at: datetime | None = None) -> ReportCheck | None:
         """Report what came of a contact, and say at once which rules it broke, if any.
 
@@ -316,37 +289,42 @@ class CollectionClient:
         opened = [t for t in after or [] if t not in (before or [])]
         return check.model_copy(update={"review_task": opened[-1] if opened else None})
 
-    async def cancel(self, loan_id: str, request: CancelRequest) -> None:
+    async def cancel(self, loan_id: str, request: commands.CancelRequest) -> None:
         await self._signal(loan_id, "cancel", request)
 
-    async def update_contact_preferences(self, loan_id: str, change: PreferenceChange) -> None:
+    async def update_contact_preferences(self, loan_id: str,
+                                         change: requests.PreferenceChange) -> None:
         await self._signal(loan_id, "update_contact_preferences", change)
 
-    async def dispute(self, loan_id: str, change: DisputeChange) -> None:
+    async def dispute(self, loan_id: str, change: requests.DisputeChange) -> None:
         await self._signal(loan_id, "dispute", change)
 
-    async def life_event(self, loan_id: str, event: LifeEvent) -> None:
+    async def life_event(self, loan_id: str, event: requests.LifeEvent) -> None:
         await self._signal(loan_id, "life_event", event)
 
-    async def hold(self, loan_id: str, request: HoldRequest) -> CollectionStatus:
+    async def hold(self, loan_id: str, request: requests.HoldRequest) -> CollectionStatus:
         return await self._update(loan_id, "hold", request, CollectionStatus)
 
-    async def request_contact(self, loan_id: str, request: ContactRequest) -> Decision:
+    async def request_contact(self, loan_id: str, request: requests.ContactRequest) -> Decision:
         """Ask the loan's compliance engine whether a contact may happen now."""
         return await self._update(loan_id, "request_contact", request, Decision)
 
-    async def propose_plan(self, loan_id: str, proposal: PlanProposal) -> PlanAccepted:
-        return await self._update(loan_id, "propose_plan", proposal, PlanAccepted)
+    async def propose_plan(self, loan_id: str,
+                           proposal: terms.PlanProposal) -> terms.PlanAccepted:
+        return await self._update(loan_id, "propose_plan", proposal, terms.PlanAccepted)
 
-    async def offer_settlement(self, loan_id: str, offer: SettlementOffer) -> SettlementResult:
-        return await self._update(loan_id, "offer_settlement", offer, SettlementResult)
+    async def offer_settlement(self, loan_id: str,
+                               offer: terms.SettlementOffer) -> terms.SettlementResult:
+        return await self._update(loan_id, "offer_settlement", offer, terms.SettlementResult)
 
     async def decide_settlement(self, loan_id: str,
-                                decision: SettlementDecision) -> SettlementResult:
-        return await self._update(loan_id, "decide_settlement", decision, SettlementResult)
+                                decision: terms.SettlementDecision) -> terms.SettlementResult:
+        return await self._update(loan_id, "decide_settlement", decision,
+                                  terms.SettlementResult)
 
-    async def assign_agent(self, loan_id: str, assignment: Assignment) -> AssignmentResult:
-        return await self._update(loan_id, "assign_agent", assignment, AssignmentResult)
+    async def assign_agent(self, loan_id: str,
+                           assignment: terms.Assignment) -> terms.AssignmentResult:
+        return await self._update(loan_id, "assign_agent", assignment, terms.AssignmentResult)
 
     async def complete_task(self, loan_id: str, done: TaskCompletion) -> TaskResult:
         return await self._update(loan_id, "complete_task", done, TaskResult)
@@ -355,39 +333,43 @@ class CollectionClient:
         return await self._update(loan_id, "record_case_event", event, LegalCase)
 
     async def rules(self, loan_id: str) -> RulesBasis:
-        try:
+        with self._translated(loan_id):
             return await self.handle(loan_id).query("rules", result_type=RulesBasis)
-        except RPCError as err:
-            raise self._translate(loan_id, err) from err
 
     async def migrate_rules(self, loan_id: str, migration: RulesMigration) -> CollectionStatus:
         return await self._update(loan_id, "migrate_rules", migration, CollectionStatus)
 
-    async def promise_to_pay(self, loan_id: str, request: PromiseRequest) -> PromiseAccepted:
-        return await self._update(loan_id, "promise_to_pay", request, PromiseAccepted)
+    async def promise_to_pay(self, loan_id: str,
+                             request: commands.PromiseRequest) -> commands.PromiseAccepted:
+        return await self._update(loan_id, "promise_to_pay", request, commands.PromiseAccepted)
 
-    async def decide_legal_referral(self, loan_id: str,
-                                    decision: LegalDecision) -> LegalDecisionResult:
+    async def decide_legal_referral(self, loan_id: str, decision: commands.LegalDecision,
+                                    ) -> commands.LegalDecisionResult:
         return await self._update(loan_id, "decide_legal_referral", decision,
-                                  LegalDecisionResult)
+                                  commands.LegalDecisionResult)
 
     # ---------------------------------------------------------------- internals
-    async def _signal(self, loan_id: str, name: str, arg: Any) -> None:
+    @contextmanager
+    def _translated(self, loan_id: str) -> Iterator[None]:
+        """Raise Temporal's RPC errors as the domain's (LoanNotFound, LoanClosed)."""
         try:
-            await self.handle(loan_id).signal(name, arg)
+            yield
         except RPCError as err:
             raise self._translate(loan_id, err) from err
 
+    async def _signal(self, loan_id: str, name: str, arg: Any) -> None:
+        with self._translated(loan_id):
+            await self.handle(loan_id).signal(name, arg)
+
     async def _update(self, loan_id: str, name: str, arg: Any, result_type: type) -> Any:
         try:
-            return await self.handle(loan_id).execute_update(name, arg,
-                                                             result_type=result_type)
+            with self._translated(loan_id):
+                return await self.handle(loan_id).execute_update(name, arg,
+                                                                 result_type=result_type)
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             message = cause.message if isinstance(cause, ApplicationError) else str(cause)
             raise ActionRejected(message) from err
-        except RPCError as err:
-            raise self._translate(loan_id, err) from err
 
     @staticmethod
     def _translate(loan_id: str, err: RPCError) -> Exception:

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 
-from duecourse.api.auth import DESK, Principal, allow
+from duecourse.api.auth import Desk, Overseer, Staff
 from duecourse.api.problems import ProblemError, responses
 from duecourse.api.schemas import (
     AmountByCurrency,
@@ -17,18 +17,15 @@ from duecourse.api.schemas import (
     TaskList,
     TaskView,
 )
-from duecourse.api.services import Services, services
-from duecourse.domain.actor import Role
+from duecourse.api.services import Svc
 from duecourse.domain.work.queue import TaskCompletion, TaskResult
 from duecourse.store.portfolio import portfolio_figures
 
 router = APIRouter(prefix="/v1", tags=["desk"])
-Svc = Annotated[Services, Depends(services)]
 
 
 @router.get("/tasks", response_model=TaskList, responses=responses())
-async def list_tasks(svc: Svc,
-                     who: Annotated[Principal, Depends(allow(*DESK, Role.OPS))],
+async def list_tasks(svc: Svc, who: Staff,
                      assignee: Annotated[str | None, Query(max_length=64)] = None,
                      loan_id: Annotated[str | None, Query(max_length=64)] = None,
                      state: Annotated[str, Query(alias="status",
@@ -43,8 +40,7 @@ async def list_tasks(svc: Svc,
 
 @router.post("/tasks/{task_id}/complete", response_model=TaskResult, responses=responses(404))
 async def complete_task(task_id: Annotated[str, Path(max_length=128)], body: TaskCompleteIn,
-                        svc: Svc, who: Annotated[Principal, Depends(allow(*DESK))],
-                        ) -> TaskResult:
+                        svc: Svc, who: Desk) -> TaskResult:
     """Complete a task with its outcome; the loan's workflow acts on it."""
     found = await svc.ledger.task(task_id)
     if found is None:
@@ -58,8 +54,7 @@ def _amounts(values: dict[str, Decimal]) -> list[AmountByCurrency]:
 
 
 @router.get("/portfolio/summary", response_model=PortfolioSummary, responses=responses())
-async def portfolio(svc: Svc, who: Annotated[Principal, Depends(
-        allow(Role.SUPERVISOR, Role.OPS))]) -> PortfolioSummary:
+async def portfolio(svc: Svc, who: Overseer) -> PortfolioSummary:
     """Loans per stage and outcome; amounts outstanding and recovered, per currency."""
     figures = await portfolio_figures(svc.ledger.engine)
     return PortfolioSummary(open_by_stage=figures.open_by_stage,

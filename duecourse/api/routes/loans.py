@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query, Response, status
 
 from duecourse import handover
-from duecourse.api.auth import EVERYONE, Principal, allow
+from duecourse.api.auth import Anyone, Platform, Principal, allow
 from duecourse.api.params import LoanId
 from duecourse.api.problems import ProblemError, responses
 from duecourse.api.schemas import (
@@ -28,7 +28,7 @@ from duecourse.api.schemas import (
     TimelineEntry,
     TimelinePage,
 )
-from duecourse.api.services import Services, services
+from duecourse.api.services import Svc
 from duecourse.domain.actor import Role
 from duecourse.domain.case.commands import CancelRequest
 from duecourse.domain.case.reopening import reopen_problem
@@ -56,7 +56,6 @@ from duecourse.temporal.portfolio_query import (
 
 router = APIRouter(prefix="/v1", tags=["loans"])
 
-Svc = Annotated[Services, Depends(services)]
 
 
 NESTED_EXAMPLE = {
@@ -90,7 +89,7 @@ async def start_loan(
             "flat": {"summary": "a CSV hand-over row, days_past_due instead of due_date",
                      "value": FLAT_EXAMPLE}})],
         response: Response, svc: Svc,
-        who: Annotated[Principal, Depends(allow(Role.PLATFORM))]) -> LoanStarted:
+        who: Platform) -> LoanStarted:
     """Start collection for one overdue loan; the same loan twice returns the running one.
 
     The loan is nested (`LoanIntake`) or flat, the columns of a CSV hand-over file
@@ -155,9 +154,7 @@ async def _own_rows(owners: LoanOwners, platform: str, rows: list[IntakeRow],
 
 
 @router.post("/loans:batch", response_model=BatchResult, responses=responses())
-async def start_loans(body: BatchRequest, svc: Svc,
-                      who: Annotated[Principal, Depends(allow(Role.PLATFORM))],
-                      ) -> BatchResult:
+async def start_loans(body: BatchRequest, svc: Svc, who: Platform) -> BatchResult:
     """Start many loans, each nested or flat as in `POST /v1/loans`; each row is started,
     already running, or rejected with a reason."""
     now = datetime.now(UTC)
@@ -189,7 +186,7 @@ async def start_loans(body: BatchRequest, svc: Svc,
 
 @router.get("/loans", response_model=LoanPage, responses=responses())
 async def search_loans(
-        svc: Svc, who: Annotated[Principal, Depends(allow(*EVERYONE))],
+        svc: Svc, who: Anyone,
         stage: Stage | None = None,
         min_dpd: Annotated[int | None, Query(ge=0, le=100_000)] = None,
         agent: Annotated[str | None, Query(pattern=AGENT_ID_PATTERN)] = None,
@@ -235,17 +232,14 @@ def _summary(loan: IndexedLoan) -> LoanSummary:
 
 
 @router.get("/loans/{loan_id}", response_model=CollectionStatus, responses=responses(404))
-async def loan_status(loan_id: LoanId, svc: Svc,
-                      who: Annotated[Principal, Depends(allow(*EVERYONE))],
-                      ) -> CollectionStatus:
+async def loan_status(loan_id: LoanId, svc: Svc, who: Anyone) -> CollectionStatus:
     """Where the loan stands: stage, balance, DPD, next action, agreements, tasks."""
     return await svc.client.status(loan_id)
 
 
 @router.get("/loans/{loan_id}/timeline", response_model=TimelinePage,
             responses=responses(404))
-async def loan_timeline(loan_id: LoanId, svc: Svc,
-                        who: Annotated[Principal, Depends(allow(*EVERYONE))],
+async def loan_timeline(loan_id: LoanId, svc: Svc, who: Anyone,
                         limit: Annotated[int, Query(ge=1, le=500)] = 100,
                         offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
                         ) -> TimelinePage:

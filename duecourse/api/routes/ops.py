@@ -10,13 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Path, Query
+from fastapi import APIRouter, Body, Path, Query
 
-from duecourse.api.auth import DESK, Principal, allow
+from duecourse.api.auth import Ops, Overseer, Staff
 from duecourse.api.ops_schemas import AckIn, AlertList, MessageList
 from duecourse.api.problems import ProblemError, responses
-from duecourse.api.services import Services, services
-from duecourse.domain.actor import Role
+from duecourse.api.services import Svc
 from duecourse.domain.ids import PLATFORM_ID_PATTERN
 from duecourse.domain.policy import Channel
 from duecourse.store.ops_queries import (
@@ -28,7 +27,6 @@ from duecourse.store.ops_queries import (
 )
 
 router = APIRouter(prefix="/v1", tags=["ops"])
-Svc = Annotated[Services, Depends(services)]
 LoanFilter = Annotated[str | None, Query(pattern=PLATFORM_ID_PATTERN,
                                          description="only this loan")]
 Limit = Annotated[int, Query(ge=1, le=500)]
@@ -36,7 +34,7 @@ AlertId = Annotated[int, Path(ge=1, le=2_147_483_647, description="the alert's i
 
 
 @router.get("/messages", response_model=MessageList, responses=responses())
-async def messages(svc: Svc, who: Annotated[Principal, Depends(allow(*DESK, Role.OPS))],
+async def messages(svc: Svc, who: Staff,
                    loan_id: LoanFilter = None, channel: Channel | None = None,
                    since: Annotated[datetime | None, Query(
                        description="ISO 8601 with its offset: only from then on")] = None,
@@ -53,8 +51,7 @@ async def messages(svc: Svc, who: Annotated[Principal, Depends(allow(*DESK, Role
 
 
 @router.get("/alerts", response_model=AlertList, responses=responses())
-async def alerts(svc: Svc,
-                 who: Annotated[Principal, Depends(allow(Role.SUPERVISOR, Role.OPS))],
+async def alerts(svc: Svc, who: Overseer,
                  open_only: Annotated[bool, Query(
                      alias="open", description="only alerts nobody acknowledged")] = False,
                  loan_id: LoanFilter = None, limit: Limit = 100) -> AlertList:
@@ -66,8 +63,7 @@ async def alerts(svc: Svc,
 
 @router.post("/alerts/{alert_id}/ack", response_model=AlertView,
              responses=responses(404, 409))
-async def ack_alert(alert_id: AlertId, svc: Svc,
-                    who: Annotated[Principal, Depends(allow(Role.OPS))],
+async def ack_alert(alert_id: AlertId, svc: Svc, who: Ops,
                     body: Annotated[AckIn | None, Body()] = None) -> AlertView:
     """Acknowledge an alert, once: the key's name is recorded as who took it. A second
     acknowledgement is 409 and says who was first, and when."""
