@@ -25,9 +25,10 @@ def build_activities(ledger: Ledger, channel: Channel, lender_name: str,
                      ) -> list[Callable[..., Any]]:
     """Every activity the collection workflows call, bound to their adapters (webhooks
     live in the ledger's database unless another store is given)."""
-    records = LedgerActivities(ledger)
+    score_with = load_scorer(scorer)
+    records = LedgerActivities(ledger, score_with)
     messaging = MessagingActivities(ledger, channel, lender_name, lender_contact)
-    scoring = ScoringActivities(load_scorer(scorer))
+    scoring = ScoringActivities(score_with)
     legal = LegalActivities(ledger, channel, legal_partner)
     events = WebhookActivities(webhooks or WebhookStore(ledger.engine, webhook_allow_private))
     return [records.open_loan, records.record_entries, records.alert_ops,

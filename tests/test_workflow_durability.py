@@ -87,7 +87,9 @@ async def test_activities_retried_after_their_write_change_nothing(
 
     assert result.outcome == "PAID"
     assert calls["send_message"] >= 2 * status.contacts_sent >= 4, calls
-    assert calls["record_entries"] >= 4 and calls["open_loan"] == 2
+    # the hand-over's entries (and its score) are written by open_loan itself, and a sent
+    # contact's decision by send_message: record_entries is left with the payment's batch
+    assert calls["record_entries"] >= 2 and calls["open_loan"] == 2
     contacts = await ledger.rows(t.contact_attempts, loan_id=loan.loan_id)
     outbox = await ledger.rows(t.outbox_messages)
     assert len(contacts) == status.contacts_sent, "one row per contact despite retries"

@@ -64,13 +64,19 @@ class Outcome:
 
 
 class ContactPath:
-    """Mixed into LoanCollectionWorkflow, which provides the state and `_apply` (and,
-    through Supervision, `_queue_alert`)."""
+    """Mixed into LoanCollectionWorkflow, which provides the state, `_apply` and `_write`
+    (and, through Supervision, `_queue_alert`). An allowed decision is recorded by the
+    send itself (with its claim, before the channel call), so a sent contact costs no
+    ledger write of its own; one that did not go out is written by the loop."""
 
     _c: Collection
     _in_flight: InFlight | None
 
-    def _apply(self, entries: list[LedgerEntry]) -> None:  # pragma: no cover - see workflow
+    def _apply(self, entries: list[LedgerEntry],
+               write: bool = True) -> None:  # pragma: no cover - see workflow
+        raise NotImplementedError
+
+    def _write(self, entries: list[LedgerEntry]) -> None:  # pragma: no cover - see workflow
         raise NotImplementedError
 
     async def _contact(self, step: ContactStep, purpose: Purpose,
@@ -110,7 +116,8 @@ class ContactPath:
             now = workflow.now()
             decision = c.decide_contact(channel, address, now, purpose)
             entries = c.record_decision(step.name, channel, address, decision, purpose)
-            self._apply(entries)
+            allowed = decision.verdict is Verdict.ALLOWED
+            self._apply(entries, write=not allowed)  # an allowed one: the send records it
             if decision.verdict is Verdict.DEFERRED:
                 return Outcome("deferred", decision.detail)
             if decision.verdict is Verdict.BLOCKED:
@@ -122,7 +129,9 @@ class ContactPath:
             assert isinstance(decided, ComplianceDecided)
             outcome = await self._send(step, channel, template, address, purpose,
                                        extra or {}, decided, decision)
-            if outcome.status == "sent":
+            if outcome.status != "sent":  # it may have stopped before claiming (keyed)
+                self._write(entries)
+            else:
                 c.contact_made(channel, address, outcome.at or now, purpose)
                 if notes:
                     outcome = Outcome("sent", "; ".join([*notes, outcome.detail]), outcome.at)

@@ -16,7 +16,9 @@ from duecourse.domain.case.state import CollectionState
 from duecourse.domain.entries import ComplianceDecided, LedgerEntry
 from duecourse.domain.loan import LoanIntake
 from duecourse.domain.money import Money
-from duecourse.domain.policy import Channel, Policy
+from duecourse.domain.policy import Channel, Policy, Segment
+from duecourse.domain.rules import RulesSnapshot
+from duecourse.domain.scoring import ScoreInput, ScoreResult
 
 OPEN_LOAN = "open_loan"
 SEND_MESSAGE = "send_message"
@@ -64,6 +66,27 @@ class OpenLoan(BaseModel):
     overrides: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="the policy's rule-pack overrides, applied to the "
                                           "pack the activity snapshots")
+    entries: list[LedgerEntry] = Field(
+        default_factory=list, description="the hand-over's own entries (entering the first "
+                                          "stage), written once the case is open")
+    outstanding: Money | None = Field(default=None, description="the balance the entries' "
+                                      "events announce")
+    score: ScoreInput | None = Field(default=None, description="facts for the first score "
+                                     "(None: not scored at hand-over)")
+    segment: Segment | None = None  # the segment before that score
+    score_event: int = Field(default=0, description="the number the case reserved for the "
+                             "score's fact (`scoring_entries`)")
+    scored_at: datetime | None = None
+
+
+class HandedOver(BaseModel):
+    """What `open_loan` answers: the case, its rules, and the first score (None when the
+    scorer failed: `score_failure` says why, the segment is kept)."""
+
+    created: bool
+    rules: RulesSnapshot
+    score: ScoreResult | None = None
+    score_failure: str = ""
 
 
 class SendMessage(BaseModel):
@@ -117,6 +140,16 @@ class SendClearance(BaseModel):
     at: datetime
 
 
+class OpsAlert(BaseModel):
+    idempotency_key: str
+    case_id: str
+    workflow_id: str
+    loan_id: str
+    subject: str
+    body: str
+    raised_at: datetime
+
+
 class RecordEntries(BaseModel):
     """Entries are keyed `<case_id>:<entry.key>` in the ledger."""
 
@@ -128,16 +161,9 @@ class RecordEntries(BaseModel):
         default=None, description="the balance as the entries were made: the outbound "
                                   "events they announce carry it (None: runs from before "
                                   "the ledger announced events)")
-
-
-class OpsAlert(BaseModel):
-    idempotency_key: str
-    case_id: str
-    workflow_id: str
-    loan_id: str
-    subject: str
-    body: str
-    raised_at: datetime
+    alerts: list[OpsAlert] = Field(
+        default_factory=list, description="ops alerts raised with the entries, written after "
+                                          "them in the same activity")
 
 
 def money_text(amount: Decimal, currency: str) -> str:

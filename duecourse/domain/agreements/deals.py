@@ -24,12 +24,14 @@ from duecourse.domain.agreements.terms import (
     Settlement,
     SettlementDecision,
     SettlementOffer,
+    SettlementResult,
     SettlementStatus,
 )
 from duecourse.domain.calendar import local_date, local_midnight
 from duecourse.domain.case.aggregate import Collection
 from duecourse.domain.case.state import Outcome, Stage
 from duecourse.domain.entries import AgreementRecorded, LedgerEntry
+from duecourse.domain.money import Money
 from duecourse.domain.policy import PlanRules
 from duecourse.domain.work.queue import TaskKind
 from duecourse.domain.work.tasks import open_task, resolve_subject, task_entry
@@ -124,7 +126,7 @@ def accept_plan(c: Collection, proposal: PlanProposal, now: datetime,
         agreed_at=now, actor=proposal.actor, note=proposal.note)
     entries: list[LedgerEntry] = []
     if s.stage is Stage.REMINDER:
-        entries += c._enter(Stage.NEGOTIATION, now, "instalment plan agreed", proposal.actor)
+        entries += c.enter_stage(Stage.NEGOTIATION, now, "instalment plan agreed", proposal.actor)
     s.plans.append(plan)
     s.plan_reminders.clear()
     entries.append(plan_record(c, plan, now, proposal.actor))
@@ -155,13 +157,13 @@ def plan_progress(c: Collection, progress: PlanProgress, now: datetime) -> list[
     if progress.event == "reminder":
         return []
     if progress.event == "rescheduled":
-        entries.append(c._event("plan_rescheduled", now, plan=progress.plan.plan_id,
-                                paused_days=progress.plan.paused_days,
-                                due_dates=[i.due_date for i in progress.plan.instalments
+        entries.append(c.record_event("plan_rescheduled", now, plan=progress.plan.plan_id,
+                                      paused_days=progress.plan.paused_days,
+                                      due_dates=[i.due_date for i in progress.plan.instalments
                                            if i.status is InstalmentStatus.DUE]))
         return entries
-    entries.append(c._event(f"plan_{progress.event}", now, plan=progress.plan.plan_id,
-                            instalment=progress.instalment, late=progress.plan.late))
+    entries.append(c.record_event(f"plan_{progress.event}", now, plan=progress.plan.plan_id,
+                                  instalment=progress.instalment, late=progress.plan.late))
     if progress.event in ("broken", "lapsed") and not s.is_closed:
         unpaid = sum(i.status is InstalmentStatus.LATE for i in progress.plan.instalments)
         if progress.event == "broken":
@@ -185,7 +187,7 @@ def plan_ended(c: Collection, reason: str, now: datetime,
     if s.stage is Stage.NEGOTIATION:
         s.negotiation_deadline = now + c.policy.negotiation.window
         return []
-    return c._enter(Stage.NEGOTIATION, now, reason, SYSTEM)
+    return c.enter_stage(Stage.NEGOTIATION, now, reason, SYSTEM)
 
 
 # --------------------------------------------------------------------------- settlements
@@ -211,6 +213,16 @@ def settlement_problem(c: Collection, offer: SettlementOffer, now: datetime) -> 
         return (f"pay-by date {offer.pay_by} is more than {rules.max_days_to_pay} days "
                 "ahead")
     return None
+
+
+def settlement_result(c: Collection, settlement_id: str) -> SettlementResult:
+    """Where settlement `settlement_id` stands, as the agent's update answers it."""
+    st = next(x for x in c.state.settlements if x.settlement_id == settlement_id)
+    return SettlementResult(settlement_id=st.settlement_id, status=st.status,
+                            amount=Money(amount=st.amount, currency=st.currency),
+                            discount=st.discount,
+                            needs_approval=st.status is SettlementStatus.PENDING_APPROVAL,
+                            task_id=st.task_id)
 
 
 def offer_settlement(c: Collection, offer: SettlementOffer,
@@ -293,8 +305,8 @@ def settle_if_paid(c: Collection, now: datetime, actor: Actor) -> list[LedgerEnt
     st.status, st.waived = SettlementStatus.PAID, s.outstanding
     s.outstanding = Decimal(0)
     entries: list[LedgerEntry] = [settlement_record(c, st, now, actor)]
-    entries += c._close(Outcome.SETTLED, now, f"settlement {st.settlement_id} paid; "
-                        f"{st.waived} {st.currency} waived", actor)
+    entries += c.close(Outcome.SETTLED, now, f"settlement {st.settlement_id} paid; "
+                       f"{st.waived} {st.currency} waived", actor)
     return entries
 
 
@@ -332,8 +344,8 @@ def assign(c: Collection, a: Assignment, now: datetime) -> tuple[str | None,
     if problem := assignment_problem(c, a):
         raise ValueError(problem)
     previous, c.state.assigned_agent = c.state.assigned_agent, a.agent_id
-    entries: list[LedgerEntry] = [c._event("agent_assigned", now, a.actor, agent=a.agent_id,
-                                           previous=previous, note=a.note)]
+    entries: list[LedgerEntry] = [c.record_event("agent_assigned", now, a.actor, agent=a.agent_id,
+                                                 previous=previous, note=a.note)]
     for task in c.state.open_tasks:
         if task.assignee in (previous, c.policy.tasks.default_queue):
             task.assignee = a.agent_id

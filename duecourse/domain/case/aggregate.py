@@ -51,6 +51,7 @@ from duecourse.domain.compliance import (
     pack_for,
 )
 from duecourse.domain.compliance.engine import Context, freeze_reason
+from duecourse.domain.compliance.requests import ContactRequest
 from duecourse.domain.compliance.standing_rules import time_barred
 from duecourse.domain.contact.outcomes import (
     ReportCheck,
@@ -59,8 +60,10 @@ from duecourse.domain.contact.outcomes import (
     refusal_keys,
     reported_violations,
 )
+from duecourse.domain.contact.recipients import recipient_for
 from duecourse.domain.entries import (
     ComplianceDecided,
+    ContactLogged,
     EventRecorded,
     LedgerEntry,
     PaymentRecorded,
@@ -68,9 +71,31 @@ from duecourse.domain.entries import (
     StageChanged,
 )
 from duecourse.domain.loan import LoanIntake
-from duecourse.domain.policy import Channel, Policy
-from duecourse.domain.rules import RulesSnapshot
-from duecourse.domain.scoring import ScoreInput
+from duecourse.domain.policy import Channel, Policy, Segment
+from duecourse.domain.rules import RulesMigration, RulesSnapshot
+from duecourse.domain.scoring import ScoreInput, ScoreResult
+
+
+def event_entry(seq: int, event: str, now: datetime, actor: Actor = SYSTEM,
+                **details: object) -> EventRecorded:
+    """The `seq`-th named fact of a case. The name is in the key: a reset run whose facts
+    come in another order never has one taken for another (and dropped as a duplicate)."""
+    return EventRecorded(key=f"event:{seq}:{event}", occurred_at=now, actor=actor,
+                         event=event,
+                         details={k: to_jsonable_python(v) for k, v in details.items()})
+
+
+def scoring_entries(number: int, segment: Segment | None, now: datetime,
+                    result: ScoreResult | None, failure: str) -> list[EventRecorded]:
+    """What a score means for a case in `segment`, as its fact number `number`: pure, so
+    the hand-over activity writes exactly the entries the workflow then holds as written."""
+    if result is None:
+        return [event_entry(number, "scoring_failed", now, detail=failure,
+                            segment_kept=segment)]
+    if result.segment is segment:
+        return []
+    return [event_entry(number, "segment_changed", now, segment=result.segment,
+                        previous=segment, score=result.score, reasons=result.reasons)]
 
 
 class Collection:
@@ -96,7 +121,7 @@ class Collection:
         """A new collection in the reminder stage, with the entries that record it."""
         state = CollectionState(case_id=case_id, opened_at=now, outstanding=loan.outstanding)
         collection = cls(loan, policy, state)
-        return collection, collection._enter(Stage.REMINDER, now, "loan handed over", SYSTEM)
+        return collection, collection.enter_stage(Stage.REMINDER, now, "loan handed over", SYSTEM)
 
     # ----------------------------------------------------------------- helpers
     def dpd(self, now: datetime) -> int:
@@ -116,6 +141,11 @@ class Collection:
     def cure_period(self) -> timedelta:
         """The policy's cure period, never shorter than the pack's default-notice minimum."""
         return max(self.policy.legal.cure_period, self.pack.min_default_notice or timedelta(0))
+
+    def begin_scoring(self, now: datetime) -> ScoreInput:
+        """The scorer's facts; behaviour that changes while it scores asks for another."""
+        self.state.rescore = False
+        return self.score_input(now)
 
     def score_input(self, now: datetime) -> ScoreInput:
         """Loan and behaviour facts for the segment scorer."""
@@ -206,6 +236,40 @@ class Collection:
             until=decision.until, valid_until=decision.valid_until, code=decision.code,
             rule=decision.rule, detail=decision.detail)]
 
+    def agent_contact(self, request: ContactRequest,
+                      now: datetime) -> tuple[Decision, list[LedgerEntry]]:
+        """An agent asks before calling or visiting: the engine's decision, recorded; an
+        allowed contact is logged and counts towards the limits."""
+        address = request.address or recipient_for(request.channel, self.loan.borrower)
+        if address is None:
+            raise ValueError(f"no {request.channel} contact details on file")
+        person = request.person or ""
+        decision = self.decide_contact(request.channel, address, now, request.purpose,
+                                       request.recipient_kind, request.collectors,
+                                       request.discloses_debt, person, request.at_workplace)
+        step = "agent-contact"  # who asked is in the actor columns
+        entries = self.record_decision(step, request.channel, address, decision,
+                                       request.purpose, request.recipient_kind, request.actor)
+        if decision.allowed:
+            self.contact_made(request.channel, address, now, request.purpose,
+                              request.recipient_kind, person)
+            entries.append(ContactLogged(
+                key=f"contact-by-person:{entries[0].key}", occurred_at=now,
+                actor=request.actor, stage=self.state.stage, step=step,
+                channel=request.channel, recipient=address,
+                recipient_kind=request.recipient_kind, purpose=request.purpose,
+                person=person, at_workplace=request.at_workplace))
+        return decision, entries
+
+    def migrate_rules(self, migration: RulesMigration, now: datetime) -> list[LedgerEntry]:
+        """Move to newer rules, with who and why in the ledger (ValueError: refused)."""
+        before = self.state.rules
+        self.adopt_rules(migration.rules)
+        return [self.record_event(
+            "rules_migrated", now, migration.actor, reason=migration.reason,
+            previous=before.pack.title if before else None, pack=migration.rules.pack.title,
+            rules=migration.rules.model_dump(mode="json"))]
+
     def contact_made(self, channel: Channel, address: str, now: datetime,
                      purpose: Purpose = Purpose.COLLECTION,
                      recipient_kind: RecipientKind = RecipientKind.DEBTOR,
@@ -243,8 +307,8 @@ class Collection:
         if reason is not None and s.paused_since is None and not s.is_closed:
             s.paused_since = now
             entries = self._withdraw_promise(now, f"collection frozen: {reason.detail}")
-            return [*entries, self._event("collection_frozen", now, actor, code=reason.code,
-                                          rule=reason.rule, detail=reason.detail)]
+            return [*entries, self.record_event("collection_frozen", now, actor, code=reason.code,
+                                                rule=reason.rule, detail=reason.detail)]
         if reason is None and s.paused_since is not None:
             frozen_for = now - s.paused_since
             s.paused_since = None
@@ -253,35 +317,74 @@ class Collection:
                 s.negotiation_deadline += frozen_for
             if s.legal_phase_at is not None:
                 s.legal_phase_at += frozen_for
-            return [self._event("collection_resumed", now, actor,
-                                frozen_for=str(frozen_for))]
+            return [self.record_event("collection_resumed", now, actor,
+                                      frozen_for=str(frozen_for))]
         return []
 
     def escalate(self, now: datetime, reason: str, actor: Actor = SYSTEM) -> list[LedgerEntry]:
         """Enter the legal stage unless the rules forbid it (or want something first)."""
         s = self.state
         if s.stage is Stage.LEGAL:
-            return [self._event("already_in_legal", now, actor, wanted=reason)]
+            return [self.record_event("already_in_legal", now, actor, wanted=reason)]
         problem = legal_action_problem(self.context(), now)
         if problem is None:
-            return self._enter(Stage.LEGAL, now, reason, actor)
+            return self.enter_stage(Stage.LEGAL, now, reason, actor)
         if problem.code == "time_barred":
             s.legal_barred = problem.code
         elif problem.code == "forbearance":
             s.forbearance_pending = True
-        return [self._event("legal_action_blocked", now, actor, wanted=reason,
-                            code=problem.code, rule=problem.rule, detail=problem.detail)]
+        return [self.record_event("legal_action_blocked", now, actor, wanted=reason,
+                                  code=problem.code, rule=problem.rule, detail=problem.detail)]
 
-    def _event(self, event: str, now: datetime, actor: Actor = SYSTEM,
-               **details: object) -> EventRecorded:
-        # the name is in the key: a reset run whose facts come in another order never has
-        # one taken for another (and dropped as a duplicate)
+    def record_event(self, event: str, now: datetime, actor: Actor = SYSTEM,
+                     **details: object) -> EventRecorded:
+        """A named fact of this case, numbered in the order the case made it."""
         self.state.event_seq += 1
-        return EventRecorded(key=f"event:{self.state.event_seq}:{event}", occurred_at=now,
-                             actor=actor, event=event,
-                             details={k: to_jsonable_python(v) for k, v in details.items()})
+        return event_entry(self.state.event_seq, event, now, actor, **details)
 
-    def _enter(self, stage: Stage, now: datetime, reason: str,
+    def reserve_event_number(self) -> int:
+        """A fact number for an entry an activity writes before the case knows it."""
+        self.state.event_seq += 1
+        return self.state.event_seq
+
+    def scored(self, now: datetime, result: ScoreResult | None, failure: str = "",
+               number: int | None = None) -> list[LedgerEntry]:
+        """Take the scorer's answer (None: it failed, `failure` says why); a new segment
+        changes the treatment, a failure keeps the segment as it was. `number` is the fact
+        number reserved for it, if any."""
+        s = self.state
+        entries = scoring_entries(s.event_seq + 1 if number is None else number, s.segment,
+                                  now, result, failure)
+        if number is None:
+            s.event_seq += len(entries)
+        if result is not None and result.segment is not s.segment:
+            s.segment, s.segment_reasons = result.segment, result.reasons
+        return list(entries)
+
+    def skip_stale_steps(self, steps: list[str], now: datetime) -> list[LedgerEntry]:
+        """Planned nudges the loan reached too late: skipped, and counted."""
+        entries: list[LedgerEntry] = []
+        for name in steps:
+            entries += self.record_step(name, "skipped", now, "superseded by a later step")
+        self.state.late_skips += len(steps)
+        return entries
+
+    def needs_attention(self, kind: str, reason: str) -> bool:
+        """The loan cannot go on by itself (`kind`: what failed); True the first time."""
+        first = kind not in self.state.attention
+        self.state.attention[kind] = reason
+        return first
+
+    def attention_cleared(self, kind: str) -> bool:
+        """It went on again; True if it had needed attention for `kind`."""
+        return self.state.attention.pop(kind, None) is not None
+
+    def plan_reminder_done(self, instalment: int) -> None:
+        """The reminder about `instalment` went (or had nothing left to remind about)."""
+        if self.state.plan_reminders[:1] == [instalment]:
+            self.state.plan_reminders.pop(0)
+
+    def enter_stage(self, stage: Stage, now: datetime, reason: str,
                actor: Actor) -> list[LedgerEntry]:
         s = self.state
         previous = s.visits[-1] if s.visits else None
@@ -304,7 +407,7 @@ class Collection:
             reason=reason, days_past_due=self.dpd(now)))
         return entries
 
-    def _close(self, outcome: Outcome, now: datetime, reason: str,
+    def close(self, outcome: Outcome, now: datetime, reason: str,
                actor: Actor) -> list[LedgerEntry]:
         s = self.state
         entries = self._withdraw_promise(now, f"loan closed as {outcome}")
@@ -343,16 +446,16 @@ class Collection:
         """Reduce the balance; a duplicate reference changes nothing; full payment closes."""
         s = self.state
         if report.reference in s.payment_refs:
-            return [self._event("payment_duplicate_ignored", now, report.actor,
-                                reference=report.reference, amount=report.amount)]
+            return [self.record_event("payment_duplicate_ignored", now, report.actor,
+                                      reference=report.reference, amount=report.amount)]
         if report.amount.currency != self.loan.currency or not report.amount.is_positive:
-            return [self._event("payment_rejected", now, report.actor,
-                                reference=report.reference, amount=report.amount,
-                                reason=f"expected a positive amount in {self.loan.currency}")]
+            return [self.record_event("payment_rejected", now, report.actor,
+                                      reference=report.reference, amount=report.amount,
+                                      reason=f"expected a positive amount in {self.loan.currency}")]
         if s.is_closed:
-            return [self._event("payment_after_close", now, report.actor,
-                                reference=report.reference, amount=report.amount,
-                                outcome=s.outcome, action="review for refund")]
+            return [self.record_event("payment_after_close", now, report.actor,
+                                      reference=report.reference, amount=report.amount,
+                                      outcome=s.outcome, action="review for refund")]
         amount = report.amount.amount
         applied = min(amount, s.outstanding)
         s.rescore = True
@@ -372,8 +475,8 @@ class Collection:
             if s.stage is Stage.NEGOTIATION:
                 s.negotiation_deadline = now + self.policy.negotiation.window
         if s.outstanding <= 0:
-            entries += self._close(Outcome.PAID, now, f"paid in full ({report.reference})",
-                                   report.actor)
+            entries += self.close(Outcome.PAID, now, f"paid in full ({report.reference})",
+                                  report.actor)
         return entries
 
     # ------------------------------------------------------------- contacts
@@ -384,7 +487,7 @@ class Collection:
         debtor = report.kind is RecipientKind.DEBTOR
         if report.result is ContactResult.REFUSED and debtor:
             self.state.refusals += 1
-        entries: list[LedgerEntry] = [self._event(
+        entries: list[LedgerEntry] = [self.record_event(
             "contact_outcome", now, report.actor, channel=report.channel,
             result=report.result, note=report.note, address=report.address,
             third_party=report.third_party, recipient_kind=report.kind,
@@ -395,7 +498,7 @@ class Collection:
         if report.result.engaged and report.kind is not RecipientKind.THIRD_PARTY and \
                 self.state.stage is Stage.REMINDER and not self.state.is_closed:
             who = "borrower" if debtor else str(report.kind)
-            entries += self._enter(Stage.NEGOTIATION, now,
+            entries += self.enter_stage(Stage.NEGOTIATION, now,
                                    f"{who} engaged ({report.result} via {report.channel})",
                                    report.actor)
         return entries
@@ -444,8 +547,8 @@ class Collection:
         s.deferrals.pop(f"{s.visit.visit}:{step}", None)
         if status == "sent":
             return []  # the contact attempt row written by send_message is the proof
-        return [self._event(f"contact_{status}", now, step=step, stage=s.stage,
-                            detail=detail)]
+        return [self.record_event(f"contact_{status}", now, step=step, stage=s.stage,
+                                  detail=detail)]
 
     # ------------------------------------------------------------- promises
     def promise_problem(self, req: PromiseRequest, now: datetime) -> str | None:
@@ -495,7 +598,7 @@ class Collection:
             paid_before=s.total_paid, note=req.note)
         entries: list[LedgerEntry] = []
         if s.stage is Stage.REMINDER:
-            entries += self._enter(Stage.NEGOTIATION, now, "promise to pay agreed", req.actor)
+            entries += self.enter_stage(Stage.NEGOTIATION, now, "promise to pay agreed", req.actor)
         s.promises.append(promise)
         entries.append(self._promise_entry(promise, now))
         return promise, entries
@@ -519,7 +622,7 @@ class Collection:
 
     # ------------------------------------------------------------- stages
     def end_reminder(self, now: datetime) -> list[LedgerEntry]:
-        return self._enter(Stage.NEGOTIATION, now, "no response by the end of the reminder "
+        return self.enter_stage(Stage.NEGOTIATION, now, "no response by the end of the reminder "
                            "window", SYSTEM)
 
     def end_negotiation(self, now: datetime) -> list[LedgerEntry]:
@@ -534,24 +637,24 @@ class Collection:
         s = self.state
         s.legal_demand_requested = False
         if not delivered:
-            return [self._event("demand_undeliverable", now, detail=detail)]
+            return [self.record_event("demand_undeliverable", now, detail=detail)]
         s.legal_phase, s.legal_phase_at = LegalPhase.CURE_PERIOD, now
         cure_ends = now + self.cure_period
-        return [self._event("demand_sent", now, cure_period_ends=cure_ends.isoformat())]
+        return [self.record_event("demand_sent", now, cure_period_ends=cure_ends.isoformat())]
 
     def cure_expired(self, now: datetime,
                      why: str = "cure period ended unpaid") -> list[LedgerEntry]:
         s = self.state
         s.legal_phase, s.legal_phase_at = LegalPhase.AWAITING_APPROVAL, now
-        return [self._event("legal_approval_requested", now, why=why,
-                            outstanding=s.outstanding)]
+        return [self.record_event("legal_approval_requested", now, why=why,
+                                  outstanding=s.outstanding)]
 
     def approval_overdue(self, now: datetime) -> list[LedgerEntry]:
         s = self.state
         s.approval_escalations += 1
         waited = now - (s.legal_phase_at or now)
-        return [self._event("legal_approval_overdue", now, escalation=s.approval_escalations,
-                            waiting_for=str(waited))]
+        return [self.record_event("legal_approval_overdue", now, escalation=s.approval_escalations,
+                                  waiting_for=str(waited))]
 
     def legal_decision_problem(self, decision: LegalDecision) -> str | None:
         s = self.state
@@ -571,11 +674,11 @@ class Collection:
         s = self.state
         if decision.approve:
             s.legal_phase, s.legal_phase_at = LegalPhase.REFERRED, now
-            return [self._event("legal_referral_approved", now, decision.actor,
-                                reason=decision.reason, outstanding=s.outstanding)]
-        return [self._event("legal_referral_rejected", now, decision.actor,
-                            reason=decision.reason),
-                *self._enter(Stage.NEGOTIATION, now,
+            return [self.record_event("legal_referral_approved", now, decision.actor,
+                                      reason=decision.reason, outstanding=s.outstanding)]
+        return [self.record_event("legal_referral_rejected", now, decision.actor,
+                                  reason=decision.reason),
+                *self.enter_stage(Stage.NEGOTIATION, now,
                              f"legal referral rejected: {decision.reason}", decision.actor)]
 
     def write_off(self, now: datetime) -> list[LedgerEntry]:
@@ -584,10 +687,10 @@ class Collection:
                "(demo policy)"
                if demo is not None and self.dpd(now) < self.policy.write_off_dpd
                else f"reached {self.policy.write_off_dpd} days past due")
-        return self._close(Outcome.WRITTEN_OFF, now, why, SYSTEM)
+        return self.close(Outcome.WRITTEN_OFF, now, why, SYSTEM)
 
     def cancel(self, req: CancelRequest, now: datetime) -> list[LedgerEntry]:
         if self.state.is_closed:
-            return [self._event("cancel_ignored", now, req.actor, reason=req.reason,
-                                outcome=self.state.outcome)]
-        return self._close(Outcome.CANCELLED, now, req.reason, req.actor)
+            return [self.record_event("cancel_ignored", now, req.actor, reason=req.reason,
+                                      outcome=self.state.outcome)]
+        return self.close(Outcome.CANCELLED, now, req.reason, req.actor)

@@ -25,8 +25,8 @@ def child_failed(c: Collection, kind: ChildKind, workflow_id: str, why: str,
                  now: datetime) -> tuple[list[LedgerEntry], str]:
     """The entries proving it and the alert subject for ops."""
     s = c.state
-    entries: list[LedgerEntry] = [c._event("child_failed", now, child=kind,
-                                           workflow_id=workflow_id, why=why)]
+    entries: list[LedgerEntry] = [c.record_event("child_failed", now, child=kind,
+                                                 workflow_id=workflow_id, why=why)]
     if kind == "plan":
         plan = next((p for p in s.plans if p.workflow_id == workflow_id), None)
         if plan is not None and plan.status is PlanStatus.ACTIVE:
@@ -43,7 +43,7 @@ def child_failed(c: Collection, kind: ChildKind, workflow_id: str, why: str,
             case.outcome, case.phase, case.phase_at = "failed", "CLOSED", now
             if not s.is_closed and s.stage is Stage.LEGAL:
                 s.legal_demand_requested = False
-                entries += c._enter(Stage.NEGOTIATION, now,
+                entries += c.enter_stage(Stage.NEGOTIATION, now,
                                     f"legal case {case.case_ref} stopped: {why}", SYSTEM)
             return entries, f"Legal case {case.case_ref} stopped unexpectedly ({why})"
     return entries, f"{kind.replace('_', ' ').capitalize()} {workflow_id} did not finish ({why})"

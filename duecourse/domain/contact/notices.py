@@ -40,8 +40,8 @@ def notice_not_sent(c: Collection, step: ContactStep, detail: str,
     task, entries = open_task(c, TaskKind.SEND_NOTICE, step.name, now,
                               note=f"{step.template} could not be sent: {detail}")
     entries += c.record_step(step.name, "task", now, f"{task.task_id}: {detail}")
-    entries.append(c._event("required_notice_not_sent", now, step=step.name, detail=detail,
-                            task=task.task_id))
+    entries.append(c.record_event("required_notice_not_sent", now, step=step.name, detail=detail,
+                                  task=task.task_id))
     return task, entries
 
 
@@ -52,7 +52,7 @@ def notice_done(c: Collection, task: Task, outcome: str, actor: Actor,
     s = c.state
     if outcome == "retry" or task.subject not in REQUIRED:
         s.steps = [r for r in s.steps if not (r.step == task.subject and r.status == "task")]
-        return [c._event("required_notice_retry", now, actor, step=task.subject)]
+        return [c.record_event("required_notice_retry", now, actor, step=task.subject)]
     step, purpose = REQUIRED[task.subject]
     c.contact_made(step.channel, "-", now, purpose)
     s.event_seq += 1

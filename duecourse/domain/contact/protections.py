@@ -28,36 +28,36 @@ def change_preferences(c: Collection, req: PreferenceChange,
     entries: list[LedgerEntry] = []
     for channel in req.opt_out:
         st.opted_out.setdefault(channel, now)
-        entries.append(c._event("opted_out", now, req.actor, channel=channel, note=req.note))
+        entries.append(c.record_event("opted_out", now, req.actor, channel=channel, note=req.note))
     for channel in req.opt_in:
         if st.opted_out.pop(channel, None) is not None:
-            entries.append(c._event("opted_in", now, req.actor, channel=channel,
-                                    note=req.note))
+            entries.append(c.record_event("opted_in", now, req.actor, channel=channel,
+                                          note=req.note))
     if req.inconvenient_times is not None:
         st.inconvenient = list(req.inconvenient_times)
-        entries.append(c._event("inconvenient_times", now, req.actor,
-                                windows=[w.model_dump(mode="json") for w in st.inconvenient],
-                                note=req.note))
+        entries.append(c.record_event("inconvenient_times", now, req.actor,
+                                      windows=[w.model_dump(mode="json") for w in st.inconvenient],
+                                      note=req.note))
     if req.cease_communication and st.cease_communication_at is None:
         st.cease_communication_at = now
-        entries.append(c._event("cease_communication", now, req.actor, note=req.note))
+        entries.append(c.record_event("cease_communication", now, req.actor, note=req.note))
     if req.attorney is not None and st.attorney_at is None:
         st.attorney_at = now
-        entries.append(c._event("attorney_represents", now, req.actor,
-                                attorney=req.attorney.name, contact=req.attorney.contact,
-                                note=req.note))
+        entries.append(c.record_event("attorney_represents", now, req.actor,
+                                      attorney=req.attorney.name, contact=req.attorney.contact,
+                                      note=req.note))
     if req.esign_consent and st.esign_consent_at is None:
         st.esign_consent_at = now
-        entries.append(c._event("esign_consent", now, req.actor, note=req.note))
+        entries.append(c.record_event("esign_consent", now, req.actor, note=req.note))
     if req.workplace_contact_prohibited and st.workplace_contact_prohibited_at is None:
         st.workplace_contact_prohibited_at = now
-        entries.append(c._event("workplace_contact_prohibited", now, req.actor,
-                                note=req.note))
+        entries.append(c.record_event("workplace_contact_prohibited", now, req.actor,
+                                      note=req.note))
     for address in req.employer_provided:
         if address not in st.employer_provided:
             st.employer_provided.append(address)
-            entries.append(c._event("employer_provided_address", now, req.actor,
-                                    address=address, note=req.note))
+            entries.append(c.record_event("employer_provided_address", now, req.actor,
+                                          address=address, note=req.note))
     return entries
 
 
@@ -65,16 +65,16 @@ def change_dispute(c: Collection, req: DisputeChange, now: datetime) -> list[Led
     st = c.state.standing
     if req.action == "opened":
         if st.dispute_open:
-            return [c._event("dispute_already_open", now, req.actor, reason=req.reason)]
+            return [c.record_event("dispute_already_open", now, req.actor, reason=req.reason)]
         st.dispute_opened_at, st.dispute_written = now, req.written
-        entries = [c._event("dispute_opened", now, req.actor, reason=req.reason,
-                            written=req.written)]
+        entries = [c.record_event("dispute_opened", now, req.actor, reason=req.reason,
+                                  written=req.written)]
     else:
         if not st.dispute_open:
-            return [c._event("dispute_verification_ignored", now, req.actor,
-                             reason=req.reason, why="no dispute is open")]
+            return [c.record_event("dispute_verification_ignored", now, req.actor,
+                                   reason=req.reason, why="no dispute is open")]
         st.dispute_verified_at = now
-        entries = [c._event("dispute_verified", now, req.actor, reason=req.reason)]
+        entries = [c.record_event("dispute_verified", now, req.actor, reason=req.reason)]
     return entries + c.sync_pause(now, req.actor)
 
 
@@ -137,10 +137,10 @@ def change_hold(c: Collection, req: HoldRequest, now: datetime) -> list[LedgerEn
             if hold.kind is req.kind and hold.covers(now):
                 st.holds[i] = hold.model_copy(update={"end": end})
         if tail is not None:  # the treatment ended now; the moratorium runs on
-            entries = [c._event("crisis_treatment_ended", now, req.actor, kind=req.kind,
-                                end=end, days_after_treatment=tail.days, note=req.note)]
+            entries = [c.record_event("crisis_treatment_ended", now, req.actor, kind=req.kind,
+                                      end=end, days_after_treatment=tail.days, note=req.note)]
         else:
-            entries = [c._event("hold_ended", now, req.actor, kind=req.kind, note=req.note)]
+            entries = [c.record_event("hold_ended", now, req.actor, kind=req.kind, note=req.note)]
         return entries + c.sync_pause(now, req.actor)
     earlier = _earlier_breathing_space(c, now) \
         if req.kind is HoldKind.BREATHING_SPACE else None
@@ -149,8 +149,8 @@ def change_hold(c: Collection, req: HoldRequest, now: datetime) -> list[LedgerEn
     hold = Hold(kind=req.kind, start=now, end=now + length if length else None,
                 reference=req.reference)
     st.holds.append(hold)
-    entries = [c._event("hold_started", now, req.actor, kind=req.kind, start=hold.start,
-                        end=hold.end, reference=req.reference, note=req.note)]
+    entries = [c.record_event("hold_started", now, req.actor, kind=req.kind, start=hold.start,
+                              end=hold.end, reference=req.reference, note=req.note)]
     if req.kind is HoldKind.HARDSHIP:  # a supervisor reviews every hardship claim
         entries += open_task(c, TaskKind.REVIEW_HARDSHIP, f"hardship:{len(st.holds)}", now,
                              assignee=c.policy.tasks.supervisor_queue,
@@ -160,9 +160,9 @@ def change_hold(c: Collection, req: HoldRequest, now: datetime) -> list[LedgerEn
         why = (f"a breathing space started on {earlier.start.date()}, within {window} days; "
                "the debt adviser registered this one, so it is honoured - a review may be "
                "requested (Debt Respite Scheme reg 17)")
-        entries.append(c._event("breathing_space_repeat", now, req.actor,
-                                earlier_start=earlier.start, reference=req.reference,
-                                detail=why))
+        entries.append(c.record_event("breathing_space_repeat", now, req.actor,
+                                      earlier_start=earlier.start, reference=req.reference,
+                                      detail=why))
         entries += open_task(c, TaskKind.REVIEW_MORATORIUM,
                              f"breathing_space:{len(st.holds)}", now,
                              assignee=c.policy.tasks.supervisor_queue, note=why)[1]
@@ -175,5 +175,5 @@ def life_event(c: Collection, req: LifeEvent, now: datetime) -> list[LedgerEntry
         st.deceased_at = st.deceased_at or now
     else:
         st.bankruptcy_at = st.bankruptcy_at or now
-    entries = [c._event(req.kind, now, req.actor, reference=req.reference, note=req.note)]
+    entries = [c.record_event(req.kind, now, req.actor, reference=req.reference, note=req.note)]
     return entries + c.sync_pause(now, req.actor)

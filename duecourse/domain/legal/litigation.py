@@ -11,6 +11,8 @@ from duecourse.domain.case.state import LegalPhase, Outcome, Stage
 from duecourse.domain.entries import LedgerEntry
 from duecourse.domain.legal.case import ORDER, CaseEvent, CaseEventKind, LegalCase
 
+LEGAL_REFERRAL = "legal-referral"  # subject of the supervisor's approval task
+
 
 def open_case(c: Collection, workflow_id: str, now: datetime) -> LegalCase:
     case = LegalCase(case_ref=f"LEGAL{len(c.state.legal_cases) + 1}", workflow_id=workflow_id,
@@ -52,9 +54,9 @@ def record_case_event(c: Collection, event: CaseEvent, now: datetime) -> list[Le
     assert case is not None
     case.events.append(event)
     case.phase = event.kind.value.upper()
-    return [c._event(f"case_{event.kind.value}", now, event.actor, case=case.case_ref,
-                     on=event.occurred_on, details=event.details, amount=event.amount,
-                     outcome=event.outcome)]
+    return [c.record_event(f"case_{event.kind.value}", now, event.actor, case=case.case_ref,
+                           on=event.occurred_on, details=event.details, amount=event.amount,
+                           outcome=event.outcome)]
 
 
 def case_closed(c: Collection, case: LegalCase, now: datetime) -> list[LedgerEntry]:
@@ -62,15 +64,34 @@ def case_closed(c: Collection, case: LegalCase, now: datetime) -> list[LedgerEnt
     paid and settled follow from the payments themselves."""
     mirror(c, case)
     s = c.state
-    entries: list[LedgerEntry] = [c._event("legal_case_closed", now, case=case.case_ref,
-                                           outcome=case.outcome)]
+    entries: list[LedgerEntry] = [c.record_event("legal_case_closed", now, case=case.case_ref,
+                                                 outcome=case.outcome)]
     if s.is_closed:
         return entries
     if case.outcome == "written_off":
-        entries += c._close(Outcome.WRITTEN_OFF, now,
-                            f"legal case {case.case_ref} closed as uncollectible", SYSTEM)
+        entries += c.close(Outcome.WRITTEN_OFF, now,
+                           f"legal case {case.case_ref} closed as uncollectible", SYSTEM)
     elif case.outcome == "withdrawn" and s.stage is Stage.LEGAL:
         s.legal_phase = LegalPhase.REFERRED
-        entries += c._enter(Stage.NEGOTIATION, now, f"legal case {case.case_ref} withdrawn",
+        entries += c.enter_stage(Stage.NEGOTIATION, now, f"legal case {case.case_ref} withdrawn",
                             SYSTEM)
     return entries
+
+
+def demand_requested(c: Collection) -> None:
+    """The case asked for its demand letter: the planner sends it when it may go."""
+    c.state.legal_demand_requested = True
+
+
+def decision_forwarded(case: LegalCase, approved: bool) -> None:
+    """A rejected referral ends the case: nothing more goes to it."""
+    if not approved:
+        case.outcome = "rejected"
+
+
+def referred(c: Collection, case: LegalCase, now: datetime) -> list[LedgerEntry]:
+    """The partner took the case."""
+    referral = case.referral
+    return [c.record_event("legal_referred", now, case=case.case_ref,
+                           partner=referral.partner if referral else "",
+                           reference=referral.reference if referral else "")]

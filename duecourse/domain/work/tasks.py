@@ -66,9 +66,9 @@ def escalate(c: Collection, task: Task, now: datetime) -> list[LedgerEntry]:
     task.assignee, task.escalated_at = c.policy.tasks.supervisor_queue, now
     task.version += 1
     return [task_entry(task, now),
-            c._event("task_escalated", now, task=task.task_id, kind=task.kind,
-                     previous_assignee=previous, assignee=task.assignee,
-                     sla_missed_by=str(now - task.due_at))]
+            c.record_event("task_escalated", now, task=task.task_id, kind=task.kind,
+                           previous_assignee=previous, assignee=task.assignee,
+                           sla_missed_by=str(now - task.due_at))]
 
 
 def cancel_pending(c: Collection, now: datetime, why: str) -> list[LedgerEntry]:
@@ -95,7 +95,7 @@ def review_reported_violation(c: Collection, report: ContactOutcomeReport, check
                                  f"reported contact {check.local_time}"[:128], now,
                                  assignee=c.policy.tasks.supervisor_queue,
                                  note=check.summary(report))
-    return task, [c._event(
+    return task, [c.record_event(
         "contact_violation_reported", now, report.actor, channel=report.channel,
         recipient_kind=report.kind, local_time=check.local_time,
         codes=[v.code for v in check.violations], rules=[v.rule for v in check.violations],
