@@ -46,6 +46,7 @@ from duecourse.store.database import downgrade
 from duecourse.store.keys import KeyStore
 from duecourse.temporal.client import CollectionClient
 from duecourse.temporal.contracts import OpsAlert
+from duecourse.temporal.portfolio_query import LoanFilters, portfolio_rows
 from tests.conftest import settings_for_tests, settle
 from tests.factories import AGENT, SUPERVISOR, daytime_zone, make_loan
 from tests.support.waiting import eventually
@@ -324,6 +325,25 @@ async def test_loans_list_the_portfolio_with_next_actions(stack: Stack) -> None:
 
     page = (await s.call("GET", f"/v1/loans?agent={agent}", "ops")).json()
     assert [item["loan_id"] for item in page["loans"]] == [day.loan_id]
+
+
+async def test_a_running_loans_days_past_due_count_from_its_due_date(stack: Stack) -> None:
+    """DaysPastDue is written at transitions only: a loan that waits a month in one stage
+    is still found by `min_dpd` and shown with its DPD now, counted from DueDate."""
+    s, night = stack, stack.night  # waits in reminder for its borrower's morning
+
+    async def indexed() -> bool:
+        rows = await portfolio_rows(s.client, LoanFilters(), limit=100, details=False)
+        return any(r.loan_id == night.loan_id and r.days_past_due == 3 for r in rows)
+
+    await eventually(indexed, "visibility to index the hand-over", WAIT)
+    month_on = datetime.now(UTC) + timedelta(days=30)
+    found = {r.loan_id: r for r in await portfolio_rows(
+        s.client, LoanFilters(min_dpd=30, as_of=month_on), limit=100, details=False)}
+    assert night.loan_id in found and found[night.loan_id].days_past_due == 33
+    beyond = await portfolio_rows(s.client, LoanFilters(min_dpd=34, as_of=month_on),
+                                  limit=100, details=False)
+    assert night.loan_id not in {r.loan_id for r in beyond}
 
 
 async def test_migration_0008_adds_the_acknowledgement_columns(tmp_path: Path) -> None:

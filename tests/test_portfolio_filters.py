@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from duecourse.domain.case.state import Outcome, Stage
@@ -13,10 +15,13 @@ def test_every_filter_given_is_a_clause_of_one_query() -> None:
     assert LoanFilters().query() == "WorkflowType = 'LoanCollection'"
     query = LoanFilters(stage=Stage.NEGOTIATION, min_dpd=30, agent="maria@lender",
                         outcome=Outcome.PAID, segment=Segment.CANT_PAY, jurisdiction="US-CA",
-                        open_only=True, needs_attention=True, platform="platform-1").query()
+                        open_only=True, needs_attention=True, platform="platform-1",
+                        as_of=datetime(2026, 12, 31, 8, tzinfo=UTC)).query()
     assert query == (
         "WorkflowType = 'LoanCollection' AND Platform = 'platform-1' AND "
-        "CollectionStage = 'NEGOTIATION' AND DaysPastDue >= 30 AND "
+        "CollectionStage = 'NEGOTIATION' AND "
+        "((ExecutionStatus = 'Running' AND DueDate <= '2026-12-01T08:00:00+00:00') OR "
+        "(ExecutionStatus != 'Running' AND DaysPastDue >= 30)) AND "
         "AssignedAgent = 'maria@lender' AND CollectionOutcome = 'PAID' AND "
         "Segment = 'cant_pay' AND Jurisdiction = 'US-CA' AND ExecutionStatus = 'Running' "
         "AND NeedsAttention = true")

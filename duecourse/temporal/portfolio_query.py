@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TypeVar
 
@@ -70,6 +70,7 @@ class LoanFilters:
     open_only: bool = False
     needs_attention: bool = False
     platform: str | None = None  # a platform key sees its own loans only
+    as_of: datetime | None = None  # when days past due are counted (None: at query time)
 
     def __post_init__(self) -> None:
         self.query()
@@ -82,7 +83,8 @@ class LoanFilters:
         if self.stage:
             clauses.append(f"{sa.COLLECTION_STAGE.name} = '{self.stage.value}'")
         if self.min_dpd is not None:
-            clauses.append(f"{sa.DAYS_PAST_DUE.name} >= {int(self.min_dpd)}")
+            clauses.append(_at_least_days_past_due(int(self.min_dpd),
+                                                   self.as_of or datetime.now(UTC)))
         if self.agent:
             clauses.append(f"{sa.ASSIGNED_AGENT.name} = {_literal(self.agent, 'agent')}")
         if self.outcome:
@@ -97,6 +99,26 @@ class LoanFilters:
         if self.needs_attention:
             clauses.append(f"{sa.NEEDS_ATTENTION.name} = true")
         return " AND ".join(clauses)
+
+
+def _at_least_days_past_due(days: int, now: datetime) -> str:
+    """A running loan's `DaysPastDue` is its DPD at its last transition, so "DPD now"
+    comes from `DueDate` (the borrower's local midnight of the due date: DPD >= n when it
+    is n days before now, to the hour around a DST change); a closed loan's DPD stays what
+    it was when it closed."""
+    due_by = (now - timedelta(days=days)).astimezone(UTC).isoformat()
+    return (f"((ExecutionStatus = 'Running' AND {sa.DUE_DATE.name} <= '{due_by}') OR "
+            f"(ExecutionStatus != 'Running' AND {sa.DAYS_PAST_DUE.name} >= {days}))")
+
+
+def days_past_due(w: WorkflowExecution, now: datetime) -> int | None:
+    """DPD as visibility can tell it: counted from `DueDate` while the loan runs, as it
+    was at the close otherwise."""
+    attrs = w.typed_search_attributes
+    due = attrs.get(sa.DUE_DATE)
+    if w.status is WorkflowExecutionStatus.RUNNING and due is not None:
+        return max((now - due) // timedelta(days=1), 0)
+    return attrs.get(sa.DAYS_PAST_DUE)
 
 
 def indexed_amount(indexed: float | None) -> str | None:
@@ -127,13 +149,13 @@ class IndexedLoan(ListedLoan):
     started_at: datetime | None
 
 
-def indexed_loan(w: WorkflowExecution) -> IndexedLoan:
+def indexed_loan(w: WorkflowExecution, now: datetime) -> IndexedLoan:
     attrs = w.typed_search_attributes
     return IndexedLoan(
         loan_id=w.id.removeprefix("collection-"), workflow_id=w.id,
         status=w.status.name if w.status else "UNKNOWN",
         stage=attrs.get(sa.COLLECTION_STAGE), outcome=attrs.get(sa.COLLECTION_OUTCOME),
-        days_past_due=attrs.get(sa.DAYS_PAST_DUE),
+        days_past_due=days_past_due(w, now),
         indexed_outstanding=indexed_amount(attrs.get(sa.OUTSTANDING_AMOUNT)),
         jurisdiction=attrs.get(sa.JURISDICTION), segment=attrs.get(sa.SEGMENT),
         assigned_agent=attrs.get(sa.ASSIGNED_AGENT),
@@ -161,7 +183,8 @@ async def search_page(client: CollectionClient, filters: LoanFilters, page_size:
         if page_token is None:
             raise
         raise BadPageToken("page_token is not valid") from None
-    return LoanSearchPage(loans=[indexed_loan(w) for w in pages.current_page or []],
+    now = filters.as_of or datetime.now(UTC)
+    return LoanSearchPage(loans=[indexed_loan(w, now) for w in pages.current_page or []],
                           next_page_token=pages.next_page_token or None)
 
 
@@ -178,8 +201,8 @@ class PortfolioRow(ListedLoan):
     note: str = ""
 
 
-def _row(w: WorkflowExecution) -> PortfolioRow:
-    loan = indexed_loan(w)
+def _row(w: WorkflowExecution, now: datetime) -> PortfolioRow:
+    loan = indexed_loan(w, now)
     return PortfolioRow(**loan.model_dump(exclude={"jurisdiction", "started_at"}),
                         outstanding=None, next_action=None, next_action_at=None)
 
@@ -203,7 +226,8 @@ async def portfolio_rows(client: CollectionClient, filters: LoanFilters, limit: 
                     details: bool = True) -> list[PortfolioRow]:
     """Up to `limit` loans matching `filters`, newest first; running ones completed from
     their status when `details` (`duecourse loans`)."""
-    rows = [_row(w) async for w in client.client.list_workflows(
+    now = filters.as_of or datetime.now(UTC)
+    rows = [_row(w, now) async for w in client.client.list_workflows(
         filters.query(), limit=limit, page_size=min(max(limit, 1), 1000))]
     if not details:
         return rows
