@@ -8,6 +8,7 @@ the wheel must not put generic module names into site-packages.
 from __future__ import annotations
 
 import ast
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -44,8 +45,16 @@ def test_the_import_check_sees_a_top_level_import(tmp_path: Path) -> None:
 
 
 def test_the_wheel_installs_only_duecourse(tmp_path: Path) -> None:
+    source = tmp_path / "source"  # a copy: an in-tree build would leave build/ behind
+    source.mkdir()
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
+    for folder in ("duecourse", "workflows", "activities"):
+        shutil.copytree(ROOT / folder, source / folder,
+                        ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                    "--wheel-dir", str(tmp_path), str(ROOT)], check=True, capture_output=True)
+                    "--wheel-dir", str(tmp_path), str(source)], check=True,
+                   capture_output=True)
     (wheel,) = tmp_path.glob("duecourse-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     tops = {name.split("/")[0] for name in names}
