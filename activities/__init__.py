@@ -10,27 +10,22 @@ from duecourse.activities.legal import LegalActivities
 from duecourse.activities.messaging import MessagingActivities
 from duecourse.activities.scoring import ScoringActivities, load_scorer
 from duecourse.activities.supervision import await_workflow
-from duecourse.activities.webhooks import WebhookActivities
 from duecourse.channels import Channel
 from duecourse.store.ledger import Ledger
-from duecourse.store.webhooks import WebhookStore
 
 
 def build_activities(ledger: Ledger, channel: Channel, lender_name: str,
                      lender_contact: str,
                      scorer: str = "duecourse.domain.scoring:scorecard",
                      legal_partner: str = "legal-partner@lender.example",
-                     webhooks: WebhookStore | None = None,
-                     webhook_allow_private: bool = False,
                      ) -> list[Callable[..., Any]]:
-    """Every activity the collection workflows call, bound to their adapters (webhooks
-    live in the ledger's database unless another store is given)."""
+    """Every activity the collection workflows call, bound to their adapters (outbound
+    events need none: the ledger queues them and the worker's dispatcher posts them)."""
     score_with = load_scorer(scorer)
     records = LedgerActivities(ledger, score_with)
     messaging = MessagingActivities(ledger, channel, lender_name, lender_contact)
     scoring = ScoringActivities(score_with)
     legal = LegalActivities(ledger, channel, legal_partner)
-    events = WebhookActivities(webhooks or WebhookStore(ledger.engine, webhook_allow_private))
     return [records.open_loan, records.record_entries, records.alert_ops,
             messaging.send_message, scoring.score_loan, legal.refer_to_partner,
-            events.deliver_event, await_workflow]
+            await_workflow]

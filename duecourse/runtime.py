@@ -69,8 +69,7 @@ def build_worker(client: Client, ledger: Ledger, settings: Settings,
     webhook dispatcher (built when the worker starts)."""
     acts = list(activities) if activities is not None else build_activities(
         ledger, OutboxChannel(ledger), settings.lender_name, settings.lender_contact,
-        settings.scorer, settings.legal_partner_email,
-        webhook_allow_private=settings.webhook_allow_private)
+        settings.scorer, settings.legal_partner_email)
     return DuecourseWorker(
         client,
         dispatcher=lambda: OutboxDispatcher(

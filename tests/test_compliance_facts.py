@@ -102,13 +102,13 @@ def test_a_guarantor_conversation_defers_the_next_call_to_the_guarantor_only() -
     entries = c.record_contact_outcome(guarantor_report(ContactResult.REACHED, person="G-1"),
                                        monday + timedelta(minutes=6))
     # the report completed the guarantor's own call: theirs, not the debtor's
-    assert len(c.state.contacts) == 1
-    talk = c.state.contacts[0]
+    assert len(c.state.contacting.contacts) == 1
+    talk = c.state.contacting.contacts[0]
     assert (talk.recipient_kind, talk.person, talk.result) == (
         RecipientKind.GUARANTOR, "G-1", AttemptResult.ANSWERED)
     details = events(entries, "contact_outcome")[0].details
     assert details["recipient_kind"] == "guarantor" and details["person"] == "G-1"
-    assert c.state.refusals == 0
+    assert c.state.agreements.refusals == 0
 
     tuesday = local(NEW_YORK, 2026, 12, 1, 18, 9)
     again = c.decide_contact(Channel.VOICE, GUARANTOR_WORK, tuesday,
@@ -128,11 +128,11 @@ def test_a_guarantor_outcome_nobody_asked_about_counts_for_the_guarantor() -> No
     monday = local(NEW_YORK, 2026, 11, 30, 11, 0)
     c.record_contact_outcome(guarantor_report(ContactResult.REFUSED,
                                               address=GUARANTOR_PHONE), monday)
-    made = c.state.contacts[-1]
+    made = c.state.contacting.contacts[-1]
     assert (made.recipient_kind, made.address, made.result, made.who) == (
         RecipientKind.GUARANTOR, GUARANTOR_PHONE, AttemptResult.ANSWERED,
         f"guarantor:{GUARANTOR_PHONE}")
-    assert c.state.refusals == 0, "the guarantor's refusal is not the borrower's"
+    assert c.state.agreements.refusals == 0, "the guarantor's refusal is not the borrower's"
     later = c.decide_contact(Channel.VOICE, GUARANTOR_PHONE, monday + timedelta(days=2),
                              recipient_kind=RecipientKind.GUARANTOR)
     assert later.code == "after_conversation"
@@ -163,7 +163,7 @@ def test_a_third_party_asked_to_be_called_again_may_be_contacted_again() -> None
     entries = c.record_contact_outcome(ContactOutcomeReport(
         channel=Channel.VOICE, result=ContactResult.BORROWER_REPLIED, actor=AGENT,
         third_party=True, address=neighbour, recontact_invited=True), nine_days)
-    assert c.state.standing.recontact_invited == [f"third_party:{neighbour}"]
+    assert c.state.contacting.standing.recontact_invited == [f"third_party:{neighbour}"]
     assert events(entries, "contact_outcome")[0].details["recontact_invited"] is True
     # they called us: a conversation, so the next call waits the 7 days after it
     later = c.decide_contact(Channel.VOICE, neighbour, nine_days, Purpose.LOCATION,
@@ -205,7 +205,7 @@ def test_a_second_breathing_space_within_a_year_is_honoured_with_a_warning() -> 
                         reference="DRS-1")
     opened = change_hold(c, start, first)
     assert not events(opened, "breathing_space_repeat")
-    assert not [t for t in c.state.tasks if t.kind is TaskKind.REVIEW_MORATORIUM]
+    assert not [t for t in c.state.work.tasks if t.kind is TaskKind.REVIEW_MORATORIUM]
 
     assert events(c.sync_pause(first + timedelta(days=60)), "collection_resumed"), \
         "the first ends after its 60 days (the workflow resumes then)"
@@ -213,7 +213,7 @@ def test_a_second_breathing_space_within_a_year_is_honoured_with_a_warning() -> 
     assert c.freeze_reason(second) is None
     assert hold_problem(c, start, second) is None, "never refused: the adviser registered it"
     entries = change_hold(c, start.model_copy(update={"reference": "DRS-2"}), second)
-    hold = c.state.standing.holds[-1]
+    hold = c.state.contacting.standing.holds[-1]
     assert (hold.start, hold.end) == (second, second + timedelta(days=60))
     frozen = c.freeze_reason(second + timedelta(days=59))
     assert frozen is not None and frozen.code == "hold"
@@ -222,7 +222,7 @@ def test_a_second_breathing_space_within_a_year_is_honoured_with_a_warning() -> 
         warning[0].details["earlier_start"]) == first
     assert "reg 17" in warning[0].details["detail"]
     assert events(entries, "collection_frozen")
-    task = next(t for t in c.state.tasks if t.kind is TaskKind.REVIEW_MORATORIUM)
+    task = next(t for t in c.state.work.tasks if t.kind is TaskKind.REVIEW_MORATORIUM)
     assert task.assignee == c.policy.tasks.supervisor_queue
     assert any(isinstance(e, TaskRecorded) and e.task.task_id == task.task_id
                for e in entries)
@@ -242,12 +242,12 @@ def test_a_crisis_moratorium_runs_thirty_days_after_the_treatment_ends() -> None
     assert "it takes no days" in (hold_problem(c, crisis.model_copy(update={"days": 30}),
                                                start) or "")
     change_hold(c, crisis, start)
-    assert c.state.standing.holds[0].end is None, "as long as the crisis treatment lasts"
+    assert c.state.contacting.standing.holds[0].end is None, "as long as the crisis treatment lasts"
 
     treated = start + timedelta(days=45)
     end = crisis.model_copy(update={"action": "end"})
     entries = change_hold(c, end, treated)
-    assert c.state.standing.holds[0].end == treated + timedelta(days=30)
+    assert c.state.contacting.standing.holds[0].end == treated + timedelta(days=30)
     record = events(entries, "crisis_treatment_ended")
     assert record and datetime.fromisoformat(record[0].details["end"]) == \
         treated + timedelta(days=30)
@@ -264,7 +264,7 @@ def test_a_crisis_moratorium_runs_thirty_days_after_the_treatment_ends() -> None
     now = local(NEW_YORK, 2026, 12, 1, 10, 0)
     change_hold(elsewhere, crisis, now)
     change_hold(elsewhere, end, now + timedelta(days=3))
-    assert elsewhere.state.standing.holds[0].end == now + timedelta(days=3)
+    assert elsewhere.state.contacting.standing.holds[0].end == now + timedelta(days=3)
 
 
 @pytest.mark.parametrize("build", [us, gb], ids=["US", "GB"])
@@ -275,7 +275,7 @@ def test_mental_capacity_suspends_recovery_until_ended_everywhere(build) -> None
                            note="daughter says he may not understand the letters")
     assert hold_problem(c, capacity, now) is None
     entries = change_hold(c, capacity, now)
-    assert c.state.standing.holds[0].end is None
+    assert c.state.contacting.standing.holds[0].end is None
     assert events(entries, "collection_frozen")
     far = now + timedelta(days=300)
     frozen = c.freeze_reason(far)
@@ -311,7 +311,7 @@ def test_esign_consent_workplace_ban_and_employer_email_are_recorded_and_honoure
     assert [e.event for e in events(entries)] == [
         "esign_consent", "workplace_contact_prohibited", "employer_provided_address"]
     assert events(entries)[2].details["address"] == EMPLOYER_EMAIL
-    st = c.state.standing
+    st = c.state.contacting.standing
     assert st.esign_consent_at and st.workplace_contact_prohibited_at
     assert st.employer_provided == [EMPLOYER_EMAIL]
 
@@ -341,7 +341,7 @@ def test_us_law_freezes_on_a_written_dispute_within_the_validation_period_only()
                                                   reason="not my loan", written=written),
                                  sent + after)
         assert events(entries, "dispute_opened")[0].details["written"] is written
-        assert c.state.standing.dispute_written is written
+        assert c.state.contacting.standing.dispute_written is written
         return c
 
     oral = disputed(False, timedelta(days=10))
@@ -458,7 +458,7 @@ def test_the_audit_rebuilds_from_the_ledger_the_standing_the_collection_built() 
     for e in entries:
         if isinstance(e, EventRecorded):
             _apply(replayed, e.event, e.occurred_at, e.model_dump(mode="json"))
-    built = c.state.standing
+    built = c.state.contacting.standing
     for field in ("esign_consent_at", "workplace_contact_prohibited_at", "employer_provided",
                   "opted_out", "dispute_opened_at", "dispute_written"):
         assert getattr(replayed, field) == getattr(built, field), field
@@ -473,11 +473,11 @@ def test_an_inbound_call_is_a_conversation_that_starts_the_quiet_period() -> Non
     monday = local(NEW_YORK, 2026, 11, 30, 14, 0)
     texted = c.record_contact_outcome(ContactOutcomeReport(
         channel=Channel.SMS, result=ContactResult.BORROWER_REPLIED, actor=AGENT), monday)
-    assert c.state.contacts == [], "a text back is no telephone conversation"
+    assert c.state.contacting.contacts == [], "a text back is no telephone conversation"
     assert events(texted, "contact_outcome")
     c.record_contact_outcome(ContactOutcomeReport(
         channel=Channel.VOICE, result=ContactResult.BORROWER_REPLIED, actor=AGENT), monday)
-    inbound = c.state.contacts[-1]
+    inbound = c.state.contacting.contacts[-1]
     assert (inbound.inbound, inbound.result, inbound.address, inbound.who) == (
         True, AttemptResult.ANSWERED, DEBTOR_PHONE, "debtor")
     tuesday = local(NEW_YORK, 2026, 12, 1, 18, 9)
@@ -517,7 +517,7 @@ def test_person_keys_never_merge_the_debtor_with_someone_named_debtor() -> None:
                    recipient_kind=RecipientKind.GUARANTOR, person="debtor")
     c.record_contact_outcome(guarantor_report(ContactResult.REACHED, person="debtor"),
                              monday)
-    assert c.state.contacts[-1].who == "guarantor:debtor"
+    assert c.state.contacting.contacts[-1].who == "guarantor:debtor"
     tuesday = local(NEW_YORK, 2026, 12, 1, 12, 0)
     assert c.decide_contact(Channel.VOICE, DEBTOR_PHONE, tuesday).allowed, \
         "a guarantor named 'debtor' is not the debtor"
@@ -532,7 +532,7 @@ def test_person_keys_never_merge_the_debtor_with_someone_named_debtor() -> None:
     c.record_contact_outcome(ContactOutcomeReport(
         channel=Channel.VOICE, result=ContactResult.REFUSED, actor=AGENT, third_party=True,
         address="+12125550111", person="Bob"), tuesday)
-    assert "third_party:Bob" in c.state.standing.refused_third_parties
+    assert "third_party:Bob" in c.state.contacting.standing.refused_third_parties
     again = c.decide_contact(Channel.VOICE, "+12125550122", tuesday + timedelta(days=9),
                              Purpose.LOCATION, RecipientKind.THIRD_PARTY,
                              discloses_debt=False, person="Bob")

@@ -169,7 +169,7 @@ def test_time_barred_us_debt_never_reaches_legal() -> None:
     now = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
     c.end_reminder(now)
     entries = c.end_negotiation(now)
-    assert c.state.stage is Stage.NEGOTIATION and c.state.legal_barred == "time_barred"
+    assert c.state.stage is Stage.NEGOTIATION and c.state.legal.barred == "time_barred"
     assert any(getattr(e, "event", "") == "legal_action_blocked" for e in entries)
 
 
@@ -182,7 +182,7 @@ def test_breathing_space_sixty_days_honoured_even_within_twelve_months_and_only_
     gb = collection("GB", "Europe/London", currency="GBP")
     start = HoldRequest(action="start", kind=HoldKind.BREATHING_SPACE, actor=AGENT)
     change_hold(gb, start, now)
-    hold = gb.state.standing.holds[0]
+    hold = gb.state.contacting.standing.holds[0]
     assert hold.end == now + timedelta(days=60)
     assert hold_problem(gb, start, now + timedelta(days=30)) == \
         "a breathing space hold is already active"

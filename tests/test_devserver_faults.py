@@ -2,12 +2,14 @@
 
 The time-skipping test server neither resets workflows nor tells a parent that its child
 was terminated, so these run on the `temporal` dev server in real time, on a policy whose
-stages last seconds, with borrowers in office hours wherever CI runs.
+stages last seconds, with borrowers in office hours wherever CI runs. The worker's webhook
+dispatcher posts to receivers in the test process (private addresses allowed).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,9 +26,11 @@ from duecourse.domain.policy import Channel, Policy
 from duecourse.policies import load_policy, with_templates
 from duecourse.settings import Settings
 from duecourse.store import tables as t
+from duecourse.store.webhooks import Webhook, WebhookStore
 from tests.factories import AGENT, daytime_zone, make_loan
 from tests.support.devserver import DevWorker, dev_server_with_worker
-from tests.test_api import eventually
+from tests.support.waiting import eventually
+from tests.test_webhooks import Receiver, serving
 from tests.test_workflow_negotiation import plan_of
 
 pytestmark = pytest.mark.devserver
@@ -51,7 +55,8 @@ def quick_policy() -> Policy:
 
 @pytest.fixture(scope="module")
 async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DevWorker]:
-    settings = Settings(lender_name="Acme Lending", lender_contact="400-800-1234")
+    settings = Settings(lender_name="Acme Lending", lender_contact="400-800-1234",
+                        webhook_allow_private=True)
     async with dev_server_with_worker(tmp_path_factory.mktemp("devserver-faults"),
                                       settings) as dev:
         yield dev
@@ -104,16 +109,59 @@ async def counts(stack: DevWorker, loan_id: str) -> dict[str, int]:
     return found
 
 
+async def drained(stack: DevWorker, hook: Webhook) -> None:
+    """Until the dispatcher owes the webhook nothing (every row delivered and settled)."""
+
+    async def nothing_owed() -> bool:
+        return not await stack.ledger.rows(t.webhook_outbox, webhook_id=hook.webhook_id)
+
+    await eventually(nothing_owed, "the webhook's outbox rows to be delivered", seconds=60)
+
+
+async def announcements(stack: DevWorker, receiver: Receiver, hook: Webhook,
+                        loan_id: str) -> tuple[Counter[str], list[tuple[str, str, int]]]:
+    """What the loan announced: the events the receiver accepted, per id (it accepts every
+    correctly signed post), and the (event, status, attempts) rows of webhook_deliveries
+    for the webhook."""
+    posted = Counter(e.event_id for e in receiver.accepted if e.loan_id == loan_id)
+    rows = sorted((d.event_id, d.status, d.attempts)
+                  for d in await WebhookStore(stack.engine).deliveries(loan_id=loan_id)
+                  if d.webhook_id == hook.webhook_id)
+    return posted, rows
+
+
 # --------------------------------------------------------------------------- resets
 async def test_a_reset_to_the_first_workflow_task_sends_writes_and_starts_nothing_twice(
         stack: DevWorker) -> None:
     """Resetting is ops' standard remedy. Keys made from the run id changed with it, so the
     new run opened a second case, sent every message again and started a second legal
-    case; keys from the first execution's run id survive it."""
+    case; keys from the first execution's run id survive it.
+
+    Each outbound event's id is `<case_id>:<entry key>`: the reset run must queue none of
+    its events again, and above all none under a new id, which the outbox (unique per
+    event and webhook) and the delivery record would both take for a new event and post."""
+    async with serving(Receiver()) as receiver:
+        store = WebhookStore(stack.engine, allow_private=True)
+        hook, receiver.secret = await store.register("ops", receiver.url, ["*"])
+        try:
+            await reset_and_check(stack, receiver, hook)
+        finally:
+            await store.disable(hook.webhook_id)  # the module's later loans owe it nothing
+
+
+async def reset_and_check(stack: DevWorker, receiver: Receiver, hook: Webhook) -> None:
     loan = await engaged_in_legal(stack, quick_policy())
     legal_id = f"legal-{loan.loan_id}-"
     await quiet(stack, loan.workflow_id)
+    await drained(stack, hook)
     before = await counts(stack, loan.loan_id)
+    stages = [r["idempotency_key"] for r in await stack.ledger.rows(
+        t.stage_transitions, loan_id=loan.loan_id)]
+    case_id = (await stack.ledger.rows(t.collection_cases, loan_id=loan.loan_id))[0]["case_id"]
+    assert len(stages) == 3 and all(key.startswith(f"{case_id}:") for key in stages), \
+        "into reminder, negotiation and legal, each event id `<case_id>:<entry key>`"
+    announced = await announcements(stack, receiver, hook, loan.loan_id)
+    assert announced == (Counter(stages), [(key, "delivered", 1) for key in sorted(stages)])
     assert before["collection_cases"] == 1 and before["contact_attempts"] >= 2
     children = [w.id async for w in stack.client.list_workflows(
         f"WorkflowId STARTS_WITH '{legal_id}'")]
@@ -138,14 +186,12 @@ async def test_a_reset_to_the_first_workflow_task_sends_writes_and_starts_nothin
 
     await eventually(back_in_legal, "the reset run to reach legal again", seconds=60)
     await quiet(stack, loan.workflow_id)
+    await drained(stack, hook)  # anything the reset run queued has been posted by now
     assert await counts(stack, loan.loan_id) == before, "nothing sent or written twice"
     assert len(await runs_of(stack, children[0])) == 1, "no second legal case"
-    deliveries = [w async for w in stack.client.list_workflows(
-        "WorkflowId STARTS_WITH 'event-' AND WorkflowType = 'EventDelivery'")]
-    per_id: dict[str, int] = {}
-    for run in deliveries:
-        per_id[run.id] = per_id.get(run.id, 0) + 1
-    assert all(n == 1 for n in per_id.values()), "no event announced twice"
+    assert await announcements(stack, receiver, hook, loan.loan_id) == announced, \
+        "no event announced twice, under its own id or a new one"
+    assert receiver.bad_signatures == []
 
     # The legal case was adopted (the old run started it, and reports its end go there):
     # the new run still notices when it dies.

@@ -57,10 +57,10 @@ def test_reminders_of_a_broken_plan_are_dropped() -> None:
     c = collection()
     plan_, _ = deals.accept_plan(c, three_instalments(c), NOW, "plan-wf")
     deals.plan_progress(c, PlanProgress(plan=plan_, event="reminder", instalment=3), NOW)
-    assert c.state.plan_reminders == [3]
+    assert c.state.agreements.plan_reminders == [3]
     broken = plan_.model_copy(deep=True, update={"status": PlanStatus.BROKEN, "late": 2})
     deals.plan_progress(c, PlanProgress(plan=broken, event="broken", instalment=2), NOW)
-    assert c.state.plan_reminders == []
+    assert c.state.agreements.plan_reminders == []
     one = PlanProposal(actor=AGENT, instalments=[InstalmentSpec(
         due_date=local_date(NOW, c.loan.borrower.timezone) + timedelta(days=3),
         amount=Money.of("900", "CNY"))])
@@ -90,14 +90,14 @@ def test_a_settlement_waiting_for_a_supervisor_lapses_after_its_date() -> None:
     c = collection()
     settlement = settle_for(c, "450")
     assert settlement.status == "PENDING_APPROVAL"
-    approval = next(t for t in c.state.tasks if t.kind is TaskKind.APPROVE_SETTLEMENT)
+    approval = next(t for t in c.state.work.tasks if t.kind is TaskKind.APPROVE_SETTLEMENT)
     approval.escalated_at = NOW + timedelta(days=2)  # its SLA already escalated, unanswered
     action = plan(c, NOW + timedelta(days=3))
     assert action is not None and action.kind is ActionKind.CHECK_SETTLEMENT
     assert action.due_at == settlement.check_at
     deals.check_settlement(c, settlement.check_at)
-    assert settlement.status == "LAPSED" and c.state.open_settlement is None
-    assert all(t.status.value == "done" for t in c.state.tasks
+    assert settlement.status == "LAPSED" and c.state.agreements.open_settlement is None
+    assert all(t.status.value == "done" for t in c.state.work.tasks
                if t.kind is TaskKind.APPROVE_SETTLEMENT)
 
 
@@ -105,7 +105,7 @@ def test_rejecting_a_hardship_review_after_the_hold_ended_is_harmless() -> None:
     c = collection()
     protections.change_hold(c, HoldRequest(action="start", kind=HoldKind.HARDSHIP, days=5,
                                            actor=AGENT), NOW)
-    review = next(t for t in c.state.tasks if t.kind is TaskKind.REVIEW_HARDSHIP)
+    review = next(t for t in c.state.work.tasks if t.kind is TaskKind.REVIEW_HARDSHIP)
     later = NOW + timedelta(days=6)
     done = TaskCompletion(task_id=review.task_id, outcome="rejected", actor=SUPERVISOR)
     assert completion.task_problem(c, done, later) is None
@@ -118,4 +118,4 @@ def test_closing_withdraws_open_agreements() -> None:
     settlement = settle_for(c, "800")
     assert settlement.status == "ACCEPTED"
     c.write_off(NOW)
-    assert settlement.status == "WITHDRAWN" and c.state.open_settlement is None
+    assert settlement.status == "WITHDRAWN" and c.state.agreements.open_settlement is None

@@ -139,7 +139,7 @@ def test_promise_rules() -> None:
     assert "still active" in (problem("100.00", 2) or "")
     later = now + timedelta(days=6)
     c.check_promise(later)
-    assert c.state.broken_promises == 1
+    assert c.state.agreements.broken_promises == 1
     assert "more than 7 days ahead" in (c.promise_problem(PromiseRequest(
         amount=Money.of("100.00", "CNY"), due_date=today + timedelta(days=14),
         actor=AGENT), later) or "")
@@ -154,18 +154,18 @@ def test_second_broken_promise_escalates_to_legal_and_plans_the_demand() -> None
                                       due_date=today + timedelta(days=1), actor=AGENT), now)
         now += timedelta(days=6)
         c.check_promise(now)
-    assert c.state.stage is Stage.LEGAL and c.state.legal_phase is LegalPhase.DEMAND_PENDING
+    assert c.state.stage is Stage.LEGAL and c.state.legal.phase is LegalPhase.DEMAND_PENDING
     assert c.state.rescore, "broken promises change the borrower's segment"
     c.state.rescore = False
     action = plan(c, now)
     assert action is not None and action.kind is ActionKind.WRITE_OFF, \
         "the legal case child workflow asks for the demand; nothing happens before"
-    c.state.legal_demand_requested = True
+    c.state.legal.demand_requested = True
     action = plan(c, now)
     assert action is not None and action.kind is ActionKind.SEND_DEMAND
     c.demand_sent(now, True, "letter")
-    assert c.state.legal_phase is LegalPhase.CURE_PERIOD
-    assert not c.state.legal_demand_requested
+    assert c.state.legal.phase is LegalPhase.CURE_PERIOD
+    assert not c.state.legal.demand_requested
     action = plan(c, now)
     assert action is not None and action.kind is ActionKind.WRITE_OFF, \
         "the cure period is timed by the legal case, not here"
@@ -199,7 +199,7 @@ def test_legal_decision_rules() -> None:
     assert c.legal_decision_problem(LegalDecision(approve=True, actor=AGENT, reason="x"))
     assert c.legal_decision_problem(approve) is None
     c.decide_legal(approve, now)
-    assert c.state.legal_phase is LegalPhase.REFERRED
+    assert c.state.legal.phase is LegalPhase.REFERRED
     action = plan(c, now)
     assert action is not None and action.kind is ActionKind.WRITE_OFF
     assert action.due_at == write_off_at(c)

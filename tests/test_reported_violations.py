@@ -79,7 +79,7 @@ def test_a_call_reported_at_two_in_the_morning_is_judged_and_reviewed() -> None:
     entries = c.record_contact_outcome(report, night)
     task, reviewed = tasks.review_reported_violation(c, report, check, night)
     # the contact happened: it is in the history the limits count
-    assert [(e.channel, e.result, e.address) for e in c.state.contacts] == [
+    assert [(e.channel, e.result, e.address) for e in c.state.contacting.contacts] == [
         (Channel.VOICE, AttemptResult.ANSWERED, PHONE)]
     assert task is not None and task.kind is TaskKind.REVIEW_VIOLATION
     assert task.assignee == STANDARD.tasks.supervisor_queue
@@ -155,7 +155,7 @@ def test_a_review_on_a_closing_loan_records_the_violation_without_a_task() -> No
     task, reviewed = tasks.review_reported_violation(c, called(), check, night)
     assert task is None and [e.event for e in reviewed if isinstance(e, EventRecorded)] == [
         "contact_violation_reported"]
-    assert c.state.tasks == []
+    assert c.state.work.tasks == []
 
 
 # ------------------------------------------------------------------ client, CLI and API

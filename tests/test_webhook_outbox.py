@@ -24,12 +24,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
-from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+from temporalio.testing import WorkflowEnvironment
 
-from duecourse.activities.webhooks import WebhookActivities
 from duecourse.domain.actor import SYSTEM
 from duecourse.domain.entries import EventRecorded, StageChanged
-from duecourse.domain.events import DELIVERY_SCHEDULE, OutboundEvent, RetrySchedule
+from duecourse.domain.events import DELIVERY_SCHEDULE, RetrySchedule
 from duecourse.domain.money import Money
 from duecourse.runtime import build_worker
 from duecourse.store import Ledger
@@ -64,8 +63,8 @@ def stage(key: str = "stage:1", from_stage: str | None = None,
 
 def announced(cmd: OpenLoan, *entries: StageChanged | EventRecorded,
               outstanding: str | None = "1000.00") -> RecordEntries:
-    """A batch as the workflow writes it: with the balance its events carry (None: a run
-    from 0.3, which announced its events itself)."""
+    """A batch as the workflow writes it: with the balance its events carry (None: as
+    written outside a loan's workflow, announcing nothing)."""
     return RecordEntries(
         case_id=cmd.case_id, workflow_id=cmd.workflow_id, loan_id=cmd.loan.loan_id,
         entries=list(entries),
@@ -165,7 +164,7 @@ async def test_no_webhook_wanting_an_event_means_no_outbox_row(db: AsyncEngine) 
     wanted, _ = await r.store.register("platform-a", "https://a.example/all", ["*"])
     await r.ledger.record_entries(announced(
         r.cmd, stage("stage:2", "REMINDER", "NEGOTIATION"), outstanding=None))
-    assert await outbox(db) == [], "a run from 0.3 delivers its events itself"
+    assert await outbox(db) == [], "without a balance, a batch announces nothing"
     await r.ledger.record_entries(announced(
         r.cmd, EventRecorded(key="event:1", occurred_at=NOW, actor=SYSTEM,
                              event="contact_outcome", details={}),
@@ -175,7 +174,66 @@ async def test_no_webhook_wanting_an_event_means_no_outbox_row(db: AsyncEngine) 
         "only stage changes announce events, to the webhooks that want them"
 
 
+async def test_a_platforms_loans_reach_only_its_own_webhooks(db: AsyncEngine) -> None:
+    r = await ledgered(db)
+    lenders = await open_case(r.ledger, "case-9")  # nobody claims it: the lender's own
+    async with serving(Receiver()) as mine, serving(Receiver()) as theirs:
+        a = await r.subscribe(mine, owner="platform-a")
+        b = await r.subscribe(theirs, owner="platform-b")
+        owners = LoanOwners(db)
+        loan = r.cmd.loan.loan_id
+        await owners.claim("platform-a", [loan])
+        assert await owners.claim("platform-b", [loan]) == [], "the first claim wins"
+        assert (await owners.owner_of(loan), await owners.owner_of(
+            lenders.loan.loan_id)) == ("platform-a", None)
+        await r.queue(stage("closed", "NEGOTIATION", None, "PAID"))
+        await r.ledger.record_entries(announced(lenders, stage()))
+        async with dispatching(db):
+            await outbox_drained(db)
+    assert mine.accepted_ids() == Counter({"case-1:closed": 1, "case-9:stage:1": 1})
+    assert theirs.accepted_ids() == Counter({"case-9:stage:1": 1})
+    assert sorted((d.event_id, d.webhook_id) for d in await r.store.deliveries(
+        event_id="case-9:stage:1")) == sorted([("case-9:stage:1", a.webhook_id),
+                                               ("case-9:stage:1", b.webhook_id)])
+
+
+async def test_a_webhook_disabled_after_its_event_was_queued_gets_nothing(
+        db: AsyncEngine) -> None:
+    r = await ledgered(db)
+    async with serving(Receiver()) as receiver:
+        hook = await r.subscribe(receiver)
+        await r.queue(stage())
+        assert len(await outbox(db)) == 1
+        assert not await r.store.disable(hook.webhook_id, owner="someone-else")
+        assert await r.store.disable(hook.webhook_id, owner="p-a")
+        assert not await r.store.disable(hook.webhook_id)
+        async with dispatching(db):
+            await outbox_drained(db)
+    assert receiver.seen == []
+    assert await r.store.deliveries(event_id="case-1:stage:1") == []
+
+
 # ---------------------------------------------------------------------- retries
+async def test_a_retry_posts_only_to_the_webhooks_still_owed_the_event(
+        db: AsyncEngine) -> None:
+    r = await ledgered(db)
+    async with serving(Receiver()) as ok, serving(Receiver(fail_first=1)) as flaky:
+        a = await r.subscribe(ok, ("loan.paid",), owner="p-a")
+        b = await r.subscribe(flaky, owner="p-b")
+        elsewhere, _ = await r.store.register("p-c", ok.url, ["loan.stage_changed"])
+        await r.queue(stage("closed", "NEGOTIATION", None, "PAID"))
+        async with dispatching(db):
+            await outbox_drained(db)
+
+    assert ok.seen == [("case-1:closed", 200)]
+    assert flaky.seen == [("case-1:closed", 500), ("case-1:closed", 200)]
+    assert ok.bad_signatures == flaky.bad_signatures == []
+    rows = {d.webhook_id: d for d in await r.store.deliveries(event_id="case-1:closed")}
+    assert set(rows) == {a.webhook_id, b.webhook_id}, f"{elsewhere} is not subscribed"
+    assert (rows[a.webhook_id].attempts, rows[b.webhook_id].attempts) == (1, 2)
+    assert rows[b.webhook_id].last_status_code == 200
+
+
 async def test_a_receiver_failing_then_recovering_is_retried_and_delivered(
         db: AsyncEngine) -> None:
     r = await ledgered(db)
@@ -219,8 +277,10 @@ async def test_an_unreachable_receiver_is_retried_then_given_up(db: AsyncEngine)
     async with dispatching(db):
         await outbox_drained(db)
     [delivery] = await r.store.deliveries(event_id="case-1:stage:1")
-    assert (delivery.status, delivery.attempts) == ("failed", FAST.attempts)
+    assert (delivery.status, delivery.attempts, delivery.delivered_at) == (
+        "failed", FAST.attempts, None)
     assert delivery.last_error is not None and "ConnectError" in delivery.last_error
+    assert delivery.last_error.endswith(f"(gave up after {FAST.attempts} attempts)")
 
 
 def test_the_schedule_is_two_seconds_doubling_to_ten_minutes_for_about_two_hours() -> None:
@@ -354,27 +414,6 @@ async def test_the_dispatcher_survives_a_ledger_outage(
     out = capsys.readouterr().out
     assert out.count("ledger unreachable; webhook deliveries wait for it") == 1, out
     assert out.count("ledger reachable again; webhook deliveries resume") == 1, out
-
-
-async def test_a_run_from_0_3_and_the_dispatcher_never_post_one_event_twice(
-        db: AsyncEngine) -> None:
-    """While loans started on 0.3 still run EventDelivery children, the activity leaves
-    every (event, webhook) the outbox holds to the dispatcher."""
-    r = await ledgered(db)
-    acts, env = WebhookActivities(r.store), ActivityEnvironment()
-    async with serving(Receiver()) as receiver:
-        hook = await r.subscribe(receiver)
-        await r.queue(stage())
-        event = OutboundEvent.model_validate_json((await outbox(db))[0]["body"])
-        report = await env.run(acts.deliver_event, event)
-        assert report.queued == [hook.webhook_id] and report.delivered == []
-        assert receiver.seen == []
-        async with dispatching(db):
-            await outbox_drained(db)
-        again = await env.run(acts.deliver_event, event)
-
-    assert again.skipped == [hook.webhook_id] and again.queued == again.delivered == []
-    assert receiver.accepted_ids() == Counter({event.event_id: 1})
 
 
 # ---------------------------------------------------------------------- the worker

@@ -2,9 +2,9 @@
 
 The receivers are real HTTP servers (uvicorn) in the test process that verify every
 signature with the registered secret; the loans run on the time-skipping test server, and
-their events reach the receivers over real sockets through the worker's outbox dispatcher
-(or, for runs that queue no outbox rows, as on 0.3, EventDelivery children).
-Dispatcher-specific behaviour (retry schedule, leases, outages) is in test_webhook_outbox.
+their events reach the receivers over real sockets through the worker's outbox dispatcher.
+Dispatcher-specific behaviour (routing, retry schedule, leases, outages) is in
+test_webhook_outbox.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import ipaddress
 import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -28,11 +28,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
-from temporalio.testing import ActivityEnvironment
 
-from duecourse.activities.webhooks import WebhookActivities
 from duecourse.domain.actor import SYSTEM
 from duecourse.domain.case.commands import CancelRequest, ContactOutcomeReport, ContactResult
 from duecourse.domain.case.state import Outcome
@@ -42,10 +38,8 @@ from duecourse.domain.events import (
     EVENT_TYPE_HEADER,
     EVENT_TYPES,
     SIGNATURE_HEADER,
-    DeliveryReport,
     EventData,
     OutboundEvent,
-    delivery_workflow_id,
     events_for,
     sign,
     signature_header,
@@ -55,9 +49,8 @@ from duecourse.domain.policy import Channel
 from duecourse.netguard import is_public, literal_problem
 from duecourse.policies import load_policy
 from duecourse.store import tables as t
-from duecourse.store.outbox import WebhookOutbox
-from duecourse.store.owners import LoanOwners
 from duecourse.store.webhooks import FINAL, WebhookStore
+from duecourse.webhooks.delivery import WebhookSender
 from tests.conftest import Harness
 from tests.factories import AGENT, make_loan, payment
 from tests.test_ledger import engine as ledger_engine
@@ -125,12 +118,8 @@ async def serving(receiver: Receiver) -> AsyncIterator[Receiver]:
 async def until(check: Callable[[], object], harness: Harness | None = None,
                 what: str = "", within: float = 60.0) -> None:
     """Poll `check` until true. With a harness, each pause also lets the test server's
-    clock move (retry backoffs are timers that only fire while time may skip).
-
-    Test-server caveat: once a loan's workflow has closed while an abandoned EventDelivery
-    child still runs, the server stops skipping time for good (sdk-typescript#1101), so
-    these pauses are short: they then cost real time (as the dispatcher's retries do).
-    """
+    clock move (the workflows' timers); the pauses are short because the dispatcher's
+    retries wait in real time, whatever the server's clock does."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while not check():
@@ -143,12 +132,11 @@ async def until(check: Callable[[], object], harness: Harness | None = None,
 
 async def settled(h: Harness, store: WebhookStore, event_id: str) -> None:
     """Until every delivery of the event is final and nothing is left owed for it."""
-    outbox = WebhookOutbox(store.engine)
     deadline = asyncio.get_running_loop().time() + 60
     while True:
         rows = await store.deliveries(event_id=event_id)
         if rows and all(d.status in FINAL for d in rows) \
-                and not await outbox.queued_for(event_id):
+                and not await h.ledger.rows(t.webhook_outbox, event_id=event_id):
             return
         assert asyncio.get_running_loop().time() < deadline, f"{event_id} never settled"
         await h.env.sleep(timedelta(seconds=1))  # lets the test server's clock move
@@ -225,7 +213,7 @@ async def test_a_gone_webhook_is_not_retried(harness: Harness) -> None:
     assert delivery.last_error is not None and delivery.last_error.startswith("HTTP 410")
 
 
-# ---------------------------------------------------------------------- the activity
+# ---------------------------------------------------------------------- store and sender
 def _event(key: str = "closed", type_: str = "loan.paid") -> OutboundEvent:
     return OutboundEvent(
         event_id=f"case-1:{key}", type=type_, loan_id="L-1",  # type: ignore[arg-type]
@@ -235,89 +223,6 @@ def _event(key: str = "closed", type_: str = "loan.paid") -> OutboundEvent:
                        outstanding=Decimal("0.00"), currency="CNY"))
 
 
-def _attempt(env: ActivityEnvironment, attempt: int) -> ActivityEnvironment:
-    env.info = replace(env.info, attempt=attempt, retry_policy=RetryPolicy(
-        maximum_attempts=20))
-    return env
-
-
-async def test_a_retry_posts_only_to_the_webhooks_still_owed_the_event(
-        db: AsyncEngine) -> None:
-    store, env = WebhookStore(db, allow_private=True), ActivityEnvironment()
-    acts = WebhookActivities(store)
-    event = _event()
-    async with serving(Receiver()) as ok, serving(Receiver(fail_first=1)) as flaky:
-        a, ok.secret = await store.register("p-a", ok.url, ["loan.paid"])
-        b, flaky.secret = await store.register("p-b", flaky.url, ["*"])
-        elsewhere, _ = await store.register("p-c", ok.url, ["loan.stage_changed"])
-        with pytest.raises(ApplicationError) as failed:
-            await _attempt(env, 1).run(acts.deliver_event, event)
-        assert failed.value.type == "DeliveryFailed" and not failed.value.non_retryable
-        assert b.webhook_id in str(failed.value)
-        report = await _attempt(env, 2).run(acts.deliver_event, event)
-        again = await _attempt(env, 3).run(acts.deliver_event, event)
-
-    assert report.delivered == [b.webhook_id] and report.skipped == [a.webhook_id]
-    assert sorted(again.skipped) == sorted([a.webhook_id, b.webhook_id])
-    assert again.delivered == []
-    assert ok.accepted_ids() == flaky.accepted_ids() == Counter({event.event_id: 1})
-    assert ok.bad_signatures == flaky.bad_signatures == []
-    rows = {d.webhook_id: d for d in await store.deliveries(event_id=event.event_id)}
-    assert set(rows) == {a.webhook_id, b.webhook_id}, f"{elsewhere} is not subscribed"
-    assert (rows[a.webhook_id].attempts, rows[b.webhook_id].attempts) == (1, 2)
-    assert rows[b.webhook_id].last_status_code == 200
-
-
-async def test_a_platforms_loans_reach_only_its_own_webhooks(db: AsyncEngine) -> None:
-    store, env = WebhookStore(db, allow_private=True), ActivityEnvironment()
-    acts = WebhookActivities(store)
-    async with serving(Receiver()) as mine, serving(Receiver()) as theirs:
-        a, mine.secret = await store.register("platform-a", mine.url, ["*"])
-        b, theirs.secret = await store.register("platform-b", theirs.url, ["*"])
-        owners = LoanOwners(db)
-        await owners.claim("platform-a", ["L-1"])
-        await owners.claim("platform-b", ["L-1", "L-2"])  # L-1 is taken: first wins
-        assert (await owners.owner_of("L-1"), await owners.owner_of("L-2")) == (
-            "platform-a", "platform-b")
-        owned = await env.run(acts.deliver_event, _event())  # a loan of platform-a
-        lenders = _event().model_copy(update={"loan_id": "L-9", "event_id": "case-9:x"})
-        shared = await env.run(acts.deliver_event, lenders)  # nobody's: the lender's own
-    assert owned.delivered == [a.webhook_id]
-    assert sorted(shared.delivered) == sorted([a.webhook_id, b.webhook_id])
-    assert mine.accepted_ids() == Counter({"case-1:closed": 1, "case-9:x": 1})
-    assert theirs.accepted_ids() == Counter({"case-9:x": 1})
-
-
-async def test_an_unreachable_webhook_is_retried_then_given_up(db: AsyncEngine) -> None:
-    store, env = WebhookStore(db, allow_private=True), ActivityEnvironment()
-    acts = WebhookActivities(store, timeout=2.0)
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
-    hook, _ = await store.register("p-a", dead, ["*"])
-    event = _event()
-    with pytest.raises(ApplicationError, match="ConnectError"):
-        await _attempt(env, 1).run(acts.deliver_event, event)
-    report = await _attempt(env, 20).run(acts.deliver_event, event)  # the last attempt
-    assert report.failed == [hook.webhook_id]
-    [row] = await store.deliveries(event_id=event.event_id)
-    assert (row.status, row.attempts, row.delivered_at) == ("failed", 2, None)
-    assert row.last_error and "ConnectError" in row.last_error
-    assert row.last_error.endswith("(gave up after 20 attempts)")
-
-
-async def test_a_disabled_webhook_gets_nothing(db: AsyncEngine) -> None:
-    store = WebhookStore(db)
-    hook, _ = await store.register("p-a", "https://hooks.example/x", ["*"])
-    assert not await store.disable(hook.webhook_id, owner="someone-else")
-    assert await store.disable(hook.webhook_id, owner="p-a")
-    assert not await store.disable(hook.webhook_id)
-    report = await ActivityEnvironment().run(WebhookActivities(store).deliver_event, _event())
-    assert report == DeliveryReport(event_id="case-1:closed")
-    assert await store.deliveries(event_id="case-1:closed") == []
-
-
-# ---------------------------------------------------------------------- the store
 async def test_register_list_and_disable_webhooks(db: AsyncEngine) -> None:
     store = WebhookStore(db)
     a, secret_a = await store.register("p-a", "https://a.example/hook",
@@ -380,14 +285,16 @@ def test_public_addresses_are_public() -> None:
 
 
 async def test_an_impossible_host_is_recorded_as_failed_not_raised(db: AsyncEngine) -> None:
-    """A host that can never resolve is that webhook's failure: the delivery still records
-    every webhook's outcome instead of failing as a whole (and resending to the rest)."""
+    """A host that can never resolve is that webhook's failure for good, recorded like any
+    answer (an exception would leave its outbox row to be tried again forever)."""
     store = WebhookStore(db, allow_private=True)
     local, _ = await store.register("p-a", "http://127.0.0.1:9/hook", ["*"])
     bad, _ = await store.register("p-a", "http://a..b/hook", ["*"])
-    guarded = WebhookActivities(WebhookStore(db))
-    report = await ActivityEnvironment().run(guarded.deliver_event, _event())
-    assert sorted(report.failed) == sorted([local.webhook_id, bad.webhook_id])
+    guarded = WebhookSender(WebhookStore(db))
+    outcomes = [await guarded.deliver(_event(), hook, 1, last_try=False)
+                for hook in (local, bad)]
+    assert [(o.webhook_id, o.status) for o in outcomes] == [
+        (local.webhook_id, "failed"), (bad.webhook_id, "failed")]
     rows = {d.webhook_id: d for d in await store.deliveries(event_id=_event().event_id)}
     assert rows[bad.webhook_id].last_error is not None
     assert "not a valid host name" in rows[bad.webhook_id].last_error
@@ -399,9 +306,10 @@ async def test_a_name_resolving_to_a_private_address_gets_no_request(db: AsyncEn
     async with serving(Receiver()) as receiver:
         url = receiver.url.replace("127.0.0.1", "localhost")
         hook, _ = await WebhookStore(db, allow_private=True).register("p-a", url, ["*"])
-        guarded = WebhookActivities(WebhookStore(db))  # production default: public only
-        report = await ActivityEnvironment().run(guarded.deliver_event, _event())
-    assert report.failed == [hook.webhook_id] and receiver.seen == []
+        guarded = WebhookSender(WebhookStore(db))  # production default: public only
+        outcome = await guarded.deliver(_event(), hook, 1, last_try=False)
+    assert (outcome.webhook_id, outcome.status) == (hook.webhook_id, "failed")
+    assert receiver.seen == []
     [row] = await WebhookStore(db).deliveries(event_id=_event().event_id)
     assert row.status == "failed" and row.last_error is not None
     assert "refused" in row.last_error and "not a public address" in row.last_error
@@ -467,11 +375,6 @@ def test_every_outcome_has_its_own_event(outcome: Outcome) -> None:
     [event] = events_for([_stage("closed", "REMINDER", None, outcome.value)], "r", "L", "w",
                          Decimal("0"), "USD")
     assert event.type == f"loan.{outcome.value.lower()}" and event.type in EVENT_TYPES
-
-
-def test_delivery_ids_are_safe_and_stable() -> None:
-    assert delivery_workflow_id("0c1e-77:stage:2") == "event-0c1e-77:stage:2"
-    assert delivery_workflow_id("a b/c\u00e9") == "event-a-b-c-"
 
 
 def test_signature_matches_the_documented_scheme() -> None:

@@ -68,7 +68,7 @@ def crash_after_write(ledger: Ledger, calls: Counter[str]) -> list[object]:
         return await run_then_crash("score_loan", facts)  # type: ignore[return-value]
 
     return [open_loan, record_entries, send_message, alert_ops, score_loan,
-            real["deliver_event"], real["refer_to_partner"], real["await_workflow"]]
+            real["refer_to_partner"], real["await_workflow"]]
 
 
 async def test_activities_retried_after_their_write_change_nothing(

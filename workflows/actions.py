@@ -148,7 +148,7 @@ class PlannedActions(ContactPath):
         sent = outcome.status == "sent"
         self._apply(c.record_step(step.name, outcome.status, now, outcome.detail))
         self._apply(c.demand_sent(now, sent, outcome.detail))
-        if (case := c.state.legal_case) is not None:
+        if (case := c.state.legal.case) is not None:
             self._children.tell(CaseChild(case.workflow_id).demand_result(
                 DemandResult(delivered=sent, detail=outcome.detail)))
         if not sent:
@@ -180,7 +180,7 @@ class PlannedActions(ContactPath):
     def _instalment_context(self, number: int) -> dict[str, str] | None:
         """Template values for a reminder about instalment `number` of the running plan;
         None when there is no such instalment left to remind about."""
-        plan = self._c.state.active_plan
+        plan = self._c.state.agreements.active_plan
         if plan is None or not 1 <= number <= len(plan.instalments):
             return None
         item = plan.instalments[number - 1]

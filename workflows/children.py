@@ -132,9 +132,9 @@ class Children:
         if frozen == self._frozen:
             return
         self._frozen = frozen
-        if (case := s.legal_case) is not None:
+        if (case := s.legal.case) is not None:
             self.tell(CaseChild(case.workflow_id).freeze(frozen))
-        plan = s.active_plan
+        plan = s.agreements.active_plan
         if plan is not None and plan not in self._plans:  # a queued one starts frozen
             self.tell(PlanChild(plan.workflow_id).freeze(frozen))
 
@@ -165,10 +165,10 @@ class Children:
     def wind_down(self) -> None:
         """On closing: stop running plans and close the legal case."""
         s = self._c.state
-        for plan in s.plans:  # their children may still run
+        for plan in s.agreements.plans:  # their children may still run
             if plan.status in (PlanStatus.CANCELLED, PlanStatus.ACTIVE):
                 self.tell(PlanChild(plan.workflow_id).cancel())
-        if (case := s.legal_case) is not None:
+        if (case := s.legal.case) is not None:
             self.tell(CaseChild(case.workflow_id).close(f"loan closed as {s.outcome}"))
 
     # ------------------------------------------------------------------ internals

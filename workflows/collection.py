@@ -185,7 +185,7 @@ class LoanCollectionWorkflow(HandOver, PlannedActions, LegalProgressReports):
                     "loan_id": c.loan.loan_id, "from_stage": entry.from_stage,
                     "stage": entry.to_stage, "outcome": entry.outcome, "reason": entry.reason})
                 if entry.to_stage == "LEGAL":
-                    n = len(c.state.legal_cases) + 1
+                    n = len(c.state.legal.cases) + 1
                     self._children.start_case(litigation.open_case(
                         c, f"legal-{c.loan.loan_id}-{c.state.case_id[:8]}-{n}",
                         workflow.now()))
@@ -214,7 +214,7 @@ class LoanCollectionWorkflow(HandOver, PlannedActions, LegalProgressReports):
     @workflow.signal
     def report_payment(self, report: PaymentReport) -> None:
         c, now = self._c, workflow.now()
-        plan = c.state.active_plan
+        plan = c.state.agreements.active_plan
         entries = c.apply_payment(report, now)
         applied = sum((e.applied for e in entries if isinstance(e, PaymentRecorded)),
                       start=Money.zero(c.loan.currency).amount)
@@ -304,7 +304,8 @@ class LoanCollectionWorkflow(HandOver, PlannedActions, LegalProgressReports):
     @workflow.update
     def propose_plan(self, proposal: PlanProposal) -> PlanAccepted:
         c = self._c
-        workflow_id = f"plan-{c.loan.loan_id}-{c.state.case_id[:8]}-{len(c.state.plans) + 1}"
+        plans = c.state.agreements.plans
+        workflow_id = f"plan-{c.loan.loan_id}-{c.state.case_id[:8]}-{len(plans) + 1}"
         with refusing("PlanRejected"):
             agreed, entries = deals.accept_plan(c, proposal, workflow.now(), workflow_id)
         self._children.start_plan(agreed)
@@ -330,7 +331,7 @@ class LoanCollectionWorkflow(HandOver, PlannedActions, LegalProgressReports):
 
     @workflow.update
     def decide_settlement(self, decision: SettlementDecision) -> SettlementResult:
-        pending = self._c.state.open_settlement
+        pending = self._c.state.agreements.open_settlement
         with refusing("SettlementRejected"):
             self._apply(deals.decide_settlement(self._c, decision, workflow.now()))
         assert pending is not None
@@ -355,7 +356,7 @@ class LoanCollectionWorkflow(HandOver, PlannedActions, LegalProgressReports):
     @workflow.update
     def complete_task(self, done: TaskCompletion) -> TaskResult:
         c = self._c
-        case = c.state.legal_case
+        case = c.state.legal.case
         with refusing("TaskRejected"):
             entries = completion.complete_task(c, done, workflow.now())
         self._apply(entries)
@@ -391,7 +392,7 @@ class LoanCollectionWorkflow(HandOver, PlannedActions, LegalProgressReports):
     @workflow.update
     def decide_legal_referral(self, decision: LegalDecision) -> LegalDecisionResult:
         c, now = self._c, workflow.now()
-        case = c.state.legal_case
+        case = c.state.legal.case
         with refusing("LegalDecisionRejected"):
             self._apply(c.decide_legal(decision, now))
             self._forward_decision(case, decision)
@@ -400,7 +401,7 @@ class LoanCollectionWorkflow(HandOver, PlannedActions, LegalProgressReports):
                 "approved" if decision.approve else "rejected", decision.actor, now))
         s = c.state
         return LegalDecisionResult(approved=decision.approve, stage=s.stage,
-                                   legal_phase=s.legal_phase)
+                                   legal_phase=s.legal.phase)
 
     @decide_legal_referral.validator
     def _validate_legal_decision(self, decision: LegalDecision) -> None:
@@ -432,7 +433,7 @@ class LoanCollectionWorkflow(HandOver, PlannedActions, LegalProgressReports):
         c = self._c
         with refusing("CaseEventRejected"):
             entries = litigation.record_case_event(c, event, workflow.now())
-        case = c.state.legal_case
+        case = c.state.legal.case
         assert case is not None
         self._tell(CaseChild(case.workflow_id).case_event(event))
         self._apply(entries)

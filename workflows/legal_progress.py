@@ -43,7 +43,7 @@ class LegalProgressReports:
 
     def _approval_requested(self, progress: LegalProgress, now: datetime) -> None:
         c = self._c
-        why = ("cure period ended unpaid" if c.state.legal_phase is LegalPhase.CURE_PERIOD
+        why = ("cure period ended unpaid" if c.state.legal.phase is LegalPhase.CURE_PERIOD
                else "demand letter could not be delivered")
         entries = c.cure_expired(now, why)
         entries += tasks.open_task(c, TaskKind.APPROVE_LEGAL, litigation.LEGAL_REFERRAL, now,
@@ -56,8 +56,8 @@ class LegalProgressReports:
         c = self._c
         entries = c.approval_overdue(now)
         self._queue_alert(
-            f"Legal approval overdue (escalation {c.state.approval_escalations})",
-            f"No supervisor decision since {c.state.legal_phase_at}; "
+            f"Legal approval overdue (escalation {c.state.legal.approval_escalations})",
+            f"No supervisor decision since {c.state.legal.phase_at}; "
             f"{self._outstanding_text()} unpaid.")
         self._apply(entries)
 

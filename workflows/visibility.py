@@ -40,8 +40,8 @@ class Visibility:
             values.append(SearchAttributePair(sa.COLLECTION_OUTCOME, s.outcome.value))
         if s.segment is not None:
             values.append(SearchAttributePair(sa.SEGMENT, s.segment.value))
-        if s.assigned_agent is not None:
-            values.append(SearchAttributePair(sa.ASSIGNED_AGENT, s.assigned_agent))
+        if s.work.assigned_agent is not None:
+            values.append(SearchAttributePair(sa.ASSIGNED_AGENT, s.work.assigned_agent))
         changed = [p for p in values if self._upserted.get(p.key.name) != p.value]
         if changed:
             workflow.upsert_search_attributes([p.key.value_set(p.value) for p in changed])

@@ -81,28 +81,10 @@ class OutboundEvent(BaseModel):
     data: EventData
 
 
-class DeliveryReport(BaseModel):
-    """What one run of `deliver_event` did, per webhook id."""
-
-    event_id: str
-    delivered: list[str] = Field(default_factory=list)
-    skipped: list[str] = Field(default_factory=list,
-                               description="already delivered (or refused) earlier")
-    failed: list[str] = Field(default_factory=list,
-                              description="refused permanently, or out of retries")
-    queued: list[str] = Field(default_factory=list,
-                              description="left to the outbox dispatcher, which owns "
-                                          "their delivery")
-    gave_up: str | None = Field(default=None,
-                                description="the last error when the activity itself "
-                                            "ran out of retries")
-
-
 @dataclass(frozen=True)
 class RetrySchedule:
-    """When a delivery that did not get through is tried again, and when it is given up.
-    One schedule for the outbox dispatcher and the EventDelivery workflow's retry policy,
-    so a receiver sees the same cadence from either."""
+    """When a delivery that did not get through is tried again, and when it is given up
+    (the outbox dispatcher's schedule; tests shorten it)."""
 
     first_delay: timedelta = timedelta(seconds=2)
     backoff: float = 2.0
@@ -143,14 +125,6 @@ def events_for(entries: Iterable[LedgerEntry], case_id: str, loan_id: str, workf
                            currency=currency))
         for entry in entries if isinstance(entry, StageChanged)
     ]
-
-
-def delivery_workflow_id(event_id: str) -> str:
-    """`event-<event_id>` for the EventDelivery child, with anything outside a conservative
-    id alphabet replaced (event ids embed ledger keys, which are ours but not validated)."""
-    safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "._:-") else "-"
-                   for ch in event_id)
-    return f"event-{safe}"
 
 
 def subscribed(events: Sequence[str], event_type: str) -> bool:

@@ -116,11 +116,11 @@ def agreement_ends_at(c: Collection) -> datetime | None:
     first). None without an agreement."""
     s, tz = c.state, c.tz
     ends: list[datetime] = []
-    if (promise := s.active_promise) is not None:
+    if (promise := s.agreements.active_promise) is not None:
         ends.append(promise.check_at)
-    if (settlement := s.open_settlement) is not None:
+    if (settlement := s.agreements.open_settlement) is not None:
         ends.append(settlement.check_at)
-    if (plan := s.active_plan) is not None:
+    if (plan := s.agreements.active_plan) is not None:
         unpaid = [i.due_date for i in plan.instalments if i.status is not InstalmentStatus.PAID]
         if unpaid:
             grace = c.policy.plans.grace_days
@@ -137,7 +137,7 @@ def _stage_steps(c: Collection) -> list[ContactStep]:
 
 
 def _when(c: Collection, step: ContactStep, due: datetime) -> datetime:
-    deferred = c.state.deferral(step.name)
+    deferred = c.state.contacting.deferral(c.state.visit.visit, step.name)
     return max(due, deferred) if deferred else due
 
 
@@ -145,7 +145,7 @@ def _pending_steps(c: Collection) -> list[tuple[datetime, ContactStep]]:
     """The current stage visit's steps not yet done, in the order they fall due."""
     pending = sorted(
         ((step_due(c, s), i, s) for i, s in enumerate(_stage_steps(c))
-         if not c.state.step_done(c.state.visit.visit, s.name)),
+         if not c.state.contacting.step_done(c.state.visit.visit, s.name)),
         key=lambda t: (t[0], t[1]),
     )
     return [(due, step) for due, _, step in pending]
@@ -162,7 +162,7 @@ def _next_contact(c: Collection, now: datetime) -> PlannedAction | None:
     if not overdue:
         due, step = pending[0]
         return PlannedAction(kind=ActionKind.CONTACT, step=step, due_at=_when(c, step, due))
-    contacted = c.state.first_contact_at is not None
+    contacted = c.state.contacting.first_contact_at is not None
     superseded: list[str] = []
     for step in overdue[:-1]:
         if not (step.supersedable and contacted):
@@ -188,7 +188,7 @@ def _reminder_end(c: Collection, contact: PlannedAction | None) -> datetime:
     end += visit.paused
     if (last := _last_step_at(c)) is not None:
         end = max(end, last)
-    first = c.state.first_contact_at or (contact.due_at if contact else None)
+    first = c.state.contacting.first_contact_at or (contact.due_at if contact else None)
     return max(end, first + rules.minimum_notice) if first else end
 
 
@@ -206,7 +206,7 @@ def plan(c: Collection, now: datetime) -> PlannedAction | None:
     candidates = [PlannedAction(kind=ActionKind.WRITE_OFF, due_at=write_off_at(c))]
     frozen = c.freeze_reason(now)
     if frozen is not None or s.paused_since is not None:
-        hold = s.standing.hold_at(now)
+        hold = s.contacting.standing.hold_at(now)
         if frozen is None:
             candidates.append(PlannedAction(kind=ActionKind.RESUME, due_at=now))
         elif frozen.code == "hold" and hold is not None and hold.end is not None \
@@ -217,11 +217,11 @@ def plan(c: Collection, now: datetime) -> PlannedAction | None:
         candidates.append(PlannedAction(kind=ActionKind.SCORE, due_at=now))
     if (task := next_escalation(c)) is not None:
         candidates.append(PlannedAction(kind=ActionKind.TASK_SLA, due_at=task.due_at))
-    promise, settlement = s.active_promise, s.open_settlement
+    promise, settlement = s.agreements.active_promise, s.agreements.open_settlement
     if promise is not None:
         candidates.append(PlannedAction(kind=ActionKind.CHECK_PROMISE, due_at=promise.check_at))
-    if (active_plan := s.active_plan) is not None and s.plan_reminders:
-        number = s.plan_reminders[0]
+    if (active_plan := s.agreements.active_plan) is not None and s.agreements.plan_reminders:
+        number = s.agreements.plan_reminders[0]
         items = active_plan.instalments
         due = items[number - 1].due_date if 1 <= number <= len(items) else None
         step = plan_reminder_step(active_plan.plan_id, number, due or active_plan.agreed_at)
@@ -231,8 +231,8 @@ def plan(c: Collection, now: datetime) -> PlannedAction | None:
         candidates.append(PlannedAction(kind=ActionKind.CHECK_SETTLEMENT,
                                         due_at=settlement.check_at))
     if not s.agreement_active and s.stage in (Stage.REMINDER, Stage.NEGOTIATION):
-        if c.pack.validation_notice_within and s.standing.validation_notice_at is None \
-                and not s.step_done(s.visit.visit, VALIDATION_STEP.name) \
+        if c.pack.validation_notice_within and s.contacting.standing.validation_notice_at is None \
+                and not s.contacting.step_done(s.visit.visit, VALIDATION_STEP.name) \
                 and not waiting_for_person(c, VALIDATION_STEP.name):
             candidates.append(_special(c, ActionKind.VALIDATION_NOTICE, VALIDATION_STEP,
                                        Purpose.VALIDATION_NOTICE, now))
@@ -243,17 +243,18 @@ def plan(c: Collection, now: datetime) -> PlannedAction | None:
             if s.stage is Stage.REMINDER:
                 candidates.append(PlannedAction(kind=ActionKind.END_REMINDER,
                                                 due_at=_reminder_end(c, contact)))
-        if s.forbearance_pending and not s.step_done(s.visit.visit, FORBEARANCE_STEP.name) \
+        if s.contacting.forbearance_pending \
+                and not s.contacting.step_done(s.visit.visit, FORBEARANCE_STEP.name) \
                 and not waiting_for_person(c, FORBEARANCE_STEP.name):
             candidates.append(_special(c, ActionKind.FORBEARANCE_OFFER, FORBEARANCE_STEP,
                                        Purpose.FORBEARANCE_OFFER, now))
         elif s.stage is Stage.NEGOTIATION and s.negotiation_deadline is not None \
-                and not s.legal_barred and not s.forbearance_pending:
-            due = max(s.negotiation_deadline, s.legal_not_before or s.negotiation_deadline,
+                and not s.legal.barred and not s.contacting.forbearance_pending:
+            due = max(s.negotiation_deadline, s.legal.not_before or s.negotiation_deadline,
                       _last_step_at(c) or s.negotiation_deadline)
             candidates.append(PlannedAction(kind=ActionKind.END_NEGOTIATION, due_at=due))
-    if s.stage is Stage.LEGAL and s.legal_demand_requested and \
-            s.legal_phase is LegalPhase.DEMAND_PENDING:
+    if s.stage is Stage.LEGAL and s.legal.demand_requested and \
+            s.legal.phase is LegalPhase.DEMAND_PENDING:
         demand = c.policy.legal.demand_letter  # the legal case asked for it
         candidates.append(PlannedAction(kind=ActionKind.SEND_DEMAND, step=demand,
                                         purpose=Purpose.DEMAND,

@@ -55,8 +55,9 @@ async def enqueue_events(conn: AsyncConnection, cmd: RecordEntries,
                          entries: Sequence[LedgerEntry]) -> int:
     """Queue the events `entries` announce for the webhooks that want each, inside the
     ledger transaction `conn`; returns how many rows are new. Nothing when `cmd` carries
-    no balance (runs from 0.3, which deliver their events through EventDelivery children).
-    A row already queued (a retried batch) is left alone."""
+    no balance: an event states the balance after its fact, and only a loan's workflow
+    knows it (entries written without one, as by tests and tools, announce nothing). A row
+    already queued (a retried batch) is left alone."""
     if cmd.outstanding is None:
         return 0
     events = events_for(entries, cmd.case_id, cmd.loan_id, cmd.workflow_id,
@@ -141,13 +142,6 @@ class WebhookOutbox:
         async with self.engine.begin() as conn:
             await conn.execute(update(o).where(o.c.claim == token)
                                .values(claim=None, next_attempt_at=_utcnow()))
-
-    async def queued_for(self, event_id: str) -> set[str]:
-        """The webhooks an event's outbox rows are still owed to."""
-        o = t.webhook_outbox
-        async with self.engine.connect() as conn:
-            return set((await conn.execute(select(o.c.webhook_id).where(
-                o.c.event_id == event_id))).scalars())
 
     async def next_due(self) -> datetime | None:
         """When the soonest row falls due (None: the outbox is empty)."""

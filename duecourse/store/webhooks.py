@@ -1,9 +1,8 @@
 """Platforms' webhooks and the record of every delivery to them.
 
-A delivery row is keyed by (event_id, webhook_id): however often a delivery is retried
-(by the outbox dispatcher, or the `deliver_event` activity of runs from 0.3), each webhook
-has one row per event, counting its attempts, and a webhook marked `delivered` (or
-`failed` for good) is never posted that event again.
+A delivery row is keyed by (event_id, webhook_id): however often the outbox dispatcher
+retries a delivery, each webhook has one row per event, counting its attempts, and a
+webhook marked `delivered` (or `failed` for good) is never posted that event again.
 """
 
 from __future__ import annotations

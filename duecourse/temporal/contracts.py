@@ -26,7 +26,6 @@ RECORD_ENTRIES = "record_entries"
 ALERT_OPS = "alert_ops"
 SCORE_LOAN = "score_loan"
 REFER_TO_PARTNER = "refer_to_partner"
-DELIVER_EVENT = "deliver_event"
 SEND_CLEARANCE = "send_clearance"  # the collection workflow's query a send asks last
 AWAIT_WORKFLOW = "await_workflow"
 

@@ -1,16 +1,15 @@
-"""Deliver one outbound event to webhooks: POST it signed, classify the answer, record it.
+"""Deliver one outbound event to one webhook: POST it signed, classify the answer, record it.
 
-The one implementation behind both the outbox dispatcher and the `deliver_event` activity
-of runs from 0.3. Each webhook's outcome is recorded (webhook_deliveries) before `deliver`
-returns; a receiver sees each event once - at least once in the rare crash between its 2xx
-and our record, hence the stable `Duecourse-Event-Id`.
+The outbox dispatcher's sender (duecourse.webhooks.dispatcher). The outcome is recorded
+(webhook_deliveries) before `deliver` returns; a receiver sees each event once - at least
+once in the rare crash between its 2xx and our record, hence the stable
+`Duecourse-Event-Id`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -59,33 +58,27 @@ class WebhookSender:
             timeout=timeout, follow_redirects=False,
             headers={"User-Agent": f"duecourse-webhooks/{__version__}"}))
 
-    async def deliver(self, event: OutboundEvent, hooks: Sequence[Webhook], attempt: int,
-                      last_try: bool) -> list[Outcome]:
-        """Post `event` to `hooks` at once and record each outcome; on the `last_try` a
-        webhook still pending is recorded as failed (given up)."""
-        if not hooks:
-            return []
+    async def deliver(self, event: OutboundEvent, hook: Webhook, attempt: int,
+                      last_try: bool) -> Outcome:
+        """Post `event` to `hook` and record the outcome; on the `last_try` a delivery
+        still pending is recorded as failed (given up)."""
         body = event.model_dump_json()
         async with self._http_client() as http:
-            answers = await asyncio.gather(
-                *(self._post(http, hook, event, body, attempt) for hook in hooks))
-        outcomes = []
-        for o in answers:
-            status, error = o.status, o.error
-            if status == "pending" and last_try:
-                status, error = "failed", f"{error} (gave up after {attempt} attempts)"
-            await self.store.record_attempt(event, o.webhook_id, status, o.code, error)
-            (log.info if status == "delivered" else log.warning)(
-                "webhook delivery", event_id=event.event_id, event_type=event.type,
-                loan_id=event.loan_id, webhook_id=o.webhook_id, status=status,
-                status_code=o.code, error=error, attempt=attempt)
-            outcomes.append(Outcome(o.webhook_id, status, o.code, error))
-        return outcomes
+            answer = await self._post(http, hook, event, body, attempt)
+        status, error = answer.status, answer.error
+        if status == "pending" and last_try:
+            status, error = "failed", f"{error} (gave up after {attempt} attempts)"
+        await self.store.record_attempt(event, hook.webhook_id, status, answer.code, error)
+        (log.info if status == "delivered" else log.warning)(
+            "webhook delivery", event_id=event.event_id, event_type=event.type,
+            loan_id=event.loan_id, webhook_id=hook.webhook_id, status=status,
+            status_code=answer.code, error=error, attempt=attempt)
+        return Outcome(hook.webhook_id, status, answer.code, error)
 
     async def _post(self, http: httpx.AsyncClient, hook: Webhook, event: OutboundEvent,
                     body: str, attempt: int) -> Outcome:
-        """POST and classify; never raises, so one bad webhook cannot hide another's
-        outcome."""
+        """POST and classify; never raises, so every attempt is counted and recorded and a
+        webhook that can never work runs out of retries instead of being tried forever."""
         headers = {
             "Content-Type": "application/json",
             EVENT_ID_HEADER: event.event_id,

@@ -1,11 +1,11 @@
 """The outbox dispatcher: one long-lived task per worker process delivering outbox rows.
 
-It claims due rows (duecourse.store.outbox), posts each through the shared sender, records
-the attempt, and then deletes the row (delivered, or failed for good) or frees it until its
-next try on the retry schedule (the same as EventDelivery's: 2 s doubling to 10 min, 20
-attempts, then given up and recorded as failed). Rows this process queues wake it at once;
-others' are found by polling. Rows outlive the process: a restart carries on where it
-stopped, and a row a dead dispatcher held falls due again when its lease runs out.
+It claims due rows (duecourse.store.outbox), posts each through the sender, records the
+attempt, and then deletes the row (delivered, or failed for good) or frees it until its
+next try on the retry schedule (2 s doubling to 10 min, 20 attempts, then given up and
+recorded as failed). Rows this process queues wake it at once; others' are found by
+polling. Rows outlive the process: a restart carries on where it stopped, and a row a dead
+dispatcher held falls due again when its lease runs out.
 
 A ledger that cannot be reached stops nothing: the dispatcher logs one line when the
 outage begins and one when it ends, and keeps trying with a growing pause meanwhile.
@@ -130,11 +130,12 @@ class OutboxDispatcher:
             await self._outbox.settle(row, token)
             return
         if await self._store.delivery_status(row.event_id, row.webhook_id) in FINAL:
-            await self._outbox.settle(row, token)  # recorded before a crash, or by 0.3
+            # recorded, then a crash before the row went: never post it again
+            await self._outbox.settle(row, token)
             return
         attempt = row.attempts + 1
-        [outcome] = await self._sender.deliver(row.event(), [hook], attempt,
-                                               last_try=attempt >= self._schedule.attempts)
+        outcome = await self._sender.deliver(row.event(), hook, attempt,
+                                             last_try=attempt >= self._schedule.attempts)
         if outcome.status == "pending":
             when = datetime.now(UTC) + self._schedule.delay_after(attempt)
             await self._outbox.retry_at(row, token, attempt, when)

@@ -51,6 +51,4 @@ EXPECTED: tuple[Saved, ...] = (
     Saved("legal_case.referred_then_closed.json", "LegalCase",
           "the legal child of promise_broken_to_legal: demand, cure period, approval, "
           "referral to the partner, case events filed and closed"),
-    Saved("event_delivery.delivered_to_webhook.json", "EventDelivery",
-          "the hand-over event of paid_in_reminder, POSTed to a local webhook receiver"),
 )

@@ -43,11 +43,11 @@ def _busy(c: Collection) -> str | None:
     s = c.state
     if s.is_closed:
         return f"the loan is closed ({s.outcome})"
-    if (p := s.active_promise) is not None:
+    if (p := s.agreements.active_promise) is not None:
         return f"promise {p.promise_id} is still active until {p.due_date}"
-    if (plan := s.active_plan) is not None:
+    if (plan := s.agreements.active_plan) is not None:
         return f"plan {plan.plan_id} is active"
-    if (offer := s.open_settlement) is not None:
+    if (offer := s.agreements.open_settlement) is not None:
         return f"settlement {offer.settlement_id} is {offer.status.value.lower()}"
     return None
 
@@ -120,15 +120,16 @@ def accept_plan(c: Collection, proposal: PlanProposal, now: datetime,
         raise ValueError(problem)
     s = c.state
     plan = RepaymentPlan(
-        plan_id=f"PLAN{len(s.plans) + 1}", workflow_id=workflow_id, currency=c.loan.currency,
+        plan_id=f"PLAN{len(s.agreements.plans) + 1}", workflow_id=workflow_id,
+        currency=c.loan.currency,
         instalments=[Instalment(number=n, due_date=i.due_date, amount=i.amount.amount)
                      for n, i in enumerate(proposal.instalments, start=1)],
         agreed_at=now, actor=proposal.actor, note=proposal.note)
     entries: list[LedgerEntry] = []
     if s.stage is Stage.REMINDER:
         entries += c.enter_stage(Stage.NEGOTIATION, now, "instalment plan agreed", proposal.actor)
-    s.plans.append(plan)
-    s.plan_reminders.clear()
+    s.agreements.plans.append(plan)
+    s.agreements.plan_reminders.clear()
     entries.append(plan_record(c, plan, now, proposal.actor))
     return plan, entries
 
@@ -144,15 +145,15 @@ def plan_record(c: Collection, plan: RepaymentPlan, now: datetime,
 def plan_progress(c: Collection, progress: PlanProgress, now: datetime) -> list[LedgerEntry]:
     """Apply the child's snapshot; a broken plan goes where the policy says."""
     s = c.state
-    index = next((i for i, p in enumerate(s.plans) if p.plan_id == progress.plan.plan_id),
-                 None)
-    if index is None or s.plans[index].status is not PlanStatus.ACTIVE:
+    agreed, plans = s.agreements, s.agreements.plans
+    index = next((i for i, p in enumerate(plans) if p.plan_id == progress.plan.plan_id), None)
+    if index is None or plans[index].status is not PlanStatus.ACTIVE:
         return []
-    s.plans[index] = progress.plan
+    plans[index] = progress.plan
     if progress.plan.status is not PlanStatus.ACTIVE:
-        s.plan_reminders.clear()  # reminders only ever concern the running plan
+        agreed.plan_reminders.clear()  # reminders only ever concern the running plan
     elif progress.event == "reminder" and progress.instalment is not None:
-        s.plan_reminders.append(progress.instalment)
+        agreed.plan_reminders.append(progress.instalment)
     entries: list[LedgerEntry] = [plan_record(c, progress.plan, now)]
     if progress.event == "reminder":
         return []
@@ -217,7 +218,7 @@ def settlement_problem(c: Collection, offer: SettlementOffer, now: datetime) -> 
 
 def settlement_result(c: Collection, settlement_id: str) -> SettlementResult:
     """Where settlement `settlement_id` stands, as the agent's update answers it."""
-    st = next(x for x in c.state.settlements if x.settlement_id == settlement_id)
+    st = next(x for x in c.state.agreements.settlements if x.settlement_id == settlement_id)
     return SettlementResult(settlement_id=st.settlement_id, status=st.status,
                             amount=Money(amount=st.amount, currency=st.currency),
                             discount=st.discount,
@@ -235,14 +236,14 @@ def offer_settlement(c: Collection, offer: SettlementOffer,
         offer.actor.kind is not ActorKind.SUPERVISOR
     check_day = offer.pay_by + timedelta(days=rules.grace_days + 1)
     settlement = Settlement(
-        settlement_id=f"SET{len(s.settlements) + 1}", amount=offer.amount.amount,
+        settlement_id=f"SET{len(s.agreements.settlements) + 1}", amount=offer.amount.amount,
         currency=c.loan.currency, balance_at_offer=s.outstanding, pay_by=offer.pay_by,
         check_at=local_midnight(check_day, c.tz), discount=discount,
         status=(SettlementStatus.PENDING_APPROVAL if needs_approval
                 else SettlementStatus.ACCEPTED),
         offered_by=offer.actor, paid_before=s.total_paid, note=offer.note,
         decided_by=None if needs_approval else offer.actor)
-    s.settlements.append(settlement)
+    s.agreements.settlements.append(settlement)
     entries: list[LedgerEntry] = [settlement_record(c, settlement, now, offer.actor)]
     if needs_approval:
         task, task_entries = open_task(c, TaskKind.APPROVE_SETTLEMENT,
@@ -266,7 +267,7 @@ def settlement_record(c: Collection, st: Settlement, now: datetime,
 
 def settlement_decision_problem(c: Collection, decision: SettlementDecision,
                                 now: datetime | None = None) -> str | None:
-    pending = c.state.open_settlement
+    pending = c.state.agreements.open_settlement
     if c.state.is_closed:
         return f"the loan is closed ({c.state.outcome})"
     if pending is None or pending.status is not SettlementStatus.PENDING_APPROVAL:
@@ -282,7 +283,7 @@ def decide_settlement(c: Collection, decision: SettlementDecision,
                       now: datetime) -> list[LedgerEntry]:
     if problem := settlement_decision_problem(c, decision, now):
         raise ValueError(problem)
-    st = c.state.open_settlement
+    st = c.state.agreements.open_settlement
     assert st is not None
     st.status = SettlementStatus.ACCEPTED if decision.approve else SettlementStatus.REJECTED
     st.decided_by = decision.actor
@@ -297,7 +298,7 @@ def decide_settlement(c: Collection, decision: SettlementDecision,
 def settle_if_paid(c: Collection, now: datetime, actor: Actor) -> list[LedgerEntry]:
     """An accepted settlement paid in full closes the loan as SETTLED, waiving the rest."""
     s = c.state
-    st = s.open_settlement
+    st = s.agreements.open_settlement
     if st is None or st.status is not SettlementStatus.ACCEPTED or s.is_closed:
         return []
     if s.total_paid - st.paid_before < st.amount:
@@ -313,7 +314,7 @@ def settle_if_paid(c: Collection, now: datetime, actor: Actor) -> list[LedgerEnt
 def check_settlement(c: Collection, now: datetime) -> list[LedgerEntry]:
     """Past its pay-by date plus grace, an unpaid settlement (approved or still waiting for a
     supervisor) lapses and routine collection resumes."""
-    st = c.state.open_settlement
+    st = c.state.agreements.open_settlement
     if st is None:
         return []
     waiting = st.status is SettlementStatus.PENDING_APPROVAL
@@ -328,7 +329,7 @@ def check_settlement(c: Collection, now: datetime) -> list[LedgerEntry]:
 
 # --------------------------------------------------------------------------- assignment
 def assignment_problem(c: Collection, a: Assignment) -> str | None:
-    current = c.state.assigned_agent
+    current = c.state.work.assigned_agent
     if c.state.is_closed:
         return f"the loan is closed ({c.state.outcome})"
     if a.actor.kind in MANAGERS:
@@ -343,10 +344,10 @@ def assign(c: Collection, a: Assignment, now: datetime) -> tuple[str | None,
                                                                  list[LedgerEntry]]:
     if problem := assignment_problem(c, a):
         raise ValueError(problem)
-    previous, c.state.assigned_agent = c.state.assigned_agent, a.agent_id
+    previous, c.state.work.assigned_agent = c.state.work.assigned_agent, a.agent_id
     entries: list[LedgerEntry] = [c.record_event("agent_assigned", now, a.actor, agent=a.agent_id,
                                                  previous=previous, note=a.note)]
-    for task in c.state.open_tasks:
+    for task in c.state.work.open_tasks:
         if task.assignee in (previous, c.policy.tasks.default_queue):
             task.assignee = a.agent_id
             task.version += 1

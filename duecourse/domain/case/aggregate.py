@@ -150,28 +150,28 @@ class Collection:
     def score_input(self, now: datetime) -> ScoreInput:
         """Loan and behaviour facts for the segment scorer."""
         s, debtor = self.state, RecipientKind.DEBTOR
-        attempts = [e for e in s.contacts if e.recipient_kind is debtor
+        attempts = [e for e in s.contacting.contacts if e.recipient_kind is debtor
                     and e.channel in (Channel.VOICE, Channel.SMS)]
         in_a_row = 0
         for event in reversed(attempts):
             if event.result not in (AttemptResult.FAILED, AttemptResult.UNANSWERED):
                 break
             in_a_row += 1
-        outcomes = [r for r in s.contacts if r.result is AttemptResult.ANSWERED]
+        outcomes = [r for r in s.contacting.contacts if r.result is AttemptResult.ANSWERED]
         return ScoreInput(
             loan_id=self.loan.loan_id, days_past_due=self.dpd(now),
             outstanding_ratio=(s.outstanding / self.loan.principal).quantize(Decimal("0.01")),
             payments=len(s.payment_refs),
             paid_amount_ratio=(s.total_paid / self.loan.outstanding).quantize(Decimal("0.01")),
-            promises_kept=sum(p.status is PromiseStatus.KEPT for p in s.promises),
-            promises_broken=s.broken_promises,
-            plans_broken=sum(p.status is PlanStatus.BROKEN for p in s.plans),
+            promises_kept=sum(p.status is PromiseStatus.KEPT for p in s.agreements.promises),
+            promises_broken=s.agreements.broken_promises,
+            plans_broken=sum(p.status is PlanStatus.BROKEN for p in s.agreements.plans),
             conversations=len(outcomes),
-            refusals=s.refusals,
+            refusals=s.agreements.refusals,
             failed_attempts_in_a_row=in_a_row,
             invalid_contact=any(e.result is AttemptResult.FAILED and e.channel is Channel.VOICE
                                 for e in attempts[-3:]),
-            disputed=s.standing.dispute_open)
+            disputed=s.contacting.standing.dispute_open)
 
     def compliance_record(self) -> dict[str, object]:
         """What the ledger keeps of the rules this case runs under, besides the pack (which
@@ -185,8 +185,8 @@ class Collection:
 
     def context(self) -> Context:
         rules = self.state.rules
-        return Context(pack=self.pack, standing=self.state.standing,
-                       history=self.state.contacts, timezone=self.tz,
+        return Context(pack=self.pack, standing=self.state.contacting.standing,
+                       history=self.state.contacting.contacts, timezone=self.tz,
                        region=self.loan.jurisdiction, policy_hours=self.policy.contact_hours,
                        due_date=self.loan.due_date,
                        holidays=frozenset(rules.holidays) if rules else None,
@@ -226,9 +226,9 @@ class Collection:
         """Prove the decision; remember a deferral so the planner waits for it."""
         s = self.state
         if decision.verdict is Verdict.DEFERRED and decision.until is not None:
-            s.deferrals[f"{s.visit.visit}:{step}"] = decision.until
+            s.contacting.deferrals[f"{s.visit.visit}:{step}"] = decision.until
         slot = f"{s.visit.visit}:{step}:{channel}"
-        s.decision_counts[slot] = n = s.decision_counts.get(slot, 0) + 1
+        s.contacting.decision_counts[slot] = n = s.contacting.decision_counts.get(slot, 0) + 1
         return [ComplianceDecided(
             key=f"decision:{slot}:{n}", occurred_at=decision.at, actor=actor,
             step=step, channel=channel, recipient=address, recipient_kind=recipient_kind,
@@ -276,17 +276,18 @@ class Collection:
                      person: str = "") -> None:
         """Add an allowed, performed contact to the history the engine counts."""
         s = self.state
-        s.contacts.append(ContactEvent(at=now, channel=channel, address=address,
+        s.contacting.contacts.append(ContactEvent(at=now, channel=channel, address=address,
                                        recipient_kind=recipient_kind, purpose=purpose,
                                        person=person))
-        if purpose is Purpose.VALIDATION_NOTICE and s.standing.validation_notice_at is None:
-            s.standing.validation_notice_at = now
+        standing = s.contacting.standing
+        if purpose is Purpose.VALIDATION_NOTICE and standing.validation_notice_at is None:
+            standing.validation_notice_at = now
         if purpose is Purpose.FORBEARANCE_OFFER:
-            s.standing.forbearance_offered_at = now
-            s.forbearance_pending = False
-            s.legal_not_before = now + self.pack.forbearance_response
-        if recipient_kind is RecipientKind.DEBTOR and s.first_contact_at is None:
-            s.first_contact_at = now
+            standing.forbearance_offered_at = now
+            s.contacting.forbearance_pending = False
+            s.legal.not_before = now + self.pack.forbearance_response
+        if recipient_kind is RecipientKind.DEBTOR and s.contacting.first_contact_at is None:
+            s.contacting.first_contact_at = now
 
     def time_barred(self, now: datetime) -> bool:
         """The debt's limitation period has run out: it is never sued on or threatened."""
@@ -315,8 +316,8 @@ class Collection:
             s.visit.paused += frozen_for
             if s.negotiation_deadline is not None:
                 s.negotiation_deadline += frozen_for
-            if s.legal_phase_at is not None:
-                s.legal_phase_at += frozen_for
+            if s.legal.phase_at is not None:
+                s.legal.phase_at += frozen_for
             return [self.record_event("collection_resumed", now, actor,
                                       frozen_for=str(frozen_for))]
         return []
@@ -330,9 +331,9 @@ class Collection:
         if problem is None:
             return self.enter_stage(Stage.LEGAL, now, reason, actor)
         if problem.code == "time_barred":
-            s.legal_barred = problem.code
+            s.legal.barred = problem.code
         elif problem.code == "forbearance":
-            s.forbearance_pending = True
+            s.contacting.forbearance_pending = True
         return [self.record_event("legal_action_blocked", now, actor, wanted=reason,
                                   code=problem.code, rule=problem.rule, detail=problem.detail)]
 
@@ -366,7 +367,7 @@ class Collection:
         entries: list[LedgerEntry] = []
         for name in steps:
             entries += self.record_step(name, "skipped", now, "superseded by a later step")
-        self.state.late_skips += len(steps)
+        self.state.contacting.late_skips += len(steps)
         return entries
 
     def needs_attention(self, kind: str, reason: str) -> bool:
@@ -381,8 +382,8 @@ class Collection:
 
     def plan_reminder_done(self, instalment: int) -> None:
         """The reminder about `instalment` went (or had nothing left to remind about)."""
-        if self.state.plan_reminders[:1] == [instalment]:
-            self.state.plan_reminders.pop(0)
+        if self.state.agreements.plan_reminders[:1] == [instalment]:
+            self.state.agreements.plan_reminders.pop(0)
 
     def enter_stage(self, stage: Stage, now: datetime, reason: str,
                actor: Actor) -> list[LedgerEntry]:
@@ -397,10 +398,10 @@ class Collection:
         s.negotiation_deadline = (now + self.policy.negotiation.window
                                   if stage is Stage.NEGOTIATION else None)
         if stage is Stage.LEGAL:
-            s.legal_phase, s.legal_phase_at, s.approval_escalations = (
+            s.legal.phase, s.legal.phase_at, s.legal.approval_escalations = (
                 LegalPhase.DEMAND_PENDING, now, 0)
         else:
-            s.legal_phase = s.legal_phase_at = None
+            s.legal.phase = s.legal.phase_at = None
         entries.append(StageChanged(
             key=f"stage:{s.visit.visit}", occurred_at=now, actor=actor,
             from_stage=previous.stage if previous else None, to_stage=stage,
@@ -411,11 +412,12 @@ class Collection:
                actor: Actor) -> list[LedgerEntry]:
         s = self.state
         entries = self._withdraw_promise(now, f"loan closed as {outcome}")
-        s.plan_reminders.clear()
-        for plan in s.plans:  # paid in full, the plan completes itself (last instalment)
+        s.agreements.plan_reminders.clear()
+        for plan in s.agreements.plans:  # paid in full, the plan completes itself (last instalment)
             if plan.status is PlanStatus.ACTIVE and outcome is not Outcome.PAID:
                 plan.status = PlanStatus.CANCELLED  # the workflow stops its child
-        for settlement in s.settlements:  # an agreement never outlives the loan's collection
+        # an agreement never outlives the loan's collection
+        for settlement in s.agreements.settlements:
             if settlement.status in (SettlementStatus.PENDING_APPROVAL,
                                      SettlementStatus.ACCEPTED) and outcome is not \
                     Outcome.SETTLED:
@@ -435,7 +437,7 @@ class Collection:
             note=p.note)
 
     def _withdraw_promise(self, now: datetime, why: str) -> list[LedgerEntry]:
-        p = self.state.active_promise
+        p = self.state.agreements.active_promise
         if p is None:
             return []
         p.status, p.resolved_at, p.note = PromiseStatus.WITHDRAWN, now, why
@@ -468,7 +470,7 @@ class Collection:
             reference=report.reference, amount=amount, currency=report.amount.currency,
             paid_at=report.paid_at, applied=applied, overpaid=amount - applied,
             outstanding_after=s.outstanding)]
-        promise = s.active_promise
+        promise = s.agreements.active_promise
         if promise and s.total_paid - promise.paid_before >= promise.amount:
             promise.status, promise.resolved_at = PromiseStatus.KEPT, now
             entries.append(self._promise_entry(promise, now))
@@ -486,7 +488,7 @@ class Collection:
         self.state.rescore = True
         debtor = report.kind is RecipientKind.DEBTOR
         if report.result is ContactResult.REFUSED and debtor:
-            self.state.refusals += 1
+            self.state.agreements.refusals += 1
         entries: list[LedgerEntry] = [self.record_event(
             "contact_outcome", now, report.actor, channel=report.channel,
             result=report.result, note=report.note, address=report.address,
@@ -511,7 +513,7 @@ class Collection:
         cleared broke nothing new (it was judged when asked). Changes nothing: the query
         asks it before the report is signalled, and the signal before recording it."""
         s = self.state
-        applied = apply_outcome(list(s.contacts), now, report.channel, report.kind,
+        applied = apply_outcome(list(s.contacting.contacts), now, report.channel, report.kind,
                                 report.address, report.person, report.result,
                                 self.loan.borrower)  # a copy: a completion stays unmade
         local = now.astimezone(zone(self.tz))
@@ -525,26 +527,26 @@ class Collection:
         the contact the agent made (it counts towards that person's limits either way), or
         the conversation an inbound call was (it starts the quiet period after one)."""
         s, kind = self.state, report.kind
-        applied = apply_outcome(s.contacts, now, report.channel, kind, report.address,
+        applied = apply_outcome(s.contacting.contacts, now, report.channel, kind, report.address,
                                 report.person, report.result, self.loan.borrower)
         result, event = applied.result, applied.event
         if applied.added is not None:
-            s.contacts.append(applied.added)
+            s.contacting.contacts.append(applied.added)
         for key in refusal_keys(kind, result, report.address, report.person, event):
-            if key not in s.standing.refused_third_parties:
-                s.standing.refused_third_parties.append(key)
+            if key not in s.contacting.standing.refused_third_parties:
+                s.contacting.standing.refused_third_parties.append(key)
         if report.recontact_invited:  # 15 USC 1692b(3): they may be contacted again
             key = person_key(kind, report.address, report.person, event)
-            if key not in s.standing.recontact_invited:
-                s.standing.recontact_invited.append(key)
+            if key not in s.contacting.standing.recontact_invited:
+                s.contacting.standing.recontact_invited.append(key)
 
     def record_step(self, step: str, status: str, now: datetime, detail: str = "",
                     ) -> list[LedgerEntry]:
         """Mark a scheduled step of the current stage visit as sent, skipped or failed."""
         s = self.state
-        s.steps.append(StepRecord(visit=s.visit.visit, step=step, status=status, at=now,
+        s.contacting.steps.append(StepRecord(visit=s.visit.visit, step=step, status=status, at=now,
                                   detail=detail))
-        s.deferrals.pop(f"{s.visit.visit}:{step}", None)
+        s.contacting.deferrals.pop(f"{s.visit.visit}:{step}", None)
         if status == "sent":
             return []  # the contact attempt row written by send_message is the proof
         return [self.record_event(f"contact_{status}", now, step=step, stage=s.stage,
@@ -558,11 +560,11 @@ class Collection:
             return f"the loan is closed ({s.outcome})"
         if s.stage is Stage.LEGAL:
             return "the loan is in the legal stage; promises are agreed before legal action"
-        if (plan := s.active_plan) is not None:
+        if (plan := s.agreements.active_plan) is not None:
             return f"plan {plan.plan_id} is active; the plan's instalments are the promise"
-        if (offer := s.open_settlement) is not None:
+        if (offer := s.agreements.open_settlement) is not None:
             return f"settlement {offer.settlement_id} is {offer.status.value.lower()}"
-        if (active := s.active_promise) is not None:
+        if (active := s.agreements.active_promise) is not None:
             return (f"promise {active.promise_id} for {active.amount} {active.currency} due "
                     f"{active.due_date} is still active")
         if req.amount.currency != self.loan.currency:
@@ -573,7 +575,8 @@ class Collection:
             return (f"amount {req.amount} exceeds the outstanding balance "
                     f"{s.outstanding} {self.loan.currency}")
         today = local_date(now, self.tz)
-        limit = rules.max_days_ahead_after_broken if s.broken_promises else rules.max_days_ahead
+        limit = (rules.max_days_ahead_after_broken if s.agreements.broken_promises
+                 else rules.max_days_ahead)
         if req.due_date < today:
             return f"promised date {req.due_date} is in the past (today is {today})"
         if req.due_date > today + timedelta(days=limit):
@@ -592,21 +595,21 @@ class Collection:
         if self.policy.demo is not None:
             check_at = min(check_at, now + self.policy.demo.promise_judged_after)
         promise = Promise(
-            promise_id=f"P{len(s.promises) + 1}", amount=req.amount.amount,
+            promise_id=f"P{len(s.agreements.promises) + 1}", amount=req.amount.amount,
             currency=req.amount.currency, due_date=req.due_date, made_at=now,
             check_at=check_at, actor=req.actor,
             paid_before=s.total_paid, note=req.note)
         entries: list[LedgerEntry] = []
         if s.stage is Stage.REMINDER:
             entries += self.enter_stage(Stage.NEGOTIATION, now, "promise to pay agreed", req.actor)
-        s.promises.append(promise)
+        s.agreements.promises.append(promise)
         entries.append(self._promise_entry(promise, now))
         return promise, entries
 
     def check_promise(self, now: datetime) -> list[LedgerEntry]:
         """After the promised date plus grace: kept, or broken (and maybe escalate)."""
         s = self.state
-        promise = s.active_promise
+        promise = s.agreements.active_promise
         if promise is None:
             return []
         kept = s.total_paid - promise.paid_before >= promise.amount
@@ -616,8 +619,8 @@ class Collection:
         entries: list[LedgerEntry] = [self._promise_entry(promise, now)]
         if kept:
             s.negotiation_deadline = now + self.policy.negotiation.window
-        elif s.broken_promises >= self.policy.promise.max_broken:
-            entries += self.escalate(now, f"{s.broken_promises} broken promises to pay")
+        elif s.agreements.broken_promises >= self.policy.promise.max_broken:
+            entries += self.escalate(now, f"{s.agreements.broken_promises} broken promises to pay")
         return entries
 
     # ------------------------------------------------------------- stages
@@ -635,33 +638,34 @@ class Collection:
     def demand_sent(self, now: datetime, delivered: bool, detail: str) -> list[LedgerEntry]:
         """The parent sent (or could not send) the demand the legal case asked for."""
         s = self.state
-        s.legal_demand_requested = False
+        s.legal.demand_requested = False
         if not delivered:
             return [self.record_event("demand_undeliverable", now, detail=detail)]
-        s.legal_phase, s.legal_phase_at = LegalPhase.CURE_PERIOD, now
+        s.legal.phase, s.legal.phase_at = LegalPhase.CURE_PERIOD, now
         cure_ends = now + self.cure_period
         return [self.record_event("demand_sent", now, cure_period_ends=cure_ends.isoformat())]
 
     def cure_expired(self, now: datetime,
                      why: str = "cure period ended unpaid") -> list[LedgerEntry]:
         s = self.state
-        s.legal_phase, s.legal_phase_at = LegalPhase.AWAITING_APPROVAL, now
+        s.legal.phase, s.legal.phase_at = LegalPhase.AWAITING_APPROVAL, now
         return [self.record_event("legal_approval_requested", now, why=why,
                                   outstanding=s.outstanding)]
 
     def approval_overdue(self, now: datetime) -> list[LedgerEntry]:
         s = self.state
-        s.approval_escalations += 1
-        waited = now - (s.legal_phase_at or now)
-        return [self.record_event("legal_approval_overdue", now, escalation=s.approval_escalations,
+        s.legal.approval_escalations += 1
+        waited = now - (s.legal.phase_at or now)
+        return [self.record_event("legal_approval_overdue", now,
+                                  escalation=s.legal.approval_escalations,
                                   waiting_for=str(waited))]
 
     def legal_decision_problem(self, decision: LegalDecision) -> str | None:
         s = self.state
         if s.is_closed:
             return f"the loan is closed ({s.outcome})"
-        if s.legal_phase is not LegalPhase.AWAITING_APPROVAL:
-            where = f"legal phase {s.legal_phase}" if s.legal_phase else f"stage {s.stage}"
+        if s.legal.phase is not LegalPhase.AWAITING_APPROVAL:
+            where = f"legal phase {s.legal.phase}" if s.legal.phase else f"stage {s.stage}"
             return f"no legal referral is awaiting approval (loan is in {where})"
         if decision.actor.kind.value != "supervisor":
             return f"only a supervisor may decide a legal referral, not {decision.actor.kind}"
@@ -673,7 +677,7 @@ class Collection:
             raise ValueError(problem)
         s = self.state
         if decision.approve:
-            s.legal_phase, s.legal_phase_at = LegalPhase.REFERRED, now
+            s.legal.phase, s.legal.phase_at = LegalPhase.REFERRED, now
             return [self.record_event("legal_referral_approved", now, decision.actor,
                                       reason=decision.reason, outstanding=s.outstanding)]
         return [self.record_event("legal_referral_rejected", now, decision.actor,

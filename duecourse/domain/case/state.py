@@ -7,8 +7,9 @@ import zlib
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from duecourse.domain.actor import Actor
 from duecourse.domain.agreements.terms import (
@@ -17,6 +18,7 @@ from duecourse.domain.agreements.terms import (
     Settlement,
     SettlementStatus,
 )
+from duecourse.domain.case.flat_state import nest_flat_state
 from duecourse.domain.compliance import (
     ContactEvent,
     Standing,
@@ -96,64 +98,40 @@ class StepRecord(BaseModel):
     detail: str = ""
 
 
-class CollectionState(BaseModel):
-    """Everything the workflow remembers; also the continue-as-new payload."""
+class ContactingState(BaseModel):
+    """What reaching the borrower has done so far: the planned steps, the contacts the
+    rules count, and what the borrower asked of us."""
 
-    case_id: str  # first run id of the workflow chain: keys this case's ledger rows
-    opened_at: datetime
-    outstanding: Decimal
-    stage: Stage = Stage.REMINDER
-    visits: list[StageVisit] = Field(default_factory=list)
-    outcome: Outcome | None = None
-    closed_at: datetime | None = None
-    close_reason: str = ""
-    total_paid: Decimal = Decimal(0)
-    payment_refs: list[str] = Field(default_factory=list)
-    last_paid_at: datetime | None = None  # the latest payment while in collection
-    promises: list[Promise] = Field(default_factory=list)
     steps: list[StepRecord] = Field(default_factory=list)
     first_contact_at: datetime | None = None
-    negotiation_deadline: datetime | None = None
-    legal_phase: LegalPhase | None = None
-    legal_phase_at: datetime | None = None
-    approval_escalations: int = 0
-    event_seq: int = 0
     standing: Standing = Field(default_factory=Standing)
     contacts: list[ContactEvent] = Field(default_factory=list)
     deferrals: dict[str, datetime] = Field(default_factory=dict)
-    paused_since: datetime | None = None
-    legal_barred: str = ""  # rule code that keeps this loan out of legal for good
-    legal_not_before: datetime | None = None
     forbearance_pending: bool = False
-    legal_demand_requested: bool = False  # the legal case asked for its demand letter
-    legal_cases: list[LegalCase] = Field(default_factory=list)  # mirrors of the children
-    segment: Segment | None = None
-    segment_reasons: list[str] = Field(default_factory=list)
-    rescore: bool = True  # behaviour changed since the last score
-    assigned_agent: str | None = None
-    tasks: list[Task] = Field(default_factory=list)
-    plans: list[RepaymentPlan] = Field(default_factory=list)
-    plan_reminders: list[int] = Field(default_factory=list)  # instalments to remind about
-    refusals: int = 0  # times the borrower refused to pay
-    settlements: list[Settlement] = Field(default_factory=list)
-    rules: RulesSnapshot | None = None  # pack, holidays and zone rules, taken at hand-over
     decision_counts: dict[str, int] = Field(
         default_factory=dict, description="engine decisions so far per visit, step and "
         "channel: a decision's key says which one it is, whatever else happened between")
-    alert_seq: int = 0  # numbers ops alerts: each alert's key is fixed when it is queued
     late_skips: int = 0  # planned steps skipped as stale because the loan got to them late
-    attention: dict[str, str] = Field(
-        default_factory=dict, description="why the loan cannot go on by itself, by kind "
-        "(e.g. ledger): shown as the NeedsAttention search attribute")
-
-    # ----------------------------------------------------------------- queries
-    @property
-    def visit(self) -> StageVisit:
-        return self.visits[-1]
 
     @property
-    def is_closed(self) -> bool:
-        return self.outcome is not None
+    def contacts_sent(self) -> int:
+        return sum(r.status is StepStatus.SENT for r in self.steps)
+
+    def step_done(self, visit: int, step: str) -> bool:
+        return any(r.visit == visit and r.step == step for r in self.steps)
+
+    def deferral(self, visit: int, step: str) -> datetime | None:
+        return self.deferrals.get(f"{visit}:{step}")
+
+
+class AgreementsState(BaseModel):
+    """What the borrower agreed to pay, or refused to."""
+
+    promises: list[Promise] = Field(default_factory=list)
+    plans: list[RepaymentPlan] = Field(default_factory=list)
+    plan_reminders: list[int] = Field(default_factory=list)  # instalments to remind about
+    settlements: list[Settlement] = Field(default_factory=list)
+    refusals: int = 0  # times the borrower refused to pay
 
     @property
     def active_promise(self) -> Promise | None:
@@ -174,33 +152,90 @@ class CollectionState(BaseModel):
         live = (SettlementStatus.PENDING_APPROVAL, SettlementStatus.ACCEPTED)
         return last if last and last.status in live else None
 
-    @property
-    def agreement_active(self) -> bool:
-        """A promise, plan or settlement is running: routine contact pauses."""
-        return bool(self.active_promise or self.active_plan or self.open_settlement)
+
+class LegalState(BaseModel):
+    """Where the loan stands on the way to (and in) legal action."""
+
+    phase: LegalPhase | None = None
+    phase_at: datetime | None = None
+    approval_escalations: int = 0
+    barred: str = ""  # rule code that keeps this loan out of legal for good
+    not_before: datetime | None = None
+    demand_requested: bool = False  # the legal case asked for its demand letter
+    cases: list[LegalCase] = Field(default_factory=list)  # mirrors of the children
 
     @property
-    def legal_case(self) -> LegalCase | None:
+    def case(self) -> LegalCase | None:
         """The legal case of the current legal stage, while it runs."""
-        case = self.legal_cases[-1] if self.legal_cases else None
+        case = self.cases[-1] if self.cases else None
         return case if case and case.outcome is None else None
+
+
+class WorkState(BaseModel):
+    """The people's side of the case: who owns it and what they were asked to do."""
+
+    assigned_agent: str | None = None
+    tasks: list[Task] = Field(default_factory=list)
 
     @property
     def open_tasks(self) -> list[Task]:
         return [t for t in self.tasks if t.status is TaskStatus.OPEN]
 
-    @property
-    def contacts_sent(self) -> int:
-        return sum(r.status is StepStatus.SENT for r in self.steps)
 
-    def step_done(self, visit: int, step: str) -> bool:
-        return any(r.visit == visit and r.step == step for r in self.steps)
+class CollectionState(BaseModel):
+    """Everything the workflow remembers; also the continue-as-new payload. The case's own
+    facts sit at the top; contacting, agreements, legal and work each keep their part."""
+
+    case_id: str  # first run id of the workflow chain: keys this case's ledger rows
+    opened_at: datetime
+    outstanding: Decimal
+    stage: Stage = Stage.REMINDER
+    visits: list[StageVisit] = Field(default_factory=list)
+    outcome: Outcome | None = None
+    closed_at: datetime | None = None
+    close_reason: str = ""
+    total_paid: Decimal = Decimal(0)
+    payment_refs: list[str] = Field(default_factory=list)
+    last_paid_at: datetime | None = None  # the latest payment while in collection
+    negotiation_deadline: datetime | None = None
+    event_seq: int = 0
+    paused_since: datetime | None = None
+    segment: Segment | None = None
+    segment_reasons: list[str] = Field(default_factory=list)
+    rescore: bool = True  # behaviour changed since the last score
+    rules: RulesSnapshot | None = None  # pack, holidays and zone rules, taken at hand-over
+    alert_seq: int = 0  # numbers ops alerts: each alert's key is fixed when it is queued
+    attention: dict[str, str] = Field(
+        default_factory=dict, description="why the loan cannot go on by itself, by kind "
+        "(e.g. ledger): shown as the NeedsAttention search attribute")
+    contacting: ContactingState = Field(default_factory=ContactingState)
+    agreements: AgreementsState = Field(default_factory=AgreementsState)
+    legal: LegalState = Field(default_factory=LegalState)
+    work: WorkState = Field(default_factory=WorkState)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _load_flat_shape(cls, data: Any) -> Any:
+        """A state carried by 0.3 (its continue-as-new inputs, saved histories) is flat."""
+        return nest_flat_state(data) if isinstance(data, dict) else data
+
+    # ----------------------------------------------------------------- queries
+    @property
+    def visit(self) -> StageVisit:
+        return self.visits[-1]
+
+    @property
+    def is_closed(self) -> bool:
+        return self.outcome is not None
+
+    @property
+    def agreement_active(self) -> bool:
+        """A promise, plan or settlement is running: routine contact pauses."""
+        a = self.agreements
+        return bool(a.active_promise or a.active_plan or a.open_settlement)
 
     def next_alert_key(self, subject: str) -> str:
         """`alert:<n>:<subject digest>`: a run that resets and raises other alerts in
         another order never has one taken for another (and dropped as a duplicate)."""
         self.alert_seq += 1
         return f"alert:{self.alert_seq}:{zlib.crc32(subject.encode()):08x}"
-
-    def deferral(self, step: str) -> datetime | None:
-        return self.deferrals.get(f"{self.visit.visit}:{step}")

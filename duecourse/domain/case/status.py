@@ -63,7 +63,7 @@ def describe(c: Collection, now: datetime, action: PlannedAction | None) -> Coll
         policy=c.policy.label,
         jurisdiction=c.loan.jurisdiction,
         stage=s.stage,
-        legal_phase=s.legal_phase,
+        legal_phase=s.legal.phase,
         outcome=s.outcome,
         closed_at=s.closed_at,
         close_reason=s.close_reason,
@@ -73,23 +73,23 @@ def describe(c: Collection, now: datetime, action: PlannedAction | None) -> Coll
         as_of=now,
         next_action=NextAction(kind=action.kind, description=action.description,
                                due_at=action.due_at) if action else None,
-        active_promise=s.active_promise,
-        broken_promises=s.broken_promises,
-        contacts_sent=s.contacts_sent,
-        late_skips=s.late_skips,
+        active_promise=s.agreements.active_promise,
+        broken_promises=s.agreements.broken_promises,
+        contacts_sent=s.contacting.contacts_sent,
+        late_skips=s.contacting.late_skips,
         needs_attention=s.attention,
-        approval_escalations=s.approval_escalations,
+        approval_escalations=s.legal.approval_escalations,
         stage_history=s.visits,
         rule_pack=c.pack.title,
         frozen=(f"{frozen.code}: {frozen.detail}" if (frozen := c.freeze_reason(now))
                 else None),
-        standing=s.standing,
+        standing=s.contacting.standing,
         segment=s.segment,
         segment_reasons=s.segment_reasons,
-        assigned_agent=s.assigned_agent,
-        plan=s.plans[-1] if s.plans else None,
-        settlement=s.settlements[-1] if s.settlements else None,
-        open_tasks=s.open_tasks,
+        assigned_agent=s.work.assigned_agent,
+        plan=s.agreements.plans[-1] if s.agreements.plans else None,
+        settlement=s.agreements.settlements[-1] if s.agreements.settlements else None,
+        open_tasks=s.work.open_tasks,
     )
 
 
@@ -100,8 +100,8 @@ def current_details(c: Collection, now: datetime, action: PlannedAction | None) 
     parts = [s.stage.value if s.outcome is None else f"Closed {s.outcome.value}",
              f"{Money(amount=s.outstanding, currency=c.loan.currency)} outstanding",
              f"DPD {c.dpd(s.closed_at or now)}"]
-    if s.legal_phase is not None and s.outcome is None:
-        parts.insert(1, s.legal_phase.value)
+    if s.legal.phase is not None and s.outcome is None:
+        parts.insert(1, s.legal.phase.value)
     if s.outcome is None and (frozen := c.freeze_reason(now)) is not None:
         parts.append(f"frozen ({frozen.code})")
     if action is not None and s.outcome is None:

@@ -31,7 +31,8 @@ REQUIRED = {VALIDATION_STEP.name: (VALIDATION_STEP, Purpose.VALIDATION_NOTICE),
 
 def waiting_for_person(c: Collection, step: str) -> bool:
     """A person has the notice `step` in hand (an open send_notice task)."""
-    return any(t.kind is TaskKind.SEND_NOTICE and t.subject == step for t in c.state.open_tasks)
+    return any(t.kind is TaskKind.SEND_NOTICE and t.subject == step
+               for t in c.state.work.open_tasks)
 
 
 def notice_not_sent(c: Collection, step: ContactStep, detail: str,
@@ -51,7 +52,9 @@ def notice_done(c: Collection, task: Task, outcome: str, actor: Actor,
     notice again (details were fixed or an opt-out lifted)."""
     s = c.state
     if outcome == "retry" or task.subject not in REQUIRED:
-        s.steps = [r for r in s.steps if not (r.step == task.subject and r.status == "task")]
+        contacting = s.contacting
+        contacting.steps = [r for r in contacting.steps
+                            if not (r.step == task.subject and r.status == "task")]
         return [c.record_event("required_notice_retry", now, actor, step=task.subject)]
     step, purpose = REQUIRED[task.subject]
     c.contact_made(step.channel, "-", now, purpose)

@@ -24,7 +24,7 @@ from duecourse.domain.work.tasks import open_task
 
 def change_preferences(c: Collection, req: PreferenceChange,
                        now: datetime) -> list[LedgerEntry]:
-    st = c.state.standing
+    st = c.state.contacting.standing
     entries: list[LedgerEntry] = []
     for channel in req.opt_out:
         st.opted_out.setdefault(channel, now)
@@ -62,7 +62,7 @@ def change_preferences(c: Collection, req: PreferenceChange,
 
 
 def change_dispute(c: Collection, req: DisputeChange, now: datetime) -> list[LedgerEntry]:
-    st = c.state.standing
+    st = c.state.contacting.standing
     if req.action == "opened":
         if st.dispute_open:
             return [c.record_event("dispute_already_open", now, req.actor, reason=req.reason)]
@@ -88,7 +88,7 @@ def _crisis_tail(c: Collection, kind: HoldKind) -> timedelta | None:
 def _earlier_breathing_space(c: Collection, now: datetime) -> Hold | None:
     """The latest breathing space that started within the pack's once-per window."""
     window = c.pack.breathing_space_once_per
-    recent = [h for h in c.state.standing.holds if h.kind is HoldKind.BREATHING_SPACE
+    recent = [h for h in c.state.contacting.standing.holds if h.kind is HoldKind.BREATHING_SPACE
               and h.start > now - window]
     return recent[-1] if recent else None
 
@@ -99,7 +99,7 @@ def hold_problem(c: Collection, req: HoldRequest, now: datetime) -> str | None:
     A registered moratorium is never refused for the debtor's eligibility (a second
     breathing space within 12 months is the debt adviser's check, not ours: we comply,
     and may ask for a review); only requests that cannot mean anything are."""
-    st, pack = c.state.standing, c.pack
+    st, pack = c.state.contacting.standing, c.pack
     if c.state.is_closed:
         return f"the loan is closed ({c.state.outcome})"
     active = next((h for h in st.holds if h.kind is req.kind and h.covers(now)), None)
@@ -129,7 +129,7 @@ def change_hold(c: Collection, req: HoldRequest, now: datetime) -> list[LedgerEn
     problem = hold_problem(c, req, now)
     if problem:
         raise ValueError(problem)
-    st = c.state.standing
+    st = c.state.contacting.standing
     if req.action == "end":
         tail = _crisis_tail(c, req.kind)
         end = now + tail if tail is not None else now
@@ -170,7 +170,7 @@ def change_hold(c: Collection, req: HoldRequest, now: datetime) -> list[LedgerEn
 
 
 def life_event(c: Collection, req: LifeEvent, now: datetime) -> list[LedgerEntry]:
-    st = c.state.standing
+    st = c.state.contacting.standing
     if req.kind == "deceased":
         st.deceased_at = st.deceased_at or now
     else:

@@ -15,21 +15,21 @@ LEGAL_REFERRAL = "legal-referral"  # subject of the supervisor's approval task
 
 
 def open_case(c: Collection, workflow_id: str, now: datetime) -> LegalCase:
-    case = LegalCase(case_ref=f"LEGAL{len(c.state.legal_cases) + 1}", workflow_id=workflow_id,
+    case = LegalCase(case_ref=f"LEGAL{len(c.state.legal.cases) + 1}", workflow_id=workflow_id,
                      phase_at=now)
-    c.state.legal_cases.append(case)
+    c.state.legal.cases.append(case)
     return case
 
 
 def mirror(c: Collection, case: LegalCase) -> None:
-    cases = c.state.legal_cases
+    cases = c.state.legal.cases
     for i, known in enumerate(cases):
         if known.case_ref == case.case_ref:
             cases[i] = case
 
 
 def case_event_problem(c: Collection, event: CaseEvent) -> str | None:
-    case = c.state.legal_case
+    case = c.state.legal.case
     if c.state.is_closed:
         return f"the loan is closed ({c.state.outcome})"
     if case is None or case.referral is None:
@@ -50,7 +50,7 @@ def case_event_problem(c: Collection, event: CaseEvent) -> str | None:
 def record_case_event(c: Collection, event: CaseEvent, now: datetime) -> list[LedgerEntry]:
     if problem := case_event_problem(c, event):
         raise ValueError(problem)
-    case = c.state.legal_case
+    case = c.state.legal.case
     assert case is not None
     case.events.append(event)
     case.phase = event.kind.value.upper()
@@ -72,7 +72,7 @@ def case_closed(c: Collection, case: LegalCase, now: datetime) -> list[LedgerEnt
         entries += c.close(Outcome.WRITTEN_OFF, now,
                            f"legal case {case.case_ref} closed as uncollectible", SYSTEM)
     elif case.outcome == "withdrawn" and s.stage is Stage.LEGAL:
-        s.legal_phase = LegalPhase.REFERRED
+        s.legal.phase = LegalPhase.REFERRED
         entries += c.enter_stage(Stage.NEGOTIATION, now, f"legal case {case.case_ref} withdrawn",
                             SYSTEM)
     return entries
@@ -80,7 +80,7 @@ def case_closed(c: Collection, case: LegalCase, now: datetime) -> list[LedgerEnt
 
 def demand_requested(c: Collection) -> None:
     """The case asked for its demand letter: the planner sends it when it may go."""
-    c.state.legal_demand_requested = True
+    c.state.legal.demand_requested = True
 
 
 def decision_forwarded(case: LegalCase, approved: bool) -> None:

@@ -65,7 +65,8 @@ def complete_task(c: Collection, done: TaskCompletion, now: datetime) -> list[Le
             channel=channel, result=_CONTACT_RESULTS[done.outcome], actor=done.actor,
             note=done.note), now)
     elif task.kind is TaskKind.REVIEW_HARDSHIP and done.outcome == "rejected" and any(
-            h.kind is HoldKind.HARDSHIP and h.covers(now) for h in c.state.standing.holds):
+            h.kind is HoldKind.HARDSHIP and h.covers(now)
+            for h in c.state.contacting.standing.holds):
         entries += change_hold(c, HoldRequest(action="end", kind=HoldKind.HARDSHIP,
                                               actor=done.actor, note=reason), now)
     elif task.kind is TaskKind.APPROVE_SETTLEMENT:

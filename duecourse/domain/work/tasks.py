@@ -24,15 +24,15 @@ def open_task(c: Collection, kind: TaskKind, subject: str, now: datetime,
     sla = {TaskKind.CALL_BORROWER: rules.call_sla, TaskKind.FIELD_VISIT: rules.visit_sla,
            TaskKind.REVIEW_HARDSHIP: rules.hardship_review_sla}.get(kind, rules.approval_sla)
     s = c.state
-    task = Task(task_id=f"{c.loan.loan_id}-{s.case_id[:6]}-T{len(s.tasks) + 1}", kind=kind,
-                subject=subject, assignee=assignee or s.assigned_agent or rules.default_queue,
+    task = Task(task_id=f"{c.loan.loan_id}-{s.case_id[:6]}-T{len(s.work.tasks) + 1}", kind=kind,
+                subject=subject, assignee=assignee or s.work.assigned_agent or rules.default_queue,
                 created_at=now, due_at=now + sla, note=note)
-    s.tasks.append(task)
+    s.work.tasks.append(task)
     return task, [task_entry(task, now)]
 
 
 def find(c: Collection, task_id: str) -> Task | None:
-    return next((t for t in c.state.tasks if t.task_id == task_id), None)
+    return next((t for t in c.state.work.tasks if t.task_id == task_id), None)
 
 
 def resolve(c: Collection, task: Task, outcome: str, actor: Actor, now: datetime,
@@ -48,7 +48,7 @@ def resolve_subject(c: Collection, kind: TaskKind, subject: str, outcome: str, a
                     now: datetime) -> list[LedgerEntry]:
     """Close the open task about `subject` (decided another way, e.g. a direct update)."""
     entries: list[LedgerEntry] = []
-    for task in c.state.open_tasks:
+    for task in c.state.work.open_tasks:
         if task.kind is kind and task.subject == subject:
             entries += resolve(c, task, outcome, actor, now, "decided directly")
     return entries
@@ -56,7 +56,7 @@ def resolve_subject(c: Collection, kind: TaskKind, subject: str, outcome: str, a
 
 def next_escalation(c: Collection) -> Task | None:
     """The open task whose SLA runs out first, among those not yet escalated."""
-    pending = [t for t in c.state.open_tasks if t.escalated_at is None]
+    pending = [t for t in c.state.work.open_tasks if t.escalated_at is None]
     return min(pending, key=lambda t: t.due_at, default=None)
 
 
@@ -73,7 +73,7 @@ def escalate(c: Collection, task: Task, now: datetime) -> list[LedgerEntry]:
 
 def cancel_pending(c: Collection, now: datetime, why: str) -> list[LedgerEntry]:
     entries: list[LedgerEntry] = []
-    for task in c.state.open_tasks:
+    for task in c.state.work.open_tasks:
         task.status, task.note = TaskStatus.CANCELLED, why
         task.version += 1
         entries.append(task_entry(task, now))
