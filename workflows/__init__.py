@@ -1,10 +1,6 @@
-"""Temporal workflows: deterministic orchestration only (timers, handlers, activity calls)."""
+"""Temporal workflows: deterministic orchestration only (timers, handlers, activity calls).
 
-from duecourse.workflows.collection import LoanCollectionWorkflow
-from duecourse.workflows.legal_case import LegalCaseWorkflow
-from duecourse.workflows.repayment_plan import RepaymentPlanWorkflow
-
-WORKFLOWS = [LoanCollectionWorkflow, RepaymentPlanWorkflow, LegalCaseWorkflow]
-
-__all__ = ["WORKFLOWS", "LegalCaseWorkflow", "LoanCollectionWorkflow",
-           "RepaymentPlanWorkflow"]
+Empty on purpose: the sandbox imports this package before each run's workflow module, so
+anything imported here would be re-imported for every loan. The worker's list of
+workflows is `duecourse.runtime.WORKFLOWS`.
+"""
