@@ -16,20 +16,9 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from duecourse.domain import entries
 from duecourse.domain.actor import SYSTEM, Actor
 from duecourse.domain.case.reopening import LoanAlreadyClosed, reopen_problem
-from duecourse.domain.entries import (
-    AgreementRecorded,
-    ComplianceDecided,
-    ContactDelivered,
-    ContactLogged,
-    EventRecorded,
-    LedgerEntry,
-    PaymentRecorded,
-    PromiseRecorded,
-    StageChanged,
-    TaskRecorded,
-)
 from duecourse.store import tables as t
 from duecourse.store.cases import last_closed_case
 from duecourse.store.outbox import announce_queued, enqueue_events
@@ -75,37 +64,37 @@ def _actor(actor: Actor) -> dict[str, str]:
     return {"actor_kind": actor.kind.value, "actor_id": actor.id}
 
 
-def summarize(entry: LedgerEntry) -> str:
+def summarize(entry: entries.LedgerEntry) -> str:
     """One human line per fact, stored with it so any SQL reader sees the story."""
-    if isinstance(entry, StageChanged):
+    if isinstance(entry, entries.StageChanged):
         if entry.outcome:
             return f"closed as {entry.outcome} at DPD {entry.days_past_due}: {entry.reason}"
         origin = f"{entry.from_stage} -> " if entry.from_stage else "entered "
         return f"{origin}{entry.to_stage} at DPD {entry.days_past_due}: {entry.reason}"
-    if isinstance(entry, PaymentRecorded):
+    if isinstance(entry, entries.PaymentRecorded):
         extra = f", {entry.overpaid} overpaid" if entry.overpaid else ""
         return (f"payment {entry.reference}: {entry.amount} {entry.currency}{extra}; "
                 f"outstanding {entry.outstanding_after} {entry.currency}")
-    if isinstance(entry, PromiseRecorded):
+    if isinstance(entry, entries.PromiseRecorded):
         return (f"promise {entry.promise_id} {entry.status.lower()}: {entry.amount} "
                 f"{entry.currency} by {entry.due_date}" + (f" ({entry.note})" if entry.note
                                                             else ""))
-    if isinstance(entry, ComplianceDecided):
+    if isinstance(entry, entries.ComplianceDecided):
         until = f" until {entry.until.isoformat()}" if entry.until else ""
         why = f" [{entry.code}] {entry.rule}" if entry.code else ""
         return f"{entry.channel} to {entry.recipient} {entry.verdict}{until}{why}"
-    if isinstance(entry, ContactLogged):
+    if isinstance(entry, entries.ContactLogged):
         return (f"{entry.channel} contact with {entry.recipient_kind} {entry.recipient} by "
                 f"{entry.actor}")
-    if isinstance(entry, ContactDelivered):
+    if isinstance(entry, entries.ContactDelivered):
         return (f"message {entry.provider_message_id} accepted by the channel at "
                 f"{entry.sent_at.isoformat()} (recorded late: the ledger was down)")
-    if isinstance(entry, TaskRecorded):
+    if isinstance(entry, entries.TaskRecorded):
         task = entry.task
         state = task.status.value + (f" ({task.outcome})" if task.outcome else "")
         return (f"task {task.task_id} {task.kind.value} for {task.assignee}: {state}, due "
                 f"{task.due_at.isoformat()}")
-    if isinstance(entry, AgreementRecorded):
+    if isinstance(entry, entries.AgreementRecorded):
         return (f"{entry.agreement_type} {entry.agreement_id} {entry.status.lower()}: "
                 f"{entry.amount} {entry.currency}")
     details = ", ".join(f"{k}={v}" for k, v in entry.details.items() if v)
@@ -194,12 +183,12 @@ class Ledger:
         return len(new)
 
     async def write_entry(self, conn: AsyncConnection, case_id: str, loan_id: str,
-                          entry: LedgerEntry) -> int:
+                          entry: entries.LedgerEntry) -> int:
         """Write one entry (its table row and its audit event) inside `conn`'s
         transaction; 1 when it was new."""
         key = f"{case_id}:{entry.key}"
         base = {"idempotency_key": key, "case_id": case_id, "loan_id": loan_id}
-        if isinstance(entry, StageChanged):
+        if isinstance(entry, entries.StageChanged):
             await self._insert(conn, t.stage_transitions, {
                 **base, "from_stage": entry.from_stage, "to_stage": entry.to_stage,
                 "outcome": entry.outcome, "reason": entry.reason,
@@ -211,14 +200,14 @@ class Ledger:
                     .where(t.collection_cases.c.case_id == case_id,
                            t.collection_cases.c.outcome.is_(None))
                     .values(outcome=entry.outcome, closed_at=entry.occurred_at))
-        elif isinstance(entry, PaymentRecorded):
+        elif isinstance(entry, entries.PaymentRecorded):
             await self._insert(conn, t.payments, {
                 **base, "reference": entry.reference, "amount": entry.amount,
                 "currency": entry.currency, "applied": entry.applied,
                 "overpaid": entry.overpaid, "outstanding_after": entry.outstanding_after,
                 "paid_at": entry.paid_at, **_actor(entry.actor),
                 "recorded_at": entry.occurred_at})
-        elif isinstance(entry, ComplianceDecided):
+        elif isinstance(entry, entries.ComplianceDecided):
             await self._insert(conn, t.compliance_decisions, {
                 **base, "step": entry.step, "channel": entry.channel,
                 "recipient": entry.recipient, "recipient_kind": entry.recipient_kind,
@@ -226,7 +215,7 @@ class Ledger:
                 "verdict": entry.verdict, "until": entry.until,
                 "valid_until": entry.valid_until, "code": entry.code, "rule": entry.rule,
                 "detail": entry.detail, **_actor(entry.actor)})
-        elif isinstance(entry, ContactLogged):
+        elif isinstance(entry, entries.ContactLogged):
             await self._insert(conn, t.contact_attempts, {
                 **base, "stage": entry.stage, "step": entry.step, "channel": entry.channel,
                 "template": "-", "language": "-", "recipient": entry.recipient,
@@ -235,7 +224,7 @@ class Ledger:
                 "status": "made_by_person", "provider_message_id": None,
                 "scheduled_for": entry.occurred_at, "attempted_at": entry.occurred_at,
                 "fenced_at": entry.occurred_at, "sent_at": entry.occurred_at})
-        elif isinstance(entry, ContactDelivered):
+        elif isinstance(entry, entries.ContactDelivered):
             await conn.execute(
                 update(t.contact_attempts)
                 .where(t.contact_attempts.c.idempotency_key == key,
@@ -244,7 +233,7 @@ class Ledger:
                         fenced_at=entry.fenced_at, sent_at=entry.sent_at,
                         attempted_at=entry.sent_at, lease_owner=None, error=None))
             await self.keep_sent_demand(conn, key)
-        elif isinstance(entry, TaskRecorded):
+        elif isinstance(entry, entries.TaskRecorded):
             task = entry.task
             await self._upsert_newer(conn, t.tasks, {
                 "task_id": task.task_id, "case_id": case_id, "loan_id": loan_id,
@@ -255,21 +244,21 @@ class Ledger:
                 str(task.completed_by) if task.completed_by else None,
                 "completed_at": task.completed_at, "note": task.note,
                 "version": task.version}, ["task_id"])
-        elif isinstance(entry, AgreementRecorded):
+        elif isinstance(entry, entries.AgreementRecorded):
             await self._upsert_newer(conn, t.agreements, {
                 "agreement_id": entry.agreement_id, "case_id": case_id, "loan_id": loan_id,
                 "agreement_type": entry.agreement_type, "status": entry.status,
                 "amount": entry.amount, "currency": entry.currency, "terms": entry.terms,
                 "updated_at": entry.occurred_at, "version": entry.version},
                 ["case_id", "agreement_id"])
-        elif isinstance(entry, PromiseRecorded):
+        elif isinstance(entry, entries.PromiseRecorded):
             await self._insert(conn, t.promises, {
                 **base, "promise_id": entry.promise_id, "amount": entry.amount,
                 "currency": entry.currency, "due_date": entry.due_date,
                 "status": entry.status, "note": entry.note, **_actor(entry.actor),
                 "occurred_at": entry.occurred_at})
-        kind = entry.event if isinstance(entry, EventRecorded) else (
-            "contact_attempt" if isinstance(entry, ContactDelivered) else entry.kind)
+        kind = entry.event if isinstance(entry, entries.EventRecorded) else (
+            "contact_attempt" if isinstance(entry, entries.ContactDelivered) else entry.kind)
         return int(await self._audit(conn, key, case_id, loan_id, kind, summarize(entry),
                                      entry.actor, entry.occurred_at,
                                      entry.model_dump(mode="json")))
