@@ -20,8 +20,9 @@ def test_every_filter_given_is_a_clause_of_one_query() -> None:
     assert query == (
         "WorkflowType = 'LoanCollection' AND Platform = 'platform-1' AND "
         "CollectionStage = 'NEGOTIATION' AND "
-        "((ExecutionStatus = 'Running' AND DueDate <= '2026-12-01T08:00:00+00:00') OR "
-        "(ExecutionStatus != 'Running' AND DaysPastDue >= 30)) AND "
+        "((ExecutionStatus IN ('Running', 'ContinuedAsNew') AND "
+        "DueDate <= '2026-12-01T08:00:00+00:00') OR (ExecutionStatus != 'Running' AND "
+        "ExecutionStatus != 'ContinuedAsNew' AND DaysPastDue >= 30)) AND "
         "AssignedAgent = 'maria@lender' AND CollectionOutcome = 'PAID' AND "
         "Segment = 'cant_pay' AND Jurisdiction = 'US-CA' AND ExecutionStatus = 'Running' "
         "AND NeedsAttention = true")

@@ -30,6 +30,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from duecourse.domain.actor import SYSTEM
+from duecourse.domain.case.aggregate import Collection
 from duecourse.domain.case.commands import CancelRequest, ContactOutcomeReport, ContactResult
 from duecourse.domain.case.state import Outcome
 from duecourse.domain.entries import LedgerEntry, PaymentRecorded, StageChanged
@@ -368,6 +369,20 @@ def test_events_for_maps_stage_changes_only() -> None:
                  "reason": "why", "days_past_due": 9, "outstanding": "990.00",
                  "currency": "CNY"}}
     assert events_for([], "r", "L", "w", Decimal("1"), "CNY") == []
+
+
+def test_a_stage_change_announces_the_balance_it_happened_at() -> None:
+    """A stage change and a later partial payment can reach the ledger in one batch (the
+    payment signalled while the loop awaited a child start or a ledger outage): the event
+    must say the balance when the stage changed, not the batch's."""
+    loan = make_loan(NOW, dpd=20)
+    c, _ = Collection.begin(loan, load_policy("standard"), NOW, case_id="run-7")
+    entries = c.end_reminder(NOW) + c.apply_payment(payment("300.00"), NOW)
+    assert c.state.outstanding == Decimal("700.00")
+    [event] = [e for e in events_for(entries, "run-7", loan.loan_id, loan.workflow_id,
+                                     c.state.outstanding, "CNY")
+               if e.data.to_stage == "NEGOTIATION"]
+    assert event.data.outstanding == Decimal("1000.00")
 
 
 @pytest.mark.parametrize("outcome", list(Outcome))

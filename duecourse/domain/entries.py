@@ -33,6 +33,9 @@ class StageChanged(_Entry):
     outcome: str | None = None
     reason: str
     days_past_due: int
+    outstanding: Decimal | None = Field(
+        default=None, description="the balance as the stage changed: the event announcing "
+                                  "it says this, whatever was paid before it was written")
 
 
 class PaymentRecorded(_Entry):

@@ -114,14 +114,17 @@ def event_type_for(entry: StageChanged) -> EventType:
 
 def events_for(entries: Iterable[LedgerEntry], case_id: str, loan_id: str, workflow_id: str,
                outstanding: Decimal, currency: str) -> list[OutboundEvent]:
-    """The events a batch of ledger entries announces (only stage changes do)."""
+    """The events a batch of ledger entries announces (only stage changes do), each with
+    the balance its stage change recorded (`outstanding` for entries made before they did)."""
     return [
         OutboundEvent(
             event_id=f"{case_id}:{entry.key}", type=event_type_for(entry), loan_id=loan_id,
             workflow_id=workflow_id, occurred_at=entry.occurred_at,
             data=EventData(from_stage=entry.from_stage, to_stage=entry.to_stage,
                            outcome=entry.outcome, reason=entry.reason,
-                           days_past_due=entry.days_past_due, outstanding=outstanding,
+                           days_past_due=entry.days_past_due,
+                           outstanding=outstanding if entry.outstanding is None
+                           else entry.outstanding,
                            currency=currency))
         for entry in entries if isinstance(entry, StageChanged)
     ]

@@ -101,22 +101,27 @@ class LoanFilters:
         return " AND ".join(clauses)
 
 
+OPEN_RUN = (WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.CONTINUED_AS_NEW)
+"""Runs of a loan still in collection: the live one and those it continued from."""
+
+
 def _at_least_days_past_due(days: int, now: datetime) -> str:
     """A running loan's `DaysPastDue` is its DPD at its last transition, so "DPD now"
     comes from `DueDate` (the borrower's local midnight of the due date: DPD >= n when it
     is n days before now, to the hour around a DST change); a closed loan's DPD stays what
     it was when it closed."""
     due_by = (now - timedelta(days=days)).astimezone(UTC).isoformat()
-    return (f"((ExecutionStatus = 'Running' AND {sa.DUE_DATE.name} <= '{due_by}') OR "
-            f"(ExecutionStatus != 'Running' AND {sa.DAYS_PAST_DUE.name} >= {days}))")
+    return (f"((ExecutionStatus IN ('Running', 'ContinuedAsNew') AND "
+            f"{sa.DUE_DATE.name} <= '{due_by}') OR (ExecutionStatus != 'Running' AND "
+            f"ExecutionStatus != 'ContinuedAsNew' AND {sa.DAYS_PAST_DUE.name} >= {days}))")
 
 
 def days_past_due(w: WorkflowExecution, now: datetime) -> int | None:
     """DPD as visibility can tell it: counted from `DueDate` while the loan runs, as it
-    was at the close otherwise."""
+    was at the close otherwise (a run that continued as new belongs to an open loan)."""
     attrs = w.typed_search_attributes
     due = attrs.get(sa.DUE_DATE)
-    if w.status is WorkflowExecutionStatus.RUNNING and due is not None:
+    if w.status in OPEN_RUN and due is not None:
         return max((now - due) // timedelta(days=1), 0)
     return attrs.get(sa.DAYS_PAST_DUE)
 

@@ -405,7 +405,7 @@ class Collection:
         entries.append(StageChanged(
             key=f"stage:{s.visit.visit}", occurred_at=now, actor=actor,
             from_stage=previous.stage if previous else None, to_stage=stage,
-            reason=reason, days_past_due=self.dpd(now)))
+            reason=reason, days_past_due=self.dpd(now), outstanding=s.outstanding))
         return entries
 
     def close(self, outcome: Outcome, now: datetime, reason: str,
@@ -426,7 +426,8 @@ class Collection:
         s.outcome, s.closed_at, s.close_reason = outcome, now, reason
         entries.append(StageChanged(
             key="closed", occurred_at=now, actor=actor, from_stage=s.stage, to_stage=None,
-            outcome=outcome, reason=reason, days_past_due=self.dpd(now)))
+            outcome=outcome, reason=reason, days_past_due=self.dpd(now),
+            outstanding=s.outstanding))
         return entries
 
     def _promise_entry(self, p: Promise, now: datetime) -> PromiseRecorded:
