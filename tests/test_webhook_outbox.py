@@ -14,13 +14,13 @@ import socket
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import uuid4
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
@@ -414,6 +414,71 @@ async def test_the_dispatcher_survives_a_ledger_outage(
     out = capsys.readouterr().out
     assert out.count("ledger unreachable; webhook deliveries wait for it") == 1, out
     assert out.count("ledger reachable again; webhook deliveries resume") == 1, out
+
+
+class HangingReceiver(Receiver):
+    """Keeps its first `hangs` requests waiting `for_seconds` before answering."""
+
+    def __init__(self, hangs: int, for_seconds: float) -> None:
+        super().__init__()
+        self.hangs, self.for_seconds = hangs, for_seconds
+
+    async def handle(self, request: Request) -> Response:
+        if self.hangs > 0:
+            self.hangs -= 1
+            await asyncio.sleep(self.for_seconds)
+        return await super().handle(request)
+
+
+async def test_a_receiver_slower_than_the_deadline_counts_an_attempt_and_is_tried_again(
+        db: AsyncEngine) -> None:
+    """An attempt never outlives the claim: a POST still waiting at the deadline is an
+    attempt that got no answer, recorded, and retried on the schedule."""
+    r = await ledgered(db)
+    sender = WebhookSender(WebhookStore(db, allow_private=True), deadline=0.3)
+    async with serving(HangingReceiver(hangs=1, for_seconds=3.0)) as receiver:
+        await r.subscribe(receiver)
+        await r.queue(stage())
+        async with dispatching(db, sender=sender):
+            await outbox_drained(db)
+    [delivery] = await r.store.deliveries(event_id="case-1:stage:1")
+    assert (delivery.status, delivery.attempts) == ("delivered", 2)
+    assert receiver.accepted_ids() == Counter({"case-1:stage:1": 1})
+
+
+async def test_an_unreadable_row_is_given_up_after_the_schedule_and_stops_nothing(
+        db: AsyncEngine) -> None:
+    """A row no code of ours can read (a body from a future version, a hand edit) is
+    counted like a failed attempt and dropped at the end of the schedule, instead of being
+    retried every lease for ever; the rows behind it are delivered."""
+    r = await ledgered(db)
+    async with serving(Receiver()) as receiver:
+        hook = await r.subscribe(receiver)
+        async with db.begin() as conn:
+            await conn.execute(insert(t.webhook_outbox).values(
+                event_id="case-1:garbled", webhook_id=hook.webhook_id, body="{not json",
+                attempts=0, next_attempt_at=datetime.now(UTC), created_at=datetime.now(UTC)))
+        await r.queue(stage())
+        async with dispatching(db):
+            await outbox_drained(db)
+    assert receiver.accepted_ids() == Counter({"case-1:stage:1": 1})
+    assert await r.store.deliveries(event_id="case-1:garbled") == []
+
+
+async def test_a_stopping_dispatcher_hands_back_the_rows_it_still_holds(
+        db: AsyncEngine) -> None:
+    """Rows a pass held when the worker stopped are due again at once, not a lease later."""
+    r = await ledgered(db)
+    async with serving(HangingReceiver(hangs=1, for_seconds=5.0)) as receiver:
+        await r.subscribe(receiver)
+        await r.queue(stage())
+        dispatcher = OutboxDispatcher(WebhookStore(db, allow_private=True),
+                                      schedule=FAST, poll_seconds=0.05)
+        async with dispatcher.running(grace=0.0):
+            await until(lambda: receiver.hangs == 0, what="the first POST to be waiting")
+        [row] = await outbox(db)
+    assert row["claim"] is None and row["attempts"] == 0
+    assert row["next_attempt_at"] <= datetime.now(UTC)
 
 
 # ---------------------------------------------------------------------- the worker

@@ -8,6 +8,7 @@ once in the rare crash between its 2xx and our record, hence the stable
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,12 +49,15 @@ class WebhookSender:
     """`http_client` builds the client per delivery (tests, proxies, mTLS); without it, a
     plain client with `timeout` seconds per request and no redirects followed. Unless the
     store allows private addresses, a webhook whose host resolves to one fails without a
-    request (duecourse.netguard)."""
+    request (duecourse.netguard). `deadline` bounds a whole attempt (name lookup, connect,
+    a receiver trickling its answer): shorter than the dispatcher's claim, so a slow
+    receiver is never posted to again while the first POST still runs."""
 
     def __init__(self, store: WebhookStore,
                  http_client: Callable[[], httpx.AsyncClient] | None = None,
-                 timeout: float = 10.0) -> None:
+                 timeout: float = 10.0, deadline: float = 25.0) -> None:
         self.store = store
+        self.deadline = deadline
         self._http_client = http_client or (lambda: httpx.AsyncClient(
             timeout=timeout, follow_redirects=False,
             headers={"User-Agent": f"duecourse-webhooks/{__version__}"}))
@@ -63,8 +67,12 @@ class WebhookSender:
         """Post `event` to `hook` and record the outcome; on the `last_try` a delivery
         still pending is recorded as failed (given up)."""
         body = event.model_dump_json()
-        async with self._http_client() as http:
-            answer = await self._post(http, hook, event, body, attempt)
+        try:
+            async with asyncio.timeout(self.deadline), self._http_client() as http:
+                answer = await self._post(http, hook, event, body, attempt)
+        except TimeoutError:
+            answer = Outcome(hook.webhook_id, "pending", None,
+                             f"no answer within {self.deadline:g} s")
         status, error = answer.status, answer.error
         if status == "pending" and last_try:
             status, error = "failed", f"{error} (gave up after {attempt} attempts)"

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import structlog
+from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from duecourse.domain.events import DELIVERY_SCHEDULE, RetrySchedule
@@ -51,6 +52,7 @@ class OutboxDispatcher:
         self._lease = lease
         self._batch = batch
         self._wake = asyncio.Event()
+        self._claims: set[str] = set()  # tokens of the passes in flight
         self._stopping = False
         self._outage_pause = 0.0  # seconds; 0 while the ledger answers
 
@@ -71,6 +73,15 @@ class OutboxDispatcher:
                 task.cancel()  # a no-op once it has finished
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+                await self._release_claims()
+
+    async def _release_claims(self) -> None:
+        """Rows a cancelled pass still held are due again at once, not when their lease
+        runs out (best effort: an unreachable ledger lets the lease do it)."""
+        for token in list(self._claims):
+            with contextlib.suppress(*OUTAGE_ERRORS):
+                await self._outbox.release(token)
+            self._claims.discard(token)
 
     async def run(self) -> None:
         """Until `running` stops it: deliver what is due, then wait for more."""
@@ -115,8 +126,10 @@ class OutboxDispatcher:
         """Claim the rows due now and deliver each; returns how many were claimed. Raises
         what the ledger raised once every claimed row has been dealt with."""
         token, rows = await self._outbox.claim_due(self._batch, self._lease)
+        self._claims.add(token)  # until the pass ends; a cancelled pass leaves it for stop
         results = await asyncio.gather(*(self._deliver(row, token) for row in rows),
                                        return_exceptions=True)
+        self._claims.discard(token)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
@@ -134,10 +147,23 @@ class OutboxDispatcher:
             await self._outbox.settle(row, token)
             return
         attempt = row.attempts + 1
-        outcome = await self._sender.deliver(row.event(), hook, attempt,
+        try:
+            event = row.event()
+        except ValidationError:  # no code of ours can ever post it: count it, give it up
+            log.error("outbox row unreadable", row_id=row.row_id, event_id=row.event_id,
+                      webhook_id=row.webhook_id, attempt=attempt, exc_info=True)
+            await self._next_try_or_give_up(row, token, attempt)
+            return
+        outcome = await self._sender.deliver(event, hook, attempt,
                                              last_try=attempt >= self._schedule.attempts)
         if outcome.status == "pending":
-            when = datetime.now(UTC) + self._schedule.delay_after(attempt)
-            await self._outbox.retry_at(row, token, attempt, when)
+            await self._next_try_or_give_up(row, token, attempt)
         else:
             await self._outbox.settle(row, token)
+
+    async def _next_try_or_give_up(self, row: OutboxRow, token: str, attempt: int) -> None:
+        if attempt >= self._schedule.attempts:
+            await self._outbox.settle(row, token)
+            return
+        when = datetime.now(UTC) + self._schedule.delay_after(attempt)
+        await self._outbox.retry_at(row, token, attempt, when)
