@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -56,6 +56,19 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1 << 20, ge=1024, description="the largest request body the API reads; a "
         "larger one is answered 413 (a batch of 1000 loans is about 500 KiB)")
+
+    # [codec] payload encryption settings
+    payload_keys: SecretStr | None = Field(
+        default=None, description="payload keys inline, '<key id>:<base64 key>' oldest first "
+        "(commas or line breaks between keys); or use payload_key_file")
+    payload_key_file: Path | None = Field(
+        default=None, description="file of payload keys, one '<key id>:<base64 key>' per "
+        "line, oldest first; default: <data_dir>/payload-keys when it exists")
+    # [connection] Temporal connection settings
+    # [metrics] metrics settings
+    # [tracing] tracing settings
+    # [tenancy] tenancy settings
+    # [retention] retention settings
 
     @property
     def ledger_url(self) -> str:

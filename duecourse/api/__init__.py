@@ -14,6 +14,8 @@ from duecourse import __version__
 from duecourse.api import docs, problems
 from duecourse.api.routes import actions, desk, loans, ops, webhooks
 from duecourse.api.services import Services
+from duecourse.observability import api_metrics, tracing
+from duecourse.security import codec_routes
 from duecourse.settings import Settings
 from duecourse.store import Ledger, connect, migrate
 from duecourse.store.keys import KeyStore
@@ -59,4 +61,6 @@ def create_app(settings: Settings, provided: Services | None = None) -> FastAPI:
     docs.install(app)
     for module in (loans, actions, desk, webhooks, ops):
         app.include_router(module.router)
+    for install in (codec_routes.install, api_metrics.install, tracing.install):
+        install(app, settings)
     return app

@@ -6,7 +6,19 @@ from collections.abc import Callable
 
 import typer
 
-from duecourse.cli import admin, compliance, desk, dev, loans, ops, service
+from duecourse.cli import (
+    admin,
+    codec,
+    compliance,
+    desk,
+    dev,
+    loans,
+    ops,
+    payload_keys,
+    platforms,
+    retention,
+    service,
+)
 from duecourse.process import run_and_exit
 
 app = typer.Typer(
@@ -27,6 +39,10 @@ def _panel(panel: str, *commands: Callable[..., None]) -> None:
 _panel("Run", dev.dev, dev.env, admin.worker, service.api)
 app.add_typer(service.keys, name="keys", rich_help_panel="Run")
 app.add_typer(admin.db, name="db", rich_help_panel="Run")
+app.add_typer(payload_keys.commands, name="payload-keys", rich_help_panel="Run")
+app.add_typer(codec.commands, name="codec", rich_help_panel="Run")
+app.add_typer(platforms.commands, name="platforms", rich_help_panel="Run")
+app.add_typer(retention.commands, name="retention", rich_help_panel="Run")
 _panel("Loans", admin.start, loans.status, loans.timeline)
 _panel("Actions", loans.pay, loans.promise, loans.outcome, loans.legal_decision, loans.cancel)
 _panel("Agent desk", desk.plan, desk.settle, desk.settlement_decision, desk.assign, desk.tasks)

@@ -1,0 +1,1 @@
+"""Protecting borrower data where it leaves the ledger: payload encryption for Temporal."""
