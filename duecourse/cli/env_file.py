@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from duecourse.settings import Settings
+from duecourse.temporal.environment import profile_address_and_namespace
 
 ENV_FILE = "env"
 KEYS = ("DUECOURSE_DATABASE_URL", "DUECOURSE_TEMPORAL_ADDRESS",
@@ -54,10 +55,12 @@ def cli_settings() -> tuple[Settings, Path | None]:
     if not path.is_file():
         return base, None
     values = {k: v for k, v in read_env(path).items() if k not in os.environ}
-    if "DUECOURSE_TEMPORAL_ADDRESS" in values and "TEMPORAL_ADDRESS" in os.environ:
-        values.pop("DUECOURSE_TEMPORAL_ADDRESS")  # the environment's own name wins too
-    if "DUECOURSE_TEMPORAL_NAMESPACE" in values and "TEMPORAL_NAMESPACE" in os.environ:
-        values.pop("DUECOURSE_TEMPORAL_NAMESPACE")
+    # Temporal's own configuration (TEMPORAL_* variables or a profile) beats the env file
+    own = profile_address_and_namespace()
+    if "TEMPORAL_ADDRESS" in own:
+        values.pop("DUECOURSE_TEMPORAL_ADDRESS", None)
+    if "TEMPORAL_NAMESPACE" in own:
+        values.pop("DUECOURSE_TEMPORAL_NAMESPACE", None)
     update = {name: values[key] for key, name in (
         ("DUECOURSE_DATABASE_URL", "database_url"),
         ("DUECOURSE_TEMPORAL_ADDRESS", "temporal_address"),
