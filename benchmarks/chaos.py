@@ -103,10 +103,12 @@ from duecourse.domain.loan import LoanIntake
 from duecourse.domain.policy import Policy
 from duecourse.policies import load_policy
 from duecourse.process import exit_now
+from duecourse.settings import Settings
 from duecourse.store import connect, migrate
 from duecourse.temporal.client import CollectionClient, LoanClosed, LoanNotFound
-from duecourse.temporal.client import connect as connect_temporal
+from duecourse.temporal.connection import connect as connect_temporal
 from duecourse.temporal.devserver import DevServerError, free_port, port_in_use
+from tests.support.sealing import give_session_keys, session_key_env
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -158,9 +160,11 @@ class Rig:
         except DevServerError as err:
             raise RigError(f"the Temporal dev server did not start: {err}") from err
         tl.note(f"Temporal dev server at {self.server.address} on {self.server.db_file}")
-        self.client = await connect_temporal(self.server.address, runtime=QUIET_RUNTIME)
+        self.client = await connect_temporal(Settings(), address=self.server.address,
+                                             runtime=QUIET_RUNTIME)
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("DUECOURSE_", "TEMPORAL_"))}
+        env.update(session_key_env())  # the workers seal with the rig's key
         env.update({"TEMPORAL_ADDRESS": self.server.address,
                     "DUECOURSE_DATABASE_URL": self.db.url(host="127.0.0.1",
                                                           port=self.proxy.port),
@@ -464,6 +468,7 @@ async def chaos(args: argparse.Namespace, rig: Rig) -> int:
 
 
 async def main(args: argparse.Namespace) -> int:
+    give_session_keys()  # payloads sealed as in production, with a throwaway key
     run = secrets.token_hex(4)
     tmp = Path(tempfile.mkdtemp(prefix=f"duecourse-chaos-{run}-"))
     print(f"duecourse chaos: {args.loans} loans on the demo policy, seed {args.seed}, "

@@ -53,8 +53,9 @@ from duecourse.runtime import build_worker
 from duecourse.settings import Settings
 from duecourse.store import Ledger, connect, migrate
 from duecourse.temporal.client import CollectionClient
-from duecourse.temporal.client import connect as connect_temporal
+from duecourse.temporal.connection import connect as connect_temporal
 from duecourse.temporal.devserver import DevServer, find_temporal_cli
+from tests.support.sealing import give_session_keys
 
 SLOW_PATHS = ("written-off",)
 
@@ -65,12 +66,13 @@ for the next step, the payment's signal and write, the outcome's upsert."""
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     configure_logging("console", "ERROR")  # measure the engine, not the terminal
+    give_session_keys()  # payloads sealed as in production, with a throwaway key
     run = uuid4().hex[:6]
     demo = load_policy("demo")
     with tempfile.TemporaryDirectory() as tmp:
         async with DevServer(binary=find_temporal_cli(), headless=True,
                              log_file=Path(tmp) / "temporal.log") as server:
-            client = await connect_temporal(server.address)
+            client = await connect_temporal(Settings(), address=server.address)
             engine = connect(f"sqlite+aiosqlite:///{tmp}/ledger.db")
             await migrate(engine)
             ledger = Ledger(engine)

@@ -30,10 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from duecourse.handover import DEFAULT_CONCURRENCY, start_loans
 from duecourse.intake import read_intake_file
 from duecourse.logs import configure_logging
+from duecourse.settings import Settings
 from duecourse.store import connect, migrate
 from duecourse.temporal.client import CollectionClient
-from duecourse.temporal.client import connect as connect_temporal
+from duecourse.temporal.connection import connect as connect_temporal
 from duecourse.temporal.devserver import DevServer
+from tests.support.sealing import give_session_keys
 
 HEADER = ("loan_id,borrower_id,borrower_name,phones,email,timezone,language,jurisdiction,"
           "currency,principal,outstanding,days_past_due,policy")
@@ -83,11 +85,12 @@ async def handover(client: CollectionClient, engine: AsyncEngine, tmp: Path, loa
 
 async def main(loans: int, concurrencies: Sequence[int]) -> None:
     configure_logging("console", "WARNING")
+    give_session_keys()  # payloads sealed as in production, with a throwaway key
     binary = Path(sys.executable).parent / "temporal"
     with tempfile.TemporaryDirectory() as tmp:
         async with DevServer(binary=binary, headless=True,
                              log_file=Path(tmp) / "temporal.log") as server:
-            client = await connect_temporal(server.address)
+            client = await connect_temporal(Settings(), address=server.address)
             engine = connect(f"sqlite+aiosqlite:///{tmp}/ledger.db")
             await migrate(engine)
             queue = f"bench-{uuid4().hex[:8]}"

@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -34,6 +33,7 @@ from duecourse.store import Ledger, connect, migrate
 from duecourse.store import tables as t
 from duecourse.temporal.client import CollectionClient
 from tests.factories import daytime_zone, make_loan, payment
+from tests.support.sealing import give_session_keys, sealed
 
 
 async def count(ledger: Ledger, table: object) -> int:
@@ -52,10 +52,11 @@ async def wait_for(predicate: object, limit: float) -> float:
 
 async def main(loans: int, concurrency: int) -> None:
     configure_logging("console", "WARNING")  # measure the engine, not the terminal
+    give_session_keys()  # payloads sealed as in production, with a throwaway key
     binary = Path(sys.executable).parent / "temporal"
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(binary), search_attributes=sa.ALL,
-        data_converter=pydantic_data_converter)
+        data_converter=sealed())
     with tempfile.TemporaryDirectory() as tmp:
         engine = connect(f"sqlite+aiosqlite:///{tmp}/ledger.db")
         await migrate(engine)

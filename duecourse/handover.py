@@ -43,11 +43,12 @@ from temporalio.service import RPCError
 from duecourse import intake
 from duecourse.domain.case.reopening import reopen_problem
 from duecourse.plain_words import plain_reason
+from duecourse.security.payload_keys import PayloadKeyError, ring_from_settings
 from duecourse.settings import Settings, get_settings
 from duecourse.store import connect
 from duecourse.store.cases import last_closed_cases
 from duecourse.temporal.client import CollectionClient
-from duecourse.temporal.client import connect as connect_temporal
+from duecourse.temporal.connection import connect as connect_temporal
 
 DEFAULT_CONCURRENCY = 32
 """Starts in flight at once. benchmarks/start_rate.py measures the hand-over beside raw
@@ -338,8 +339,14 @@ async def run(settings: Settings, path: str | Path, console: Console, *,
         return 1
     if force_policy:
         rows = intake.with_policy(rows, force_policy)
+    try:  # keys first: a missing key is a setting to fix, not an unreachable server
+        ring = ring_from_settings(settings)
+    except PayloadKeyError as err:
+        errors.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False,
+                     soft_wrap=True)
+        return 1
     try:
-        client = await connect_temporal(settings.temporal_address, settings.temporal_namespace)
+        client = await connect_temporal(settings, ring=ring)
     except Exception as err:
         errors.print(f"[bold red]error:[/] cannot connect to Temporal at "
                      f"{settings.temporal_address}: {escape(str(err))}", highlight=False,

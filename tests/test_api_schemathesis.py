@@ -13,7 +13,6 @@ from uuid import uuid4
 
 import pytest
 import uvicorn
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from duecourse import search_attributes as sa
@@ -25,6 +24,7 @@ from duecourse.store.keys import KeyStore
 from duecourse.temporal.client import CollectionClient
 from duecourse.temporal.devserver import free_port
 from tests.conftest import settings_for_tests
+from tests.support.sealing import sealed
 
 pytestmark = [pytest.mark.devserver, pytest.mark.timeout(900)]
 BIN = Path(sys.executable).parent
@@ -35,7 +35,7 @@ CHECKS = "not_a_server_error,response_schema_conformance,status_code_conformance
 async def test_openapi_contract_holds_under_generated_requests(tmp_path: Path) -> None:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(BIN / "temporal"), search_attributes=sa.ALL,
-        data_converter=pydantic_data_converter)
+        data_converter=sealed())
     engine = connect(f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}")
     await migrate(engine)
     ledger, keys = Ledger(engine), KeyStore(engine)

@@ -30,7 +30,8 @@ from benchmarks.cost_floor import FloorClient, FloorRows, floor_store, floor_wor
 from benchmarks.cost_history import workflow_cost
 from benchmarks.cost_paths import PATHS, Facts
 from benchmarks.cost_shape import Shape
-from duecourse.temporal.client import connect
+from duecourse.settings import Settings
+from duecourse.temporal.connection import connect
 from duecourse.temporal.devserver import DevServer
 from tests.conftest import TEMPORAL_CLI
 
@@ -49,7 +50,7 @@ async def floor(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Floor
     tmp = tmp_path_factory.mktemp("cost")
     async with DevServer(binary=TEMPORAL_CLI, headless=True,
                          log_file=tmp / "temporal.log") as server:
-        client = await connect(server.address)
+        client = await connect(Settings(), address=server.address)
         rows = FloorRows(await floor_store(tmp / "floor.db"))
         queue = f"floor-{uuid4().hex[:8]}"
         async with floor_worker(client, rows, queue), Worker(

@@ -47,6 +47,7 @@ from duecourse.temporal.contracts import OpenLoan, RecordEntries
 from tests.conftest import Harness, settings_for_tests
 from tests.factories import daytime_zone, make_loan, payment
 from tests.support.devserver import DevWorker, dev_server_with_worker
+from tests.support.sealing import session_key_env
 from tests.test_api import eventually
 from tests.test_ledger import engine as ledger_engine
 
@@ -247,6 +248,7 @@ async def test_the_starter_and_cli_check_the_configured_ledger(stack: Stack,
     path.write_text(json.dumps([paid.model_dump(mode="json"),
                                 fresh.model_dump(mode="json")]), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DUECOURSE_", "TEMPORAL_"))}
+    env.update(session_key_env())  # the keys the test's own clients use
     env["DUECOURSE_ALLOW_DEMO_POLICIES"] = "true"  # a sandbox: its loans run on the demo policy
     env.update(TEMPORAL_ADDRESS=stack.server.address, DUECOURSE_TASK_QUEUE=stack.task_queue,
                DUECOURSE_DATABASE_URL=stack.ledger_url, COLUMNS="200", NO_COLOR="1")

@@ -31,9 +31,11 @@ from duecourse.handover import (
     start_loans,
 )
 from duecourse.intake import read_intake_file
+from duecourse.settings import Settings
 from duecourse.temporal.client import CollectionClient
-from duecourse.temporal.client import connect as connect_temporal
+from duecourse.temporal.connection import connect as connect_temporal
 from duecourse.temporal.devserver import DevServer
+from tests.support.sealing import session_key_env
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPORAL_CLI = Path(sys.executable).parent / "temporal"
@@ -69,13 +71,14 @@ async def test_piped_start_prints_progress_lines_with_counts(server: DevServer,
     tag, queue = uuid4().hex[:8], f"tq-{uuid4().hex}"
     ids = [f"P-{tag}-{n}" for n in range(600)]
     path = handover_file(tmp_path / "loans.csv", ids, bad=2)
-    client: Client = await connect_temporal(server.address)
+    client: Client = await connect_temporal(Settings(), address=server.address)
     early = read_intake_file(handover_file(tmp_path / "early.csv", ids[:10]),
                              datetime.now(UTC))
     assert len((await start_loans(CollectionClient(client, queue), early,
                                   now=datetime.now(UTC), allow_demo=True)).started) == 10
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DUECOURSE_", "TEMPORAL_"))}
+    env.update(session_key_env())  # the keys the test's own clients use
     env["DUECOURSE_ALLOW_DEMO_POLICIES"] = "true"  # a sandbox: its loans run on the demo policy
     env.update(TEMPORAL_ADDRESS=server.address, DUECOURSE_TASK_QUEUE=queue, COLUMNS="200",
                NO_COLOR="1", DUECOURSE_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/none.db")

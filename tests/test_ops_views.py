@@ -25,7 +25,6 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
@@ -49,6 +48,7 @@ from duecourse.temporal.contracts import OpsAlert
 from duecourse.temporal.portfolio_query import LoanFilters, portfolio_rows
 from tests.conftest import settings_for_tests, settle
 from tests.factories import AGENT, SUPERVISOR, daytime_zone, make_loan
+from tests.support.sealing import sealed
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.devserver, pytest.mark.timeout(120)]
@@ -109,7 +109,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
     tmp = tmp_path_factory.mktemp("ops")
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(TEMPORAL), search_attributes=sa.ALL,
-        data_converter=pydantic_data_converter)
+        data_converter=sealed())
     url = f"sqlite+aiosqlite:///{tmp / 'ledger.db'}"
     engine = connect(url)
     await migrate(engine)

@@ -35,6 +35,7 @@ from duecourse.temporal.client import (
 from tests.conftest import settings_for_tests
 from tests.factories import daytime_zone, make_loan, payment
 from tests.support.devserver import DevLedger, dev_server_and_ledger
+from tests.support.sealing import session_key_env
 
 pytestmark = pytest.mark.devserver
 
@@ -56,13 +57,16 @@ def daytime_loan(outstanding: str = "1000.00") -> LoanIntake:
 
 async def signalled_references(client: CollectionClient, loan_id: str) -> list[str]:
     """The references of every `report_payment` in the loan's history, read raw (not
-    through the code under test)."""
+    through the code under test; only unsealed by the codec)."""
+    codec = client.client.data_converter.payload_codec
+    assert codec is not None
     found = []
     async for event in client.handle(loan_id).fetch_history_events():
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
             attrs = event.workflow_execution_signaled_event_attributes
             if attrs.signal_name == "report_payment":
-                found.append(json.loads(attrs.input.payloads[0].data)["reference"])
+                [report] = await codec.decode([attrs.input.payloads[0]])
+                found.append(json.loads(report.data)["reference"])
     return found
 
 
@@ -119,6 +123,7 @@ async def cli(stack: DevLedger, task_queue: str, *args: str) -> Result:
     """`python -m duecourse.cli ...` as an operator runs it, without blocking the loop the
     worker runs on."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DUECOURSE_", "TEMPORAL_"))}
+    env.update(session_key_env())  # the keys the test's own clients use
     env.update(TEMPORAL_ADDRESS=stack.server.address, DUECOURSE_TASK_QUEUE=task_queue,
                DUECOURSE_DATABASE_URL=stack.ledger_url, COLUMNS="200", NO_COLOR="1")
     proc = await asyncio.create_subprocess_exec(

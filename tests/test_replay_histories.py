@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from duecourse.runtime import WORKFLOWS, sandbox_runner
 from tests.histories import EXPECTED, HISTORIES, INDEX, RECORD_COMMAND, Saved
 from tests.histories.mutants import ExtraTimerCollection, PatchedExtraTimerCollection
+from tests.support.sealing import sealed
 
 SAVED = sorted(p for p in HISTORIES.rglob("*.json") if p != INDEX)
 """Every saved history, including any kept in subfolders from earlier versions."""
@@ -62,7 +62,7 @@ def replayer(loan_collection: type | None = None) -> Replayer:
     if loan_collection is not None:
         workflows = [loan_collection, *(w for w in WORKFLOWS
                                         if defined_name(w) != "LoanCollection")]
-    return Replayer(workflows=workflows, data_converter=pydantic_data_converter,
+    return Replayer(workflows=workflows, data_converter=sealed(),
                     workflow_runner=sandbox_runner())
 
 

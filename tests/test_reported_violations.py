@@ -14,7 +14,6 @@ from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import httpx
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
@@ -39,6 +38,7 @@ from duecourse.store.keys import KeyStore
 from tests.conftest import Harness, TrackingClient, advance_to_local, settings_for_tests
 from tests.factories import AGENT, SUPERVISOR, make_loan
 from tests.support.cli import run_cli
+from tests.support.sealing import sealed
 
 STANDARD = load_policy("standard").model_copy(update={"segments": {}})
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -246,7 +246,7 @@ async def test_a_call_reported_at_02_00_shanghai_is_told_and_recorded_for_review
 
     # and the run that did all this replays with today's code
     history = await h.client.handle(loan.loan_id).fetch_history()
-    await Replayer(workflows=list(WORKFLOWS), data_converter=pydantic_data_converter,
+    await Replayer(workflows=list(WORKFLOWS), data_converter=sealed(),
                    workflow_runner=sandbox_runner()).replay_workflow(history)
 
 

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from duecourse.domain.actor import Actor, ActorKind
@@ -24,6 +23,7 @@ from duecourse.store import tables as t
 from duecourse.temporal.client import ActionRejected
 from tests.conftest import Harness, advance_to_local
 from tests.factories import AGENT, make_loan
+from tests.support.sealing import sealed
 from tests.test_workflow_negotiation import STANDARD, start
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -84,8 +84,8 @@ def test_a_snapshot_from_before_the_law_units_keeps_counting_calls_as_it_did() -
         old["pack"].pop(field)
     legacy = RulesSnapshot.model_validate(old)
     assert legacy.pack.call_window == "rolling" and legacy.pack.count_unconnected_calls
-    converted = pydantic_data_converter.payload_converter.from_payloads(
-        pydantic_data_converter.payload_converter.to_payloads([old]), [RulesSnapshot])[0]
+    converted = sealed().payload_converter.from_payloads(
+        sealed().payload_converter.to_payloads([old]), [RulesSnapshot])[0]
     assert converted.pack.call_window == "rolling", "as a workflow reads it from history"
 
 
@@ -103,7 +103,7 @@ async def test_an_edited_pack_changes_neither_a_running_loan_nor_its_replay(
     wider = packs.CN.model_copy(update={"contact_hours": ContactHours(start=time(6),
                                                                       end=time(22))})
     monkeypatch.setitem(packs.PACKS, "CN", wider)
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter,
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=sealed(),
                         workflow_runner=sandbox_runner())
     await replayer.replay_workflow(history)  # no nondeterminism: the snapshot decided
     case = (await h.rows(t.collection_cases, loan_id=loan.loan_id))[0]

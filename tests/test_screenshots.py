@@ -41,7 +41,7 @@ from duecourse.policies import load_policy
 from duecourse.store import Ledger, connect, migrate
 from duecourse.store.keys import KeyStore
 from duecourse.temporal.client import CollectionClient, StartOutcome
-from duecourse.temporal.client import connect as connect_temporal
+from duecourse.temporal.connection import connect as connect_temporal
 from duecourse.temporal.devserver import DevServer, free_port
 from tests.conftest import settings_for_tests
 from tests.factories import make_loan
@@ -97,7 +97,8 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
     tmp = tmp_path_factory.mktemp("screenshots-stack")
     async with DevServer(binary=TEMPORAL_CLI, ui_port=free_port(),
                          log_file=tmp / "temporal.log") as server:
-        client = await connect_temporal(server.address, server.namespace)
+        at = settings_for_tests().model_copy(update={"temporal_namespace": server.namespace})
+        client = await connect_temporal(at, address=server.address)
         collection = CollectionClient(client, f"screens-{uuid4().hex}")
         loan = await collection.start(make_loan(datetime.now(UTC)), load_policy("standard"))
         await _visible(client, loan.workflow_id)

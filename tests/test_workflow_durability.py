@@ -6,7 +6,6 @@ from collections import Counter
 from datetime import timedelta
 
 from temporalio import activity
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
@@ -27,6 +26,7 @@ from duecourse.temporal.contracts import (
 )
 from tests.conftest import Harness, TrackingClient, settings_for_tests
 from tests.factories import make_loan, payment
+from tests.support.sealing import sealed
 
 STANDARD = load_policy("standard").model_copy(update={"segments": {}})  # timing as written
 
@@ -131,7 +131,7 @@ async def test_long_life_continues_as_new_without_losing_or_repeating_anything(
 
     # The final run's history replays deterministically with today's workflow code.
     history = await h.client.handle(loan.loan_id).fetch_history()
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter,
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=sealed(),
                         workflow_runner=sandbox_runner())
     await replayer.replay_workflow(history)
 
@@ -146,6 +146,6 @@ async def test_paid_history_replays_deterministically(harness: Harness) -> None:
     await h.client.report_payment(loan.loan_id, payment("750.00"))
     assert (await h.client.result(loan.loan_id)).outcome == "PAID"
     history = await h.client.handle(loan.loan_id).fetch_history()
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter,
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=sealed(),
                         workflow_runner=sandbox_runner())
     await replayer.replay_workflow(history)

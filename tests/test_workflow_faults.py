@@ -21,7 +21,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import text
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import MetricBuffer, Runtime, TelemetryConfig
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -37,8 +36,10 @@ from duecourse.domain.legal.case import LegalCase, LegalProgress
 from duecourse.domain.policy import Channel as ChannelKind
 from duecourse.domain.work.queue import TaskCompletion
 from duecourse.runtime import WORKFLOWS, build_worker, sandbox_runner
+from duecourse.settings import Settings
 from duecourse.store import Ledger
 from duecourse.store import tables as t
+from duecourse.temporal.connection import connect as connect_temporal
 from duecourse.workflows.supervision import ATTENTION_METRIC
 from tests.conftest import Harness, TrackingClient, advance_to_local, settings_for_tests
 from tests.factories import AGENT, SUPERVISOR, make_loan, payment
@@ -189,8 +190,9 @@ async def test_a_ledger_outage_is_visible_without_the_ledger_then_clears(
     loan retries silently for ever."""
     buffer = MetricBuffer(10_000)
     runtime = Runtime(telemetry=TelemetryConfig(metrics=buffer))
-    metered = await Client.connect(ts_env.client.service_client.config.target_host,
-                                   runtime=runtime, data_converter=pydantic_data_converter)
+    metered = await connect_temporal(Settings(),
+                                     address=ts_env.client.service_client.config.target_host,
+                                     runtime=runtime)
     caplog.set_level(logging.ERROR)
     async with rig(ts_env, ledger, client=metered) as r:
         loan = make_loan(await ts_env.get_current_time(), dpd=3)

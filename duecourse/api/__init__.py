@@ -20,7 +20,7 @@ from duecourse.settings import Settings
 from duecourse.store import Ledger, connect, migrate
 from duecourse.store.keys import KeyStore
 from duecourse.temporal.client import CollectionClient
-from duecourse.temporal.client import connect as connect_temporal
+from duecourse.temporal.connection import connect as connect_temporal
 
 
 def create_app(settings: Settings, provided: Services | None = None) -> FastAPI:
@@ -35,8 +35,7 @@ def create_app(settings: Settings, provided: Services | None = None) -> FastAPI:
         engine = connect(settings.ledger_url)
         try:
             await migrate(engine)
-            client = await connect_temporal(settings.temporal_address,
-                                            settings.temporal_namespace)
+            client = await connect_temporal(settings)  # sealed with the payload keys
             app.state.services = Services(
                 client=CollectionClient(client, settings.task_queue), ledger=Ledger(engine),
                 keys=KeyStore(engine), settings=settings)

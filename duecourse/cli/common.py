@@ -24,12 +24,17 @@ from temporalio.service import RPCError
 
 from duecourse.cli.env_file import cli_settings
 from duecourse.intake import IntakeFileError, format_validation_error
+from duecourse.observability import tracing
+from duecourse.observability.tracing import TracingSettingsError
 from duecourse.plain_words import plain_reason
 from duecourse.policies import UnknownPolicy
+from duecourse.security.payload_codec import PayloadKeyUnknown, PayloadTampered
+from duecourse.security.payload_keys import PayloadKeyError, ring_from_settings
 from duecourse.settings import Settings
 from duecourse.store import Ledger, connect, migrate
 from duecourse.temporal.client import ActionRejected, CollectionClient, LoanClosed, LoanNotFound
-from duecourse.temporal.client import connect as connect_temporal
+from duecourse.temporal.connection import TemporalConfigError
+from duecourse.temporal.connection import connect as connect_temporal
 from duecourse.temporal.devserver import DevServerError
 
 T = TypeVar("T")
@@ -51,7 +56,10 @@ class CliError(Exception):
 
 
 USER_ERRORS = (CliError, LoanNotFound, LoanClosed, ActionRejected, IntakeFileError,
-               UnknownPolicy, DevServerError)
+               UnknownPolicy, DevServerError, PayloadKeyError, PayloadKeyUnknown,
+               PayloadTampered, TemporalConfigError, TracingSettingsError)
+"""PayloadKeyError, TemporalConfigError and TracingSettingsError name the setting to fix;
+PayloadKeyUnknown and PayloadTampered name a payload's key id."""
 
 
 def fail(message: str) -> NoReturn:
@@ -85,7 +93,10 @@ def user_errors() -> Iterator[None]:
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a command's coroutine under `user_errors`."""
     with user_errors():
-        return asyncio.run(coro)
+        try:
+            return asyncio.run(coro)
+        finally:  # the CLI exits through os._exit: batched spans leave now or never
+            tracing.shutdown()
 
 
 def settings() -> Settings:
@@ -135,8 +146,11 @@ def parse_date(text: str, option: str) -> date:
 async def temporal(cfg: Settings | None = None) -> CollectionClient:
     """A CollectionClient for the server and task queue of `cfg` (default: `settings()`)."""
     cfg = cfg or settings()
+    ring = ring_from_settings(cfg)  # PayloadKeyError before connecting: a setting to fix
     try:
-        client = await connect_temporal(cfg.temporal_address, cfg.temporal_namespace)
+        client = await connect_temporal(cfg, ring=ring)
+    except (TemporalConfigError, TracingSettingsError):
+        raise  # a setting to fix, said in its own sentence
     except Exception as err:  # the SDK raises RuntimeError with the transport's reason
         raise CliError(f"cannot connect to Temporal at {cfg.temporal_address} (namespace "
                        f"{cfg.temporal_namespace}; {where_settings_came_from()}): "

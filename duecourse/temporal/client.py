@@ -32,7 +32,6 @@ from temporalio.common import (
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
 )
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -48,6 +47,7 @@ from duecourse.domain.policy import Policy
 from duecourse.domain.rules import RulesBasis, RulesMigration
 from duecourse.domain.work.queue import TaskCompletion, TaskKind, TaskResult
 from duecourse.temporal.contracts import CollectionInput, CollectionResult
+from duecourse.temporal.fairness import priority_for
 from duecourse.temporal.payment_trace import (
     AMBIGUOUS,
     HISTORY_TIMEOUT,
@@ -80,11 +80,6 @@ class StartOutcome:
     workflow_id: str
     run_id: str | None
     started: bool  # False: the loan was already in collection
-
-
-async def connect(address: str, namespace: str = "default", **kwargs: Any) -> Client:
-    return await Client.connect(address, namespace=namespace,
-                                data_converter=pydantic_data_converter, **kwargs)
 
 
 _INDEXED = {
@@ -135,8 +130,9 @@ class CollectionClient:
     async def start(self, loan: LoanIntake, policy: Policy,
                     platform: str | None = None) -> StartOutcome:
         """Start collection; a loan already in collection returns its running workflow.
-        `platform` (the API key that handed it over) is kept as the Platform search
-        attribute, so a platform's searches find its own loans."""
+        `platform` (the id of the platform that handed it over; None: the lender's own) is
+        kept as the Platform search attribute, so a platform's searches find its own
+        loans, and sets the workflow's fairness key (`duecourse.temporal.fairness`)."""
         attributes = TypedSearchAttributes(
             [SearchAttributePair(sa.PLATFORM, platform)] if platform else [])
         handle = await self.client.start_workflow(
@@ -144,7 +140,7 @@ class CollectionClient:
             id=loan.workflow_id, task_queue=self.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             result_type=CollectionResult, static_summary=_loan_summary(loan),
-            search_attributes=attributes)
+            search_attributes=attributes, priority=priority_for(platform))
         return StartOutcome(loan_id=loan.loan_id, workflow_id=handle.id,
                             run_id=handle.result_run_id, started=_was_started(handle))
 

