@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     Date,
     ForeignKey,
@@ -240,6 +241,25 @@ ops_alerts = Table(
 )
 """What the workflows could not settle alone; ops acknowledge each (who, when, a note)."""
 
+pseudonymised_cases = Table(
+    "pseudonymised_cases", metadata,
+    Column("case_id", String(64), ForeignKey("collection_cases.case_id"), primary_key=True),
+    Column("loan_id", String(64), nullable=False, index=True),
+    Column("run_id", String(64), nullable=False, index=True),
+    Column("key_id", String(64), nullable=False),
+    Column("jurisdiction", String(8), nullable=False),
+    Column("retention_years", Integer, nullable=False),
+    Column("last_activity_at", UtcDateTime, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("completed_at", UtcDateTime),
+    Column("columns", JSON, nullable=False),
+    Column("values_replaced", Integer, nullable=False),
+)
+"""Cases whose personal data a retention run replaced by keyed pseudonyms (duecourse.store.
+retention): when, by which run and key, which `table.column`s changed. A row without
+`completed_at` exists only inside the run's transaction; it is what lets the audit_events
+triggers accept that case's pseudonymised summaries and data."""
+
 outbox_messages = Table(
     "outbox_messages", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -252,6 +272,16 @@ outbox_messages = Table(
 )
 
 
+platforms = Table(
+    "platforms", metadata,
+    Column("platform_id", String(128), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("disabled_at", UtcDateTime),
+)
+"""Platforms (tenants): each owns the loans it hands over and its webhooks, whichever of
+its keys acted; a disabled platform's keys are refused."""
+
 api_keys = Table(
     "api_keys", metadata,
     Column("key_id", String(32), primary_key=True),
@@ -260,8 +290,10 @@ api_keys = Table(
     Column("secret_hash", String(128), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("revoked_at", UtcDateTime),
+    Column("platform_id", String(128), ForeignKey("platforms.platform_id"), index=True),
 )
-"""API keys: only a hash of each secret is kept; the key is shown once, at creation."""
+"""API keys: only a hash of each secret is kept; the key is shown once, at creation. A
+platform key belongs to its platform (`platform_id`); a person's key to none."""
 
 webhooks = Table(
     "webhooks", metadata,
@@ -282,8 +314,8 @@ loan_owners = Table(
     Column("platform", String(128), nullable=False, index=True),
     Column("claimed_at", UtcDateTime, nullable=False),
 )
-"""Which platform (API key name) handed each loan over: its events go to that platform's
-webhooks only. Loans started by the lender itself (CLI, starter) have no row."""
+"""Which platform (`platforms.platform_id`) handed each loan over: its events go to that
+platform's webhooks only. Loans started by the lender itself (CLI, starter) have no row."""
 
 webhook_deliveries = Table(
     "webhook_deliveries", metadata,
@@ -312,6 +344,7 @@ webhook_outbox = Table(
     Column("next_attempt_at", UtcDateTime, nullable=False, index=True),
     Column("claim", String(32)),
     Column("created_at", UtcDateTime, nullable=False),
+    Column("traceparent", String(128)),
     UniqueConstraint("event_id", "webhook_id", name="uq_webhook_outbox_event_webhook"),
 )
 """Deliveries still owed: one row per event and subscribed webhook, written in the ledger
@@ -320,4 +353,26 @@ as delivered or failed in webhook_deliveries. `body` is the event's JSON exactly
 posted (and signed). A dispatcher claims a due row by setting `claim` to a token of its own
 and pushing `next_attempt_at` to the end of its lease: a dispatcher that dies mid-delivery
 leaves the row due again when the lease runs out, and its late writes (all conditioned on
-its token) change nothing."""
+its token) change nothing. `traceparent` is the W3C trace context of the span that wrote
+the row (when tracing is on), which its delivery spans continue."""
+
+payload_access = Table(
+    "payload_access", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("occurred_at", UtcDateTime, nullable=False, index=True),
+    Column("operation", String(8), nullable=False),
+    Column("allowed", Boolean, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("reason", Text),
+    Column("key_id", String(32)),
+    Column("key_name", String(128)),
+    Column("role", String(16)),
+    Column("namespace", String(255)),
+    Column("origin", Text),
+    Column("payload_count", Integer, nullable=False),
+    Column("payload_key_ids", JSON, nullable=False),
+)
+"""Every request to the codec server (decode and encode), allowed or refused: who (API key
+id, name and role; none when the key is unknown), which namespace, how many payloads and
+which payload keys sealed them, from which browser origin, and the answer. Never a
+payload's content."""

@@ -93,7 +93,10 @@ class DevServer:
                  log_file: str | Path | None = None, headless: bool = False,
                  search_attributes: Sequence[SearchAttributeKey[Any]] = sa.ALL,
                  log_level: str = "warn", startup_timeout: float = 30.0,
-                 stop_timeout: float = 10.0, extra_args: Sequence[str] = ()) -> None:
+                 stop_timeout: float = 10.0, extra_args: Sequence[str] = (),
+                 ui_codec_endpoint: str | None = None) -> None:
+        """`ui_codec_endpoint`: the codec server the UI decodes payloads with (its
+        `--ui-codec-endpoint`); it may carry a key, so it is never printed."""
         self.binary = binary
         self.ip = ip
         self.port = port
@@ -107,6 +110,7 @@ class DevServer:
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
         self.extra_args = tuple(extra_args)
+        self.ui_codec_endpoint = ui_codec_endpoint
         self.process: asyncio.subprocess.Process | None = None
         self._log: IO[bytes] | None = None
         self._log_offset = 0
@@ -128,6 +132,8 @@ class DevServer:
         if self.db_file:
             cmd += ["--db-filename", str(self.db_file)]
         cmd += ["--headless"] if self.headless else ["--ui-port", str(self.ui_port)]
+        if self.ui_codec_endpoint and not self.headless:
+            cmd += ["--ui-codec-endpoint", self.ui_codec_endpoint]
         return cmd + search_attribute_args(self.search_attributes) + list(self.extra_args)
 
     async def start(self) -> None:
