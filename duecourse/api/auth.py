@@ -3,9 +3,12 @@
 Roles (`duecourse.domain.actor.Role`): `platform` starts loans, reports payments, cancels
 and registers webhooks; `agent` works loans and tasks; `supervisor` does what agents do
 plus legal approvals and deep settlements; `ops` reads everything and records legal case
-events. The key's name and role become the actor recorded in the workflow and the ledger.
-A platform key owns the loans it hands over first (`duecourse.store.owners`); another
-platform's loan is hidden.
+events. A person's key acts as its name in its role; a platform key acts as its platform
+(`platform:<platform id>` in the workflow and the ledger, whichever of the platform's keys
+it was: before platforms, the key's name, which migration 0011 made the platform's id, so
+old and new rows name the same actor). The platform owns the loans its keys hand over
+first (`duecourse.store.owners`) and its webhooks; another platform's loan is hidden. A
+revoked key gets 401, a key of a disabled platform 403.
 """
 
 from __future__ import annotations
@@ -37,7 +40,14 @@ class Principal:
         return self.key.role
 
     @property
+    def platform(self) -> str:
+        """The platform a platform key acts for (a key from before platforms: its name)."""
+        return self.key.platform_id or self.key.name
+
+    @property
     def actor(self) -> Actor:
+        if self.key.role is Role.PLATFORM:
+            return Role.PLATFORM.actor(self.platform)
         return self.key.role.actor(self.key.name)
 
 
@@ -52,6 +62,10 @@ async def principal(request: Request,
     if key is None:
         raise ProblemError(401, "Missing or invalid API key",
                            "the API key is unknown or revoked")
+    if key.platform_disabled_at is not None:
+        raise ProblemError(403, "Platform disabled",
+                           f"platform {key.platform_id} is disabled; ask the lender to "
+                           "enable it again")
     return Principal(key)
 
 
@@ -71,7 +85,7 @@ def allow(*roles: Role) -> Callable[..., Awaitable[Principal]]:
         if who.role is Role.PLATFORM and loan_id:
             owners = LoanOwners(request.app.state.services.ledger.engine)
             owner = await owners.owner_of(loan_id)
-            if owner is not None and owner != who.key.name:
+            if owner is not None and owner != who.platform:
                 raise ProblemError(404, "Loan not found",
                                    f"no collection found for loan {loan_id}")
         return who

@@ -15,8 +15,9 @@ PLATFORM_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 """A platform's own id for a loan or borrower: safe inside a workflow id and a URL."""
 
 AGENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
-"""An agent's id, and an API key's name: a key acts as the actor its name is (an agent key
-is that agent), and a platform key's name is the owner recorded for its loans."""
+"""An agent's id, an API key's name and a platform's id (migration 0011 made platform keys'
+names platform ids): a person's key acts as the actor its name is (an agent key is that
+agent)."""
 
 REFERENCE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$"
 """A payment's reference, as the platform's payment system gives it."""

@@ -1,10 +1,11 @@
 """Which platform handed each loan over (`loan_owners`).
 
-A platform key sees and acts on its own loans and the lender's own (started by CLI or
-starter, so owned by nobody), and its webhooks receive only those loans' events. The first
-claim wins: handing a loan over again, or by another platform, changes nothing; handing
-over the id of a loan already in collection without an owner (the lender's own) leaves it
-without one.
+The owner is the platform's id (`duecourse.store.platforms`), not a key: every key of the
+platform, a rotated one too, sees and acts on its loans and the lender's own (started by
+CLI or starter, so owned by nobody), and its webhooks receive only those loans' events.
+The first claim wins: handing a loan over again, or by another platform, changes nothing;
+handing over the id of a loan already in collection without an owner (the lender's own)
+leaves it without one.
 """
 
 from __future__ import annotations

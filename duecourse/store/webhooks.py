@@ -1,5 +1,8 @@
 """Platforms' webhooks and the record of every delivery to them.
 
+A webhook's `owner` is its platform's id (`duecourse.store.platforms`), so it outlives the
+key that registered it: any key of the platform lists and disables it.
+
 A delivery row is keyed by (event_id, webhook_id): however often the outbox dispatcher
 retries a delivery, each webhook has one row per event, counting its attempts, and a
 webhook marked `delivered` (or `failed` for good) is never posted that event again.
@@ -34,7 +37,7 @@ MAX_SECRET_LENGTH = 128  # the column's width
 
 class Webhook(BaseModel):
     webhook_id: str
-    owner: str
+    owner: str  # the platform's id
     url: str
     events: list[str]
     created_at: datetime

@@ -45,8 +45,8 @@ from duecourse.intake import (
 )
 from duecourse.plain_words import plain_reason, plain_reason_errors
 from duecourse.store.cases import last_closed_case
-from duecourse.store.keys import KEY_NAME
 from duecourse.store.owners import LoanOwners
+from duecourse.store.platforms import PLATFORM_ID
 from duecourse.temporal.portfolio_query import (
     BadPageToken,
     IndexedLoan,
@@ -110,19 +110,19 @@ async def start_loan(
                            plain_reason_errors(str(err), under=("body",))) from None
     # Before the start, so even the hand-over event goes to this platform's webhooks only.
     owners = LoanOwners(svc.ledger.engine)
-    claimed = await owners.claim(who.key.name, [loan.loan_id])
-    if await owners.owner_of(loan.loan_id) != who.key.name:
+    claimed = await owners.claim(who.platform, [loan.loan_id])
+    if await owners.owner_of(loan.loan_id) != who.platform:
         raise ProblemError(409, "Loan id taken", f"loan {loan.loan_id} was handed over by "
                            "another platform; use your own loan ids")
     # After the owner check, so another platform's loan never reveals how it ended.
     closed = await last_closed_case(svc.ledger.engine, loan.loan_id)
     problem = reopen_problem(closed, loan)
     if problem is not None:
-        await owners.release(who.key.name, claimed)
+        await owners.release(who.platform, claimed)
         raise ProblemError(409, "Loan already closed", problem)
-    outcome = await svc.client.start(loan, policy, platform=who.key.name)
+    outcome = await svc.client.start(loan, policy, platform=who.platform)
     if not outcome.started:
-        await owners.release(who.key.name, claimed)  # it was in collection, unowned, before
+        await owners.release(who.platform, claimed)  # it was in collection, unowned, before
         response.status_code = status.HTTP_200_OK
     response.headers["Location"] = f"/v1/loans/{loan.loan_id}"
     return LoanStarted(loan_id=loan.loan_id, workflow_id=outcome.workflow_id,
@@ -162,16 +162,16 @@ async def start_loans(body: BatchRequest, svc: Svc, who: Platform) -> BatchResul
     parsed = [replace(r, loan=None, error=NO_BORROWER) if _no_borrower(record) else r
               for r, record in zip(parse_records(list(enumerate(body.loans, start=1)), now),
                                    body.loans, strict=True)]
-    rows, claimed = await _own_rows(owners, who.key.name, parsed, now,
+    rows, claimed = await _own_rows(owners, who.platform, parsed, now,
                                     svc.settings.policy_dir,
                                     svc.settings.allow_demo_policies)
     summary = await handover.start_loans(svc.client, rows, now=now,
                                         policy_dir=svc.settings.policy_dir,
-                                        platform=who.key.name, ledger=svc.ledger.engine,
+                                        platform=who.platform, ledger=svc.ledger.engine,
                                         allow_demo=svc.settings.allow_demo_policies)
     not_started = {s.loan_id for s in summary.already_running} | {
         r.loan_id for r in summary.rejected if r.already_closed}
-    await owners.release(who.key.name, [i for i in claimed if i in not_started])
+    await owners.release(who.platform, [i for i in claimed if i in not_started])
     results = ([BatchRow(index=s.row, loan_id=s.loan_id, status="started",
                          workflow_id=s.workflow_id) for s in summary.started]
                + [BatchRow(index=s.row, loan_id=s.loan_id, status="already_running",
@@ -200,10 +200,10 @@ async def search_loans(
     """Find loans by their search attributes (eventually consistent with the workflows)."""
     platform = None
     if who.role is Role.PLATFORM:  # its own loans
-        if not KEY_NAME.fullmatch(who.key.name):  # a key from before names were checked
-            raise ProblemError(403, "Forbidden", "this key's name cannot scope a search; "
-                               "create a key whose name is letters, digits and . _ @ -")
-        platform = who.key.name
+        if not PLATFORM_ID.fullmatch(who.platform):  # a key from before names were checked
+            raise ProblemError(403, "Forbidden", "this platform's id cannot scope a search; "
+                               "use a platform whose id is letters, digits and . _ @ -")
+        platform = who.platform
     filters = LoanFilters(stage=stage, min_dpd=min_dpd, agent=agent, outcome=outcome,
                           segment=segment, jurisdiction=jurisdiction, open_only=open_only,
                           platform=platform)

@@ -53,7 +53,7 @@ async def register(body: WebhookIn, svc: Svc,
     try:
         hook, secret = await WebhookStore(
             svc.ledger.engine, svc.settings.webhook_allow_private).register(
-            who.key.name, body.url, body.events, body.secret)
+            who.platform, body.url, body.events, body.secret)
     except ValueError as err:
         raise ProblemError(422, "Invalid webhook", str(err)) from None
     return WebhookCreated(**hook.model_dump(), secret=secret)
@@ -63,7 +63,7 @@ async def register(body: WebhookIn, svc: Svc,
 async def list_webhooks(svc: Svc, who: Annotated[Principal, Depends(
         allow(Role.PLATFORM, Role.OPS))]) -> WebhookList:
     """A platform sees its own webhooks; ops see all."""
-    owner = None if who.role is Role.OPS else who.key.name
+    owner = None if who.role is Role.OPS else who.platform
     hooks = await WebhookStore(svc.ledger.engine).list(owner)
     return WebhookList(webhooks=[WebhookView(**h.model_dump()) for h in hooks])
 
@@ -73,6 +73,6 @@ async def list_webhooks(svc: Svc, who: Annotated[Principal, Depends(
 async def disable(webhook_id: Annotated[str, Path(max_length=64)], svc: Svc,
                   who: Annotated[Principal, Depends(allow(Role.PLATFORM))]) -> Response:
     """Stop deliveries to one of your webhooks."""
-    if not await WebhookStore(svc.ledger.engine).disable(webhook_id, who.key.name):
+    if not await WebhookStore(svc.ledger.engine).disable(webhook_id, who.platform):
         raise ProblemError(404, "Webhook not found", f"no active webhook {webhook_id} of yours")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
