@@ -11,6 +11,7 @@ from duecourse.activities.scoring import Scorer, score
 from duecourse.domain.case.aggregate import scoring_entries
 from duecourse.domain.case.reopening import LoanAlreadyClosed
 from duecourse.domain.scoring import ScoreResult
+from duecourse.observability import business_metrics
 from duecourse.snapshots import take_snapshot
 from duecourse.store.ledger import Ledger
 from duecourse.temporal.contracts import (
@@ -89,9 +90,12 @@ class LedgerActivities:
 
     @activity.defn(name=RECORD_ENTRIES)
     async def record_entries(self, cmd: RecordEntries) -> int:
-        """The entries, then the ops alerts raised with them: one activity for both."""
+        """The entries, then the ops alerts raised with them: one activity for both. Only
+        entries new to the ledger are counted in the metrics (a retry counts none twice)."""
         with ledger_errors("recording ledger entries"):
-            written = await self._ledger.record_entries(cmd) if cmd.entries else 0
+            new = await self._ledger.record_new_entries(cmd) if cmd.entries else []
+        business_metrics.entries_written(new)
+        written = len(new)
         for alert in cmd.alerts:
             await self.alert_ops(alert)
         log.info("ledger entries recorded", loan_id=cmd.loan_id, workflow_id=cmd.workflow_id,
@@ -105,6 +109,8 @@ class LedgerActivities:
         """An alert alone (runs from before alerts went with `record_entries`)."""
         with ledger_errors("recording an ops alert"):
             created = await self._ledger.record_alert(alert)
+        if created:
+            business_metrics.alert_raised()
         log.warning("ops alert", loan_id=alert.loan_id, workflow_id=alert.workflow_id,
                     subject=alert.subject, new=created)
         return created

@@ -38,6 +38,7 @@ from duecourse.activities.clock import activity_clock
 from duecourse.activities.errors import ledger_errors
 from duecourse.activities.heartbeat import heartbeating
 from duecourse.channels import Channel, ChannelError, OutgoingMessage
+from duecourse.observability import business_metrics
 from duecourse.store.ledger import Ledger
 from duecourse.store.sends import Claim, LeaseLost, SendInFlight, SendLedger
 from duecourse.templates import TemplateError, render
@@ -100,6 +101,7 @@ class MessagingActivities:
                 await asyncio.shield(self._release(req, owner, "cancelled",
                                                    "withdrawn by its workflow"))
                 raise
+        business_metrics.message_sent(req.channel)  # a retry finding it sent returns above
         bound.info("message sent", message_id=sent.message_id, via=self._channel.name,
                    recorded=sent.recorded)
         return sent

