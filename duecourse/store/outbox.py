@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from duecourse.domain.entries import LedgerEntry
 from duecourse.domain.events import OutboundEvent, events_for
+from duecourse.observability.tracing import current_traceparent
 from duecourse.store import tables as t
 from duecourse.store.webhooks import wanting, webhooks_in
 from duecourse.temporal.contracts import RecordEntries
@@ -39,13 +40,15 @@ def _utcnow() -> datetime:
 
 @dataclass(frozen=True)
 class OutboxRow:
-    """One delivery owed: the event's exact body, to one webhook."""
+    """One delivery owed: the event's exact body, to one webhook; `traceparent`: the trace
+    of the span that queued it (tracing on), which each delivery attempt continues."""
 
     row_id: int
     event_id: str
     webhook_id: str
     body: str
     attempts: int
+    traceparent: str | None = None
 
     def event(self) -> OutboundEvent:
         return OutboundEvent.model_validate_json(self.body)
@@ -57,7 +60,8 @@ async def enqueue_events(conn: AsyncConnection, cmd: RecordEntries,
     ledger transaction `conn`; returns how many rows are new. Nothing when `cmd` carries
     no balance: an event states the balance after its fact, and only a loan's workflow
     knows it (entries written without one, as by tests and tools, announce nothing). A row
-    already queued (a retried batch) is left alone."""
+    already queued (a retried batch) is left alone. Each row keeps the trace context of
+    the span writing it (the recording activity's), when there is one."""
     if cmd.outstanding is None:
         return 0
     events = events_for(entries, cmd.case_id, cmd.loan_id, cmd.workflow_id,
@@ -67,10 +71,10 @@ async def enqueue_events(conn: AsyncConnection, cmd: RecordEntries,
         return 0
     owner = (await conn.execute(select(t.loan_owners.c.platform).where(
         t.loan_owners.c.loan_id == cmd.loan_id))).scalar()
-    now = _utcnow()
+    now, traceparent = _utcnow(), current_traceparent()
     rows = [{"event_id": event.event_id, "webhook_id": hook.webhook_id,
              "body": event.model_dump_json(), "attempts": 0, "next_attempt_at": now,
-             "claim": None, "created_at": now}
+             "claim": None, "created_at": now, "traceparent": traceparent}
             for event in events for hook in wanting(hooks, event.type, owner)]
     if not rows:
         return 0
@@ -113,7 +117,8 @@ class WebhookOutbox:
                .with_for_update(skip_locked=True))
         claim = (update(o).where(o.c.id.in_(due.scalar_subquery()), o.c.next_attempt_at <= now)
                  .values(claim=token, next_attempt_at=now + lease)
-                 .returning(o.c.id, o.c.event_id, o.c.webhook_id, o.c.body, o.c.attempts))
+                 .returning(o.c.id, o.c.event_id, o.c.webhook_id, o.c.body, o.c.attempts,
+                            o.c.traceparent))
         async with self.engine.begin() as conn:
             rows = (await conn.execute(claim)).all()
         return token, sorted((OutboxRow(*row) for row in rows), key=lambda r: r.row_id)

@@ -9,6 +9,10 @@ dispatcher held falls due again when its lease runs out.
 
 A ledger that cannot be reached stops nothing: the dispatcher logs one line when the
 outage begins and one when it ends, and keeps trying with a growing pause meanwhile.
+
+With tracing on, each attempt is a `DeliverWebhook` span in the trace of the activity that
+queued the row (duecourse.observability.tracing), so a trace runs from the API request to
+the platform's endpoint; with it off, the span records nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from duecourse.domain.events import DELIVERY_SCHEDULE, RetrySchedule
+from duecourse.observability.tracing import continuing
 from duecourse.store.outbox import OutboxRow, WebhookOutbox, listening
 from duecourse.store.webhooks import FINAL, WebhookStore
 from duecourse.webhooks.delivery import WebhookSender
@@ -136,16 +141,27 @@ class OutboxDispatcher:
         return len(rows)
 
     async def _deliver(self, row: OutboxRow, token: str) -> None:
+        with continuing(row.traceparent, "DeliverWebhook", {
+                "duecourse.event_id": row.event_id, "duecourse.webhook_id": row.webhook_id,
+                "duecourse.attempt": row.attempts + 1}) as span:
+            status, code = await self._deliver_row(row, token)
+            span.set_attribute("duecourse.delivery", status)
+            if code is not None:
+                span.set_attribute("http.response.status_code", code)
+
+    async def _deliver_row(self, row: OutboxRow, token: str) -> tuple[str, int | None]:
+        """Deliver or give up the row; returns what became of it and the HTTP status the
+        receiver answered, for the span."""
         hook = await self._store.get(row.webhook_id)
         if hook is None or hook.disabled_at is not None:
             log.info("webhook disabled; its delivery dropped", event_id=row.event_id,
                      webhook_id=row.webhook_id)
             await self._outbox.settle(row, token)
-            return
+            return "dropped", None
         if await self._store.delivery_status(row.event_id, row.webhook_id) in FINAL:
             # recorded, then a crash before the row went: never post it again
             await self._outbox.settle(row, token)
-            return
+            return "already recorded", None
         attempt = row.attempts + 1
         try:
             event = row.event()
@@ -153,13 +169,14 @@ class OutboxDispatcher:
             log.error("outbox row unreadable", row_id=row.row_id, event_id=row.event_id,
                       webhook_id=row.webhook_id, attempt=attempt, exc_info=True)
             await self._next_try_or_give_up(row, token, attempt)
-            return
+            return "unreadable", None
         outcome = await self._sender.deliver(event, hook, attempt,
                                              last_try=attempt >= self._schedule.attempts)
         if outcome.status == "pending":
             await self._next_try_or_give_up(row, token, attempt)
         else:
             await self._outbox.settle(row, token)
+        return outcome.status, outcome.code
 
     async def _next_try_or_give_up(self, row: OutboxRow, token: str, attempt: int) -> None:
         if attempt >= self._schedule.attempts:
