@@ -268,7 +268,7 @@ async def _audit_case(ledger: Ledger, case: Any, loan: Any, rules: _Rules,
     # the loan as this case was handed it (the loans row keeps the first hand-over's)
     intake = next((e["data"].get("loan") or {} for e in events
                    if e["kind"] == "case_opened"), {})
-    debtor = Borrower.model_validate(intake.get("borrower") or loan["borrower"])
+    debtor = Borrower.model_construct(**(intake.get("borrower") or loan["borrower"]))
     paid_before = (case["compliance"] or {}).get("last_payment_date") or \
         intake.get("last_payment_date")
     last_paid: datetime | None = None  # the latest payment recorded during collection

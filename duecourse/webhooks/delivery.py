@@ -24,7 +24,7 @@ from duecourse.domain.events import (
     OutboundEvent,
     signature_header,
 )
-from duecourse.netguard import resolved_problem
+from duecourse.netguard import Pinned, Refused, Resolve, pin, system_resolve
 from duecourse.store.webhooks import DeliveryStatus, Webhook, WebhookStore
 
 log = structlog.get_logger(__name__)
@@ -47,17 +47,21 @@ class Outcome:
 
 class WebhookSender:
     """`http_client` builds the client per delivery (tests, proxies, mTLS); without it, a
-    plain client with `timeout` seconds per request and no redirects followed. Unless the
-    store allows private addresses, a webhook whose host resolves to one fails without a
-    request (duecourse.netguard). `deadline` bounds a whole attempt (name lookup, connect,
-    a receiver trickling its answer): shorter than the dispatcher's claim, so a slow
-    receiver is never posted to again while the first POST still runs."""
+    plain client with `timeout` seconds per request and no redirects followed. The host
+    is looked up once, by `resolve`, and the POST connects to an address that lookup
+    returned (duecourse.netguard.pin: no DNS-rebinding window); unless the store allows
+    private addresses, a webhook whose host resolves to one fails without a request.
+    `deadline` bounds a whole attempt (name lookup, connect, a receiver trickling its
+    answer): shorter than the dispatcher's claim, so a slow receiver is never posted to
+    again while the first POST still runs."""
 
     def __init__(self, store: WebhookStore,
                  http_client: Callable[[], httpx.AsyncClient] | None = None,
-                 timeout: float = 10.0, deadline: float = 25.0) -> None:
+                 timeout: float = 10.0, deadline: float = 25.0,
+                 resolve: Resolve = system_resolve) -> None:
         self.store = store
         self.deadline = deadline
+        self._resolve = resolve
         self._http_client = http_client or (lambda: httpx.AsyncClient(
             timeout=timeout, follow_redirects=False,
             headers={"User-Agent": f"duecourse-webhooks/{__version__}"}))
@@ -95,29 +99,46 @@ class WebhookSender:
             "Duecourse-Attempt": str(attempt),
         }
         wid = hook.webhook_id
-        if not self.store.allow_private:
-            try:
-                if problem := await resolved_problem(hook.url):
-                    return Outcome(wid, "failed", None, f"refused: {problem}")
-            except OSError as err:  # DNS down or the name gone: try again later
-                return Outcome(wid, "pending", None, f"DNS: {err}")
-            except ValueError as err:  # no URL we could ever reach
-                return Outcome(wid, "failed", None, f"bad url: {err}")
         try:
-            async with http.stream("POST", hook.url, content=body.encode(),
-                                   headers=headers) as response:
-                code = response.status_code
-                if 200 <= code < 300:
-                    return Outcome(wid, "delivered", code, None)
-                snippet = await _read_some(response)
+            target = await pin(hook.url, self.store.allow_private, self._resolve)
+        except Refused as err:
+            return Outcome(wid, "failed", None, f"refused: {err}")
+        except OSError as err:  # DNS down or the name gone: try again later
+            return Outcome(wid, "pending", None, f"DNS: {err}")
+        except ValueError as err:  # no URL we could ever reach
+            return Outcome(wid, "failed", None, f"bad url: {err}")
+        try:
+            answer = await _post_pinned(http, target, body, headers)
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as err:
             return Outcome(wid, "failed", None, f"bad url: {err}")
         except httpx.HTTPError as err:
             detail = f": {err}" if str(err) else ""
             return Outcome(wid, "pending", None, f"{type(err).__name__}{detail}")
+        code, snippet = answer
+        if 200 <= code < 300:
+            return Outcome(wid, "delivered", code, None)
         error = f"HTTP {code}" + (f": {snippet}" if snippet else "")
         permanent = 400 <= code < 500 and code not in RETRYABLE_4XX
         return Outcome(wid, "failed" if permanent else "pending", code, error)
+
+
+async def _post_pinned(http: httpx.AsyncClient, target: Pinned, body: str,
+                       headers: dict[str, str]) -> tuple[int, str]:
+    """POST to the first checked address that accepts a connection (a refused connection
+    sent nothing, so the next is safe to try); the status code and, for an error, the
+    start of the answer."""
+    headers = {**headers, "Host": target.host_header}
+    for number, address in enumerate(target.addresses, 1):
+        url, extensions = target.request_to(address)
+        try:
+            async with http.stream("POST", url, content=body.encode(), headers=headers,
+                                   extensions=extensions) as response:
+                code = response.status_code
+                return code, "" if 200 <= code < 300 else await _read_some(response)
+        except httpx.ConnectError:
+            if number == len(target.addresses):
+                raise
+    raise AssertionError("a pinned target has at least one address")
 
 
 async def _read_some(response: httpx.Response) -> str:
