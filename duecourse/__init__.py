@@ -4,4 +4,4 @@ One durable workflow per overdue loan walks it through reminder, negotiation and
 legal stages; activities send messages and record every outcome in a SQL ledger.
 """
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"

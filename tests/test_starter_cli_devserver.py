@@ -7,6 +7,7 @@ pointed at them through the environment, exactly as an operator would run it.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import signal
@@ -27,11 +28,13 @@ from temporalio.client import Client
 from duecourse import search_attributes as sa
 from duecourse.handover import StartSummary, start_loans
 from duecourse.intake import read_intake_file
+from duecourse.security.payload_keys import read_key_file
 from duecourse.settings import Settings
 from duecourse.temporal.client import CollectionClient, ensure_search_attributes
-from duecourse.temporal.client import connect as connect_temporal
+from duecourse.temporal.connection import connect as connect_temporal
 from duecourse.temporal.devserver import DevServer, free_port
 from tests.support.devserver import TEMPORAL_CLI, DevWorker, dev_server_with_worker
+from tests.support.sealing import session_key_env
 
 pytestmark = pytest.mark.devserver
 
@@ -120,7 +123,8 @@ async def test_rpc_failure_is_a_rejection_not_a_crash(stack: DevWorker, tmp_path
     path = tmp_path / "loans.csv"
     path.write_text(f"{HEADER}\n{csv_row('R-1')}\n{csv_row('R-2')}\n", encoding="utf-8")
     now = datetime.now(UTC)
-    client = await connect_temporal(stack.server.address, namespace=f"missing-{uuid4().hex}")
+    missing = Settings().model_copy(update={"temporal_namespace": f"missing-{uuid4().hex}"})
+    client = await connect_temporal(missing, address=stack.server.address)
     summary = await start_loans(CollectionClient(client, stack.task_queue),
                                 read_intake_file(path, now), now=now, allow_demo=True)
     assert counts(summary) == (0, 0, 2)
@@ -186,6 +190,7 @@ class Result:
 
 def cli_env(stack: DevWorker) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DUECOURSE_", "TEMPORAL_"))}
+    env.update(session_key_env())  # the keys the test's own clients use
     env["DUECOURSE_ALLOW_DEMO_POLICIES"] = "true"  # a sandbox: its loans run on the demo policy
     env.update(TEMPORAL_ADDRESS=stack.server.address, DUECOURSE_TASK_QUEUE=stack.task_queue,
                DUECOURSE_DATABASE_URL=stack.ledger_url, COLUMNS="200", NO_COLOR="1")
@@ -303,9 +308,43 @@ async def test_dev_server_restarts_on_its_own_database(tmp_path: Path) -> None:
     for _ in range(2):
         async with DevServer(binary=TEMPORAL_CLI, headless=True, db_file=db,
                              log_file=tmp_path / "temporal.log") as server:
-            client = await connect_temporal(server.address)
+            client = await connect_temporal(Settings(), address=server.address)
             assert await ensure_search_attributes(client) == []  # all registered at start
     assert db.exists()
+
+
+async def _sealed_decoded_for_the_ui_and_measured(
+        client: Client, data: Path, ui_port: int, api_port: int, metrics_port: int) -> None:
+    """The embedded default is sealed with a key only this user reads; the UI opens the
+    payloads through the API's codec server with dev's own ops key; the worker and the API
+    serve their metrics."""
+    keys = data / "payload-keys"
+    assert keys.stat().st_mode & 0o777 == 0o600
+    history = await client.get_workflow_handle("collection-DEMO-CN-1001").fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes.input.payloads[0]
+    assert started.metadata["encoding"] == b"binary/encrypted"
+    assert b"DEMO-CN-1001" not in started.data
+    async with httpx.AsyncClient() as http:
+        ui = (await http.get(f"http://127.0.0.1:{ui_port}/api/v1/settings")).json()
+        endpoint = ui["Codec"]["Endpoint"]
+        assert endpoint.startswith(f"http://127.0.0.1:{api_port}/codec/ui/dc_"), endpoint
+        assert (data / "temporal-ui-key").stat().st_mode & 0o777 == 0o600
+        wire = {"metadata": {k: base64.b64encode(v).decode()
+                             for k, v in started.metadata.items()},
+                "data": base64.b64encode(started.data).decode()}
+        opened = await http.post(f"{endpoint}/decode", json={"payloads": [wire]},
+                                 headers={"Origin": f"http://localhost:{ui_port}"})
+        assert opened.status_code == 200, opened.text
+        decoded = base64.b64decode(opened.json()["payloads"][0]["data"])
+        assert b"DEMO-CN-1001" in decoded
+        refused = await http.post(f"http://127.0.0.1:{api_port}/codec/decode",
+                                  json={"payloads": [wire]})
+        assert refused.status_code == 401  # no key, no borrower data
+        worker = (await http.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+        assert "temporal_workflow_completed" in worker or "temporal_request" in worker
+        assert "duecourse_messages_total" in worker
+        api = (await http.get(f"http://127.0.0.1:{api_port}/metrics")).text
+        assert "duecourse_api_requests_total" in api
 
 
 def listening(port: int) -> bool:
@@ -315,14 +354,14 @@ def listening(port: int) -> bool:
 
 
 async def test_dev_demo_runs_everything_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
-    port, ui_port, api_port = free_port(), free_port(), free_port()
+    port, ui_port, api_port, metrics_port = free_port(), free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DUECOURSE_", "TEMPORAL_"))}
-    env.update(COLUMNS="200", NO_COLOR="1")
+    env.update(COLUMNS="200", NO_COLOR="1")  # no payload key: dev makes <data dir>/payload-keys
     log = (tmp_path / "dev.out").open("wb")
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "duecourse.cli", "dev", "--demo", "--port", str(port),
         "--ui-port", str(ui_port), "--api-port", str(api_port),
-        "--data-dir", str(tmp_path / "data"), env=env,
+        "--metrics-port", str(metrics_port), "--data-dir", str(tmp_path / "data"), env=env,
         cwd=tmp_path, stdout=log, stderr=asyncio.subprocess.STDOUT)
     try:
         demo_rows = read_intake_file(DEMO_FILE, datetime.now(UTC))
@@ -332,8 +371,12 @@ async def test_dev_demo_runs_everything_and_stops_cleanly_on_sigint(tmp_path: Pa
         async def server_up() -> bool:
             nonlocal client
             assert proc.returncode is None, (tmp_path / "dev.out").read_text()
+            keys = tmp_path / "data" / "payload-keys"  # what `duecourse dev` seals with
+            if not keys.exists():
+                return False
             try:
-                client = await connect_temporal(f"127.0.0.1:{port}")
+                client = await connect_temporal(Settings(), address=f"127.0.0.1:{port}",
+                                                ring=read_key_file(keys))
             except RuntimeError:
                 return False
             return True
@@ -365,6 +408,8 @@ async def test_dev_demo_runs_everything_and_stops_cleanly_on_sigint(tmp_path: Pa
             return any([(await loans.status(str(i))).contacts_sent > 0 for i in demo_ids])
 
         await eventually(contacted, 30, "a demo contact to be sent")
+        await _sealed_decoded_for_the_ui_and_measured(
+            client, tmp_path / "data", ui_port, api_port, metrics_port)
         async with httpx.AsyncClient() as http:  # the REST API runs alongside
             spec = (await http.get(f"http://127.0.0.1:{api_port}/openapi.json")).json()
             assert "/v1/loans" in spec["paths"]

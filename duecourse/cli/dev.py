@@ -7,6 +7,7 @@ the worker first and the dev server last, whatever phase we were in.
 from __future__ import annotations
 
 import asyncio
+import os
 import shlex
 import signal
 from collections.abc import AsyncIterator, Coroutine
@@ -24,24 +25,34 @@ from temporalio.client import Client
 
 from duecourse.api import create_app
 from duecourse.api.services import Services
-from duecourse.cli.common import console, err_console, run, safe_url, settings
+from duecourse.cli.common import console, err_console, fail, run, safe_url, settings
 from duecourse.cli.env_file import write_env
 from duecourse.demo.script import SCENARIOS
 from duecourse.demo.watch import DemoRun
+from duecourse.domain.actor import Role
 from duecourse.handover import start_with_progress
 from duecourse.intake import read_intake_file, with_policy
 from duecourse.logs import configure_logging
-from duecourse.runtime import build_worker
+from duecourse.observability import tracing
+from duecourse.runtime import build_worker, metrics_runtime
+from duecourse.security.payload_keys import (
+    DEFAULT_KEY_FILE,
+    PayloadKeyError,
+    ensure_key_file,
+    ring_from_settings,
+)
 from duecourse.settings import Settings
 from duecourse.store import Ledger, connect, migrate
 from duecourse.store.keys import KeyStore
 from duecourse.temporal.client import CollectionClient, ensure_search_attributes
-from duecourse.temporal.client import connect as connect_temporal
+from duecourse.temporal.connection import connect as connect_temporal
 from duecourse.temporal.devserver import DevServer
 
 DEMO_FILE = Path(__file__).resolve().parent.parent / "demo" / "loans.csv"
 DEMO_POLICY = "demo"
 DEFAULT_PORT = 7233
+DEFAULT_METRICS_PORT = 9464
+UI_KEY_FILE = "temporal-ui-key"
 
 
 def dev(demo: Annotated[bool, typer.Option(
@@ -50,7 +61,12 @@ def dev(demo: Annotated[bool, typer.Option(
         port: Annotated[int, typer.Option(help="Temporal frontend (gRPC) port")]
         = DEFAULT_PORT,
         ui_port: Annotated[int, typer.Option(help="Temporal Web UI port")] = 8233,
-        api_port: Annotated[int, typer.Option(help="REST API port (0: no API)")] = 8000,
+        api_port: Annotated[int, typer.Option(
+            help="REST API port, also the UI's codec server (0: no API, and the UI shows "
+                 "payloads sealed)")] = 8000,
+        metrics_port: Annotated[int, typer.Option(
+            help="the worker's Prometheus metrics on 127.0.0.1 (0: none; "
+                 "DUECOURSE_METRICS_ADDRESS overrides)")] = DEFAULT_METRICS_PORT,
         data_dir: Annotated[Path | None, typer.Option(
             help="Temporal and ledger SQLite files (default: DUECOURSE_DATA_DIR or "
                  ".duecourse)")] = None,
@@ -63,7 +79,16 @@ def dev(demo: Annotated[bool, typer.Option(
     base = settings()
     configure_logging(base.log_format, base.log_level)
     data = (data_dir or base.data_dir).expanduser()
-    cfg = base.model_copy(update={"data_dir": data, "allow_demo_policies": True})  # a sandbox
+    metrics = base.metrics_address or (f"127.0.0.1:{metrics_port}" if metrics_port else None)
+    ui_origins = f"http://localhost:{ui_port},http://127.0.0.1:{ui_port}"  # its own UI's
+    cfg = base.model_copy(update={"data_dir": data, "allow_demo_policies": True,  # a sandbox
+                                  "metrics_address": metrics, "codec_cors_origins":
+                                  f"{base.codec_cors_origins},{ui_origins}"})
+    if not cfg.payload_keys and not cfg.payload_key_file:
+        try:  # the embedded default is sealed too: a key of this machine's own
+            ensure_key_file(data / DEFAULT_KEY_FILE)
+        except PayloadKeyError as err:
+            fail(str(err))
     server = DevServer(binary=temporal_bin, port=port, ui_port=ui_port,
                        namespace=cfg.temporal_namespace, db_file=data / "temporal.db",
                        log_file=data / "temporal.log")
@@ -100,34 +125,67 @@ async def _until_signalled(main: Coroutine[Any, Any, None]) -> None:
 
 async def _serve(server: DevServer, cfg: Settings, demo_file: Path | None,
                  api_port: int = 0) -> None:
-    with console.status("Starting the Temporal dev server..."):
-        await server.start()
+    engine = connect(cfg.ledger_url)
     try:
-        cfg = cfg.model_copy(update={"temporal_address": server.address})
-        client = await connect_temporal(server.address, cfg.temporal_namespace)
-        await ensure_search_attributes(client)  # no-op when --search-attribute did it
-        engine = connect(cfg.ledger_url)
+        await migrate(engine)
+        if api_port:  # ops on this machine see decoded payloads; nobody else can reach it
+            token = await _ui_codec_key(KeyStore(engine), cfg.data_dir / UI_KEY_FILE)
+            server.ui_codec_endpoint = f"http://127.0.0.1:{api_port}/codec/ui/{token}"
+        with console.status("Starting the Temporal dev server..."):
+            await server.start()
         try:
-            await migrate(engine)
-            async with build_worker(client, Ledger(engine), cfg), \
-                    _api(cfg, client, engine, api_port):
-                env_file = write_env(cfg, f"http://127.0.0.1:{api_port}" if api_port
-                                     else None)
-                _banner(server, cfg, demo_file, api_port, env_file)
-                story: asyncio.Future[object] | None = None
-                if demo_file is not None:
-                    story = await _start_demo(CollectionClient(client, cfg.task_queue),
-                                              demo_file, cfg, engine)
-                console.print("Worker running. Press [bold]Ctrl-C[/] to stop.")
-                try:
-                    await asyncio.Future()  # until cancelled by a signal
-                finally:
-                    if story is not None:
-                        story.cancel()
+            await _run(server, cfg, engine, demo_file, api_port)
         finally:
-            await engine.dispose()
+            await asyncio.to_thread(tracing.shutdown)  # batched spans leave before we do
+            await server.stop()
     finally:
-        await server.stop()
+        await engine.dispose()
+
+
+async def _ui_codec_key(keys: KeyStore, path: Path) -> str:
+    """The ops key the Temporal UI decodes payloads with: the one saved under the data dir
+    while it is valid, else a new one (revoking it in the ledger stops the UI decoding)."""
+    token = _read_token(path)
+    if token and await keys.verify(token) is not None:
+        return token
+    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    _, token = await keys.create(f"temporal-ui-{stamp}", Role.OPS)
+    _write_token(path, token)
+    return token
+
+
+def _read_token(path: Path) -> str | None:
+    return path.read_text(encoding="utf-8").strip() if path.exists() else None
+
+
+def _write_token(path: Path, token: str) -> None:
+    """Readable by this machine's user only: the key decodes every borrower's payloads."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(token + "\n")
+
+
+async def _run(server: DevServer, cfg: Settings, engine: AsyncEngine,
+               demo_file: Path | None, api_port: int) -> None:
+    cfg = cfg.model_copy(update={"temporal_address": server.address})
+    runtime = metrics_runtime(cfg.metrics_address) if cfg.metrics_address else None
+    client = await connect_temporal(cfg, address=server.address, runtime=runtime)
+    await ensure_search_attributes(client)  # no-op when --search-attribute did it
+    async with build_worker(client, Ledger(engine), cfg), \
+            _api(cfg, client, engine, api_port):
+        env_file = write_env(cfg, f"http://127.0.0.1:{api_port}" if api_port
+                             else None)
+        _banner(server, cfg, demo_file, api_port, env_file)
+        story: asyncio.Future[object] | None = None
+        if demo_file is not None:
+            story = await _start_demo(CollectionClient(client, cfg.task_queue),
+                                      demo_file, cfg, engine)
+        console.print("Worker running. Press [bold]Ctrl-C[/] to stop.")
+        try:
+            await asyncio.Future()  # until cancelled by a signal
+        finally:
+            if story is not None:
+                story.cancel()
 
 
 async def _start_demo(client: CollectionClient, demo_file: Path, cfg: Settings,
@@ -177,7 +235,14 @@ def _banner(server: DevServer, cfg: Settings, demo_file: Path | None,
         f"Task queue    {escape(cfg.task_queue)}",
         f"Ledger        {escape(safe_url(cfg.ledger_url))}",
         *([f"REST API      http://127.0.0.1:{api_port}/docs  (duecourse keys create "
-           "--name me --role ops)"] if api_port else []),
+           "--name me --role ops)",
+           f"Codec server  http://127.0.0.1:{api_port}/codec  (the UI decodes payloads with "
+           f"the ops key in {escape(str(cfg.data_dir / UI_KEY_FILE))})"] if api_port else
+          ["Codec server  none (--api-port 0): the UI shows payloads sealed"]),
+        f"Payload keys  {escape(ring_from_settings(cfg).source)}",
+        *([f"Metrics       http://{cfg.metrics_address}/metrics (worker)"
+           + (f", http://127.0.0.1:{api_port}/metrics (API)" if api_port else "")]
+          if cfg.metrics_address else []),
         "",
         "[bold]In another terminal:[/]",
         *[f"  {escape(e)}" for e in env],
