@@ -67,8 +67,8 @@ class Settings(BaseSettings):
         default=None, description="file of payload keys, one '<key id>:<base64 key>' per "
         "line, oldest first; default: <data_dir>/payload-keys when it exists")
     codec_roles: str = Field(
-        default="ops,supervisor", description="comma-separated roles whose API keys may "
-        "use the codec server (read decoded borrower data in the Temporal UI or CLI)")
+        default="ops,supervisor,codec", description="comma-separated roles whose API keys "
+        "may use the codec server (read decoded borrower data in the Temporal UI or CLI)")
     codec_cors_origins: str = Field(
         default="http://localhost:8233,http://127.0.0.1:8233", description="comma-separated "
         "browser origins (the Temporal UI's) allowed to call the codec server")

@@ -70,7 +70,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
     await migrate(engine)
     keys = KeyStore(engine)
     tokens, key_ids = {}, {}
-    for role in ("platform", "agent", "supervisor", "ops"):
+    for role in ("platform", "agent", "supervisor", "ops", "codec"):
         key, tokens[role] = await keys.create(f"{role}-{uuid4().hex[:6]}", role)
         key_ids[role] = key.key_id
     gone, tokens["revoked"] = await keys.create(f"gone-{uuid4().hex[:6]}", "ops")
@@ -187,6 +187,23 @@ async def test_decode_is_refused_without_a_key_that_may_read_borrower_data(
         assert "DUECOURSE_CODEC_ROLES" in answer.json()["detail"]
 
 
+async def test_a_codec_key_opens_payloads_and_nothing_else(stack: Stack) -> None:
+    """The Temporal UI's key sits in the UI's settings for anyone who loads the UI: it may
+    decode (audited), and every route of the API refuses it."""
+    token = stack.tokens["codec"]
+    sealed = (await stack.api.post("/codec/encode", json=wire(plain({"name": "Li Wei"})),
+                                   headers=bearer(token))).json()
+    opened = await stack.api.post(f"/codec/ui/{token}/decode", json=sealed)
+    assert opened.status_code == 200, opened.text
+    for method, path in (("GET", "/v1/loans"), ("GET", "/v1/loans/L-1"),
+                         ("GET", "/v1/tasks"), ("GET", "/v1/webhooks"),
+                         ("GET", "/v1/alerts"), ("GET", "/v1/messages"),
+                         ("GET", "/v1/portfolio/summary")):
+        refused = await stack.api.request(method, path, headers=bearer(token))
+        assert refused.status_code in (401, 403), (path, refused.status_code, refused.text)
+        assert "Li Wei" not in refused.text
+
+
 async def test_a_browser_page_from_another_origin_is_refused(stack: Stack) -> None:
     sealed = wire(plain("x"))
     answer = await stack.api.post("/codec/decode", json=sealed, headers=bearer(
@@ -225,12 +242,13 @@ async def test_every_request_is_audited_allowed_or_refused_without_content(
     sealed = (await stack.api.post("/codec/encode", json=wire(plain({"name": "Li Wei"}, 2)),
                                    headers=bearer(stack.tokens["supervisor"],
                                                   **{"X-Namespace": namespace}))).json()
+    guessed = f"dc_{stack.key_ids['ops']}_a-guess"  # key ids are not secret
     for token in (stack.tokens["ops"], stack.tokens["agent"], stack.tokens["revoked"],
-                  "dc_0123456789abcdef_unknown", None):
+                  "dc_0123456789abcdef_unknown", guessed, None):
         headers = {"X-Namespace": namespace, **(bearer(token) if token else {})}
         await stack.api.post("/codec/decode", json=sealed, headers=headers)
     rows = await rows_for(stack, namespace)
-    assert len(rows) == 6, rows
+    assert len(rows) == 7, rows
     newest_key = stack.key_lines.splitlines()[-1].partition(":")[0]
     by = {(r.operation, r.key_id): r for r in rows}
     encoded = by["encode", stack.key_ids["supervisor"]]
@@ -245,7 +263,7 @@ async def test_every_request_is_audited_allowed_or_refused_without_content(
     assert revoked.key_name and "revoked" in (revoked.reason or "")
     unknown = [r for r in rows if r.key_id is None]
     assert [(r.allowed, r.status, r.key_name, r.role) for r in unknown] == \
-        [(False, 401, None, None)] * 2  # the unknown key and no key at all
+        [(False, 401, None, None)] * 3  # an unknown key, a guessed secret, no key at all
     assert all(r.payload_count == 2 for r in rows)
     dump = json.dumps([r.model_dump(mode="json") for r in rows])
     assert "Li Wei" not in dump and "dc_" not in dump

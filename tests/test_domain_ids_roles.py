@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from duecourse.domain.actor import PERSON_ROLES, ActorKind, Role
+from duecourse.domain.actor import API_ROLES, PERSON_ROLES, ActorKind, Role
 from duecourse.domain.agreements.terms import Assignment, SettlementResult, SettlementStatus
 from duecourse.domain.case.state import StepRecord, StepStatus
 from duecourse.domain.ids import AgentId, PlatformId, Reference
@@ -20,11 +20,12 @@ from duecourse.store.keys import KeyStore
 
 
 def test_a_role_acts_as_the_actor_kind_of_its_name() -> None:
-    assert [r.value for r in Role] == ["platform", "agent", "supervisor", "ops"]
+    assert [r.value for r in Role] == ["platform", "agent", "supervisor", "ops", "codec"]
     for role in Role:
         actor = role.actor("someone")
         assert actor.kind is ActorKind(role.value) and str(actor) == f"{role}:someone"
     assert Role.PLATFORM not in PERSON_ROLES and set(PERSON_ROLES) < set(Role)
+    assert Role.CODEC not in API_ROLES and set(API_ROLES) | {Role.CODEC} == set(Role)
 
 
 async def test_a_key_keeps_its_role_as_stored(ledger: Ledger) -> None:

@@ -21,11 +21,11 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from duecourse.api.problems import ProblemError
-from duecourse.domain.actor import Actor, Role
+from duecourse.domain.actor import API_ROLES, Actor, Role
 from duecourse.store.keys import ApiKey
 from duecourse.store.owners import LoanOwners
 
-EVERYONE = tuple(Role)
+EVERYONE = API_ROLES
 DESK = (Role.AGENT, Role.SUPERVISOR)
 
 bearer = HTTPBearer(auto_error=False, description="an API key: `Bearer dc_...`")

@@ -25,6 +25,7 @@ from temporalio.service import RPCError
 
 from duecourse.domain.money import CurrencyError
 from duecourse.plain_words import count_of, dotted, field_words, plain_errors
+from duecourse.security.key_paths import redact_path
 from duecourse.temporal.client import ActionRejected, LoanClosed, LoanNotFound
 
 log = structlog.get_logger("duecourse.api")
@@ -53,7 +54,9 @@ class ProblemError(Exception):
 def problem_response(path: str, status: int, title: str, detail: str,
                      errors: list[dict[str, Any]] | None = None,
                      headers: dict[str, str] | None = None) -> JSONResponse:
-    body = Problem(title=title, status=status, detail=detail, instance=path, errors=errors)
+    # the one URL that carries a credential (the UI's codec endpoint) is never echoed back
+    body = Problem(title=title, status=status, detail=detail, instance=redact_path(path),
+                   errors=errors)
     return JSONResponse(body.model_dump(exclude_none=True), status_code=status,
                         media_type=MEDIA_TYPE, headers=headers)
 
@@ -61,7 +64,8 @@ def problem_response(path: str, status: int, title: str, detail: str,
 def _response(request: Request, status: int, title: str, detail: str,
               errors: list[dict[str, Any]] | None = None,
               headers: dict[str, str] | None = None) -> JSONResponse:
-    return problem_response(request.url.path, status, title, detail, errors, headers)
+    return problem_response(redact_path(request.url.path), status, title, detail, errors,
+                            headers)
 
 
 # ------------------------------------------------------------------ request bodies
@@ -254,9 +258,10 @@ def _http_detail(request: Request, status: int, detail: str) -> str:
     except ValueError:  # not a standard status
         return detail
     if status == 404:
-        return f"there is nothing at {request.url.path}; the API's paths are listed at /docs"
+        return (f"there is nothing at {redact_path(request.url.path)}; the API's paths are "
+                "listed at /docs")
     if status == 405:
-        return f"{request.method} is not allowed on {request.url.path}"
+        return f"{request.method} is not allowed on {redact_path(request.url.path)}"
     return f"the request was refused ({detail.lower()})"
 
 
@@ -292,14 +297,14 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RPCError)
     async def _temporal(request: Request, exc: RPCError) -> JSONResponse:
-        log.warning("temporal error", path=request.url.path, status=exc.status.name,
+        log.warning("temporal error", path=redact_path(request.url.path), status=exc.status.name,
                     message=exc.message)
         return _response(request, 503, "Collection engine unavailable",
                          f"Temporal answered {exc.status.name}: {exc.message}")
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", path=request.url.path)
+        log.exception("unhandled error", path=redact_path(request.url.path))
         return _response(request, 500, "Internal error",
                          "an unexpected error occurred; it has been logged")
 

@@ -143,13 +143,15 @@ async def _serve(server: DevServer, cfg: Settings, demo_file: Path | None,
 
 
 async def _ui_codec_key(keys: KeyStore, path: Path) -> str:
-    """The ops key the Temporal UI decodes payloads with: the one saved under the data dir
-    while it is valid, else a new one (revoking it in the ledger stops the UI decoding)."""
+    """The key the Temporal UI decodes payloads with: the one saved under the data dir
+    while it is valid, else a new one (revoking it in the ledger stops the UI decoding).
+    Its role is codec, which opens payloads and nothing else: anyone who loads the UI can
+    read it from the UI's settings."""
     token = _read_token(path)
     if token and await keys.verify(token) is not None:
         return token
     stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-    _, token = await keys.create(f"temporal-ui-{stamp}", Role.OPS)
+    _, token = await keys.create(f"temporal-ui-{stamp}", Role.CODEC)
     _write_token(path, token)
     return token
 
@@ -237,7 +239,7 @@ def _banner(server: DevServer, cfg: Settings, demo_file: Path | None,
         *([f"REST API      http://127.0.0.1:{api_port}/docs  (duecourse keys create "
            "--name me --role ops)",
            f"Codec server  http://127.0.0.1:{api_port}/codec  (the UI decodes payloads with "
-           f"the ops key in {escape(str(cfg.data_dir / UI_KEY_FILE))})"] if api_port else
+           f"the codec key in {escape(str(cfg.data_dir / UI_KEY_FILE))})"] if api_port else
           ["Codec server  none (--api-port 0): the UI shows payloads sealed"]),
         f"Payload keys  {escape(ring_from_settings(cfg).source)}",
         *([f"Metrics       http://{cfg.metrics_address}/metrics (worker)"

@@ -14,6 +14,7 @@ class ActorKind(StrEnum):
     SUPERVISOR = "supervisor"
     BORROWER = "borrower"
     OPS = "ops"
+    CODEC = "codec"
 
 
 class Actor(BaseModel):
@@ -37,11 +38,16 @@ class Role(StrEnum):
     AGENT = "agent"  # works loans and tasks
     SUPERVISOR = "supervisor"  # an agent's work plus legal approvals, deep settlements
     OPS = "ops"  # reads everything, records legal case events, acknowledges alerts
+    CODEC = "codec"  # decodes Temporal payloads at the codec server, and nothing else
 
     def actor(self, name: str) -> Actor:
         """`name` acting in this role."""
         return Actor(kind=ActorKind(self.value), id=name)
 
+
+API_ROLES = (Role.PLATFORM, Role.AGENT, Role.SUPERVISOR, Role.OPS)
+"""The roles the REST API admits; a codec key (the Temporal UI's, whose key is in its
+settings for anyone who loads the UI) opens payloads at the codec server only."""
 
 PERSON_ROLES = (Role.AGENT, Role.SUPERVISOR, Role.OPS)
 """The roles a person acts in at the CLI (a platform acts through its API key)."""

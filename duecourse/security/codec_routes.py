@@ -30,6 +30,7 @@ from temporalio.api.common.v1 import Payload, Payloads
 from duecourse.api.problems import problem_response
 from duecourse.domain.actor import Role
 from duecourse.security.codec_cors import CodecCors
+from duecourse.security.key_paths import redact_path
 from duecourse.security.payload_codec import (
     ENCODING,
     KEY_ID_FIELD,
@@ -45,16 +46,9 @@ from duecourse.store.payload_access import Operation, PayloadAccess, PayloadAcce
 log = structlog.get_logger("duecourse.codec")
 
 PREFIX = "/codec"
-_KEY_IN_PATH = re.compile(r"(/codec/ui/)[^/?#\s\"]+")
 _SHAPE = '{"payloads": [{"metadata": {"encoding": "<base64>"}, "data": "<base64>"}]}'
 
 EngineOf = Callable[[Request], AsyncEngine]
-
-
-def redact_path(text: str) -> str:
-    """`text` with any API key in a `/codec/ui/<key>/...` path replaced by `<redacted>`:
-    apply it to every path that is logged, traced or labelled."""
-    return _KEY_IN_PATH.sub(r"\1<redacted>", text)
 
 
 class RedactCodecKeys(logging.Filter):
@@ -162,8 +156,10 @@ class CodecService:
     async def _handle(self, request: Request, operation: Operation, in_path: str | None,
                       path: str) -> Response:
         engine = self.engine_of(request)
-        entry = PayloadAccess(operation=operation, namespace=request.headers.get("x-namespace"),
-                              origin=request.headers.get("origin"))
+        # what the caller says about itself is kept, but never more than a column's worth
+        entry = PayloadAccess(operation=operation,
+                              namespace=_clipped(request.headers.get("x-namespace"), 255),
+                              origin=_clipped(request.headers.get("origin"), 255))
         malformed: _Refusal | None = None
         payloads: list[Payload] = []
         try:
@@ -171,8 +167,8 @@ class CodecService:
         except _Refusal as refusal:
             malformed = refusal
         entry.payload_count = len(payloads)
-        if operation == "decode":
-            entry.payload_key_ids = _sealed_with(payloads)
+        if operation == "decode":  # unverified metadata: a bounded, clipped list of ids
+            entry.payload_key_ids = [_clipped(k, 64) or "" for k in _sealed_with(payloads)][:16]
         try:
             await self._authorise(request, engine, entry, in_path)
             if malformed is not None:
@@ -236,6 +232,10 @@ class CodecService:
                                     "the codec server cannot write its audit to the ledger, "
                                     "so it answers nothing; check the ledger database")
         return None
+
+
+def _clipped(text: str | None, limit: int) -> str | None:
+    return text[:limit] if text is not None else None
 
 
 def _from_api(request: Request) -> AsyncEngine:

@@ -39,7 +39,7 @@ class ApiKey(BaseModel):
     platform_disabled_at: datetime | None = None
 
 
-def _hash(secret: str) -> str:
+def secret_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
@@ -80,7 +80,7 @@ class KeyStore:
                              "for the lender (leave out --platform)")
         key_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
         row: dict[str, Any] = {"key_id": key_id, "name": name, "role": role.value,
-                               "secret_hash": _hash(secret), "created_at": datetime.now(UTC),
+                               "secret_hash": secret_hash(secret), "created_at": datetime.now(UTC),
                                "platform_id": None}
         try:
             async with self.engine.begin() as conn:
@@ -133,7 +133,7 @@ class KeyStore:
                 t.api_keys.c.key_id == key_id))).mappings().first()
         if row is None or row["revoked_at"] is not None:
             return None
-        if not hmac.compare_digest(row["secret_hash"], _hash(secret)):
+        if not hmac.compare_digest(row["secret_hash"], secret_hash(secret)):
             return None
         return ApiKey.model_validate(dict(row))
 

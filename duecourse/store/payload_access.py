@@ -6,6 +6,7 @@ not record is never answered. Rows hold who, where from and how many, never cont
 
 from __future__ import annotations
 
+import hmac
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -14,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from duecourse.store import tables as t
+from duecourse.store.keys import secret_hash
 
 Operation = Literal["decode", "encode"]
 
@@ -67,14 +69,18 @@ class PayloadAccessLog:
         return [PayloadAccess.model_validate(dict(r)) for r in rows]
 
     async def key_named_by(self, token: str) -> KeyOnRecord | None:
-        """The key a token's id part names, revoked or not (a refused token with a known
-        key id is audited under that key); None for an id no key has."""
+        """The revoked key a refused token really is (its secret matches), so the audit
+        names who tried; None for a forged token, even one quoting a real key id (key ids
+        are not secret: an audit must not blame a key for a guess)."""
         prefix, _, rest = token.partition("_")
-        key_id = rest.partition("_")[0]
-        if prefix != "dc" or not key_id:
+        key_id, _, secret = rest.partition("_")
+        if prefix != "dc" or not key_id or not secret:
             return None
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(
-                t.api_keys.c.key_id, t.api_keys.c.name, t.api_keys.c.role).where(
+                t.api_keys.c.key_id, t.api_keys.c.name, t.api_keys.c.role,
+                t.api_keys.c.secret_hash).where(
                 t.api_keys.c.key_id == key_id))).mappings().first()
-        return KeyOnRecord.model_validate(dict(row)) if row is not None else None
+        if row is None or not hmac.compare_digest(row["secret_hash"], secret_hash(secret)):
+            return None
+        return KeyOnRecord.model_validate({k: row[k] for k in ("key_id", "name", "role")})
