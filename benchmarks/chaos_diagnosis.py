@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from temporalio.api.common.v1 import Payload
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.service import RPCError
 
@@ -51,7 +52,7 @@ async def send_traces(cc: CollectionClient, loan_id: str) -> dict[str, SendTrace
         if event.HasField("activity_task_scheduled_event_attributes"):
             attrs = event.activity_task_scheduled_event_attributes
             if attrs.activity_type.name == SEND_MESSAGE and attrs.input.payloads:
-                key = _payload_key(attrs.input.payloads[0].data)
+                key = _payload_key(await _opened(cc, attrs.input.payloads[0]))
                 if key:
                     scheduled[event.event_id] = (key, when)
                     trace = SendTrace(when, None, None, None, "pending")
@@ -66,6 +67,12 @@ async def send_traces(cc: CollectionClient, loan_id: str) -> dict[str, SendTrace
             if closing and (trace := by_event.get(closing[0])) is not None:
                 trace.closed, trace.outcome = when, closing[1]
     return traces
+
+
+async def _opened(cc: CollectionClient, payload: Payload) -> bytes:
+    """The payload's plain JSON: histories hold it sealed by the client's codec."""
+    codec = cc.client.data_converter.payload_codec
+    return (await codec.decode([payload]))[0].data if codec is not None else payload.data
 
 
 def _payload_key(data: bytes) -> str | None:

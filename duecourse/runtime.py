@@ -19,7 +19,6 @@ import structlog
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
-from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -28,6 +27,7 @@ from duecourse.channels import OutboxChannel
 from duecourse.logs import configure_logging
 from duecourse.observability import tracing
 from duecourse.observability.business_metrics import ActivityFailureMetrics
+from duecourse.observability.prometheus import MetricsAddressError, metrics_runtime
 from duecourse.observability.tracing import TracingSettingsError
 from duecourse.security.payload_keys import PayloadKeyError, ring_from_settings
 from duecourse.settings import Settings, get_settings
@@ -102,12 +102,6 @@ def build_worker(client: Client, ledger: Ledger, settings: Settings,
     )
 
 
-def metrics_runtime(address: str) -> Runtime:
-    """A Temporal runtime serving the worker's metrics (SDK and workflow metrics, such as
-    loans needing attention) for Prometheus at `address`."""
-    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
-
-
 async def run_worker(settings: Settings, *, run_migrations: bool = False,
                      stop: asyncio.Event | None = None) -> None:
     """Run until `stop` is set (or SIGINT/SIGTERM when none is given). Missing or
@@ -164,7 +158,8 @@ def main() -> None:
     configure_logging(settings.log_format, settings.log_level)
     try:
         asyncio.run(run_worker(settings, run_migrations=True))
-    except (PayloadKeyError, TemporalConfigError, TracingSettingsError) as err:
+    except (PayloadKeyError, TemporalConfigError, TracingSettingsError,
+            MetricsAddressError) as err:
         # a setting to fix, not a bug: one line, no traceback
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(1) from None

@@ -31,7 +31,8 @@ from duecourse.domain.entries import (
     StageChanged,
 )
 from duecourse.observability.business_metrics import SDK_SERIES
-from duecourse.runtime import build_worker, metrics_runtime
+from duecourse.observability.prometheus import metrics_runtime
+from duecourse.runtime import build_worker
 from duecourse.security.payload_keys import new_key_line, parse_keys
 from duecourse.store import Ledger, connect, migrate
 from duecourse.store import tables as t

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from sqlalchemy import select, update
@@ -35,8 +36,14 @@ from duecourse.domain.entries import (
 )
 from duecourse.store import Ledger
 from duecourse.store import tables as t
-from duecourse.store.borrower_export import SCHEMA, UnknownBorrower, export_borrower
+from duecourse.store.borrower_export import (
+    SCHEMA,
+    AmbiguousBorrower,
+    UnknownBorrower,
+    export_borrower,
+)
 from duecourse.store.ledger import ContactRecord
+from duecourse.store.owners import LoanOwners
 from duecourse.store.pseudonyms import parse_keys
 from duecourse.store.retention import (
     RetentionError,
@@ -225,6 +232,27 @@ async def test_the_export_holds_the_borrowers_data_and_nobody_elses(db: AsyncEng
         assert value not in text, f"another borrower's {value!r} in the export"
     with pytest.raises(UnknownBorrower, match="no loan in the ledger belongs"):
         await export_borrower(db, "B-nobody", NOW)
+
+
+async def test_two_platforms_borrower_ids_are_two_people_in_an_export(db: AsyncEngine) -> None:
+    """A borrower id is a platform's own id: the same "B-..." at two platforms must never
+    merge into one access-request file."""
+    ledger, shared = Ledger(db), f"B-shared-{uuid4().hex[:8]}"
+    loans = []
+    for n, platform in ((8, "acme"), (9, "globex")):
+        loan = make_loan(NOW, dpd=5, borrower_id=shared, **person(n))
+        assert await ledger.open_case(OpenLoan(
+            case_id=f"case-{n}-{loan.loan_id}", workflow_id=loan.workflow_id, loan=loan,
+            policy="standard@1", opened_at=NOW))
+        await LoanOwners(db).claim(platform, [loan.loan_id])
+        loans.append(loan)
+    with pytest.raises(AmbiguousBorrower, match="--platform"):
+        await export_borrower(db, shared, NOW)
+    document = await export_borrower(db, shared, NOW, platform="acme")
+    assert [loan["loan_id"] for loan in document["loans"]] == [loans[0].loan_id]
+    assert not any(value in json.dumps(document) for value in pii(9))
+    with pytest.raises(UnknownBorrower, match="of platform initech"):
+        await export_borrower(db, shared, NOW, platform="initech")
 
 
 async def test_a_pseudonymised_borrower_exports_the_pseudonyms_and_says_so(

@@ -309,7 +309,9 @@ async def test_the_cli_rotates_a_platforms_key_and_disables_the_platform(
                 (("--name", "x", "--role", "platform", "--platform", "nope"),
                  "no platform 'nope'; create it first with `duecourse platforms create"),
                 (("--name", "desk-9", "--role", "agent", "--platform", "acme"),
-                 "only a platform key belongs to a platform")]:
+                 "only a platform key belongs to a platform"),
+                (("--name", "acme", "--role", "platform"),  # a name's luck joins nothing
+                 "a platform 'acme' already exists: to give it another key pass --platform")]:
             code, out = await cli("keys", "create", *args)
             assert code == 1 and words in " ".join(out.split()), out
         code, out = await cli("keys", "rotate", old_id)

@@ -26,6 +26,7 @@ from temporalio.service import RPCError
 from duecourse.domain.money import CurrencyError
 from duecourse.plain_words import count_of, dotted, field_words, plain_errors
 from duecourse.security.key_paths import redact_path
+from duecourse.security.payload_codec import PayloadKeyUnknown, PayloadTampered
 from duecourse.temporal.client import ActionRejected, LoanClosed, LoanNotFound
 
 log = structlog.get_logger("duecourse.api")
@@ -240,6 +241,9 @@ DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
     LoanClosed: (409, "Loan closed"),
     ActionRejected: (422, "Action rejected"),
     CurrencyError: (422, "Invalid amount"),
+    # a payload this API cannot open: its keys lag the worker's (the message names the id)
+    PayloadKeyUnknown: (503, "Payload keys out of date"),
+    PayloadTampered: (503, "Payload cannot be opened"),
 }
 """Domain errors and the problem each becomes; the message is the precise reason."""
 

@@ -25,9 +25,11 @@ from temporalio.service import RPCError
 from duecourse.cli.env_file import cli_settings
 from duecourse.intake import IntakeFileError, format_validation_error
 from duecourse.observability import tracing
+from duecourse.observability.prometheus import MetricsAddressError
 from duecourse.observability.tracing import TracingSettingsError
 from duecourse.plain_words import plain_reason
 from duecourse.policies import UnknownPolicy
+from duecourse.security.codec_routes import CodecSettingsError
 from duecourse.security.payload_codec import PayloadKeyUnknown, PayloadTampered
 from duecourse.security.payload_keys import PayloadKeyError, ring_from_settings
 from duecourse.settings import Settings
@@ -57,8 +59,10 @@ class CliError(Exception):
 
 USER_ERRORS = (CliError, LoanNotFound, LoanClosed, ActionRejected, IntakeFileError,
                UnknownPolicy, DevServerError, PayloadKeyError, PayloadKeyUnknown,
-               PayloadTampered, TemporalConfigError, TracingSettingsError)
-"""PayloadKeyError, TemporalConfigError and TracingSettingsError name the setting to fix;
+               PayloadTampered, TemporalConfigError, TracingSettingsError,
+               MetricsAddressError, CodecSettingsError)
+"""PayloadKeyError, TemporalConfigError, TracingSettingsError, MetricsAddressError and
+CodecSettingsError name the setting to fix;
 PayloadKeyUnknown and PayloadTampered name a payload's key id."""
 
 

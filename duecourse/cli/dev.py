@@ -25,7 +25,7 @@ from temporalio.client import Client
 
 from duecourse.api import create_app
 from duecourse.api.services import Services
-from duecourse.cli.common import console, err_console, fail, run, safe_url, settings
+from duecourse.cli.common import console, err_console, run, safe_url, settings, user_errors
 from duecourse.cli.env_file import write_env
 from duecourse.demo.script import SCENARIOS
 from duecourse.demo.watch import DemoRun
@@ -34,13 +34,10 @@ from duecourse.handover import start_with_progress
 from duecourse.intake import read_intake_file, with_policy
 from duecourse.logs import configure_logging
 from duecourse.observability import tracing
-from duecourse.runtime import build_worker, metrics_runtime
-from duecourse.security.payload_keys import (
-    DEFAULT_KEY_FILE,
-    PayloadKeyError,
-    ensure_key_file,
-    ring_from_settings,
-)
+from duecourse.observability.prometheus import metrics_runtime
+from duecourse.runtime import build_worker
+from duecourse.security.codec_routes import codec_policy
+from duecourse.security.payload_keys import DEFAULT_KEY_FILE, ensure_key_file, ring_from_settings
 from duecourse.settings import Settings
 from duecourse.store import Ledger, connect, migrate
 from duecourse.store.keys import KeyStore
@@ -84,11 +81,12 @@ def dev(demo: Annotated[bool, typer.Option(
     cfg = base.model_copy(update={"data_dir": data, "allow_demo_policies": True,  # a sandbox
                                   "metrics_address": metrics, "codec_cors_origins":
                                   f"{base.codec_cors_origins},{ui_origins}"})
-    if not cfg.payload_keys and not cfg.payload_key_file:
-        try:  # the embedded default is sealed too: a key of this machine's own
-            ensure_key_file(data / DEFAULT_KEY_FILE)
-        except PayloadKeyError as err:
-            fail(str(err))
+    with user_errors():  # a setting to fix stops it before any server starts
+        if not cfg.payload_keys and not cfg.payload_key_file:
+            ensure_key_file(data / DEFAULT_KEY_FILE)  # the embedded default is sealed too
+        ring_from_settings(cfg)
+        tracing.exporting(cfg)
+        codec_policy(cfg)
     server = DevServer(binary=temporal_bin, port=port, ui_port=ui_port,
                        namespace=cfg.temporal_namespace, db_file=data / "temporal.db",
                        log_file=data / "temporal.log")

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from duecourse.cli.common import CliError, console, fail, ledger, parse_date, run, settings
-from duecourse.store.borrower_export import UnknownBorrower, export_borrower
+from duecourse.store.borrower_export import AmbiguousBorrower, UnknownBorrower, export_borrower
 from duecourse.store.pseudonyms import (
     DEFAULT_KEY_FILE,
     RetentionKeyError,
@@ -109,15 +109,18 @@ def verify(value: Annotated[str, typer.Argument(help="the original value, exactl
 
 def export(borrower_id: Annotated[str, typer.Argument(help="the platform's borrower id")],
            out: Annotated[Path | None, typer.Option(
-               help="write the JSON here (created readable by you only); default: stdout")]
-           = None) -> None:
+               help="write the JSON here (readable by you only); default: stdout")] = None,
+           platform: Annotated[str | None, typer.Option(
+               help="the platform whose borrower this is (needed when platforms share the "
+                    "borrower id)")] = None) -> None:
     """A borrower's data for an access request (GDPR Art. 15, PIPL), as JSON."""
 
     async def go() -> dict[str, object]:
         async with ledger() as book:
             try:
-                return await export_borrower(book.engine, borrower_id, datetime.now(UTC))
-            except UnknownBorrower as err:
+                return await export_borrower(book.engine, borrower_id, datetime.now(UTC),
+                                             platform)
+            except (UnknownBorrower, AmbiguousBorrower) as err:
                 raise CliError(str(err)) from None
 
     document = run(go())
@@ -126,6 +129,7 @@ def export(borrower_id: Annotated[str, typer.Argument(help="the platform's borro
         typer.echo(text, nl=False)
         return
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode otherwise
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
     loans = document["loans"]

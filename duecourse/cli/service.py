@@ -15,6 +15,7 @@ from duecourse.cli.render import when
 from duecourse.domain.actor import Role
 from duecourse.logs import configure_logging
 from duecourse.observability import tracing
+from duecourse.security.codec_routes import codec_policy
 from duecourse.security.payload_keys import ring_from_settings
 from duecourse.store.keys import ApiKey, KeyStore
 from duecourse.temporal.connection import options_for
@@ -29,6 +30,7 @@ def api(host: Annotated[str, typer.Option(help="interface to listen on")] = "127
         ring_from_settings(cfg)
         options_for(cfg)
         tracing.exporting(cfg)
+        codec_policy(cfg)
     uvicorn.run(create_app(cfg), host=host, port=port, log_config=None)
 
 

@@ -2,7 +2,7 @@
 
 One way for all of them: the Temporal metric meter (`activity.metric_meter()`), so the
 worker has one metrics endpoint (the SDK runtime's Prometheus exporter on
-DUECOURSE_METRICS_ADDRESS, see `duecourse.runtime.metrics_runtime`), the SDK's own
+DUECOURSE_METRICS_ADDRESS, see `duecourse.observability.prometheus.metrics_runtime`), the SDK's own
 `temporal_*` series sit beside ours, and without a metrics runtime every call is a no-op.
 The activity meter adds `namespace`, `task_queue` and `activity_type` to every series.
 Workflows emit only what they alone see (`duecourse_attention_raised`/`_cleared`, in

@@ -48,6 +48,10 @@ class UnknownBorrower(LookupError):
     """No loan in the ledger belongs to the borrower."""
 
 
+class AmbiguousBorrower(ValueError):
+    """The borrower id is used by more than one platform's loans: name the platform."""
+
+
 def plain(value: Any) -> Any:
     """JSON-ready: money as exact strings, instants and dates in ISO 8601."""
     if isinstance(value, Decimal):
@@ -79,13 +83,29 @@ def _scaled(value: Any, currency: str | None) -> Any:
     return value
 
 
-async def export_borrower(engine: AsyncEngine, borrower_id: str,
-                          exported_at: datetime) -> dict[str, Any]:
-    """The export document; raises UnknownBorrower when no loan is theirs."""
+async def export_borrower(engine: AsyncEngine, borrower_id: str, exported_at: datetime,
+                          platform: str | None = None) -> dict[str, Any]:
+    """The export document; raises UnknownBorrower when no loan is theirs.
+
+    A borrower id is a platform's own id, so two platforms' "B-1" are two people: the
+    export covers one owner's loans (`platform`, or the lender's own when the id is
+    unambiguous) and refuses to merge owners rather than disclose one person's data to
+    another."""
     async with engine.connect() as conn:
         loans = await _rows(conn, t.loans, INTERNAL - {"loan_id"}, borrower_id=borrower_id)
+        owners = dict((await conn.execute(select(
+            t.loan_owners.c.loan_id, t.loan_owners.c.platform).where(
+            t.loan_owners.c.loan_id.in_([loan["loan_id"] for loan in loans])))).all())
+        if platform is not None:
+            loans = [loan for loan in loans if owners.get(loan["loan_id"]) == platform]
+        elif len({owners.get(loan["loan_id"]) for loan in loans}) > 1:
+            raise AmbiguousBorrower(
+                f"borrower id {borrower_id} is used by loans of more than one platform (and "
+                "may be more than one person): name the platform with --platform")
         if not loans:
-            raise UnknownBorrower(f"no loan in the ledger belongs to borrower {borrower_id}")
+            whose = f" of platform {platform}" if platform is not None else ""
+            raise UnknownBorrower(f"no loan{whose} in the ledger belongs to borrower "
+                                  f"{borrower_id}")
         pseudonymised = False
         for loan in loans:
             c = t.collection_cases

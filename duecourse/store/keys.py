@@ -66,8 +66,9 @@ class KeyStore:
                      platform: str | None = None) -> tuple[ApiKey, str]:
         """A new key; returns it with the full token, which is never shown again.
 
-        A platform key belongs to `platform`, which must exist; without one, to the
-        platform named like the key, created if need be (as keys were before platforms)."""
+        A platform key belongs to `platform`, which must exist; without one, to a new
+        platform named like the key (as keys were before platforms) - never to an existing
+        one, whose loans and webhooks the key would silently gain."""
         try:
             role = Role(role)
         except ValueError:
@@ -95,8 +96,10 @@ class KeyStore:
     @staticmethod
     async def _platform_for(conn: AsyncConnection, name: str, platform: str | None) -> str:
         if platform is None:
-            if await platform_in(conn, name) is None:
-                await add_platform(conn, name)
+            if await platform_in(conn, name) is not None:  # never join one by a name's luck
+                raise ValueError(f"a platform {name!r} already exists: to give it another key "
+                                 f"pass --platform {name} (or rotate one of its keys)")
+            await add_platform(conn, name)
             return name
         if await platform_in(conn, platform) is None:
             raise ValueError(f"no platform {platform!r}; create it first with "

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from temporalio.common import Priority
 
-LENDER = "lender"
-"""The fairness key of the lender's own loans: one tenant among the platforms."""
+LENDER = "_lender"
+"""The fairness key of the lender's own loans: one tenant among the platforms, under a key
+no platform id can take (ids start with a letter or a digit)."""
 MAX_KEY_BYTES = 64  # Temporal's limit for a fairness key
 
 
