@@ -11,51 +11,30 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from uuid import uuid4
 
 import pytest
-from sqlalchemy import delete, inspect, text, update
+from sqlalchemy import delete, inspect, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from duecourse.domain.actor import SYSTEM
 from duecourse.domain.entries import EventRecorded, PaymentRecorded, StageChanged
-from duecourse.store import Ledger, connect, migrate
+from duecourse.store import Ledger, migrate
 from duecourse.store import tables as t
 from duecourse.store.database import downgrade
 from duecourse.store.ledger import ContactRecord
 from duecourse.temporal.contracts import OpenLoan, OpsAlert, RecordEntries
-from tests.conftest import POSTGRES_URL
 from tests.factories import AGENT, make_loan
+from tests.support.databases import blank_database
 
 NOW = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    if request.param == "sqlite":
-        eng = connect(f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}")
+    async with blank_database(request.param, tmp_path, "ledger_test") as eng:
         await migrate(eng)
         yield eng
-        await eng.dispose()
-        return
-    schema = f"ledger_test_{uuid4().hex[:10]}"
-    admin = connect(POSTGRES_URL)
-    try:
-        async with admin.begin() as conn:
-            await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except (OSError, DBAPIError) as err:
-        await admin.dispose()
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {err}")
-    eng = connect(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}})
-    try:
-        await migrate(eng)
-        yield eng
-    finally:
-        await eng.dispose()
-        async with admin.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await admin.dispose()
 
 
 async def open_case(ledger: Ledger, case_id: str = "case-1", **kwargs: object) -> OpenLoan:

@@ -21,8 +21,7 @@ from uuid import uuid4
 
 import httpx
 import pytest
-from sqlalchemy import inspect, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
@@ -44,8 +43,9 @@ from duecourse.store.platforms import PlatformStore
 from duecourse.store.webhooks import WebhookStore
 from duecourse.temporal.client import CollectionClient
 from duecourse.temporal.fairness import LENDER
-from tests.conftest import POSTGRES_URL, settings_for_tests
+from tests.conftest import settings_for_tests
 from tests.factories import daytime_zone, make_loan
+from tests.support.databases import blank_database
 from tests.support.sealing import sealed
 from tests.support.waiting import eventually
 from tests.test_webhooks import Receiver, serving
@@ -203,27 +203,8 @@ async def test_each_platforms_loans_start_with_its_fairness_key(stack: Stack) ->
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def blank(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     """An empty database (PostgreSQL: a throwaway schema), not migrated yet."""
-    if request.param == "sqlite":
-        eng = connect(f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}")
+    async with blank_database(request.param, tmp_path, "tenancy") as eng:
         yield eng
-        await eng.dispose()
-        return
-    schema = f"tenancy_{uuid4().hex[:10]}"
-    admin = connect(POSTGRES_URL)
-    try:
-        async with admin.begin() as conn:
-            await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except (OSError, DBAPIError) as err:
-        await admin.dispose()
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {err}")
-    eng = connect(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}})
-    try:
-        yield eng
-    finally:
-        await eng.dispose()
-        async with admin.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await admin.dispose()
 
 
 async def test_migration_0011_keeps_a_0_4_ledgers_loans_and_webhooks_owned(
