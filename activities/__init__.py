@@ -27,5 +27,5 @@ def build_activities(ledger: Ledger, channel: Channel, lender_name: str,
     scoring = ScoringActivities(score_with)
     legal = LegalActivities(ledger, channel, legal_partner)
     return [records.open_loan, records.record_entries, records.alert_ops,
-            messaging.send_message, scoring.score_loan, legal.refer_to_partner,
-            await_workflow]
+            messaging.send_message, messaging.settle_send, scoring.score_loan,
+            legal.refer_to_partner, await_workflow]

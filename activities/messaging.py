@@ -17,7 +17,11 @@ In order, each attempt:
 6. records the result. If the ledger is down at that moment, the result goes back to the
    workflow (`recorded=False`), which writes it: an accepted message is never unrecorded.
 The idempotency key travels to the channel, so a provider that honours it never sends
-twice even when an attempt dies between its call and its record.
+twice even when an attempt dies between its call and its record. An attempt that finds an
+earlier one called the channel and never answered first asks the channel whether it took
+the message (`Channel.find`); `settle_send` asks the same for a send the workflow withdrew
+while its attempt was away, so a message that went out is recorded as sent, never left
+claimed or in doubt.
 """
 
 from __future__ import annotations
@@ -37,14 +41,15 @@ from temporalio.service import RPCError
 from duecourse.activities.clock import activity_clock
 from duecourse.activities.errors import ledger_errors
 from duecourse.activities.heartbeat import heartbeating
-from duecourse.channels import Channel, ChannelError, OutgoingMessage
+from duecourse.channels import UNKNOWABLE, Channel, ChannelError, OutgoingMessage, Sighting
 from duecourse.observability import business_metrics
 from duecourse.store.ledger import Ledger
-from duecourse.store.sends import Claim, LeaseLost, SendInFlight, SendLedger
+from duecourse.store.sends import DONE, Claim, LeaseLost, SendInFlight, SendLedger
 from duecourse.templates import TemplateError, render
 from duecourse.temporal.contracts import (
     SEND_CLEARANCE,
     SEND_MESSAGE,
+    SETTLE_SEND,
     MessageSent,
     SendClearance,
     SendMessage,
@@ -95,8 +100,9 @@ class MessagingActivities:
                         raise ApplicationError(str(err), type="SendInFlight") from None
                 if not claim.ours:
                     return _final(claim, bound)
-                sent = await self._deliver(req, owner, claim, now, rendered.subject,
-                                           rendered.body)
+                found = await self._found(req, now) if claim.channel_attempts else None
+                sent = found or await self._deliver(req, owner, claim, now,
+                                                    rendered.subject, rendered.body)
             except asyncio.CancelledError:  # the workflow withdrew it before the channel
                 await asyncio.shield(self._release(req, owner, "cancelled",
                                                    "withdrawn by its workflow"))
@@ -105,6 +111,60 @@ class MessagingActivities:
         bound.info("message sent", message_id=sent.message_id, via=self._channel.name,
                    recorded=sent.recorded)
         return sent
+
+    @activity.defn(name=SETTLE_SEND)
+    async def settle_send(self, req: SendMessage) -> MessageSent | None:
+        """Whether a send the workflow withdrew went out after all: its attempt may have
+        called the channel and then died (or never heard back). Waits out that attempt's
+        lease (SendInFlight, retried), then asks the channel. Returns the message when it
+        was accepted (recorded as sent), None when it was not (the row is released:
+        cancelled, or in doubt when the channel cannot tell)."""
+        now = activity_clock()
+        owner = f"settle:{uuid.uuid4().hex[:12]}"
+        with ledger_errors("settling a withdrawn send"):
+            try:
+                claim = await self._sends.take_over(req.idempotency_key, owner, now(), LEASE)
+            except SendInFlight as err:
+                raise ApplicationError(str(err), type="SendInFlight") from None
+        if claim is None or claim.status not in ("claimed", *DONE):
+            return None  # never claimed, or released by its attempt: not sent
+        if not claim.ours:
+            return MessageSent(message_id=claim.provider_message_id or "", status=claim.status,
+                               duplicate=True, fenced_at=claim.fenced_at,
+                               sent_at=claim.sent_at)
+        sighting = await self._sighting(req) if claim.channel_attempts else Sighting(True)
+        if sighting.message_id is not None:
+            business_metrics.message_sent(req.channel)
+            return await self._recognised(req, sighting, now)
+        with ledger_errors("releasing a settled send"):
+            await self._sends.release(req.idempotency_key, owner, "cancelled",
+                                      "withdrawn by its workflow", known_unsent=sighting.known)
+        return None
+
+    async def _found(self, req: SendMessage,
+                     now: Callable[[], datetime]) -> MessageSent | None:
+        """An earlier attempt called the channel and never answered: the message it
+        may have sent, if the channel says it took it."""
+        sighting = await self._sighting(req)
+        return await self._recognised(req, sighting, now) if sighting.message_id else None
+
+    async def _sighting(self, req: SendMessage) -> Sighting:
+        try:
+            return await asyncio.wait_for(self._channel.find(req.idempotency_key),
+                                          CHANNEL_TIMEOUT)
+        except (ChannelError, TimeoutError):
+            return UNKNOWABLE  # the channel will recognise the key if it is sent again
+
+    async def _recognised(self, req: SendMessage, sighting: Sighting,
+                          now: Callable[[], datetime]) -> MessageSent:
+        """Record a message the channel says it accepted under this send's key."""
+        assert sighting.message_id is not None
+        sent_at = sighting.accepted_at or now()
+        recorded = await self._record(req, sighting.message_id, None, sent_at)
+        log.info("message found at the channel after its attempt ended unanswered",
+                 loan_id=req.loan_id, step=req.step, message_id=sighting.message_id)
+        return MessageSent(message_id=sighting.message_id, status="sent", sent_at=sent_at,
+                           recorded=recorded)
 
     async def _deliver(self, req: SendMessage, owner: str, claim: Claim,
                        now: Callable[[], datetime], subject: str | None,
@@ -204,7 +264,7 @@ class MessagingActivities:
             raise ApplicationError(str(err), type="ChannelError",
                                    non_retryable=err.permanent) from None
 
-    async def _record(self, req: SendMessage, message_id: str, fenced_at: datetime,
+    async def _record(self, req: SendMessage, message_id: str, fenced_at: datetime | None,
                       sent_at: datetime) -> bool:
         """Record the accepted message, retrying a little (within RECORD_WITHIN seconds in
         all: the attempt must end with its result); False hands it to the workflow."""

@@ -5,10 +5,11 @@ code: every activity, workflow and table they meet is the real one."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from duecourse.channels import ChannelError, OutboxChannel, OutgoingMessage
+from duecourse.channels import ChannelError, OutboxChannel, OutgoingMessage, Sighting
 from duecourse.store import Ledger
 
 
@@ -37,3 +38,26 @@ class FlakyProvider:
             hook, self.after_accept = self.after_accept, None
             await hook()
         return message_id
+
+    async def find(self, idempotency_key: str) -> Sighting:
+        return await OutboxChannel(self.ledger).find(idempotency_key)
+
+
+@dataclass
+class AnswerLost:
+    """A provider that takes the message (into the real outbox) and then loses the answer:
+    the connection drops once `release` is set, as if the worker had died after its call."""
+
+    ledger: Ledger
+    accepted: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    name: str = "answer-lost"
+
+    async def send(self, message: OutgoingMessage) -> str:
+        await OutboxChannel(self.ledger).send(message)
+        self.accepted.set()
+        await self.release.wait()
+        raise ChannelError("the connection to the provider dropped before it answered")
+
+    async def find(self, idempotency_key: str) -> Sighting:
+        return await OutboxChannel(self.ledger).find(idempotency_key)

@@ -18,7 +18,7 @@ from temporalio.testing import ActivityEnvironment
 from duecourse.activities.errors import LEDGER_DATA_ERROR, LEDGER_UNAVAILABLE, ledger_error
 from duecourse.activities.messaging import MessagingActivities
 from duecourse.audit import run_audit
-from duecourse.channels import OutboxChannel
+from duecourse.channels import OutboxChannel, OutgoingMessage
 from duecourse.domain.actor import SYSTEM
 from duecourse.domain.entries import ComplianceDecided
 from duecourse.domain.policy import Channel
@@ -139,6 +139,68 @@ async def test_a_new_decision_reclaims_a_row_on_its_own_channel_and_budget(
         update={"key": "decision:1:x:email:2"})})
     assert (await sends.claim(fixed, "subject", "email body", "en", "a4",
                               NOW + LEASE * 4, LEASE)).ours
+
+
+# ------------------------------------------------- an attempt that died after the channel
+async def died_after_the_channel(ledger: Ledger, req: SendMessage) -> str:
+    """An attempt claimed `req`, called the channel, which took the message, and died
+    before recording it: the row is left claimed under a lease that runs out."""
+    sends = SendLedger(ledger)
+    await sends.claim(req, None, "body", "en", "1:dead", NOW, LEASE)
+    await sends.count_attempt(req.idempotency_key, "1:dead")
+    return await OutboxChannel(ledger).send(OutgoingMessage(
+        idempotency_key=req.idempotency_key, channel="sms", recipient=req.recipient,
+        subject=None, body="body"))
+
+
+def attempt_at(at: datetime) -> ActivityEnvironment:
+    env = ActivityEnvironment()  # no client: an attempt that asks its workflow fails
+    env.info = dataclasses.replace(env.info, started_time=at, attempt=2)
+    return env
+
+
+async def test_a_message_the_channel_took_before_its_attempt_died_is_recorded_as_sent(
+        db: AsyncEngine) -> None:
+    """Measured before: the next attempt found the lawful window closed (or a stop fact)
+    and released the row as in doubt, though the borrower had the message. It now asks
+    the channel first and records what it took, without calling it again."""
+    ledger, case_id = await opened(db)
+    req = request(case_id, not_after=NOW + timedelta(minutes=1))
+    message_id = await died_after_the_channel(ledger, req)
+    acts = MessagingActivities(ledger, OutboxChannel(ledger), "Acme", "400-800")
+    sent = await attempt_at(NOW + LEASE * 2).run(acts.send_message, req)
+    assert (sent.status, sent.message_id, sent.recorded) == ("sent", message_id, True)
+    stored = await row(db, req.idempotency_key)
+    assert (stored["status"], stored["provider_message_id"]) == ("sent", message_id)
+    assert stored["channel_attempts"] == 1, "the channel was not called again"
+    assert stored["fenced_at"] is None, "when its last check passed died with the attempt"
+    assert len(await ledger.rows(t.outbox_messages)) == 1
+
+
+async def test_settling_a_withdrawn_send_waits_for_its_lease_then_asks_the_channel(
+        db: AsyncEngine) -> None:
+    ledger, case_id = await opened(db)
+    acts = MessagingActivities(ledger, OutboxChannel(ledger), "Acme", "400-800")
+    taken = request(case_id)
+    message_id = await died_after_the_channel(ledger, taken)
+    with pytest.raises(ApplicationError) as held:  # the attempt may still be calling
+        await attempt_at(NOW + LEASE / 2).run(acts.settle_send, taken)
+    assert held.value.type == "SendInFlight" and not held.value.non_retryable
+    settled = await attempt_at(NOW + LEASE * 2).run(acts.settle_send, taken)
+    assert settled is not None and settled.message_id == message_id
+    assert (await row(db, taken.idempotency_key))["status"] == "sent"
+    again = await attempt_at(NOW + LEASE * 3).run(acts.settle_send, taken)
+    assert again is not None and again.duplicate, "settling twice finds it sent"
+
+    lost = request(case_id, step="notice-email")  # called, but the channel never took it
+    sends = SendLedger(ledger)
+    await sends.claim(lost, None, "body", "en", "1:dead", NOW, LEASE)
+    await sends.count_attempt(lost.idempotency_key, "1:dead")
+    assert await attempt_at(NOW + LEASE * 2).run(acts.settle_send, lost) is None
+    assert (await row(db, lost.idempotency_key))["status"] == "cancelled", \
+        "the channel says it never took it: not in doubt"
+    never = request(case_id, step="never-claimed")
+    assert await attempt_at(NOW).run(acts.settle_send, never) is None
 
 
 # --------------------------------------------------------------------------- error kinds

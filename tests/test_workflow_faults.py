@@ -43,7 +43,7 @@ from duecourse.temporal.connection import connect as connect_temporal
 from duecourse.workflows.supervision import ATTENTION_METRIC
 from tests.conftest import Harness, TrackingClient, advance_to_local, settings_for_tests
 from tests.factories import AGENT, SUPERVISOR, make_loan, payment
-from tests.providers import FlakyProvider
+from tests.providers import AnswerLost, FlakyProvider
 from tests.test_workflow_negotiation import STANDARD, plan_of, sleep_until, start, today
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -430,3 +430,27 @@ async def test_an_accepted_message_is_recorded_when_the_ledger_fails_right_after
         outbox = [m for m in await r.rows(t.outbox_messages)
                   if m["idempotency_key"] == rows["notice-sms"]["idempotency_key"]]
         assert len(outbox) == 1
+
+
+async def test_a_withdrawn_send_the_provider_took_is_recorded_as_sent(
+        ts_env: WorkflowEnvironment, ledger: Ledger) -> None:
+    """Measured before (the chaos proof, issue 12's CI): the provider took the SMS, its
+    attempt never answered, the borrower's payment withdrew the send and the server ended
+    the attempt; the row stayed 'claimed' for ever and the contact was never counted. The
+    workflow now settles a withdrawn send at the channel."""
+    provider = AnswerLost(ledger)
+    async with rig(ts_env, ledger, channel=provider) as r:
+        await advance_to_local(Harness(ts_env, r.client, ledger, ""), SHANGHAI, time(9, 0))
+        loan = make_loan(await ts_env.get_current_time(), dpd=1)  # notice-sms at 10:00
+        await r.client.start(loan, STANDARD)
+        await ts_env.sleep(timedelta(hours=1, minutes=1))
+        await asyncio.wait_for(provider.accepted.wait(), 30)
+        await r.client.report_payment(loan.loan_id, payment("1000.00", "PAID-IN-FULL"))
+        provider.release.set()
+        assert (await r.client.result(loan.loan_id)).outcome == "PAID"
+        rows = {c["step"]: c for c in await r.rows(t.contact_attempts, loan_id=loan.loan_id)}
+        sms = rows["notice-sms"]
+        outbox = {m["idempotency_key"]: m for m in await r.rows(t.outbox_messages)}
+        assert sms["status"] == "sent"
+        assert sms["provider_message_id"] == f"outbox-{outbox[sms['idempotency_key']]['id']}"
+        assert "contact_attempt" in await kinds(r, loan.loan_id)

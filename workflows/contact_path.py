@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from duecourse.domain.contact.recipients import recipient_for
     from duecourse.domain.entries import ComplianceDecided, ContactDelivered, LedgerEntry
     from duecourse.domain.policy import Channel, ContactStep
-    from duecourse.temporal.contracts import SEND_MESSAGE, MessageSent, SendMessage
+    from duecourse.temporal.contracts import SEND_MESSAGE, SETTLE_SEND, MessageSent, SendMessage
 
 SEND_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
                          maximum_interval=timedelta(minutes=1), maximum_attempts=0,
@@ -34,6 +34,15 @@ SEND_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coeffici
                                                     "WindowClosed", "ChannelGaveUp"])
 """A send retries while it may still go: the activity itself ends it when its lawful
 window closes, a stop fact fences it, or the channel has failed its attempts."""
+
+SETTLE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
+                           maximum_interval=timedelta(seconds=30), maximum_attempts=0)
+"""Settling waits out the withdrawn attempt's lease (about a minute at most) and a ledger
+that is down."""
+
+SETTLE_WITHDRAWN_SENDS = "settle-withdrawn-sends"
+"""Patch: a withdrawn send whose attempt never answered is settled at the channel
+(histories from before it replay without the settle activity)."""
 
 PERMANENT_SEND_ERRORS = ("TemplateError", "ChannelGaveUp", "ChannelError", "LedgerDataError")
 
@@ -164,9 +173,13 @@ class ContactPath:
                           handle=handle)
         self._in_flight = flight
         try:
-            result = await handle
-        except ActivityError as err:
-            return self._send_failed(step, flight, err)
+            try:
+                result = await handle
+            except ActivityError as err:
+                settled = await self._settle(request, flight, err)
+                if settled is None:
+                    return self._send_failed(step, flight, err)
+                result = settled
         finally:
             self._in_flight = None
         if not result.recorded and result.sent_at is not None:
@@ -176,6 +189,21 @@ class ContactPath:
                 fenced_at=result.fenced_at or result.sent_at, sent_at=result.sent_at)])
         return Outcome("sent", f"{channel} message {result.message_id}",
                        result.fenced_at or now)
+
+    async def _settle(self, request: SendMessage, flight: InFlight,
+                      err: ActivityError) -> MessageSent | None:
+        """A send withdrawn by a stop fact may have reached the channel in an attempt that
+        then died or never heard back (the server ends it unanswered once cancelled): ask
+        the channel, so a message that went out counts as a contact made and its row is
+        settled. None when it did not go out."""
+        withdrawn = flight.stopped or isinstance(err.cause, CancelledError)
+        if not withdrawn or not workflow.patched(SETTLE_WITHDRAWN_SENDS):
+            return None
+        settled = await workflow.execute_activity(
+            SETTLE_SEND, request, result_type=MessageSent | None,  # type: ignore[arg-type]
+            start_to_close_timeout=timedelta(seconds=60), retry_policy=SETTLE_RETRY,
+            summary=f"settle {request.channel} {request.template} ({request.step})")
+        return settled if settled is not None and settled.status == "sent" else None
 
     def _send_failed(self, step: ContactStep, flight: InFlight, err: ActivityError) -> Outcome:
         cause = err.cause

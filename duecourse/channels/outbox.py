@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from duecourse.channels.base import ChannelError, OutgoingMessage
+from duecourse.channels.base import ChannelError, OutgoingMessage, Sighting
 from duecourse.store.ledger import Ledger
 
 
@@ -24,3 +24,14 @@ class OutboxChannel:
             # a transient failure of this "provider"; the message itself stays out of it
             raise ChannelError(f"the outbox is unavailable ({type(err).__name__})") from None
         return f"outbox-{message_id}"
+
+    async def find(self, idempotency_key: str) -> Sighting:
+        """The outbox always knows: its row under the key, or none."""
+        try:
+            found = await self._ledger.outbox_message(idempotency_key)
+        except (SQLAlchemyError, OSError, TimeoutError) as err:
+            raise ChannelError(f"the outbox is unavailable ({type(err).__name__})") from None
+        if found is None:
+            return Sighting(known=True)
+        message_id, created_at = found
+        return Sighting(known=True, message_id=f"outbox-{message_id}", accepted_at=created_at)

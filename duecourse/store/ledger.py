@@ -339,6 +339,14 @@ class Ledger:
             return (await conn.execute(select(t.outbox_messages.c.id).where(
                 t.outbox_messages.c.idempotency_key == idempotency_key))).scalar_one()
 
+    async def outbox_message(self, idempotency_key: str) -> tuple[int, datetime] | None:
+        """The outbox row kept under this key (its id and when), if any."""
+        table = t.outbox_messages
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(table.c.id, table.c.created_at).where(
+                table.c.idempotency_key == idempotency_key))).first()
+        return None if row is None else (int(row[0]), row[1])
+
     # ------------------------------------------------------------ reads
     async def timeline(self, loan_id: str, limit: int = 1000,
                        offset: int = 0) -> list[TimelineItem]:

@@ -9,7 +9,9 @@ window) may be claimed again by a later decision, and so may a failed one by a n
 decision (a person fixed what made it fail); a sent row is final. A row released after
 the channel was called at least once is `in_doubt` (the channel may have taken it): the
 audit lists such rows, and a new decision claims it again under the same key, which the
-channel recognises.
+channel recognises. An attempt that ended without an answer after calling the channel (a
+worker that died, a provider whose reply never came) is settled by asking the channel
+whether it took the message (`take_over`, then `record_sent` or `release`).
 """
 
 from __future__ import annotations
@@ -121,12 +123,39 @@ class SendLedger:
                 raise LeaseLost(f"the send {key} is no longer held by this attempt")
             return int((await self._row(conn, key))["channel_attempts"])
 
-    async def release(self, key: str, owner: str, status: str, error: str) -> None:
+    async def take_over(self, key: str, owner: str, now: datetime,
+                        lease: timedelta) -> Claim | None:
+        """Hold a withdrawn send's row for `owner` to settle it: a row left claimed by an
+        attempt whose lease ran out, or one in doubt. None when no attempt ever claimed it;
+        a final or released row is reported as it is; a live lease raises SendInFlight
+        (that attempt may still be calling the channel)."""
+        table = t.contact_attempts
+        async with self._engine.begin() as conn:
+            query = select(table).where(table.c.idempotency_key == key)
+            if self._engine.dialect.name == "postgresql":
+                query = query.with_for_update()
+            row = (await conn.execute(query)).mappings().first()
+            if row is None:
+                return None
+            if row["status"] not in ("claimed", "in_doubt"):
+                return _claim(row)
+            if row["status"] == "claimed" and row["lease_until"] is not None \
+                    and row["lease_until"] > now and row["lease_owner"] != owner:
+                raise SendInFlight(f"attempt {row['lease_owner']} holds the send until "
+                                   f"{row['lease_until'].isoformat()}")
+            await conn.execute(update(table).where(table.c.idempotency_key == key).values(
+                status="claimed", lease_owner=owner, lease_until=now + lease))
+            return Claim(status="claimed", lease_until=now + lease, provider_message_id=None,
+                         channel_attempts=int(row["channel_attempts"]), fenced_at=None,
+                         sent_at=None, error=None)
+
+    async def release(self, key: str, owner: str, status: str, error: str, *,
+                      known_unsent: bool = False) -> None:
         """End this attempt's claim without a known message: cancelled, expired or failed -
         or in_doubt when the channel was called before (a dead attempt may have got
-        through)."""
+        through), unless the channel said it never took it (`known_unsent`)."""
         table = t.contact_attempts
-        doubtful = status in ("cancelled", "expired")
+        doubtful = status in ("cancelled", "expired") and not known_unsent
         async with self._engine.begin() as conn:
             await conn.execute(update(table).where(
                 table.c.idempotency_key == key, table.c.lease_owner == owner,
@@ -136,9 +165,11 @@ class SendLedger:
                     error=error[:1000], lease_owner=None, lease_until=None))
 
     async def record_sent(self, req: SendMessage, provider_message_id: str,
-                          fenced_at: datetime, sent_at: datetime) -> None:
+                          fenced_at: datetime | None, sent_at: datetime) -> None:
         """The channel accepted the message: the row says so, whoever holds the lease,
-        and the audit trail gets its contact event."""
+        and the audit trail gets its contact event. `fenced_at` is None for a message
+        found at the channel after its attempt died (when its last check passed is lost
+        with it)."""
         table = t.contact_attempts
         async with self._engine.begin() as conn:
             await conn.execute(update(table).where(

@@ -22,6 +22,7 @@ from duecourse.domain.scoring import ScoreInput, ScoreResult
 
 OPEN_LOAN = "open_loan"
 SEND_MESSAGE = "send_message"
+SETTLE_SEND = "settle_send"  # was a withdrawn send accepted by its channel after all?
 RECORD_ENTRIES = "record_entries"
 ALERT_OPS = "alert_ops"
 SCORE_LOAN = "score_loan"
