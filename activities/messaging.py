@@ -42,6 +42,7 @@ from duecourse.activities.clock import activity_clock
 from duecourse.activities.errors import ledger_errors
 from duecourse.activities.heartbeat import heartbeating
 from duecourse.channels import UNKNOWABLE, Channel, ChannelError, OutgoingMessage, Sighting
+from duecourse.channels.router import as_router
 from duecourse.observability import business_metrics
 from duecourse.store.ledger import Ledger
 from duecourse.store.sends import DONE, Claim, LeaseLost, SendInFlight, SendLedger
@@ -75,7 +76,7 @@ class MessagingActivities:
     def __init__(self, ledger: Ledger, channel: Channel, lender_name: str,
                  lender_contact: str) -> None:
         self._sends = SendLedger(ledger)
-        self._channel = channel
+        self._channels = as_router(channel)
         self._lender = {"lender_name": lender_name, "lender_contact": lender_contact}
 
     @activity.defn(name=SEND_MESSAGE)
@@ -108,7 +109,7 @@ class MessagingActivities:
                                                    "withdrawn by its workflow"))
                 raise
         business_metrics.message_sent(req.channel)  # a retry finding it sent returns above
-        bound.info("message sent", message_id=sent.message_id, via=self._channel.name,
+        bound.info("message sent", message_id=sent.message_id, via=sent.via,
                    recorded=sent.recorded)
         return sent
 
@@ -150,8 +151,9 @@ class MessagingActivities:
 
     async def _sighting(self, req: SendMessage) -> Sighting:
         try:
-            return await asyncio.wait_for(self._channel.find(req.idempotency_key),
-                                          CHANNEL_TIMEOUT)
+            return await asyncio.wait_for(
+                self._channels.for_kind(req.channel).find(req.idempotency_key),
+                CHANNEL_TIMEOUT)
         except (ChannelError, TimeoutError):
             return UNKNOWABLE  # the channel will recognise the key if it is sent again
 
@@ -160,11 +162,12 @@ class MessagingActivities:
         """Record a message the channel says it accepted under this send's key."""
         assert sighting.message_id is not None
         sent_at = sighting.accepted_at or now()
-        recorded = await self._record(req, sighting.message_id, None, sent_at)
+        via = self._channels.for_kind(req.channel).name
+        recorded = await self._record(req, sighting.message_id, None, sent_at, via)
         log.info("message found at the channel after its attempt ended unanswered",
                  loan_id=req.loan_id, step=req.step, message_id=sighting.message_id)
         return MessageSent(message_id=sighting.message_id, status="sent", sent_at=sent_at,
-                           recorded=recorded)
+                           recorded=recorded, via=via)
 
     async def _deliver(self, req: SendMessage, owner: str, claim: Claim,
                        now: Callable[[], datetime], subject: str | None,
@@ -188,16 +191,18 @@ class MessagingActivities:
             raise ApplicationError("the claim's lease ran short", type="LeaseLost")
         message = OutgoingMessage(idempotency_key=req.idempotency_key, channel=req.channel,
                                   recipient=req.recipient, subject=subject, body=body)
-        message_id = await self._call_channel(req, owner, message)
+        adapter = self._channels.for_kind(req.channel)
+        message_id = await self._call_channel(req, owner, adapter, message)
         sent_at = now()
         # from here the message is out: see the record through even if cancelled
-        record = asyncio.ensure_future(self._record(req, message_id, fenced_at, sent_at))
+        record = asyncio.ensure_future(self._record(req, message_id, fenced_at, sent_at,
+                                                    adapter.name))
         try:
             recorded = await asyncio.shield(record)
         except asyncio.CancelledError:
             recorded = await record
         return MessageSent(message_id=message_id, status="sent", fenced_at=fenced_at,
-                           sent_at=sent_at, recorded=recorded)
+                           sent_at=sent_at, recorded=recorded, via=adapter.name)
 
     async def _within_window(self, req: SendMessage, owner: str, at: datetime) -> None:
         """A channel call started at `at` must end within the decision's lawful window."""
@@ -241,13 +246,13 @@ class MessagingActivities:
             raise ApplicationError(f"the send's workflow did not answer its last check "
                                    f"({type(err).__name__})", type="FenceUnavailable") from None
 
-    async def _call_channel(self, req: SendMessage, owner: str,
+    async def _call_channel(self, req: SendMessage, owner: str, adapter: Channel,
                             message: OutgoingMessage) -> str:
         """Call the channel once. A cancellation that arrives meanwhile waits for the call
         (it may have been accepted); a timeout or a 5xx is retried, a 4xx is final."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + CHANNEL_TIMEOUT  # one deadline, however often cancelled
-        call = asyncio.ensure_future(self._channel.send(message))
+        call = asyncio.ensure_future(adapter.send(message))
         done: set[asyncio.Future[str]] = set()
         while not done and loop.time() < deadline:
             with contextlib.suppress(asyncio.CancelledError):
@@ -265,7 +270,7 @@ class MessagingActivities:
                                    non_retryable=err.permanent) from None
 
     async def _record(self, req: SendMessage, message_id: str, fenced_at: datetime | None,
-                      sent_at: datetime) -> bool:
+                      sent_at: datetime, via: str) -> bool:
         """Record the accepted message, retrying a little (within RECORD_WITHIN seconds in
         all: the attempt must end with its result); False hands it to the workflow."""
         loop = asyncio.get_running_loop()
@@ -274,7 +279,7 @@ class MessagingActivities:
             try:
                 with ledger_errors("recording a sent message"):
                     await asyncio.wait_for(
-                        self._sends.record_sent(req, message_id, fenced_at, sent_at),
+                        self._sends.record_sent(req, message_id, fenced_at, sent_at, via),
                         max(0.1, deadline - loop.time()))
                 return True
             except (ApplicationError, TimeoutError):

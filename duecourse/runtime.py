@@ -23,7 +23,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from duecourse.activities import build_activities
-from duecourse.channels import OutboxChannel
+from duecourse.channels.routing import channels_from_settings
 from duecourse.logs import configure_logging
 from duecourse.observability import tracing
 from duecourse.observability.business_metrics import ActivityFailureMetrics
@@ -85,8 +85,8 @@ def build_worker(client: Client, ledger: Ledger, settings: Settings,
     """A worker for all duecourse workflows and activities on one task queue, with the
     webhook dispatcher (built when the worker starts)."""
     acts = list(activities) if activities is not None else build_activities(
-        ledger, OutboxChannel(ledger), settings.lender_name, settings.lender_contact,
-        settings.scorer, settings.legal_partner_email)
+        ledger, channels_from_settings(settings, ledger), settings.lender_name,
+        settings.lender_contact, settings.scorer, settings.legal_partner_email)
     return DuecourseWorker(
         client,
         dispatcher=lambda: OutboxDispatcher(

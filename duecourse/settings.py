@@ -117,6 +117,31 @@ class Settings(BaseSettings):
     retention_key_file: Path | None = Field(
         default=None, description="file of pseudonymisation keys, one '<key id>:<base64>' "
         "per line, oldest first; default: <data_dir>/retention-key when it exists")
+    # --- channels (issue 13): each kind routed to an adapter by one URL; unset = outbox
+    email_url: SecretStr | None = Field(
+        default=None, description="email over SMTP: smtp://user:pass@host:587?starttls=true"
+        "&from=collections@lender.example (smtps:// for implicit TLS); unset: the outbox")
+    sms_url: str | None = Field(
+        default=None, description="the SMS gateway's messages endpoint, e.g. "
+        "https://sms.example/v1/messages or Twilio's https://api.twilio.com; unset: outbox")
+    sms_profile: Literal["generic", "twilio"] = Field(
+        default="generic", description="the gateway's API shape: generic JSON or Twilio")
+    sms_token: SecretStr | None = Field(
+        default=None, description="the gateway's bearer token (generic) or auth token "
+        "(Twilio)")
+    sms_account: str | None = Field(default=None, description="Twilio's account SID")
+    sms_from: str | None = Field(default=None, description="the sender number (E.164) or "
+                                 "sender id")
+    sms_rate: float = Field(default=10.0, gt=0, description="SMS per second, across workers")
+    letter_url: str | None = Field(
+        default=None, description="print-and-mail: spool:///var/spool/duecourse writes each "
+        "letter's PDF to that folder; unset: the outbox")
+    public_url: str = Field(
+        default="http://127.0.0.1:8000", description="where borrowers and providers reach "
+        "the API: opt-out links, status callbacks")
+    inbound_secret: SecretStr | None = Field(
+        default=None, description="the secret inbound provider posts are signed with "
+        "(Duecourse-Signature); unset: the inbound endpoints refuse everything")
 
     @property
     def ledger_url(self) -> str:

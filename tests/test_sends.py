@@ -173,6 +173,7 @@ async def test_a_message_the_channel_took_before_its_attempt_died_is_recorded_as
     stored = await row(db, req.idempotency_key)
     assert (stored["status"], stored["provider_message_id"]) == ("sent", message_id)
     assert stored["channel_attempts"] == 1, "the channel was not called again"
+    assert stored["sent_via"] == "outbox", "which adapter took it"
     assert stored["fenced_at"] is None, "when its last check passed died with the attempt"
     assert len(await ledger.rows(t.outbox_messages)) == 1
 

@@ -165,7 +165,8 @@ class SendLedger:
                     error=error[:1000], lease_owner=None, lease_until=None))
 
     async def record_sent(self, req: SendMessage, provider_message_id: str,
-                          fenced_at: datetime | None, sent_at: datetime) -> None:
+                          fenced_at: datetime | None, sent_at: datetime,
+                          via: str | None = None) -> None:
         """The channel accepted the message: the row says so, whoever holds the lease,
         and the audit trail gets its contact event. `fenced_at` is None for a message
         found at the channel after its attempt died (when its last check passed is lost
@@ -177,7 +178,7 @@ class SendLedger:
                 table.c.status != "sent").values(
                     status="sent", provider_message_id=provider_message_id,
                     fenced_at=fenced_at, sent_at=sent_at, attempted_at=sent_at,
-                    lease_owner=None, lease_until=None, error=None))
+                    sent_via=via, lease_owner=None, lease_until=None, error=None))
             await self._ledger.keep_sent_demand(conn, req.idempotency_key)
             row = await self._row(conn, req.idempotency_key)
             await self._ledger._audit(

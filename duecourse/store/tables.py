@@ -113,6 +113,7 @@ contact_attempts = Table(
     Column("channel_attempts", Integer, nullable=False, server_default="0"),
     Column("fenced_at", UtcDateTime),
     Column("sent_at", UtcDateTime),
+    Column("sent_via", String(64)),  # the adapter and provider, e.g. "smtp:mail.example"
     Column("error", Text),
 )
 """One row per planned message: claimed (with the decision that allowed it and a lease)

@@ -125,6 +125,8 @@ class MessageSent(BaseModel):
     fenced_at: datetime | None = Field(default=None, description="when the last check "
                                        "before the channel call passed")
     sent_at: datetime | None = Field(default=None, description="when the channel accepted it")
+    via: str | None = Field(default=None, description="the adapter (and provider) that took "
+                            "it, e.g. outbox, smtp:mail.example")
     recorded: bool = Field(default=True, description="False: accepted by the channel while "
                            "the ledger was down; the workflow records it (ContactDelivered)")
 
