@@ -190,7 +190,9 @@ class MessagingActivities:
         if fenced_at + timedelta(seconds=CHANNEL_TIMEOUT) > claim.lease_until:
             raise ApplicationError("the claim's lease ran short", type="LeaseLost")
         message = OutgoingMessage(idempotency_key=req.idempotency_key, channel=req.channel,
-                                  recipient=req.recipient, subject=subject, body=body)
+                                  recipient=req.recipient, subject=subject, body=body,
+                                  language=req.language, loan_id=req.loan_id,
+                                  case_id=req.case_id)
         adapter = self._channels.for_kind(req.channel)
         message_id = await self._call_channel(req, owner, adapter, message)
         sent_at = now()

@@ -15,6 +15,10 @@ class OutgoingMessage(BaseModel):
     recipient: str
     subject: str | None
     body: str
+    html: str | None = None  # email: the HTML part rendered from the same template
+    language: str = "en"
+    loan_id: str = ""  # for links bound to the loan (opt-out), never shown to providers
+    case_id: str = ""
 
 
 class ChannelError(Exception):

@@ -114,6 +114,8 @@ contact_attempts = Table(
     Column("fenced_at", UtcDateTime),
     Column("sent_at", UtcDateTime),
     Column("sent_via", String(64)),  # the adapter and provider, e.g. "smtp:mail.example"
+    Column("segments", Integer),  # SMS: parts the text is sent in
+    Column("encoding", String(8)),  # SMS: GSM-7 or UCS-2
     Column("error", Text),
 )
 """One row per planned message: claimed (with the decision that allowed it and a lease)

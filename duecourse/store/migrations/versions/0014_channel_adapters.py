@@ -1,4 +1,4 @@
-"""channel adapters: which adapter sent each message
+"""channel adapters: which adapter sent each message, and an SMS's segments and encoding
 
 Revision ID: 0014
 Revises: 0013
@@ -17,8 +17,12 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("contact_attempts") as batch:
         batch.add_column(sa.Column("sent_via", sa.String(64), nullable=True))
+        batch.add_column(sa.Column("segments", sa.Integer, nullable=True))
+        batch.add_column(sa.Column("encoding", sa.String(8), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("contact_attempts") as batch:
+        batch.drop_column("encoding")
+        batch.drop_column("segments")
         batch.drop_column("sent_via")
