@@ -1,0 +1,5 @@
+"""Placeholder: filled by the issue-13 work on unsubscribe routes."""
+
+from fastapi import APIRouter
+
+router = APIRouter()
