@@ -136,12 +136,22 @@ class Settings(BaseSettings):
     letter_url: str | None = Field(
         default=None, description="print-and-mail: spool:///var/spool/duecourse writes each "
         "letter's PDF to that folder; unset: the outbox")
+    letter_font: str | None = Field(
+        default=None, description="a .ttf/.otf/.ttc covering Chinese for letters; unset: "
+        "Noto Sans SC from pylopdf-fonts-zh-cn")
     public_url: str = Field(
         default="http://127.0.0.1:8000", description="where borrowers and providers reach "
         "the API: opt-out links, status callbacks")
     inbound_secret: SecretStr | None = Field(
         default=None, description="the secret inbound provider posts are signed with "
         "(Duecourse-Signature); unset: the inbound endpoints refuse everything")
+    email_rate: float | None = Field(default=None, gt=0, description="emails per second, "
+                                     "across workers; unset: unlimited")
+    voice_rate: float | None = Field(default=None, gt=0, description="calls handed to the "
+                                     "dialer per second, across workers; unset: unlimited")
+    letter_rate: float | None = Field(default=None, gt=0, description="letters handed to "
+                                      "print-and-mail per second, across workers; unset: "
+                                      "unlimited")
 
     @property
     def ledger_url(self) -> str:

@@ -72,7 +72,8 @@ async def _rows(conn: AsyncConnection, table: Table, drop: frozenset[str] = INTE
                          "created_at", "updated_at", "raised_at") if c in table.c]
     query = query.order_by(*(table.c[c] for c in order[:1]),
                            *(table.c[c] for c in ("id",) if c in table.c))
-    return [{k: plain(_scaled(v, r.get("currency"))) for k, v in r.items() if k not in drop}
+    return [{k: plain(_scaled(v, r.get("currency"))) for k, v in r.items()
+             if k not in drop and not isinstance(v, bytes)}  # a letter's PDF: by its sha256
             for r in (await conn.execute(query)).mappings()]
 
 

@@ -17,7 +17,9 @@ from typing import Any
 
 from duecourse.store.pseudonyms import PSEUDONYM, PseudonymKeys
 
-WHOLE, TEXT, JSON_DOC, JSON_TEXT = "whole", "text", "json", "json-text"
+WHOLE, TEXT, JSON_DOC, JSON_TEXT, DROP = "whole", "text", "json", "json-text", "drop"
+"""DROP: content that cannot be pseudonymised in place (a letter's PDF) is removed; its
+sha256 stays, so the document sent remains provable against a copy."""
 
 CASE_COLUMNS: dict[str, dict[str, str]] = {
     "collection_cases": {"compliance": JSON_DOC},
@@ -28,7 +30,7 @@ CASE_COLUMNS: dict[str, dict[str, str]] = {
     "promises": {"note": WHOLE},
     "tasks": {"subject": TEXT, "note": WHOLE},
     "agreements": {"terms": JSON_DOC},
-    "documents": {"subject": WHOLE, "body": WHOLE},
+    "documents": {"subject": WHOLE, "body": WHOLE, "pdf": DROP},
     "ops_alerts": {"subject": TEXT, "body": TEXT, "note": WHOLE},
     "audit_events": {"summary": TEXT, "data": JSON_DOC},
 }
@@ -92,6 +94,8 @@ class Scrubber:
 
     def apply(self, how: str, value: Any, limit: int | None = None) -> Any:
         """`value` pseudonymised; text that would outgrow `limit` is replaced whole."""
+        if how == DROP:
+            return None
         if value is None or value == "":
             return value
         if how == WHOLE:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -228,8 +229,11 @@ documents = Table(
     Column("subject", Text),
     Column("body", Text, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    Column("pdf", LargeBinary),  # a letter's PDF exactly as handed to print-and-mail
+    Column("sha256", String(64)),  # of `pdf`: matches the spool file the print house got
+    Column("mime", String(64)),
 )
-"""Formal documents as rendered and sent: demand letters, referral packs."""
+"""Formal documents as rendered and sent: demand letters, referral packs, letters' PDFs."""
 
 ops_alerts = Table(
     "ops_alerts", metadata,
