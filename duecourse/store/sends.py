@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import case, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from duecourse.channels.sms_segments import segments
 from duecourse.domain.actor import SYSTEM
 from duecourse.store import tables as t
 from duecourse.store.ledger import Ledger
@@ -71,6 +72,9 @@ class SendLedger:
         """Record the decision and take the message's row for `owner` until `now + lease`;
         or report the final status another attempt already reached."""
         table = t.contact_attempts
+        sms = segments(body) if req.channel.value == "sms" else None  # shown in the ledger
+        counted = {"segments": sms.segments if sms else None,
+                   "encoding": sms.encoding if sms else None}
         async with self._engine.begin() as conn:
             await self._ledger.write_entry(conn, req.case_id, req.loan_id, req.decision)
             await conn.execute(self._ledger._insert_ignore(table, [{
@@ -83,7 +87,7 @@ class SendLedger:
                 "scheduled_for": req.scheduled_for, "attempted_at": now,
                 "decision_key": f"{req.case_id}:{req.decision.key}",
                 "not_after": req.not_after, "lease_owner": None, "lease_until": None,
-                "channel_attempts": 0}]))
+                "channel_attempts": 0, **counted}]))
             row = await self._row(conn, req.idempotency_key)
             decision_key = f"{req.case_id}:{req.decision.key}"
             same_decision = row["decision_key"] == decision_key
@@ -100,7 +104,7 @@ class SendLedger:
                 "template": req.template, "scheduled_for": req.scheduled_for,
                 "not_after": req.not_after, "error": None, "decision_key": decision_key,
                 "stage": req.stage, "channel": req.channel.value, "recipient": req.recipient,
-                "recipient_kind": req.recipient_kind, "purpose": req.purpose}
+                "recipient_kind": req.recipient_kind, "purpose": req.purpose, **counted}
             if not same_decision:  # a new decision: a fresh budget
                 values["channel_attempts"] = 0
             await conn.execute(update(table).where(
