@@ -245,6 +245,8 @@ class LoanCollectionWorkflow(HandOver, PlannedActions, LegalProgressReports):
         c, now = self._c, workflow.now()
         check = c.contact_check(report, now)
         entries = c.record_contact_outcome(report, now)
+        if tasks.wants_answer(c, report) and workflow.patched("reply-opens-task"):
+            entries += tasks.answer_reply(c, report, now)
         if check.broke_rules:
             task, reviewed = tasks.review_reported_violation(c, report, check, now)
             entries += reviewed

@@ -383,3 +383,72 @@ payload_access = Table(
 id, name and role; none when the key is unknown), which namespace, how many payloads and
 which payload keys sealed them, from which browser origin, and the answer. Never a
 payload's content."""
+
+# ---------------------------------------------------------------- inbound (issue 13)
+inbound_replies = Table(
+    "inbound_replies", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dedup_key", String(200), nullable=False, unique=True),
+    Column("profile", String(16), nullable=False),
+    Column("sender", String(64), nullable=False, index=True),
+    Column("receiver", String(64), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("loan_id", String(64), index=True),
+    Column("claimed_until", UtcDateTime),
+    Column("applied_at", UtcDateTime),
+    Column("outcome", String(32)),
+    Column("answer_id", String(200)),
+    Column("answer_error", Text),
+)
+"""Every SMS reply a gateway posted, once (`dedup_key`: the provider's id, else a hash of
+sender, text and time): its kind (stop, help, other), the loan it was matched to (none:
+an unknown sender, kept for review) and what was done (`outcome`, the answer we sent).
+`claimed_until` lets one request act on it; `applied_at` marks it done."""
+
+delivery_receipts = Table(
+    "delivery_receipts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dedup_key", String(260), nullable=False, unique=True),
+    Column("provider_message_id", String(200), nullable=False, index=True),
+    Column("status", String(16), nullable=False),
+    Column("error", Text),
+    Column("attempt_id", Integer, index=True),
+    Column("loan_id", String(64), index=True),
+    Column("received_at", UtcDateTime, nullable=False),
+)
+"""What providers said became of a message (delivered, failed, undelivered, bounced),
+once per message, status and detail; `attempt_id` is the contact_attempts row it is
+about (none: a message we do not know)."""
+
+unreachable_addresses = Table(
+    "unreachable_addresses", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("channel", String(16), nullable=False),
+    Column("address", String(320), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("loan_id", String(64)),
+    Column("marked_at", UtcDateTime, nullable=False),
+    UniqueConstraint("channel", "address", name="uq_unreachable_addresses_channel_address"),
+)
+"""Numbers and addresses a provider called invalid (an invalid-recipient failure, a hard
+bounce): never sent to again."""
+
+consents = Table(
+    "consents", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dedup_key", String(200), unique=True),
+    Column("borrower_id", String(64), nullable=False, index=True),
+    Column("loan_id", String(64)),
+    Column("channel", String(16), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("source", String(32), nullable=False),
+    *_actor(),
+    Column("note", Text, nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+)
+"""The consent ledger: per borrower and channel, each time consent was given or withdrawn,
+from what source (sms_reply, api, ...) and by whom; the latest row is the standing."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from duecourse.domain.actor import SYSTEM, Actor
+from duecourse.domain.actor import SYSTEM, Actor, ActorKind
 from duecourse.domain.case.aggregate import Collection
-from duecourse.domain.case.commands import ContactOutcomeReport
+from duecourse.domain.case.commands import ContactOutcomeReport, ContactResult
 from duecourse.domain.contact.outcomes import ReportCheck
 from duecourse.domain.entries import LedgerEntry, TaskRecorded
 from duecourse.domain.work.queue import Task, TaskKind, TaskStatus
@@ -100,3 +100,18 @@ def review_reported_violation(c: Collection, report: ContactOutcomeReport, check
         recipient_kind=report.kind, local_time=check.local_time,
         codes=[v.code for v in check.violations], rules=[v.rule for v in check.violations],
         task=task.task_id if task else None), *opened]
+
+
+def wants_answer(c: Collection, report: ContactOutcomeReport) -> bool:
+    """The borrower wrote to us themselves (an SMS reply came in) on a loan still open."""
+    return (report.result is ContactResult.BORROWER_REPLIED and not c.state.is_closed
+            and report.actor.kind is ActorKind.BORROWER and bool(report.note))
+
+
+def answer_reply(c: Collection, report: ContactOutcomeReport,
+                 now: datetime) -> list[LedgerEntry]:
+    """An agent calls the borrower back about what they wrote: the task carries their
+    text, which nothing else in the work queue shows."""
+    _, entries = open_task(c, TaskKind.CALL_BORROWER, f"{report.channel} reply", now,
+                           note=report.note)
+    return entries

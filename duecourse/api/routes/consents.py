@@ -1,0 +1,89 @@
+"""The consent ledger over the API: record that a borrower gave or withdrew consent to a
+channel (and from what source: an application form, a call), and read its history.
+
+Withdrawing also opts the loan out of the channel at once, giving opts it back in, so the
+ledger and the loan's standing never disagree. Served under the inbound router (see
+duecourse.api.routes.inbound), which the app registers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from duecourse.api.auth import Principal, Role, allow
+from duecourse.api.params import LoanId
+from duecourse.api.problems import ProblemError, responses
+from duecourse.api.services import Svc
+from duecourse.domain.compliance.requests import PreferenceChange
+from duecourse.domain.policy import Channel
+from duecourse.inbound.store import InboundStore
+from duecourse.store import tables as t
+
+router = APIRouter(prefix="/v1/loans/{loan_id}/consents", tags=["consent"])
+Writer = Annotated[Principal, Depends(allow(Role.PLATFORM, Role.AGENT, Role.SUPERVISOR))]
+Reader = Annotated[Principal, Depends(allow(Role.PLATFORM, Role.AGENT, Role.SUPERVISOR,
+                                            Role.OPS))]
+
+
+class ConsentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channel: Channel
+    action: Literal["given", "withdrawn"]
+    source: str = Field(min_length=1, max_length=32, pattern=r"^[a-z0-9_]+$",
+                        description="where it came from, e.g. application_form, call")
+    note: str = Field(default="", max_length=2000)
+
+
+class ConsentView(BaseModel):
+    channel: str
+    action: str
+    source: str
+    actor: str
+    note: str
+    occurred_at: datetime
+
+
+class ConsentList(BaseModel):
+    consents: list[ConsentView]
+
+
+async def _borrower(svc: Svc, loan_id: str) -> str:
+    async with svc.ledger.engine.connect() as conn:
+        found = (await conn.execute(select(t.loans.c.borrower_id).where(
+            t.loans.c.loan_id == loan_id))).scalar()
+    if found is None:
+        raise ProblemError(404, "Loan not found", f"no loan {loan_id} in the ledger")
+    return str(found)
+
+
+@router.post("", status_code=201, response_model=ConsentView, responses=responses(404, 409))
+async def record(loan_id: LoanId, body: ConsentIn, svc: Svc, who: Writer) -> ConsentView:
+    """Record consent given or withdrawn for the loan's borrower."""
+    borrower = await _borrower(svc, loan_id)
+    change = {"opt_in" if body.action == "given" else "opt_out": [body.channel]}
+    await svc.client.update_contact_preferences(loan_id, PreferenceChange(
+        **change, actor=who.actor, note=f"consent {body.action} ({body.source})"))
+    await InboundStore(svc.ledger.engine).record_consent(
+        borrower, loan_id, body.channel.value, body.action, body.source, who.actor, body.note)
+    history = await InboundStore(svc.ledger.engine).consents(borrower)
+    return _view(history[-1])
+
+
+@router.get("", response_model=ConsentList, responses=responses(404))
+async def history(loan_id: LoanId, svc: Svc, who: Reader) -> ConsentList:
+    """The borrower's consent history, oldest first."""
+    borrower = await _borrower(svc, loan_id)
+    rows = await InboundStore(svc.ledger.engine).consents(borrower)
+    return ConsentList(consents=[_view(r) for r in rows])
+
+
+def _view(row: dict[str, object]) -> ConsentView:
+    return ConsentView(channel=str(row["channel"]), action=str(row["action"]),
+                       source=str(row["source"]), actor=f"{row['actor_kind']}:{row['actor_id']}",
+                       note=str(row["note"]), occurred_at=row["occurred_at"])  # type: ignore[arg-type]
