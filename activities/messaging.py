@@ -43,10 +43,13 @@ from duecourse.activities.errors import ledger_errors
 from duecourse.activities.heartbeat import heartbeating
 from duecourse.channels import UNKNOWABLE, Channel, ChannelError, OutgoingMessage, Sighting
 from duecourse.channels.router import as_router
+from duecourse.inbound.store import InboundStore
 from duecourse.observability import business_metrics
 from duecourse.store.ledger import Ledger
 from duecourse.store.sends import DONE, Claim, LeaseLost, SendInFlight, SendLedger
 from duecourse.templates import TemplateError, render
+from duecourse.templates.html import html_body
+from duecourse.templates.locale_format import localised
 from duecourse.temporal.contracts import (
     SEND_CLEARANCE,
     SEND_MESSAGE,
@@ -76,6 +79,7 @@ class MessagingActivities:
     def __init__(self, ledger: Ledger, channel: Channel, lender_name: str,
                  lender_contact: str) -> None:
         self._sends = SendLedger(ledger)
+        self._inbound = InboundStore(ledger.engine)
         self._channels = as_router(channel)
         self._lender = {"lender_name": lender_name, "lender_contact": lender_contact}
 
@@ -86,7 +90,10 @@ class MessagingActivities:
         bound = log.bind(loan_id=req.loan_id, workflow_id=req.workflow_id, stage=req.stage,
                          step=req.step, channel=req.channel, attempt=activity.info().attempt)
         try:
-            rendered = render(req.template, req.language, {**self._lender, **req.context},
+            values = {**self._lender, **req.context}
+            if req.channel == "email":  # an email reads money and dates as its locale does
+                values = localised(values, req.language)
+            rendered = render(req.template, req.language, values,
                               jurisdiction=req.jurisdiction, channel=req.channel,
                               time_barred=req.time_barred)
         except TemplateError as err:
@@ -174,6 +181,12 @@ class MessagingActivities:
                        body: str) -> MessageSent:
         """Steps 3-6 for a claim this attempt holds."""
         await self._within_window(req, owner, now())
+        with ledger_errors("checking the address"):
+            unreachable = await self._inbound.is_unreachable(str(req.channel), req.recipient)
+        if unreachable:  # a provider said so (receipt or hard bounce): never again
+            reason = f"the provider reported this {req.channel} address invalid"
+            await self._release(req, owner, "failed", reason)
+            raise ApplicationError(reason, type="AddressUnreachable", non_retryable=True)
         await self._fence(req, owner, now())  # early: a stopped send costs no attempt
         with ledger_errors("counting a channel attempt"):
             try:
@@ -191,6 +204,8 @@ class MessagingActivities:
             raise ApplicationError("the claim's lease ran short", type="LeaseLost")
         message = OutgoingMessage(idempotency_key=req.idempotency_key, channel=req.channel,
                                   recipient=req.recipient, subject=subject, body=body,
+                                  html=html_body(body, req.language, subject or "")
+                                  if req.channel == "email" else None,
                                   language=req.language, loan_id=req.loan_id,
                                   case_id=req.case_id)
         adapter = self._channels.for_kind(req.channel)

@@ -22,6 +22,7 @@ from duecourse.channels import OutboxChannel, OutgoingMessage
 from duecourse.domain.actor import SYSTEM
 from duecourse.domain.entries import ComplianceDecided
 from duecourse.domain.policy import Channel
+from duecourse.inbound.store import InboundStore
 from duecourse.store import Ledger
 from duecourse.store import tables as t
 from duecourse.store.sends import LeaseLost, SendInFlight, SendLedger
@@ -202,6 +203,22 @@ async def test_settling_a_withdrawn_send_waits_for_its_lease_then_asks_the_chann
         "the channel says it never took it: not in doubt"
     never = request(case_id, step="never-claimed")
     assert await attempt_at(NOW).run(acts.settle_send, never) is None
+
+
+async def test_an_address_a_provider_reported_invalid_is_never_sent_to_again(
+        db: AsyncEngine) -> None:
+    """A hard bounce or an invalid-number receipt marks the address; the next send to it
+    fails for good before the channel is called, so nobody keeps texting a dead number."""
+    ledger, case_id = await opened(db)
+    req = request(case_id)
+    await InboundStore(db).mark_unreachable("sms", req.recipient, "21211 invalid To", "L-1")
+    acts = MessagingActivities(ledger, OutboxChannel(ledger), "Acme", "400-800")
+    with pytest.raises(ApplicationError) as refused:
+        await attempt_at(NOW).run(acts.send_message, req)
+    assert refused.value.type == "AddressUnreachable" and refused.value.non_retryable
+    stored = await row(db, req.idempotency_key)
+    assert (stored["status"], stored["channel_attempts"]) == ("failed", 0)
+    assert await ledger.rows(t.outbox_messages) == []
 
 
 # --------------------------------------------------------------------------- error kinds

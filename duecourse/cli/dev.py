@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 import uvicorn
+from pydantic import SecretStr
 from rich.markup import escape
 from rich.panel import Panel
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -25,8 +26,9 @@ from temporalio.client import Client
 
 from duecourse.api import create_app
 from duecourse.api.services import Services
-from duecourse.cli.common import console, err_console, run, safe_url, settings, user_errors
+from duecourse.cli.common import console, err_console, fail, run, safe_url, settings, user_errors
 from duecourse.cli.env_file import write_env
+from duecourse.cli.mail_catcher import catcher_url, mail_catcher
 from duecourse.demo.script import SCENARIOS
 from duecourse.demo.watch import DemoRun
 from duecourse.domain.actor import Role
@@ -49,6 +51,8 @@ DEMO_FILE = Path(__file__).resolve().parent.parent / "demo" / "loans.csv"
 DEMO_POLICY = "demo"
 DEFAULT_PORT = 7233
 DEFAULT_METRICS_PORT = 9464
+DEFAULT_MAIL_PORT = 1025
+MAIL_DIR = "mail"
 UI_KEY_FILE = "temporal-ui-key"
 
 
@@ -71,6 +75,12 @@ def dev(demo: Annotated[bool, typer.Option(
         temporal_bin: Annotated[str | None, typer.Option(
             envvar="DUECOURSE_TEMPORAL_BIN",
             help="the temporal CLI (default: temporal-bin's, then PATH)")] = None,
+        mail: Annotated[bool, typer.Option(
+            help="send email to a local SMTP catcher that keeps each message as a .eml "
+                 "file under the data dir (a dev tool only)")] = False,
+        mail_port: Annotated[int, typer.Option(min=1, max=65535,
+                                               help="the mail catcher's port on 127.0.0.1")]
+        = DEFAULT_MAIL_PORT,
         ) -> None:
     """Run a local Temporal dev server, the ledger and a worker; Ctrl-C stops it all."""
     base = settings()
@@ -81,6 +91,13 @@ def dev(demo: Annotated[bool, typer.Option(
     cfg = base.model_copy(update={"data_dir": data, "allow_demo_policies": True,  # a sandbox
                                   "metrics_address": metrics, "codec_cors_origins":
                                   f"{base.codec_cors_origins},{ui_origins}"})
+    if mail:
+        if base.email_url is not None:
+            fail("--mail sends email to a local catcher, and DUECOURSE_EMAIL_URL names a "
+                 "real mail server: unset one of them")
+        cfg = cfg.model_copy(update={"email_url": SecretStr(catcher_url(mail_port)), **(
+            {} if "public_url" in base.model_fields_set or not api_port
+            else {"public_url": f"http://127.0.0.1:{api_port}"})})
     with user_errors():  # a setting to fix stops it before any server starts
         if not cfg.payload_keys and not cfg.payload_key_file:
             ensure_key_file(data / DEFAULT_KEY_FILE)  # the embedded default is sealed too
@@ -90,7 +107,8 @@ def dev(demo: Annotated[bool, typer.Option(
     server = DevServer(binary=temporal_bin, port=port, ui_port=ui_port,
                        namespace=cfg.temporal_namespace, db_file=data / "temporal.db",
                        log_file=data / "temporal.log")
-    run(_until_signalled(_serve(server, cfg, demo_file if demo else None, api_port)))
+    run(_until_signalled(_serve(server, cfg, demo_file if demo else None, api_port,
+                                mail_port if mail else 0)))
 
 
 async def _until_signalled(main: Coroutine[Any, Any, None]) -> None:
@@ -122,7 +140,7 @@ async def _until_signalled(main: Coroutine[Any, Any, None]) -> None:
 
 
 async def _serve(server: DevServer, cfg: Settings, demo_file: Path | None,
-                 api_port: int = 0) -> None:
+                 api_port: int = 0, mail_port: int = 0) -> None:
     engine = connect(cfg.ledger_url)
     try:
         await migrate(engine)
@@ -132,7 +150,7 @@ async def _serve(server: DevServer, cfg: Settings, demo_file: Path | None,
         with console.status("Starting the Temporal dev server..."):
             await server.start()
         try:
-            await _run(server, cfg, engine, demo_file, api_port)
+            await _run(server, cfg, engine, demo_file, api_port, mail_port)
         finally:
             await asyncio.to_thread(tracing.shutdown)  # batched spans leave before we do
             await server.stop()
@@ -166,16 +184,16 @@ def _write_token(path: Path, token: str) -> None:
 
 
 async def _run(server: DevServer, cfg: Settings, engine: AsyncEngine,
-               demo_file: Path | None, api_port: int) -> None:
+               demo_file: Path | None, api_port: int, mail_port: int = 0) -> None:
     cfg = cfg.model_copy(update={"temporal_address": server.address})
     runtime = metrics_runtime(cfg.metrics_address) if cfg.metrics_address else None
     client = await connect_temporal(cfg, address=server.address, runtime=runtime)
     await ensure_search_attributes(client)  # no-op when --search-attribute did it
-    async with build_worker(client, Ledger(engine), cfg), \
+    async with _mail(cfg, mail_port), build_worker(client, Ledger(engine), cfg), \
             _api(cfg, client, engine, api_port):
         env_file = write_env(cfg, f"http://127.0.0.1:{api_port}" if api_port
                              else None)
-        _banner(server, cfg, demo_file, api_port, env_file)
+        _banner(server, cfg, demo_file, api_port, env_file, mail_port)
         story: asyncio.Future[object] | None = None
         if demo_file is not None:
             story = await _start_demo(CollectionClient(client, cfg.task_queue),
@@ -206,6 +224,21 @@ async def _start_demo(client: CollectionClient, demo_file: Path, cfg: Settings,
 
 
 @asynccontextmanager
+async def _mail(cfg: Settings, port: int) -> AsyncIterator[None]:
+    """The mail catcher while the worker runs (`--mail`), one console line a message."""
+    if not port:
+        yield
+        return
+
+    def report(subject: str, path: Path) -> None:
+        console.print(f"[bold]mail[/] {escape(subject)} -> {escape(str(path))}",
+                      highlight=False)
+
+    async with mail_catcher(cfg.data_dir / MAIL_DIR, port, report):
+        yield
+
+
+@asynccontextmanager
 async def _api(cfg: Settings, client: Client, engine: AsyncEngine,
                port: int) -> AsyncIterator[None]:
     """The REST API in this process, sharing the worker's client and ledger."""
@@ -225,7 +258,7 @@ async def _api(cfg: Settings, client: Client, engine: AsyncEngine,
 
 
 def _banner(server: DevServer, cfg: Settings, demo_file: Path | None,
-            api_port: int, env_file: Path) -> None:
+            api_port: int, env_file: Path, mail_port: int = 0) -> None:
     env = [f"# the CLI reads {env_file} from this directory; elsewhere:",
            f"export DUECOURSE_DATA_DIR={env_file.parent}"]
     loan = "DEMO-CN-1001" if demo_file is not None else "<loan-id>"
@@ -240,6 +273,8 @@ def _banner(server: DevServer, cfg: Settings, demo_file: Path | None,
            f"the codec key in {escape(str(cfg.data_dir / UI_KEY_FILE))})"] if api_port else
           ["Codec server  none (--api-port 0): the UI shows payloads sealed"]),
         f"Payload keys  {escape(ring_from_settings(cfg).source)}",
+        *([f"Mail catcher  smtp://127.0.0.1:{mail_port}: each email sent is a .eml file in "
+           f"{escape(str(cfg.data_dir / MAIL_DIR))}"] if mail_port else []),
         *([f"Metrics       http://{cfg.metrics_address}/metrics (worker)"
            + (f", http://127.0.0.1:{api_port}/metrics (API)" if api_port else "")]
           if cfg.metrics_address else []),
