@@ -20,8 +20,10 @@ from pydantic import SecretStr
 
 from duecourse.api import create_app
 from duecourse.api.services import Services
+from duecourse.domain.compliance.requests import PreferenceChange
 from duecourse.domain.events import signature_header
 from duecourse.domain.loan import LoanIntake
+from duecourse.domain.policy import Channel
 from duecourse.domain.work.queue import TaskKind
 from duecourse.inbound.replies import ReplyKind, classify
 from duecourse.inbound.signatures import twilio_signature, verify_twilio
@@ -30,7 +32,7 @@ from duecourse.settings import Settings
 from duecourse.store import tables as t
 from duecourse.store.keys import KeyStore
 from tests.conftest import Harness, advance_to_local
-from tests.factories import make_loan
+from tests.factories import AGENT, make_loan
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 SECRET = "inbound-secret-for-tests-0123456789"
@@ -42,7 +44,7 @@ def settings(secret: str | None = SECRET) -> Settings:
     return Settings(lender_name="Acme Lending", lender_contact="400-800-1234",
                     webhook_allow_private=True, public_url=PUBLIC,
                     inbound_secret=SecretStr(secret) if secret else None,
-                    sms_token=SecretStr(TOKEN))
+                    sms_token=SecretStr(TOKEN), sms_profile="twilio")
 
 
 @dataclass
@@ -122,14 +124,19 @@ async def test_stop_opts_out_at_once_is_confirmed_once_and_no_sms_follows(
     assert "sms" in status.standing.opted_out, "opted out at once"
     again = await i.reply(number, " Stop ", at)  # the gateway delivers it twice
     assert again.json() == {"result": "duplicate"}
+    await i.h.client.update_contact_preferences(loan.loan_id, PreferenceChange(
+        opt_in=[Channel.SMS], actor=AGENT, note="borrower asked on the phone"))
+    assert "sms" not in (await i.h.client.status(loan.loan_id)).standing.opted_out
     later = await i.reply(number, "TD", at + timedelta(minutes=1))  # and the borrower again
-    assert later.json() == {"result": "already_opted_out"}
+    assert later.json() == {"result": "already_opted_out"}, "confirmed once only"
+    assert "sms" in (await i.h.client.status(loan.loan_id)).standing.opted_out, \
+        "a STOP always stops, also after an opt-in"
     confirmations = answers_to(await i.rows(t.outbox_messages), number)
     assert len(confirmations) == 1 and "unsubscribed" not in confirmations[0]  # zh-CN
     assert "退订" in confirmations[0]
     opted = [r for r in await i.rows(t.audit_events, loan_id=loan.loan_id)
              if r["kind"] == "opted_out"]
-    assert len(opted) == 1 and opted[0]["actor_kind"] == "borrower"
+    assert len(opted) == 2 and {o["actor_kind"] for o in opted} == {"borrower"}
     assert "SMS reply" in opted[0]["data"]["details"]["note"]
     consent = await i.rows(t.consents, borrower_id=loan.borrower.borrower_id)
     assert [(c["channel"], c["action"], c["source"]) for c in consent] == [
@@ -192,7 +199,17 @@ async def test_unknown_senders_are_kept_and_unsigned_posts_record_nothing(
                         at=now - 6 * 60),
                     await i.twilio("/v1/inbound/twilio/sms", {
                         "From": stranger, "To": "+15005550006", "Body": "STOP",
-                        "MessageSid": "SM1"}, token="wrong-token")]:
+                        "MessageSid": "SM1"}, token="wrong-token"),
+                    # malformed headers: refused, never a 500
+                    *[await i.http.post("/v1/inbound/sms", content=b"{}", headers={
+                        "Content-Type": "application/json",
+                        "Duecourse-Signature": h.encode()})
+                      for h in (f"t={'9' * 400},v1={'0' * 64}", "t=1,v1=\u00e9\u00e9",
+                                f"t=\u00b2,v1={'0' * 64}")],
+                    await i.http.post("/v1/inbound/twilio/sms", content=b"Body=STOP",
+                                      headers={"Content-Type":
+                                               "application/x-www-form-urlencoded",
+                                               "X-Twilio-Signature": "\u00e9t\u00e9".encode()})]:
         assert refused.status_code == 401, refused.text
         assert refused.headers["content-type"].startswith("application/problem+json")
     unset = settings(secret=None)
@@ -206,6 +223,17 @@ async def test_unknown_senders_are_kept_and_unsigned_posts_record_nothing(
             "Content-Type": "application/json",
             "Duecourse-Signature": signature_header(SECRET, now, body)})
         assert answer.status_code == 401 and "DUECOURSE_INBOUND_SECRET" in answer.text
+    generic = settings().model_copy(update={"sms_profile": "generic"})
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(
+            generic, Services(client=i.h.client, ledger=i.h.ledger,
+                              keys=KeyStore(i.h.ledger.engine), settings=generic))),
+            base_url="http://api") as http:
+        form = {"From": stranger, "To": "+15005550006", "Body": "STOP", "MessageSid": "SM9"}
+        forged = await http.post("/v1/inbound/twilio/sms", content=urlencode(form), headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Twilio-Signature": twilio_signature(TOKEN, PUBLIC + "/v1/inbound/twilio/sms",
+                                                   form.items())})
+        assert forged.status_code == 401, "a generic gateway's token signs no Twilio post"
     for table in (t.inbound_replies, t.delivery_receipts, t.unreachable_addresses,
                   t.consents):
         assert len(await i.rows(table)) == (1 if table is t.inbound_replies else 0)

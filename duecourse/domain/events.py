@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -152,15 +153,21 @@ def signature_header(secret: str, timestamp: int, body: str | bytes) -> str:
     return f"t={timestamp},v1={sign(secret, timestamp, body)}"
 
 
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+_HEX_SIGNATURE = re.compile(r"[0-9a-f]{64}")
+"""Anything else in a header is malformed (a huge or non-ASCII value must never reach int()
+or compare_digest, which would raise instead of refusing)."""
+
+
 def parse_signature(header: str) -> tuple[int, list[str]] | None:
     """(timestamp, v1 signatures) from a header, or None when it is malformed."""
     timestamp: int | None = None
     signatures: list[str] = []
     for part in header.split(","):
         name, _, value = part.strip().partition("=")
-        if name == "t" and value.isdigit():
+        if name == "t" and _TIMESTAMP.fullmatch(value):
             timestamp = int(value)
-        elif name == "v1" and value:
+        elif name == "v1" and _HEX_SIGNATURE.fullmatch(value):
             signatures.append(value)
     if timestamp is None or not signatures:
         return None

@@ -111,10 +111,10 @@ class ReplyActions:
 
     async def _stop(self, reply: Reply, reply_id: int,
                     b: Borrower) -> tuple[str, Answered | None]:
-        """Opt out at once on every open loan of the borrower; confirm only the first
-        STOP (consent already withdrawn: nothing is sent twice)."""
-        if await self.store.consent(b.borrower_id, "sms") == "withdrawn":
-            return "already_opted_out", None
+        """Opt out at once on every open loan of the borrower, every time (a loan handed
+        over or opted back in since is stopped too); confirm only the first STOP (consent
+        already withdrawn: no second confirmation)."""
+        confirmed = await self.store.consent(b.borrower_id, "sms") == "withdrawn"
         actor = Actor(kind=ActorKind.BORROWER, id=b.borrower_id)
         note = f"opted out by SMS reply ({reply.profile} reply {reply_id})"
         for loan_id in await self.store.open_loans(b.borrower_id):
@@ -123,6 +123,8 @@ class ReplyActions:
                     opt_out=[Channel.SMS], actor=actor, note=note))
             except (LoanClosed, LoanNotFound):
                 continue  # it closed meanwhile: nothing left to stop
+        if confirmed:
+            return "already_opted_out", None
         text = stop_confirmation(self.lender_name, b.language)
         said = await answer(self.answers, f"inbound-stop:{reply_id}", reply.sender, text,
                             b.language, b.loan_id, b.case_id)  # a retry: the same message

@@ -43,4 +43,5 @@ def verify_twilio(token: str | None, header: str | None, url: str,
     """True only when the auth token is configured and the signature matches."""
     if not token or not header:
         return False
-    return hmac.compare_digest(twilio_signature(token, url, params), header.strip())
+    expected = twilio_signature(token, url, params).encode()
+    return hmac.compare_digest(expected, header.strip().encode())  # bytes: any header

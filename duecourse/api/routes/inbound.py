@@ -107,7 +107,9 @@ async def _signed_form(request: Request, svc: Services) -> dict[str, str]:
         pairs = parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=bool(body))
     except (UnicodeDecodeError, ValueError):
         pairs = None
-    token = svc.settings.sms_token
+    # the token is Twilio's auth token only under the Twilio profile (else it is another
+    # gateway's bearer token, which must not let its holder forge Twilio's posts)
+    token = svc.settings.sms_token if svc.settings.sms_profile == "twilio" else None
     url = svc.settings.public_url.rstrip("/") + request.url.path + (
         f"?{request.url.query}" if request.url.query else "")
     if token is None or not verify_twilio(token.get_secret_value(),
