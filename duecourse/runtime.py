@@ -23,6 +23,8 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from duecourse.activities import build_activities
+from duecourse.channels.outages import OutageWatch
+from duecourse.channels.rate_limits import channel_rates, channel_workers
 from duecourse.channels.routing import channels_from_settings
 from duecourse.logs import configure_logging
 from duecourse.observability import tracing
@@ -66,33 +68,58 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
 
 
 class DuecourseWorker(Worker):
-    """A Temporal worker that runs this process's webhook dispatcher while it runs: both
-    start and stop together, under `async with` as under `run()`."""
+    """A Temporal worker that runs this process's webhook dispatcher and its channel
+    queues' send workers (duecourse.channels.rate_limits) while it runs: all start and stop
+    together, under `async with` as under `run()`, and one that fails stops them all."""
 
     def __init__(self, client: Client, *, dispatcher: Callable[[], OutboxDispatcher],
-                 **config: Any) -> None:
+                 channel_workers: Sequence[Worker] = (), **config: Any) -> None:
         super().__init__(client, **config)
         self._dispatcher = dispatcher
+        self._channel_workers = list(channel_workers)
+        self._started_channels: list[Worker] = []
 
     async def run(self) -> None:
         async with self._dispatcher().running():
-            await super().run()
+            self._started_channels = list(self._channel_workers)
+            runs = [asyncio.ensure_future(super().run()),
+                    *(asyncio.ensure_future(w.run()) for w in self._started_channels)]
+            try:
+                await asyncio.wait(runs, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                await self.shutdown()
+                await asyncio.wait(runs)
+            failed = next((r.exception() for r in runs
+                           if not r.cancelled() and r.exception()), None)
+            if failed is not None:
+                raise failed
+
+    async def shutdown(self) -> None:
+        """Shut down the main worker and the started channel workers together (a worker
+        never started would wait for ever)."""
+        await asyncio.gather(super().shutdown(),
+                             *(w.shutdown() for w in self._started_channels))
 
 
 def build_worker(client: Client, ledger: Ledger, settings: Settings,
                  task_queue: str | None = None, activities: Sequence[object] | None = None,
                  ) -> Worker:
     """A worker for all duecourse workflows and activities on one task queue, with the
-    webhook dispatcher (built when the worker starts)."""
+    webhook dispatcher (built when the worker starts) and a rate-limited send worker per
+    channel queue (`<task_queue>-<channel>`, from the same activities)."""
     acts = list(activities) if activities is not None else build_activities(
         ledger, channels_from_settings(settings, ledger), settings.lender_name,
         settings.lender_contact, settings.scorer, settings.legal_partner_email)
+    queue = task_queue or settings.task_queue
     return DuecourseWorker(
         client,
         dispatcher=lambda: OutboxDispatcher(
             WebhookStore(ledger.engine, settings.webhook_allow_private),
             poll_seconds=settings.webhook_poll_seconds),
-        task_queue=task_queue or settings.task_queue,
+        channel_workers=channel_workers(
+            client, queue, acts, settings,
+            interceptors=[ActivityFailureMetrics(), OutageWatch(ledger)]),
+        task_queue=queue,
         workflows=WORKFLOWS,
         activities=acts,  # type: ignore[arg-type]
         workflow_runner=sandbox_runner(),
@@ -116,6 +143,7 @@ async def run_worker(settings: Settings, *, run_migrations: bool = False,
             return
         worker = build_worker(client, Ledger(engine), settings)
         log.info("worker started", task_queue=settings.task_queue,
+                 send_rates={k: v or "unlimited" for k, v in channel_rates(settings).items()},
                  temporal=settings.temporal_address, namespace=settings.temporal_namespace,
                  metrics=settings.metrics_address,
                  ledger=engine.url.render_as_string(hide_password=True))

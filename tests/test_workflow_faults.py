@@ -29,6 +29,7 @@ from duecourse import search_attributes as sa
 from duecourse.activities import build_activities
 from duecourse.channels import Channel as ChannelAdapter
 from duecourse.channels import OutboxChannel
+from duecourse.channels.rate_limits import serving_channels
 from duecourse.domain.case.commands import ContactOutcomeReport, ContactResult, LegalDecision
 from duecourse.domain.compliance import HoldKind
 from duecourse.domain.compliance.requests import HoldRequest
@@ -314,7 +315,8 @@ async def test_two_alerts_in_one_workflow_task_are_both_kept(ts_env: WorkflowEnv
                       activities=acts, workflow_runner=sandbox_runner(),
                       max_cached_workflows=0)
 
-    async with uncached_worker():
+    async with uncached_worker(), serving_channels(ts_env.client, queue, acts,
+                                                   settings_for_tests()):
         await client.start(loan, STANDARD)
         await Harness(ts_env, client, ledger, queue).settle(loan.loan_id)
         await idle(client, loan.loan_id)
@@ -323,7 +325,8 @@ async def test_two_alerts_in_one_workflow_task_are_both_kept(ts_env: WorkflowEnv
     for _ in range(2):
         await client.handle(loan.loan_id).signal("legal_progress", LegalProgress(
             event="approval_overdue", case=case))
-    async with uncached_worker():
+    async with uncached_worker(), serving_channels(ts_env.client, queue, acts,
+                                                   settings_for_tests()):
         await Harness(ts_env, client, ledger, queue).settle(loan.loan_id)
         subjects = [a["subject"] for a in await ledger.rows(t.ops_alerts,
                                                            loan_id=loan.loan_id)]

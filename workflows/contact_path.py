@@ -19,6 +19,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
+    from duecourse.channels.rate_limits import SEND_QUEUE_PER_CHANNEL, channel_queue
     from duecourse.domain.actor import SYSTEM
     from duecourse.domain.case.aggregate import Collection
     from duecourse.domain.compliance import Decision, ProposedContact, Purpose, Verdict
@@ -165,6 +166,8 @@ class ContactPath:
             context=self._message_values(now, extra), time_barred=c.time_barred(now))
         handle = workflow.start_activity(
             SEND_MESSAGE, request, result_type=MessageSent,
+            task_queue=channel_queue(workflow.info().task_queue, channel)
+            if workflow.patched(SEND_QUEUE_PER_CHANNEL) else None,
             start_to_close_timeout=timedelta(seconds=90),
             heartbeat_timeout=timedelta(seconds=10), retry_policy=SEND_RETRY,
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
@@ -188,7 +191,7 @@ class ContactPath:
                 actor=SYSTEM, provider_message_id=result.message_id,
                 fenced_at=result.fenced_at or result.sent_at, sent_at=result.sent_at)])
         return Outcome("sent", f"{channel} message {result.message_id}",
-                       result.fenced_at or now)
+                       result.fenced_at or result.sent_at or now)
 
     async def _settle(self, request: SendMessage, flight: InFlight,
                       err: ActivityError) -> MessageSent | None:

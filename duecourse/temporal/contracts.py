@@ -111,9 +111,11 @@ class SendMessage(BaseModel):
     scheduled_for: datetime
     not_after: datetime
     decision: ComplianceDecided
-    max_channel_attempts: int = Field(default=5, ge=1,
-                                      description="calls to the channel before giving up; "
-                                                  "ledger and fence errors do not count")
+    max_channel_attempts: int = Field(default=20, ge=1,
+                                      description="calls to the channel before giving up "
+                                                  "(a failed call keeps its one-minute lease: "
+                                                  "about 20 minutes of outage); ledger and "
+                                                  "fence errors do not count")
     context: dict[str, str]
     time_barred: bool = False  # no template that mentions legal action may render
 
