@@ -26,7 +26,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from duecourse.domain.actor import SYSTEM
+from duecourse.domain.actor import SYSTEM, Actor, ActorKind
 from duecourse.domain.entries import (
     ComplianceDecided,
     EventRecorded,
@@ -34,6 +34,7 @@ from duecourse.domain.entries import (
     PromiseRecorded,
     StageChanged,
 )
+from duecourse.inbound.store import Attempt, InboundStore
 from duecourse.store import Ledger
 from duecourse.store import tables as t
 from duecourse.store.borrower_export import (
@@ -305,3 +306,76 @@ async def test_the_commands_run_export_and_refuse_with_sentences(tmp_path: Path)
     assert code == 0 and "added key" in out, err
     code, out, err = await _cli(tmp_path, "retention", "run", "--json")
     assert code == 0 and json.loads(out)["pseudonymised"] == 0, err
+
+
+async def _inbound(db: AsyncEngine, cmd: OpenLoan, n: int) -> None:
+    """What came back for the loan: a reply quoting the borrower, a bounce naming their
+    email, their number marked unreachable, and a consent note with the number."""
+    store, b, loan_id = InboundStore(db), cmd.loan.borrower, cmd.loan.loan_id
+    reply_id, _ = await store.record_reply({
+        "dedup_key": f"generic:reply-{loan_id}", "profile": "generic", "sender": b.phones[0],
+        "receiver": "+8610690000", "text": f"this is {b.name}, write to {b.email}",
+        "received_at": NOW, "kind": "other"})
+    await store.finish_reply(reply_id, loan_id, "engaged")
+    [contact] = await Ledger(db).rows(t.contact_attempts, case_id=cmd.case_id)
+    attempt = Attempt(contact["id"], loan_id, cmd.case_id, "sms", b.phones[0])
+    assert await store.record_receipt(contact["provider_message_id"], "bounced",
+                                      f"hard: 550 {b.email} unknown", attempt)
+    assert await store.mark_unreachable("sms", b.phones[0], f"21211 for {b.phones[0]}",
+                                        loan_id)
+    await store.record_consent(b.borrower_id, loan_id, "sms", "withdrawn", "sms_reply",
+                               Actor(kind=ActorKind.BORROWER, id=b.borrower_id),
+                               note=f"STOP from {b.phones[0]}")
+    del n
+
+
+async def test_replies_receipts_marks_and_consents_go_with_the_loans_last_case(
+        db: AsyncEngine) -> None:
+    ledger = Ledger(db)
+    old = await _case(ledger, 21, "CN", NOW - timedelta(days=365 * 3))
+    live = await _case(ledger, 22, "CN", None)
+    await _inbound(db, old, 21)
+    await _inbound(db, live, 22)
+    # the old loan was told the live loan's number is invalid: the mark must outlive it
+    store = InboundStore(db)
+    assert await store.mark_unreachable("email", person(22)["email"], "hard bounce",
+                                        old.loan.loan_id)
+    await run_retention(db, KEYS, retention_periods(None), TODAY)
+    after = await dump(db)
+    for value in pii(21):
+        assert mentions(after, value) == [], f"{value!r} is still in the ledger"
+    for value in pii(22)[:3]:
+        assert mentions(after, value), value
+    [reply] = await ledger.rows(t.inbound_replies, loan_id=old.loan.loan_id)
+    assert reply["sender"] == hmac_of(pii(21)[1]) and reply["outcome"] == "engaged"
+    [mark] = await ledger.rows(t.unreachable_addresses, loan_id=old.loan.loan_id)
+    assert mark["address"] == hmac_of(pii(21)[1])
+    assert await store.is_unreachable("email", person(22)["email"]), "handed over, kept"
+    assert [m["address"] for m in await ledger.rows(
+        t.unreachable_addresses, loan_id=live.loan.loan_id)] == [pii(22)[1], pii(22)[2]]
+    assert await store.is_unreachable("sms", pii(22)[1])
+    [consent] = await ledger.rows(t.consents, loan_id=old.loan.loan_id)
+    assert (consent["action"], consent["source"]) == ("withdrawn", "sms_reply")
+    [record] = await ledger.rows(t.pseudonymised_cases, case_id=old.case_id)
+    assert {"inbound_replies.text", "delivery_receipts.error", "consents.note",
+            "unreachable_addresses.address"} <= set(record["columns"])
+
+
+async def test_the_export_carries_replies_receipts_marks_and_consent_history(
+        db: AsyncEngine) -> None:
+    ledger = Ledger(db)
+    mine = await _case(ledger, 23, "US", NOW - timedelta(days=10))
+    theirs = await _case(ledger, 24, "US", NOW - timedelta(days=10))
+    await _inbound(db, mine, 23)
+    await _inbound(db, theirs, 24)
+    document = await export_borrower(db, mine.loan.borrower.borrower_id, NOW)
+    [loan] = document["loans"]
+    [reply] = loan["replies"]
+    assert reply["text"] == f"this is {pii(23)[0]}, write to {pii(23)[2]}"
+    assert "dedup_key" not in reply and "claimed_until" not in reply
+    assert [r["status"] for r in loan["delivery_receipts"]] == ["bounced"]
+    assert [u["address"] for u in loan["unreachable_addresses"]] == [pii(23)[1]]
+    assert [(c["channel"], c["action"], c["source"], c["loan_id"])
+            for c in document["consents"]] == [("sms", "withdrawn", "sms_reply",
+                                                mine.loan.loan_id)]
+    assert not any(value in json.dumps(document) for value in pii(24))

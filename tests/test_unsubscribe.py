@@ -4,10 +4,12 @@ email in the loan's own workflow, exactly as an agent's opt-out does."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,7 +18,9 @@ from pydantic import SecretStr
 from duecourse.api import create_app
 from duecourse.api.services import Services
 from duecourse.channels.unsubscribe_tokens import TokenSigner, signer_from_settings
+from duecourse.domain.actor import Actor, ActorKind
 from duecourse.domain.policy import Channel
+from duecourse.inbound.store import InboundStore
 from duecourse.settings import Settings
 from duecourse.store import tables as t
 from duecourse.store.keys import KeyStore
@@ -136,3 +140,35 @@ async def test_an_invalid_link_is_a_neutral_404_and_touches_nothing(
     assert unknown.status_code == 404 and "L-no-such-loan" not in unknown.text
     await h.settle(loan.loan_id)
     assert not (await h.client.status(loan.loan_id)).standing.opted_out
+
+
+async def test_the_link_withdraws_email_consent_in_the_ledger_once(
+        harness: Harness, api: httpx.AsyncClient) -> None:
+    h = harness
+    loan = make_loan(await h.env.get_current_time(), dpd=2,
+                     tz=daytime_zone(await h.env.get_current_time()))
+    await h.client.start(loan, STANDARD)
+    await h.settle(loan.loan_id)
+    signer = signer_from_settings(settings())
+    assert signer is not None
+    path = f"/v1/unsubscribe/{signer.mint(loan.loan_id)}"
+    clicks = await asyncio.gather(*(api.post(path, content="List-Unsubscribe=One-Click")
+                                    for _ in range(2)))  # a mail client and its user
+    assert [c.status_code for c in clicks] == [200, 200]
+    assert (await api.post(path)).status_code == 200  # and once more, later
+
+    def ledger(rows: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+        return [(r["channel"], r["action"], r["source"], r["loan_id"]) for r in rows]
+
+    borrower = loan.borrower.borrower_id
+    assert ledger(await h.rows(t.consents, borrower_id=borrower)) == [
+        ("email", "withdrawn", "unsubscribe_link", loan.loan_id)], "one row for three clicks"
+    [row] = await h.rows(t.consents, borrower_id=borrower)
+    assert (row["actor_kind"], row["actor_id"]) == ("borrower", "unsubscribe-link")
+    store = InboundStore(h.ledger.engine)
+    await store.record_consent(borrower, loan.loan_id, "email", "given", "borrower_web_form",
+                               Actor(kind=ActorKind.BORROWER, id=borrower))
+    await api.post(path)  # consented again, then unsubscribed again: a new withdrawal
+    assert [r[1] for r in ledger(await h.rows(t.consents, borrower_id=borrower))] == [
+        "withdrawn", "given", "withdrawn"]
+    assert await store.consent(borrower, "email") == "withdrawn"

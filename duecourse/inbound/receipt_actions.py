@@ -47,11 +47,11 @@ class ReceiptActions:
                       invalid: bool, source: str) -> str:
         """"recorded", "unmatched" (no attempt of ours has that id) or "duplicate"."""
         attempt = await self.store.attempt(provider_message_id)
-        if invalid and attempt is not None:
-            await self._unreachable(attempt.channel, attempt.recipient, attempt,
-                                    f"{source}: {status} ({error})")
         if not await self.store.record_receipt(provider_message_id, status, error, attempt):
             return "duplicate"
+        if invalid and attempt is not None:
+            await self._once(provider_message_id, status, error, attempt.channel,
+                             attempt.recipient, attempt, f"{source}: {status} ({error})")
         log.info("delivery receipt", status=status, source=source,
                  loan_id=attempt.loan_id if attempt else None, matched=attempt is not None)
         return "recorded" if attempt is not None else "unmatched"
@@ -61,29 +61,45 @@ class ReceiptActions:
         """A bounce; a hard one marks the address (ours on file when the message is
         known, else the recipient the bounce names)."""
         attempt = await self.store.attempt(message_id)
-        if kind == "hard":
-            address = attempt.recipient if attempt is not None else recipient
-            await self._unreachable("email", address, attempt, f"hard bounce: {diagnostic}")
         detail = f"{kind}: {diagnostic}"[:1000]
         if not await self.store.record_receipt(message_id, "bounced", detail, attempt):
             return "duplicate"
+        if kind == "hard":
+            address = attempt.recipient if attempt is not None else recipient
+            await self._once(message_id, "bounced", detail, "email", address, attempt,
+                             f"hard bounce: {diagnostic}")
         log.info("email bounce", kind=kind, matched=attempt is not None,
                  loan_id=attempt.loan_id if attempt else None)
         return "recorded" if attempt is not None else "unmatched"
 
+    async def _once(self, message_id: str, status: str, error: str | None, channel: str,
+                    address: str, attempt: Attempt | None, reason: str) -> None:
+        """Act on a receipt this request recorded first (a concurrent twin found it and
+        stopped); acting failed: forget it, so the provider's retry acts again."""
+        try:
+            await self._unreachable(channel, address, attempt, reason)
+        except BaseException:
+            await self.store.forget_receipt(message_id, status, error)
+            raise
+
     async def _unreachable(self, channel: str, address: str, attempt: Attempt | None,
                            reason: str) -> None:
-        """Report to the loan first, then mark: a report that failed is made again when
-        the provider retries, and a marked address is never reported twice."""
-        if await self.store.is_unreachable(channel, address):
+        """Mark first, then report to the loan: the mark's insert lets one request report
+        (two receipts about one address, at once, report once); a report that failed takes
+        the mark back so the provider's retry reports again."""
+        loan_id = attempt.loan_id if attempt else None
+        if not await self.store.mark_unreachable(channel, address, reason, loan_id):
             return
-        if attempt is not None:
-            report = ContactOutcomeReport(
-                channel=Channel(channel), result=ContactResult.WRONG_NUMBER,
-                actor=Actor(kind=ActorKind.SYSTEM, id=f"{channel}-provider"),
-                note=reason[:2000], address=address)
+        if attempt is None:
+            return
+        report = ContactOutcomeReport(
+            channel=Channel(channel), result=ContactResult.WRONG_NUMBER,
+            actor=Actor(kind=ActorKind.SYSTEM, id=f"{channel}-provider"),
+            note=reason[:2000], address=address)
+        try:
             # a loan that ended: the mark alone keeps the address from use
             with contextlib.suppress(LoanClosed, LoanNotFound):
                 await self.client.record_contact_outcome(attempt.loan_id, report)
-        await self.store.mark_unreachable(channel, address, reason,
-                                          attempt.loan_id if attempt else None)
+        except BaseException:
+            await self.store.unmark(channel, address)
+            raise

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, case, or_, select, update
+from sqlalchemy import Table, case, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -22,6 +22,10 @@ from duecourse.store import tables as t
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _receipt_key(provider_message_id: str, status: str, error: str | None) -> str:
+    return f"{provider_message_id}:{status}:{error or ''}"[:260]
 
 
 @dataclass(frozen=True)
@@ -138,8 +142,9 @@ class InboundStore:
     # -------------------------------------------------------------- receipts
     async def record_receipt(self, provider_message_id: str, status: str, error: str | None,
                              attempt: Attempt | None) -> bool:
-        """True the first time this message reports this status (and detail)."""
-        key = f"{provider_message_id}:{status}:{error or ''}"[:260]
+        """True the first time this message reports this status (and detail): only that
+        request acts on it, so two identical posts at once act once."""
+        key = _receipt_key(provider_message_id, status, error)
         async with self.engine.begin() as conn:
             done = await conn.execute(self._insert_ignore(t.delivery_receipts, {
                 "dedup_key": key, "provider_message_id": provider_message_id[:200],
@@ -147,6 +152,14 @@ class InboundStore:
                 "attempt_id": attempt.attempt_id if attempt else None,
                 "loan_id": attempt.loan_id if attempt else None, "received_at": _now()}))
         return bool(done.rowcount)
+
+    async def forget_receipt(self, provider_message_id: str, status: str,
+                             error: str | None) -> None:
+        """Acting on the receipt failed: the provider's retry records and acts again."""
+        d = t.delivery_receipts
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(d).where(
+                d.c.dedup_key == _receipt_key(provider_message_id, status, error)))
 
     async def delivery_status(self, attempt_id: int) -> str | None:
         """The latest status a provider reported for the attempt."""
@@ -164,6 +177,12 @@ class InboundStore:
                 "loan_id": loan_id, "marked_at": _now()}))
         return bool(done.rowcount)
 
+    async def unmark(self, channel: str, address: str) -> None:
+        """Take back a mark whose report to the loan failed (the retry marks again)."""
+        u = t.unreachable_addresses
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(u).where(u.c.channel == channel, u.c.address == address))
+
     async def is_unreachable(self, channel: str, address: str) -> bool:
         """Whether a provider called this address invalid: the send path asks it."""
         u = t.unreachable_addresses
@@ -179,6 +198,15 @@ class InboundStore:
             return (await conn.execute(select(k.c.action).where(
                 k.c.borrower_id == borrower_id, k.c.channel == channel)
                 .order_by(k.c.id.desc()).limit(1))).scalar()
+
+    async def latest_consent(self, borrower_id: str, channel: str) -> dict[str, Any] | None:
+        """The row that is the standing (its id, action, source and actor), or None."""
+        k = t.consents
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(k).where(
+                k.c.borrower_id == borrower_id, k.c.channel == channel)
+                .order_by(k.c.id.desc()).limit(1))).mappings().first()
+        return None if row is None else dict(row)
 
     async def record_consent(self, borrower_id: str, loan_id: str | None, channel: str,
                              action: str, source: str, actor: Actor, note: str = "",

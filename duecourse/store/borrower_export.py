@@ -3,7 +3,9 @@
 Everything the ledger holds about the borrower's loans, case by case: the loan as handed
 over, stage changes, every message sent (with its body), the compliance decisions behind
 them, payments, promises, agreements, tasks, formal documents, alerts and the full audit
-trail (which carries their preferences, disputes, holds and life events). Internal
+trail (which carries their preferences, disputes, holds and life events); per loan, their
+SMS replies and providers' receipts, bounces and unreachable marks; and their consent
+history. Internal
 bookkeeping (leases, idempotency keys, row versions) is left out. A case pseudonymised
 after retention exports its pseudonyms and says so.
 """
@@ -42,6 +44,16 @@ SECTIONS: dict[str, Table] = {
     "alerts": t.ops_alerts,
     "history": t.audit_events,
 }
+
+LOAN_SECTIONS: dict[str, Table] = {
+    "replies": t.inbound_replies,
+    "delivery_receipts": t.delivery_receipts,
+    "unreachable_addresses": t.unreachable_addresses,
+}
+"""What came back about a loan (the borrower's SMS replies and what providers said of our
+messages to them), kept by loan rather than by case."""
+
+INBOUND_INTERNAL = INTERNAL | {"dedup_key", "claimed_until", "attempt_id"}
 
 
 class UnknownBorrower(LookupError):
@@ -97,6 +109,7 @@ async def export_borrower(engine: AsyncEngine, borrower_id: str, exported_at: da
         owners = dict((await conn.execute(select(
             t.loan_owners.c.loan_id, t.loan_owners.c.platform).where(
             t.loan_owners.c.loan_id.in_([loan["loan_id"] for loan in loans])))).all())
+        every = {loan["loan_id"] for loan in loans}
         if platform is not None:
             loans = [loan for loan in loans if owners.get(loan["loan_id"]) == platform]
         elif len({owners.get(loan["loan_id"]) for loan in loans}) > 1:
@@ -125,11 +138,28 @@ async def export_borrower(engine: AsyncEngine, borrower_id: str, exported_at: da
                 for section, table in SECTIONS.items():
                     entry[section] = await _rows(conn, table, case_id=case_id)
                 loan["cases"].append(entry)
+            for section, table in LOAN_SECTIONS.items():
+                loan[section] = await _rows(conn, table, INBOUND_INTERNAL,
+                                            loan_id=loan["loan_id"])
+        consents = await _consents(conn, borrower_id, [loan["loan_id"] for loan in loans],
+                                   all_loans=len(loans) == len(every))
     document: dict[str, Any] = {
         "schema": SCHEMA, "exported_at": exported_at.isoformat(),
         "borrower_id": borrower_id, "pseudonymised": pseudonymised}
     if pseudonymised:
         document["notice"] = PSEUDONYMISED_NOTICE
     document["loans"] = loans
+    document["consents"] = consents
     return document
+
+
+async def _consents(conn: AsyncConnection, borrower_id: str, loan_ids: list[str],
+                    all_loans: bool) -> list[dict[str, Any]]:
+    """The borrower's consent history, oldest first: the rows about the exported loans,
+    and rows naming no loan only when every loan under this borrower id is exported (a
+    shared id across platforms may be another person)."""
+    k = t.consents
+    rows = await _rows(conn, k, INBOUND_INTERNAL - {"loan_id"}, borrower_id=borrower_id)
+    return [row for row in rows
+            if row["loan_id"] in loan_ids or (row["loan_id"] is None and all_loans)]
 

@@ -4,7 +4,8 @@ A case is due when it is closed, no case of its loan is open, and its jurisdicti
 period has run from its last activity (its close, or the latest fact recorded for it,
 whichever is later). Each due case is pseudonymised in one transaction (duecourse.store.
 scrub), recorded in `pseudonymised_cases` (when, by which run, which columns); the loans
-row goes with the loan's last case. A recorded case is never touched again, so a second
+row and the loan's inbound rows (replies, receipts, unreachable marks, consents) go with
+the loan's last case. A recorded case is never touched again, so a second
 run changes nothing. Audit rows stay (their summaries and data pseudonymised: the append-
 only triggers allow exactly that, and only inside such a transaction).
 """
@@ -19,13 +20,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import String, Table, cast, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from duecourse.domain.ids import JURISDICTION_PATTERN
 from duecourse.store import tables as t
 from duecourse.store.pseudonyms import PseudonymKeys
-from duecourse.store.scrub import CASE_COLUMNS, KEYED_COLUMNS, LOAN_COLUMNS, Scrubber
+from duecourse.store.scrub import (
+    CASE_COLUMNS,
+    KEYED_COLUMNS,
+    LOAN_COLUMNS,
+    LOAN_KEYED_COLUMNS,
+    Scrubber,
+)
 
 DEFAULT_YEARS = {"CN": 2, "US": 3, "GB": 6}
 """CN: bank card rules keep collection records at least 2 years; US: Reg F keeps records
@@ -180,6 +187,22 @@ async def _rows(conn: AsyncConnection, table: Table, where: Any) -> list[dict[st
     return [dict(r) for r in (await conn.execute(select(table).where(where))).mappings()]
 
 
+async def _hand_over_marks(conn: AsyncConnection, loan_id: str) -> None:
+    """An unreachable mark whose address another loan still sends to (or holds on file)
+    moves to that loan, so retention here does not make the address usable there again."""
+    u, a = t.unreachable_addresses, t.contact_attempts
+    for mark in (await conn.execute(select(u.c.id, u.c.address).where(
+            u.c.loan_id == loan_id))).all():
+        other = (await conn.execute(select(a.c.loan_id).where(
+            a.c.recipient == mark.address, a.c.loan_id != loan_id)
+            .order_by(a.c.id.desc()).limit(1))).scalar() or (await conn.execute(
+            select(t.loans.c.loan_id).where(  # on file, not yet contacted there
+                cast(t.loans.c.borrower, String).contains(mark.address, autoescape=True),
+                t.loans.c.loan_id != loan_id).limit(1))).scalar()
+        if other is not None:
+            await conn.execute(update(u).where(u.c.id == mark.id).values(loan_id=other))
+
+
 async def _pseudonymise(conn: AsyncConnection, case: _Case, keys: PseudonymKeys,
                         run_id: str) -> tuple[int, int] | None:
     """Pseudonymise one case inside `conn`'s transaction: (values replaced, 1 if the loan
@@ -215,6 +238,11 @@ async def _pseudonymise(conn: AsyncConnection, case: _Case, keys: PseudonymKeys,
             scrubber.learn(how, row[column])
     if last_of_loan:
         work.append((t.loans, LOAN_COLUMNS, loan_rows))
+        await _hand_over_marks(conn, case.loan_id)
+        for name, columns in LOAN_KEYED_COLUMNS.items():
+            table = t.metadata.tables[name]
+            work.append((table, columns, await _rows(
+                conn, table, table.c.loan_id == case.loan_id)))
     for _, columns, rows in work:
         for row in rows:
             for column, how in columns.items():

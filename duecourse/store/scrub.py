@@ -47,6 +47,16 @@ KEYED_COLUMNS: dict[str, tuple[str, dict[str, str]]] = {
 LOAN_COLUMNS = {"borrower_name": WHOLE, "borrower": JSON_DOC}
 """The loans row: pseudonymised with the last of the loan's cases."""
 
+LOAN_KEYED_COLUMNS: dict[str, dict[str, str]] = {
+    "inbound_replies": {"sender": WHOLE, "text": WHOLE, "answer_error": TEXT},
+    "delivery_receipts": {"error": TEXT, "dedup_key": TEXT},
+    "unreachable_addresses": {"address": WHOLE, "reason": TEXT},
+    "consents": {"note": WHOLE},
+}
+"""Tables with a loan_id but no case_id (what came back from providers and borrowers):
+pseudonymised with the loans row, since a row cannot say which case it belongs to. A
+receipt's dedup key repeats its error text (a bounce can quote the address)."""
+
 WHOLE_KEYS = frozenset({
     "phones", "phone", "email", "address", "recipient", "borrower_name", "national_id",
     "contact", "person", "employer_provided", "note", "body"})

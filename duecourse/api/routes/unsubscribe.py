@@ -3,7 +3,8 @@
 No API key: the signed token is the authority (duecourse.channels.unsubscribe_tokens),
 and it binds a loan and a channel only. `POST` (what a mail client sends, body
 `List-Unsubscribe=One-Click`) opts the loan's borrower out of that channel through the
-same workflow signal an agent's opt-out uses, recorded as the borrower's own request.
+same workflow signal an agent's opt-out uses, recorded as the borrower's own request,
+and writes the withdrawal to the consent ledger (source "unsubscribe_link").
 `GET` (a person following the link, or a link scanner) changes nothing: it shows a small
 page with a button that posts. Pages say nothing about the debt, and an invalid or
 tampered token gets the same neutral 404 whatever was wrong with it.
@@ -14,6 +15,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment
+from sqlalchemy import select
 
 from duecourse.api.problems import MEDIA_TYPE, ProblemError
 from duecourse.api.services import Services, Svc
@@ -21,6 +23,8 @@ from duecourse.channels.unsubscribe_tokens import Unsubscribe, signer_from_setti
 from duecourse.domain.actor import Actor, ActorKind
 from duecourse.domain.compliance.requests import PreferenceChange
 from duecourse.domain.policy import Channel
+from duecourse.inbound.store import InboundStore
+from duecourse.store import tables as t
 from duecourse.temporal.client import LoanClosed, LoanNotFound
 
 router = APIRouter(prefix="/v1/unsubscribe", tags=["unsubscribe"])
@@ -29,6 +33,8 @@ BORROWER = Actor(kind=ActorKind.BORROWER, id="unsubscribe-link")
 """Who the opt-out is recorded as: the borrower, through the link (the token names no
 one, so no borrower id is claimed)."""
 NOTE = "one-click unsubscribe"
+SOURCE = "unsubscribe_link"
+"""The consent ledger's source for a withdrawal by the link."""
 
 _PAGE = Environment(autoescape=True).from_string("""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title></head>
@@ -65,6 +71,25 @@ def _allowed(svc: Services, token: str) -> Unsubscribe | None:
     return found
 
 
+async def _withdraw(svc: Services, loan_id: str, channel: Channel) -> None:
+    """Record the withdrawal in the consent ledger, as a STOP is. The dedup key names the
+    standing it replaces: a second click (consent already withdrawn) and two clicks at
+    once write one row; a click after the borrower consented again writes a new one."""
+    async with svc.ledger.engine.connect() as conn:
+        borrower = (await conn.execute(select(t.loans.c.borrower_id).where(
+            t.loans.c.loan_id == loan_id))).scalar()
+    if borrower is None:
+        return
+    store = InboundStore(svc.ledger.engine)
+    latest = await store.latest_consent(borrower, channel.value)
+    if latest is not None and latest["action"] == "withdrawn":
+        return
+    after = latest["id"] if latest is not None else 0
+    await store.record_consent(borrower, loan_id, channel.value, "withdrawn", SOURCE,
+                               BORROWER, NOTE, dedup_key=f"{SOURCE}:{loan_id}:"
+                               f"{channel.value}:after:{after}")
+
+
 def _not_found() -> ProblemError:
     return ProblemError(404, "Link not found", "this unsubscribe link is not valid")
 
@@ -93,5 +118,6 @@ async def unsubscribe(token: str, svc: Svc) -> HTMLResponse:
         pass
     except LoanNotFound:
         raise _not_found() from None
+    await _withdraw(svc, found.loan_id, channel)
     return _page("Unsubscribed", f"You will not receive further {channel.value} messages "
                  "from us about this account.")
