@@ -2,22 +2,22 @@
 ledger alone.
 
 For each case it rebuilds the borrower's standing (opt-outs, inconvenient times, cease,
-attorney, E-SIGN consent, an employer's ban on contact at work and the addresses it gave,
-disputes and whether they were written, holds - a crisis moratorium's run-on after its
-treatment included - bankruptcy, death, third parties who refused or asked to be contacted
-again) and the contact history purely from `audit_events` and `contact_attempts`, each
-contact attributed to the person it was with (the debtor, a guarantor, a third party: the
-limits count per person, as the collection counted them; a call the person made to us is
-a conversation that counts, never a contact of ours to check), and the case's own facts
-(the due date, the other zones the borrower may be in, the last payment before hand-over
-and those recorded since, as borrower-local dates), then asks the rule engine's
-`violations()` about
-every contact at the moment it actually went out (when its send passed its last check,
-not when it was planned), under the rule pack the case recorded - including contacts an
-agent only reported afterwards (an outcome with no contact behind it), checked as made
-when reported. It also flags a message that went out after the case closed, or outside the
-lawful window of the decision that allowed it. Workflow state is never consulted, so a bug
-in the workflow (or a row written by hand) shows up.
+attorney, E-SIGN consent, SMS consent, an employer's ban on contact at work and the
+addresses it gave, disputes and whether they were written, holds - a crisis moratorium's
+run-on after its treatment included - bankruptcy, death, third parties who refused or
+asked to be contacted again) and the contact history purely from `audit_events` and
+`contact_attempts`, each contact attributed to the person it was with (the debtor, a
+guarantor, a third party: the limits count per person, as the collection counted them; a
+call the person made to us is a conversation that counts, never a contact of ours to
+check), and the case's own facts (the due date, the other zones the borrower may be in,
+the last payment before hand-over and those recorded since, as borrower-local dates), then
+asks the rule engine's `violations()` about every contact at the moment it actually went
+out (when its send passed its last check, not when it was planned), under the rule pack
+the case recorded - including contacts an agent only reported afterwards (an outcome with
+no contact behind it), checked as made when reported. It also flags a message that went
+out after the case closed, or outside the lawful window of the decision that allowed it.
+Workflow state is never consulted, so a bug in the workflow (or a row written by hand)
+shows up.
 """
 
 from __future__ import annotations
@@ -91,6 +91,10 @@ def _apply(standing: compliance.Standing, kind: str, at: datetime, data: dict[st
         standing.attorney_at = standing.attorney_at or at
     elif kind == "esign_consent":
         standing.esign_consent_at = standing.esign_consent_at or at
+    elif kind == "sms_consent":
+        standing.sms_consent_at = standing.sms_consent_at or at
+    elif kind == "sms_consent_withdrawn":
+        standing.sms_consent_at = None
     elif kind == "workplace_contact_prohibited":
         standing.workplace_contact_prohibited_at = \
             standing.workplace_contact_prohibited_at or at

@@ -4,6 +4,7 @@ ledger. The channel for answers is the outbox, so every answer is a row to read.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time as clock
 from collections.abc import AsyncIterator
@@ -307,3 +308,58 @@ def test_twilio_signatures_match_twilios_documented_example() -> None:
     ("stop calling me at work", ReplyKind.OTHER), ("I can pay Friday", ReplyKind.OTHER)])
 def test_replies_are_classified_by_keyword(text: str, kind: ReplyKind) -> None:
     assert classify(text) is kind
+
+
+def wrong_numbers(rows: list[dict[str, Any]]) -> list[str]:
+    return [r["data"]["details"]["address"] for r in rows if r["kind"] == "contact_outcome"
+            and r["data"]["details"]["result"] == "wrong_number"]
+
+
+async def test_concurrent_receipts_about_one_number_report_it_once(inbound: Inbound) -> None:
+    """The receipt's insert decides who acts, then the mark's: two identical posts at once,
+    and a second status about the same number at the same moment, report one wrong number."""
+    i = inbound
+    loan = await texted_loan(i)
+    sms = next(r for r in await i.rows(t.contact_attempts, loan_id=loan.loan_id)
+               if r["step"] == "notice-sms")
+    receipt = {"provider_message_id": sms["provider_message_id"], "status": "failed",
+               "error": "invalid_number"}
+    other = {**receipt, "status": "undelivered"}
+    answers = await asyncio.gather(*(i.post("/v1/inbound/sms/status", body)
+                                     for body in (receipt, receipt, other)))
+    results = sorted(a.json()["result"] for a in answers)
+    assert results == ["duplicate", "recorded", "recorded"], [a.text for a in answers]
+    await i.h.settle(loan.loan_id)
+    assert wrong_numbers(await i.rows(t.audit_events, loan_id=loan.loan_id)) == \
+        [sms["recipient"]], "reported once"
+    assert [u["address"] for u in await i.rows(t.unreachable_addresses)] == [sms["recipient"]]
+    assert sorted(r["status"] for r in await i.rows(t.delivery_receipts)) == \
+        ["failed", "undelivered"]
+
+
+async def test_after_a_stop_only_the_borrower_can_consent_to_sms_again(
+        inbound: Inbound) -> None:
+    i = inbound
+    loan = await texted_loan(i)
+    assert (await i.reply(loan.borrower.phones[0], "STOP")).json() == {"result": "opted_out"}
+    agent = {"Authorization": f"Bearer {i.agent_key}"}
+    consents = f"/v1/loans/{loan.loan_id}/consents"
+    refused = await i.http.post(consents, headers=agent, json={
+        "channel": "sms", "action": "given", "source": "call"})
+    assert refused.status_code == 409, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert "only the borrower can give it again" in refused.json()["detail"]
+    assert "borrower_signed_form" in refused.json()["detail"]
+    assert "sms" in (await i.h.client.status(loan.loan_id)).standing.opted_out
+    # an agent's own withdrawal is the agent's to undo; the borrower's needs the borrower
+    for channel, action, source, code in (("email", "withdrawn", "call", 201),
+                                          ("email", "given", "call", 201),
+                                          ("sms", "given", "borrower_sms_start", 201)):
+        done = await i.http.post(consents, headers=agent, json={
+            "channel": channel, "action": action, "source": source})
+        assert done.status_code == code, done.text
+    assert "sms" not in (await i.h.client.status(loan.loan_id)).standing.opted_out
+    listed = (await i.http.get(consents, headers=agent)).json()["consents"]
+    assert [(c["channel"], c["action"], c["source"]) for c in listed] == [
+        ("sms", "withdrawn", "sms_reply"), ("email", "withdrawn", "call"),
+        ("email", "given", "call"), ("sms", "given", "borrower_sms_start")]

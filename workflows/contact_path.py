@@ -132,7 +132,7 @@ class ContactPath:
                 return Outcome("deferred", decision.detail)
             if decision.verdict is Verdict.BLOCKED:
                 notes.append(f"{channel} blocked ({decision.code}: {decision.detail})")
-                if decision.code == "opted_out":
+                if decision.code in ("opted_out", "sms_consent"):  # try the next channel
                     continue
                 return Outcome("blocked", "; ".join(notes))
             decided = entries[0]

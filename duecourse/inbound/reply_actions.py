@@ -120,7 +120,8 @@ class ReplyActions:
         for loan_id in await self.store.open_loans(b.borrower_id):
             try:
                 await self.client.update_contact_preferences(loan_id, PreferenceChange(
-                    opt_out=[Channel.SMS], actor=actor, note=note))
+                    opt_out=[Channel.SMS], sms_consent="withdrawn", actor=actor,
+                    note=note))  # a STOP revokes consent too (TCPA)
             except (LoanClosed, LoanNotFound):
                 continue  # it closed meanwhile: nothing left to stop
         if confirmed:

@@ -2,8 +2,11 @@
 channel (and from what source: an application form, a call), and read its history.
 
 Withdrawing also opts the loan out of the channel at once, giving opts it back in, so the
-ledger and the loan's standing never disagree. Served under the inbound router (see
-duecourse.api.routes.inbound), which the app registers.
+ledger and the loan's standing never disagree. After the borrower withdrew (a STOP, the
+unsubscribe link, or a source starting "borrower_"), only the borrower can consent again
+(TCPA practice: a revocation stands until the consumer re-consents): a "given" must name
+one of BORROWER_SOURCES, else it is refused with a 409 and nothing changes. Served under
+the inbound router (see duecourse.api.routes.inbound), which the app registers.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from duecourse.api.auth import Principal, Role, allow
 from duecourse.api.params import LoanId
 from duecourse.api.problems import ProblemError, responses
 from duecourse.api.services import Svc
+from duecourse.domain.actor import ActorKind
 from duecourse.domain.compliance.requests import PreferenceChange
 from duecourse.domain.policy import Channel
 from duecourse.inbound.store import InboundStore
@@ -30,13 +34,31 @@ Reader = Annotated[Principal, Depends(allow(Role.PLATFORM, Role.AGENT, Role.SUPE
                                             Role.OPS))]
 
 
+BORROWER_SOURCES = frozenset({"borrower_sms_start", "borrower_web_form",
+                              "borrower_signed_form"})
+"""Sources that say the borrower gave consent themselves: a START/UNSTOP reply to the
+platform's number, a form the borrower submitted online, a form the borrower signed."""
+
+BORROWER_WITHDRAWALS = frozenset({"sms_reply", "unsubscribe_link"})
+"""Sources of withdrawals the borrower made themselves (with any "borrower_" source)."""
+
+
+def _borrowers(row: dict[str, object]) -> bool:
+    """Whether a withdrawal came from the borrower (not an agent's or platform's own)."""
+    source = str(row["source"])
+    return row["actor_kind"] == ActorKind.BORROWER.value or \
+        source in BORROWER_WITHDRAWALS or source.startswith("borrower_")
+
+
 class ConsentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     channel: Channel
     action: Literal["given", "withdrawn"]
     source: str = Field(min_length=1, max_length=32, pattern=r"^[a-z0-9_]+$",
-                        description="where it came from, e.g. application_form, call")
+                        description="where it came from, e.g. application_form, call; "
+                        "after the borrower withdrew, a given needs borrower_sms_start, "
+                        "borrower_web_form or borrower_signed_form")
     note: str = Field(default="", max_length=2000)
 
 
@@ -66,12 +88,22 @@ async def _borrower(svc: Svc, loan_id: str) -> str:
 async def record(loan_id: LoanId, body: ConsentIn, svc: Svc, who: Writer) -> ConsentView:
     """Record consent given or withdrawn for the loan's borrower."""
     borrower = await _borrower(svc, loan_id)
+    store = InboundStore(svc.ledger.engine)
+    if body.action == "given" and body.source not in BORROWER_SOURCES:
+        latest = await store.latest_consent(borrower, body.channel.value)
+        if latest is not None and latest["action"] == "withdrawn" and _borrowers(latest):
+            raise ProblemError(
+                409, "Withdrawn by the borrower",
+                f"the borrower withdrew consent to {body.channel.value} ({latest['source']}), "
+                "and only the borrower can give it again: record their consent with source "
+                f"{', '.join(sorted(BORROWER_SOURCES))}")
     change = {"opt_in" if body.action == "given" else "opt_out": [body.channel]}
+    sms = body.action if body.channel is Channel.SMS else None  # for sms_needs_consent
     await svc.client.update_contact_preferences(loan_id, PreferenceChange(
-        **change, actor=who.actor, note=f"consent {body.action} ({body.source})"))
-    await InboundStore(svc.ledger.engine).record_consent(
+        **change, sms_consent=sms, actor=who.actor, note=f"consent {body.action} ({body.source})"))
+    await store.record_consent(
         borrower, loan_id, body.channel.value, body.action, body.source, who.actor, body.note)
-    history = await InboundStore(svc.ledger.engine).consents(borrower)
+    history = await store.consents(borrower)
     return _view(history[-1])
 
 

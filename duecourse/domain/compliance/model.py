@@ -142,6 +142,7 @@ class Standing(BaseModel):
     validation_notice_at: datetime | None = None
     forbearance_offered_at: datetime | None = None
     esign_consent_at: datetime | None = None  # consent to electronic notices (1006.42)
+    sms_consent_at: datetime | None = None  # consent to SMS; None again once withdrawn
     workplace_contact_prohibited_at: datetime | None = None  # employer forbids (1006.6(b)(3))
     employer_provided: list[str] = Field(
         default_factory=list, description="addresses the employer provided (1006.22(f)(3))")

@@ -57,6 +57,7 @@ class RulePack(BaseModel):
     validation_receipt_business_days: int = 5
     collection_waits_for_validation_notice: bool = False
     electronic_notice_needs_consent: bool = False
+    sms_needs_consent: bool = False
     honour_workplace_prohibition: bool = False
     no_email_to_employer_address: bool = False
     dispute_freezes_collection: bool = True
@@ -100,6 +101,8 @@ _ALL_PACKS = {
     "third_party_refused": "a third party who refused is not contacted again (all packs)",
     "validation_notice": "our policy: no collection contact before the validation notice "
                          "has been sent",
+    "sms_consent": "our policy: no SMS to the borrower without their recorded consent "
+                   "(policy option)",
 }
 
 CN = RulePack(
@@ -166,6 +169,8 @@ US = RulePack(
                                       "consecutive days after a telephone conversation",
                 "esign_consent": "12 CFR 1006.42(b): an electronic validation notice needs "
                                  "E-SIGN consent",
+                "sms_consent": "47 USC 227(b)(1)(A)(iii) (TCPA): prior express consent to "
+                               "texts to a mobile number; our policy requires it recorded",
                 "undeliverable": "12 CFR 1006.42(a): a notice known not to be delivered "
                                  "goes another way",
                 "dispute": "12 CFR 1006.38(d)(2): a written dispute within the validation "
@@ -280,6 +285,7 @@ PARAMETERS: dict[str, Parameter] = {
     "validation_receipt_business_days": Parameter("dispute", "higher"),
     "collection_waits_for_validation_notice": Parameter("validation_notice", "true"),
     "electronic_notice_needs_consent": Parameter("esign_consent", "true"),
+    "sms_needs_consent": Parameter("sms_consent", "true"),
     "honour_workplace_prohibition": Parameter("workplace", "true"),
     "no_email_to_employer_address": Parameter("employer_email", "true"),
     "dispute_freezes_collection": Parameter("dispute", "true"),

@@ -27,7 +27,8 @@ EmployerAddress = Annotated[str, StringConstraints(strip_whitespace=True, min_le
 
 class PreferenceChange(_Request):
     """Opt-outs (per channel), re-consent, inconvenient times, cease, attorney; consent to
-    electronic notices, an employer's ban on contact at work, addresses the employer gave."""
+    electronic notices and to SMS, an employer's ban on contact at work, addresses the
+    employer gave."""
 
     opt_out: list[Channel] = Field(default_factory=list)
     opt_in: list[Channel] = Field(default_factory=list)
@@ -38,6 +39,9 @@ class PreferenceChange(_Request):
     esign_consent: bool = Field(
         default=False, description="the consumer consented to electronic notices "
         "(E-SIGN Act, 12 CFR 1006.42)")
+    sms_consent: Literal["given", "withdrawn"] | None = Field(
+        default=None, description="the borrower gave or withdrew consent to SMS (a policy "
+        "may require it before any SMS: `sms_needs_consent`)")
     workplace_contact_prohibited: bool = Field(
         default=False, description="the consumer's employer prohibits contact at the place "
         "of employment (12 CFR 1006.6(b)(3))")
@@ -53,10 +57,11 @@ class PreferenceChange(_Request):
             raise ValueError("a channel cannot be opted out and in at once")
         if not (self.opt_out or self.opt_in or self.inconvenient_times is not None
                 or self.cease_communication or self.attorney or self.esign_consent
-                or self.workplace_contact_prohibited or self.employer_provided):
+                or self.sms_consent or self.workplace_contact_prohibited
+                or self.employer_provided):
             raise ValueError("the change is empty: give at least one opt-out, opt-in, "
-                             "inconvenient times, cease, attorney, E-SIGN consent, "
-                             "workplace prohibition or employer-provided address")
+                             "inconvenient times, cease, attorney, E-SIGN consent, SMS "
+                             "consent, workplace prohibition or employer-provided address")
         return self
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from duecourse.domain.calendar import local_date
+from duecourse.domain.compliance.consent_rules import SMS_CONSENT
 from duecourse.domain.compliance.context import Context, time_barred_from, validation_period_end
 from duecourse.domain.compliance.model import (
     AttemptResult,
@@ -136,6 +137,7 @@ STANDING_RULES: list[Rule] = [
     Rule("opted_out", never_unless(_opted),
          lambda p, c, t: f"the borrower opted out of {p.channel} on "
                          f"{c.standing.opted_out[p.channel].date()}"),
+    SMS_CONSENT,
     Rule("third_party_refused", never_unless(lambda p, c, t: not _refused(p, c, t)),
         "this contact refused further contact"),
     Rule("disclosure", never_unless(lambda p, c, t: not (_third(p) and p.discloses_debt)),

@@ -49,6 +49,12 @@ def change_preferences(c: Collection, req: PreferenceChange,
     if req.esign_consent and st.esign_consent_at is None:
         st.esign_consent_at = now
         entries.append(c.record_event("esign_consent", now, req.actor, note=req.note))
+    if req.sms_consent == "given" and st.sms_consent_at is None:
+        st.sms_consent_at = now
+        entries.append(c.record_event("sms_consent", now, req.actor, note=req.note))
+    elif req.sms_consent == "withdrawn" and st.sms_consent_at is not None:
+        st.sms_consent_at = None
+        entries.append(c.record_event("sms_consent_withdrawn", now, req.actor, note=req.note))
     if req.workplace_contact_prohibited and st.workplace_contact_prohibited_at is None:
         st.workplace_contact_prohibited_at = now
         entries.append(c.record_event("workplace_contact_prohibited", now, req.actor,
