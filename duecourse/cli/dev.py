@@ -29,6 +29,8 @@ from duecourse.api.services import Services
 from duecourse.cli.common import console, err_console, fail, run, safe_url, settings, user_errors
 from duecourse.cli.env_file import write_env
 from duecourse.cli.mail_catcher import catcher_url, mail_catcher
+from duecourse.cli.sms_stub import SENDER as STUB_SENDER
+from duecourse.cli.sms_stub import StubSms, sms_stub
 from duecourse.demo.script import SCENARIOS
 from duecourse.demo.watch import DemoRun
 from duecourse.domain.actor import Role
@@ -53,6 +55,7 @@ DEFAULT_PORT = 7233
 DEFAULT_METRICS_PORT = 9464
 DEFAULT_MAIL_PORT = 1025
 MAIL_DIR = "mail"
+DEFAULT_SMS_PORT = 8025
 UI_KEY_FILE = "temporal-ui-key"
 
 
@@ -81,6 +84,12 @@ def dev(demo: Annotated[bool, typer.Option(
         mail_port: Annotated[int, typer.Option(min=1, max=65535,
                                                help="the mail catcher's port on 127.0.0.1")]
         = DEFAULT_MAIL_PORT,
+        sms: Annotated[bool, typer.Option(
+            help="send SMS through a local gateway stub that echoes each one to the "
+                 "console (a dev tool only)")] = False,
+        sms_port: Annotated[int, typer.Option(min=1, max=65535,
+                                              help="the SMS stub's port on 127.0.0.1")]
+        = DEFAULT_SMS_PORT,
         ) -> None:
     """Run a local Temporal dev server, the ledger and a worker; Ctrl-C stops it all."""
     base = settings()
@@ -98,6 +107,9 @@ def dev(demo: Annotated[bool, typer.Option(
         cfg = cfg.model_copy(update={"email_url": SecretStr(catcher_url(mail_port)), **(
             {} if "public_url" in base.model_fields_set or not api_port
             else {"public_url": f"http://127.0.0.1:{api_port}"})})
+    if sms and base.sms_url:
+        fail("--sms sends SMS to a local stub, and DUECOURSE_SMS_URL names a real "
+             "gateway: unset one of them")
     with user_errors():  # a setting to fix stops it before any server starts
         if not cfg.payload_keys and not cfg.payload_key_file:
             ensure_key_file(data / DEFAULT_KEY_FILE)  # the embedded default is sealed too
@@ -108,7 +120,7 @@ def dev(demo: Annotated[bool, typer.Option(
                        namespace=cfg.temporal_namespace, db_file=data / "temporal.db",
                        log_file=data / "temporal.log")
     run(_until_signalled(_serve(server, cfg, demo_file if demo else None, api_port,
-                                mail_port if mail else 0)))
+                                mail_port if mail else 0, sms_port if sms else 0)))
 
 
 async def _until_signalled(main: Coroutine[Any, Any, None]) -> None:
@@ -140,7 +152,7 @@ async def _until_signalled(main: Coroutine[Any, Any, None]) -> None:
 
 
 async def _serve(server: DevServer, cfg: Settings, demo_file: Path | None,
-                 api_port: int = 0, mail_port: int = 0) -> None:
+                 api_port: int = 0, mail_port: int = 0, sms_port: int = 0) -> None:
     engine = connect(cfg.ledger_url)
     try:
         await migrate(engine)
@@ -150,7 +162,7 @@ async def _serve(server: DevServer, cfg: Settings, demo_file: Path | None,
         with console.status("Starting the Temporal dev server..."):
             await server.start()
         try:
-            await _run(server, cfg, engine, demo_file, api_port, mail_port)
+            await _run(server, cfg, engine, demo_file, api_port, mail_port, sms_port)
         finally:
             await asyncio.to_thread(tracing.shutdown)  # batched spans leave before we do
             await server.stop()
@@ -184,16 +196,17 @@ def _write_token(path: Path, token: str) -> None:
 
 
 async def _run(server: DevServer, cfg: Settings, engine: AsyncEngine,
-               demo_file: Path | None, api_port: int, mail_port: int = 0) -> None:
+               demo_file: Path | None, api_port: int, mail_port: int = 0,
+               sms_port: int = 0) -> None:
     cfg = cfg.model_copy(update={"temporal_address": server.address})
     runtime = metrics_runtime(cfg.metrics_address) if cfg.metrics_address else None
     client = await connect_temporal(cfg, address=server.address, runtime=runtime)
     await ensure_search_attributes(client)  # no-op when --search-attribute did it
-    async with _mail(cfg, mail_port), build_worker(client, Ledger(engine), cfg), \
-            _api(cfg, client, engine, api_port):
+    async with _mail(cfg, mail_port), _sms(cfg, sms_port) as cfg, \
+            build_worker(client, Ledger(engine), cfg), _api(cfg, client, engine, api_port):
         env_file = write_env(cfg, f"http://127.0.0.1:{api_port}" if api_port
                              else None)
-        _banner(server, cfg, demo_file, api_port, env_file, mail_port)
+        _banner(server, cfg, demo_file, api_port, env_file, mail_port, sms_port)
         story: asyncio.Future[object] | None = None
         if demo_file is not None:
             story = await _start_demo(CollectionClient(client, cfg.task_queue),
@@ -239,6 +252,24 @@ async def _mail(cfg: Settings, port: int) -> AsyncIterator[None]:
 
 
 @asynccontextmanager
+async def _sms(cfg: Settings, port: int) -> AsyncIterator[Settings]:
+    """The SMS stub while the worker runs (`--sms`): yields the settings that route SMS to
+    it, one console line a message."""
+    if not port:
+        yield cfg
+        return
+
+    def echo(message: StubSms) -> None:
+        console.print(f"[bold]sms[/] to {escape(message.to)}: {escape(message.text)}",
+                      highlight=False)
+
+    async with sms_stub(port, echo) as stub:
+        yield cfg.model_copy(update={"sms_url": stub.url, "sms_profile": "generic",
+                                     "sms_token": SecretStr(stub.token),
+                                     "sms_account": None, "sms_from": STUB_SENDER})
+
+
+@asynccontextmanager
 async def _api(cfg: Settings, client: Client, engine: AsyncEngine,
                port: int) -> AsyncIterator[None]:
     """The REST API in this process, sharing the worker's client and ledger."""
@@ -258,7 +289,7 @@ async def _api(cfg: Settings, client: Client, engine: AsyncEngine,
 
 
 def _banner(server: DevServer, cfg: Settings, demo_file: Path | None,
-            api_port: int, env_file: Path, mail_port: int = 0) -> None:
+            api_port: int, env_file: Path, mail_port: int = 0, sms_port: int = 0) -> None:
     env = [f"# the CLI reads {env_file} from this directory; elsewhere:",
            f"export DUECOURSE_DATA_DIR={env_file.parent}"]
     loan = "DEMO-CN-1001" if demo_file is not None else "<loan-id>"
@@ -275,6 +306,8 @@ def _banner(server: DevServer, cfg: Settings, demo_file: Path | None,
         f"Payload keys  {escape(ring_from_settings(cfg).source)}",
         *([f"Mail catcher  smtp://127.0.0.1:{mail_port}: each email sent is a .eml file in "
            f"{escape(str(cfg.data_dir / MAIL_DIR))}"] if mail_port else []),
+        *([f"SMS stub      http://127.0.0.1:{sms_port}/v1/messages: each SMS sent is echoed "
+           "here"] if sms_port else []),
         *([f"Metrics       http://{cfg.metrics_address}/metrics (worker)"
            + (f", http://127.0.0.1:{api_port}/metrics (API)" if api_port else "")]
           if cfg.metrics_address else []),
