@@ -34,6 +34,7 @@ from duecourse.store import tables as t
 from duecourse.store.keys import KeyStore
 from tests.conftest import Harness, advance_to_local
 from tests.factories import AGENT, make_loan
+from tests.support.cli import run_cli
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 SECRET = "inbound-secret-for-tests-0123456789"
@@ -189,6 +190,10 @@ async def test_unknown_senders_are_kept_and_unsigned_posts_record_nothing(
     [row] = await i.rows(t.inbound_replies)
     assert row["sender"] == stranger and row["loan_id"] is None
     assert row["outcome"] == "unknown_sender" and row["text"] == "who is this?"
+    code, out, err = await run_cli(i.h, "replies", "--unknown", "--json")
+    assert code == 0, err
+    assert [(r["sender"], r["text"], r["loan_id"]) for r in json.loads(out)] == [
+        (stranger, "who is this?", None)], "kept for a person to review"
     now = int(clock.time())
     for refused in [await i.reply(stranger, "STOP", signed=False),
                     await i.reply(stranger, "STOP", at=now - 6 * 60),

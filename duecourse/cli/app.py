@@ -16,6 +16,7 @@ from duecourse.cli import (
     ops,
     payload_keys,
     platforms,
+    replies,
     retention,
     service,
 )
@@ -56,6 +57,7 @@ _panel("Compliance", retention.export)
 _panel("Ops", ops.messages, ops.alerts)
 app.add_typer(ops.alert, name="alert", rich_help_panel="Ops")
 _panel("Ops", ops.loans)
+_panel("Ops", replies.replies)
 _panel("Policies", admin.policies)
 
 loan = typer.Typer(help="One loan: status and the actions agents take (also top level).",
