@@ -207,7 +207,7 @@ class MessagingActivities:
                                   html=html_body(body, req.language, subject or "")
                                   if req.channel == "email" else None,
                                   language=req.language, loan_id=req.loan_id,
-                                  case_id=req.case_id)
+                                  case_id=req.case_id, decision=_decision_terms(req))
         adapter = self._channels.for_kind(req.channel)
         message_id = await self._call_channel(req, owner, adapter, message)
         sent_at = now()
@@ -310,6 +310,16 @@ class MessagingActivities:
         """Best effort: a row left claimed is taken over when its lease runs out."""
         with contextlib.suppress(ApplicationError), ledger_errors("releasing a send"):
             await self._sends.release(req.idempotency_key, owner, status, why)
+
+
+def _decision_terms(req: SendMessage) -> dict[str, str]:
+    """The may-contact decision as a provider sees it (a dialer shows its agent why and
+    until when the call may be made): its verdict, rule and window, never the recipient."""
+    d = req.decision
+    terms = {"verdict": d.verdict, "code": d.code, "rule": d.rule, "key": d.key,
+             "purpose": d.purpose, "proposed_at": d.proposed_at.isoformat(),
+             "valid_until": (d.valid_until or req.not_after).isoformat()}
+    return {k: v for k, v in terms.items() if v}
 
 
 def _final(claim: Claim, bound: structlog.stdlib.BoundLogger) -> MessageSent:

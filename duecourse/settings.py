@@ -152,6 +152,11 @@ class Settings(BaseSettings):
     letter_rate: float | None = Field(default=None, gt=0, description="letters handed to "
                                       "print-and-mail per second, across workers; unset: "
                                       "unlimited")
+    voice_url: str | None = Field(
+        default=None, description="the dialer's API base, e.g. https://dialer.example/v1: "
+        "automated calls are POSTed to {voice_url}/calls; unset: the outbox")
+    voice_token: SecretStr | None = Field(default=None, description="the dialer's bearer "
+                                          "token")
 
     @property
     def ledger_url(self) -> str:

@@ -18,7 +18,7 @@ from pydantic import (
 from pydantic_core import PydanticKnownError
 
 from duecourse.api.amounts import Amount
-from duecourse.domain.case.commands import ContactResult, Note
+from duecourse.domain.case.commands import ContactResult, Note, Recording
 from duecourse.domain.compliance import HoldKind, InconvenientTime, RecipientKind
 from duecourse.domain.compliance.requests import Attorney
 from duecourse.domain.ids import AgentId, PlatformId, PolicyName, ProductName, Reference
@@ -244,6 +244,8 @@ class OutcomeIn(_In):
         "earlier answer proved wrong (15 USC 1692b(3))")
     collectors: int = Field(default=1, ge=1, le=10,
                             description="people on a home visit (CN: at least 2)")
+    recording: Recording | None = Field(
+        default=None, description="a call's recording: an https URL or the dialer's id")
 
 
 class CaseEventIn(_In):

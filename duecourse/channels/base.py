@@ -19,6 +19,7 @@ class OutgoingMessage(BaseModel):
     language: str = "en"
     loan_id: str = ""  # for links bound to the loan (opt-out), never shown to providers
     case_id: str = ""
+    decision: dict[str, str] | None = None  # the may-contact decision (a dialer shows it)
 
 
 class ChannelError(Exception):

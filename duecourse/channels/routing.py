@@ -29,4 +29,8 @@ def channels_from_settings(settings: Settings, ledger: Ledger) -> ChannelRouter:
         from duecourse.channels.letters import letter_channel
 
         routes["letter"] = letter_channel(settings, ledger)
+    if settings.voice_url:
+        from duecourse.channels.dialer import dialer_channel
+
+        routes["voice"] = dialer_channel(settings, ledger)
     return ChannelRouter(OutboxChannel(ledger), routes)

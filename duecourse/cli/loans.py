@@ -234,6 +234,8 @@ def outcome(loan_id: LoanId,
                 "or their earlier answer proved wrong (15 USC 1692b(3))")] = False,
             collectors: Annotated[int, typer.Option(
                 min=1, max=10, help="people on a home visit (CN: at least 2)")] = 1,
+            recording: Annotated[str | None, typer.Option(
+                help="the call's recording: an https URL or the dialer's id")] = None,
             ) -> None:
     """Record what came of a contact (an engaged borrower moves the loan to negotiation)."""
     with user_errors():
@@ -243,7 +245,7 @@ def outcome(loan_id: LoanId,
             channel=channel, result=result, actor=Role.AGENT.actor(agent),
             note=note, address=address, third_party=third_party,
             recipient_kind=RecipientKind.GUARANTOR if guarantor else None, person=person,
-            recontact_invited=recontact_invited, collectors=collectors)
+            recontact_invited=recontact_invited, collectors=collectors, recording=recording)
 
     async def go() -> None:
         client = await temporal()

@@ -162,7 +162,8 @@ async def contact_outcome(loan_id: LoanId, body: schemas.OutcomeIn, svc: Svc,
     report = commands.ContactOutcomeReport(
         channel=body.channel, result=body.result, note=body.note, actor=who.actor,
         address=body.address, recipient_kind=body.recipient_kind, person=body.person,
-        recontact_invited=body.recontact_invited, collectors=body.collectors)
+        recontact_invited=body.recontact_invited, collectors=body.collectors,
+        recording=body.recording)
     await _open(svc, loan_id)
     check = await svc.client.record_contact_outcome(loan_id, report)
     with_whom = "" if body.recipient_kind is RecipientKind.DEBTOR else \

@@ -495,7 +495,8 @@ class Collection:
             result=report.result, note=report.note, address=report.address,
             third_party=report.third_party, recipient_kind=report.kind,
             person=report.person, recontact_invited=report.recontact_invited,
-            **({"collectors": report.collectors} if report.collectors > 1 else {}))]
+            **({"collectors": report.collectors} if report.collectors > 1 else {}),
+            **({"recording": report.recording} if report.recording else {}))]
         # a third party is never told of the debt: only the borrower (or the guarantor,
         # who owes it too) can engage in negotiating it
         if report.result.engaged and report.kind is not RecipientKind.THIRD_PARTY and \

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -17,7 +19,7 @@ from pydantic import (
 
 from duecourse.domain.actor import Actor, ActorKind
 from duecourse.domain.compliance.model import RecipientKind
-from duecourse.domain.ids import Reference
+from duecourse.domain.ids import REFERENCE_PATTERN, Reference
 from duecourse.domain.money import Money
 from duecourse.domain.policy import Channel
 
@@ -45,14 +47,46 @@ class ContactResult(StrEnum):
     BORROWER_REPLIED = "borrower_replied"  # the borrower answered a message or called in
     REFUSED = "refused"  # reached, and the borrower refused to pay
     NO_ANSWER = "no_answer"
-    WRONG_NUMBER = "wrong_number"
+    WRONG_NUMBER = "wrong_number"  # also a dialer's "invalid number": the number is wrong
     LEFT_MESSAGE = "left_message"
+    # a dialer's call results (issue 13); its "answered" is REACHED
+    BUSY = "busy"  # an unanswered attempt
+    VOICEMAIL = "voicemail"  # an unanswered attempt (a message may have been left)
+    RIGHT_PARTY_VERIFIED = "right_party_verified"  # answered, and it was the borrower
+    PROMISE_TAKEN = "promise_taken"  # answered, and the borrower promised to pay
 
     @property
     def engaged(self) -> bool:
         """The borrower is in a conversation with us: time to negotiate."""
         return self in {ContactResult.REACHED, ContactResult.BORROWER_REPLIED,
-                        ContactResult.REFUSED}
+                        ContactResult.REFUSED, ContactResult.RIGHT_PARTY_VERIFIED,
+                        ContactResult.PROMISE_TAKEN}
+
+    @property
+    def conversation(self) -> bool:
+        """A call we placed was answered and talked on (the CN answered-call cap and the
+        US quiet period after a conversation count it); every other call result but a
+        wrong number is an unanswered attempt."""
+        return self in {ContactResult.REACHED, ContactResult.REFUSED,
+                        ContactResult.RIGHT_PARTY_VERIFIED, ContactResult.PROMISE_TAKEN}
+
+
+_RECORDING_URL = re.compile(r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!#-~]*)?")
+_RECORDING_ID = re.compile(REFERENCE_PATTERN)
+
+
+def _recording(value: str) -> str:
+    url = value.startswith("https://") and len(value) <= 512 and \
+        _RECORDING_URL.fullmatch(value)
+    if not url and ("://" in value or not _RECORDING_ID.fullmatch(value)):
+        raise ValueError("a recording is an https:// URL (up to 512 characters) or the "
+                         "dialer's plain id (letters, digits, . _ : / -, up to 128)")
+    return value
+
+
+Recording = Annotated[str, StringConstraints(strip_whitespace=True, max_length=512),
+                     AfterValidator(_recording)]
+"""A call recording's reference: kept with the outcome, never fetched."""
 
 
 class ContactOutcomeReport(Command):
@@ -77,6 +111,8 @@ class ContactOutcomeReport(Command):
         "earlier answer proved wrong (15 USC 1692b(3))")
     collectors: int = Field(default=1, ge=1, le=10, description="people on a home visit "
                             "(CN: at least 2)")
+    recording: Recording | None = Field(
+        default=None, description="the call's recording: an https URL or the dialer's id")
 
     @model_validator(mode="after")
     def _who(self) -> ContactOutcomeReport:
@@ -100,6 +136,9 @@ class ContactOutcomeReport(Command):
             raise ValueError("a third party's refusal needs their address or person: it is "
                              "kept so they are never contacted again, and without either "
                              "nobody would know whom to leave alone")
+        if self.recording is not None and self.channel is not Channel.VOICE:
+            raise ValueError(f"a recording is of a call; this outcome is of a "
+                             f"{self.channel.value} contact")
         if self.recontact_invited and kind is not RecipientKind.THIRD_PARTY:
             raise ValueError("recontact_invited is about a third party (15 USC 1692b(3)); "
                              f"this outcome is with the {kind.value}")

@@ -40,9 +40,10 @@ def attempt_result(result: ContactResult, kind: RecipientKind) -> AttemptResult 
         # except a third party's, who refused further contact
         return AttemptResult.REFUSED if kind is RecipientKind.THIRD_PARTY \
             else AttemptResult.ANSWERED
-    return {ContactResult.REACHED: AttemptResult.ANSWERED,
-            ContactResult.WRONG_NUMBER: AttemptResult.FAILED,
-            }.get(result, AttemptResult.UNANSWERED)
+    if result.conversation:  # reached, right party verified, promise taken
+        return AttemptResult.ANSWERED
+    return AttemptResult.FAILED if result is ContactResult.WRONG_NUMBER \
+        else AttemptResult.UNANSWERED
 
 
 def _matches(e: ContactEvent, channel: Channel, kind: RecipientKind, address: str | None,
