@@ -19,7 +19,6 @@ Nothing here logs or raises the number, the script or the token.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from datetime import datetime
 from typing import Any
@@ -29,6 +28,7 @@ import httpx
 
 from duecourse import __version__
 from duecourse.channels.base import ChannelError, OutgoingMessage, Sighting
+from duecourse.channels.provider_http import json_object, setting_url
 from duecourse.channels.routing import ChannelSettingError
 from duecourse.channels.sms import e164
 from duecourse.settings import Settings
@@ -64,7 +64,7 @@ class DialerChannel:
                                      self._headers(message.idempotency_key), body)
         if not answer.is_success:
             raise _refusal(answer)
-        call_id = _json(answer).get("id")
+        call_id = json_object(answer).get("id")
         if not isinstance(call_id, str) or not call_id:
             # it may have taken the call: transient, the retry under the key gets its id
             raise ChannelError(f"the dialer answered {answer.status_code} without a call id")
@@ -77,7 +77,7 @@ class DialerChannel:
             return Sighting(known=True)  # no call under that key
         if not answer.is_success:
             raise _refusal(answer)
-        body = _json(answer)
+        body = json_object(answer)
         call_id, at = body.get("id"), body.get("accepted_at")
         if not isinstance(call_id, str) or not call_id:
             raise ChannelError(f"the dialer answered {answer.status_code} without a call id")
@@ -92,17 +92,9 @@ class DialerChannel:
             raise ChannelError(f"the dialer did not answer ({type(err).__name__})") from None
 
 
-def _json(answer: httpx.Response) -> dict[str, Any]:
-    try:
-        body = answer.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
 def _refusal(answer: httpx.Response) -> ChannelError:
     status = answer.status_code
-    code = _json(answer).get("error")
+    code = json_object(answer).get("error")
     why = f" ({code})" if isinstance(code, str) and _CODE.fullmatch(code) else ""
     final = 400 <= status < 500 and status not in TRANSIENT_4XX
     return ChannelError(f"the dialer refused the call: {status}{why}", permanent=final)
@@ -122,38 +114,15 @@ def dialer_channel(settings: Settings, ledger: Ledger) -> DialerChannel:
     """The adapter DUECOURSE_VOICE_* describe, or a ChannelSettingError naming the setting
     to fix (never quoting the token)."""
     del ledger  # the dialer keeps its own record under the key
-    url = _url(settings.voice_url or "", "DUECOURSE_VOICE_URL", secure=True)
+    url = setting_url(settings.voice_url or "", "DUECOURSE_VOICE_URL",
+                      "https://dialer.example/v1", "DUECOURSE_VOICE_TOKEN")
     token = settings.voice_token.get_secret_value().strip() if settings.voice_token else ""
     if not token:
         raise ChannelSettingError("DUECOURSE_VOICE_TOKEN is required with "
                                   "DUECOURSE_VOICE_URL: the dialer's bearer token")
-    public = _url(settings.public_url, "DUECOURSE_PUBLIC_URL", secure=False)
+    public = setting_url(settings.public_url, "DUECOURSE_PUBLIC_URL",
+                         "https://collections.lender.example", "DUECOURSE_VOICE_TOKEN",
+                         secure=False)
     return DialerChannel(url, token, public.rstrip("/") + RESULT_PATH)
 
 
-def _url(value: str, setting: str, *, secure: bool) -> str:
-    """An http(s) URL without credentials or query (`secure`: https, or http only to this
-    machine), or a sentence saying what it must be."""
-    try:
-        url = httpx.URL(value.strip())
-    except httpx.InvalidURL:
-        url = None
-    if url is None or url.scheme not in ("http", "https") or not url.host:
-        raise ChannelSettingError(f"{setting} must be an https:// URL, such as "
-                                  "https://dialer.example/v1")
-    if secure and url.scheme == "http" and not _loopback(url.host):
-        raise ChannelSettingError(f"{setting} must use https:// (plain http only to "
-                                  "localhost): numbers and the token travel over it")
-    if url.userinfo or url.query or url.fragment:
-        raise ChannelSettingError(f"{setting} must not carry credentials, a query or a "
-                                  "fragment: put the token in DUECOURSE_VOICE_TOKEN")
-    return value.strip()
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

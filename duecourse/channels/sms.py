@@ -10,7 +10,6 @@ the text or the token.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +19,7 @@ import phonenumbers
 
 from duecourse import __version__
 from duecourse.channels.base import UNKNOWABLE, ChannelError, OutgoingMessage, Sighting
+from duecourse.channels.provider_http import setting_url
 from duecourse.channels.routing import ChannelSettingError
 from duecourse.channels.sms_profiles import PROFILES, Call, Gateway, Profile
 from duecourse.settings import Settings
@@ -92,8 +92,8 @@ def sms_channel(settings: Settings, ledger: Ledger) -> SmsChannel:
     to fix (never quoting the token)."""
     del ledger  # the gateway keeps its own record under the key
     profile = PROFILES[settings.sms_profile]
-    url = httpx.URL(_setting_url(settings.sms_url or "", "DUECOURSE_SMS_URL",
-                                 EXAMPLES[profile.name]))
+    url = httpx.URL(setting_url(settings.sms_url or "", "DUECOURSE_SMS_URL",
+                                EXAMPLES[profile.name], "DUECOURSE_SMS_TOKEN"))
     base = str(url).rstrip("/")
     if profile.name == "twilio" and "/2010-04-01" in url.path:
         raise ChannelSettingError(
@@ -120,38 +120,12 @@ def sms_channel(settings: Settings, ledger: Ledger) -> SmsChannel:
             "+14155550100) or an alphanumeric sender id of up to 11 characters"
             + (" or a Twilio messaging service SID (MG...)" if profile.name == "twilio"
                else ""))
-    public = _setting_url(settings.public_url, "DUECOURSE_PUBLIC_URL",
-                          "https://collections.lender.example", secure=False).rstrip("/")
+    public = setting_url(settings.public_url, "DUECOURSE_PUBLIC_URL",
+                         "https://collections.lender.example", "DUECOURSE_SMS_TOKEN",
+                         secure=False).rstrip("/")
     gateway = Gateway(url=base, token=token, sender=sender, public_url=public,
                       account=account)
     return SmsChannel(profile, gateway, url.host)
-
-
-def _setting_url(value: str, setting: str, example: str, *, secure: bool = True) -> str:
-    """An http(s) URL (`secure`: https, or http only to this machine), or a sentence
-    saying what it must be."""
-    try:
-        url = httpx.URL(value.strip())
-    except httpx.InvalidURL:
-        url = None
-    if url is None or url.scheme not in ("http", "https") or not url.host:
-        raise ChannelSettingError(f"{setting} must be an https:// URL, such as {example}")
-    if secure and url.scheme == "http" and not _loopback(url.host):
-        raise ChannelSettingError(f"{setting} must use https:// (plain http only to "
-                                  "localhost): credentials and numbers travel over it")
-    if url.userinfo or url.query or url.fragment:
-        raise ChannelSettingError(f"{setting} must not carry credentials, a query or a "
-                                  "fragment: put the token in DUECOURSE_SMS_TOKEN")
-    return value.strip()
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _sender_ok(sender: str, *, twilio: bool) -> bool:

@@ -34,6 +34,7 @@ from urllib.parse import quote
 import httpx
 
 from duecourse.channels.base import UNKNOWABLE, ChannelError, OutgoingMessage, Sighting
+from duecourse.channels.provider_http import json_object
 
 TRANSIENT_4XX = frozenset({408, 409, 425, 429})
 _CODE = re.compile(r"[A-Za-z0-9_.-]{1,40}")
@@ -89,16 +90,8 @@ class Profile(Protocol):
     def sighting(self, answer: httpx.Response) -> Sighting: ...
 
 
-def _json(answer: httpx.Response) -> dict[str, Any]:
-    try:
-        body = answer.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
 def _id_in(answer: httpx.Response, field: str, who: str) -> str:
-    value = _json(answer).get(field)
+    value = json_object(answer).get(field)
     if not isinstance(value, str) or not value:
         # it may have taken the message: transient, so the retry under the same key
         # gets the id from a gateway that honours the key
@@ -125,7 +118,7 @@ class GenericProfile:
         return _id_in(answer, "id", "the SMS gateway")
 
     def refusal(self, answer: httpx.Response) -> ChannelError:
-        code = _json(answer).get("error")
+        code = json_object(answer).get("error")
         detail = f", {code}" if isinstance(code, str) and _CODE.fullmatch(code) else ""
         status = answer.status_code
         verb = "failed" if _transient(status) else "refused the message"
@@ -141,7 +134,7 @@ class GenericProfile:
             return Sighting(known=True)
         if answer.status_code != 200:
             raise self.refusal(answer)
-        body = _json(answer)
+        body = json_object(answer)
         accepted_at = None
         if isinstance(body.get("accepted_at"), str):
             try:
@@ -171,7 +164,7 @@ class TwilioProfile:
 
     def refusal(self, answer: httpx.Response) -> ChannelError:
         status = answer.status_code
-        code = _json(answer).get("code")
+        code = json_object(answer).get("code")
         detail = ""
         if isinstance(code, int) and not isinstance(code, bool):
             known = TWILIO_CODES.get(code)
