@@ -32,6 +32,7 @@ PATTERN_WORDS: dict[str, str] = {
     ids.JURISDICTION_PATTERN: "a country code such as US, or a country and "
     "subdivision such as US-CA",
     r"^(open|done|cancelled|all)$": "one of open, done, cancelled or all",
+    r"^[a-z0-9_]+$": "lowercase letters, digits or underscores, such as application_form",
     AMOUNT_PATTERN: AMOUNT_WORDS,
 }
 """What each pattern in the API accepts, in words (a test checks the OpenAPI document)."""
