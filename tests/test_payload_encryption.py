@@ -50,6 +50,7 @@ from tests.support.devserver import dev_server_and_ledger
 from tests.support.sealing import (
     fresh_ring,
     open_payloads,
+    patch_marker,
     payloads_in,
     rotated,
     session_ring,
@@ -151,8 +152,12 @@ async def test_raw_histories_and_descriptions_hold_no_borrower_pii(
             assert not leaks(raw), f"{handle.id}'s raw history shows {leaks(raw)}"
             assert not leaks(history.to_json().encode()), f"{handle.id}'s JSON history"
             unsealed = [p.metadata.get("encoding") for e in history.events
+                        if not patch_marker(e)
                         for p in payloads_in(e) if p.metadata.get("encoding") != ENCODING]
             assert not unsealed, f"{handle.id} has unsealed payloads: {unsealed}"
+            for marker in filter(patch_marker, history.events):  # written by the SDK's core,
+                for p in payloads_in(marker):  # never by a codec: they name a patch, no more
+                    assert set(json.loads(p.data)) <= {"id", "deprecated"}, p.data
             for event in history.events:
                 if event.HasField("activity_task_failed_event_attributes"):
                     activity_failures += 1

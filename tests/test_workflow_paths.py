@@ -6,8 +6,9 @@ database, so each test checks what was recorded as well as what the workflow rep
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import time, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio.client import WorkflowFailureError
@@ -29,7 +30,7 @@ from duecourse.domain.policy import Channel
 from duecourse.policies import load_policy
 from duecourse.store import tables as t
 from duecourse.temporal.client import ActionRejected
-from tests.conftest import Harness
+from tests.conftest import Harness, advance_to_local
 from tests.factories import AGENT, SUPERVISOR, make_loan, payment
 
 STANDARD = load_policy("standard").model_copy(update={"segments": {}})  # timing as written
@@ -177,7 +178,8 @@ async def test_no_response_by_end_of_reminder_window_moves_to_negotiation(
 
 async def test_borrower_contact_moves_to_negotiation_at_once(harness: Harness) -> None:
     h = harness
-    loan = await start(h, dpd=2)
+    await advance_to_local(h, ZoneInfo("Asia/Shanghai"), time(10, 0))  # the call is lawful:
+    loan = await start(h, dpd=2)  # at 03:00 it is also a violation to review (a task)
     await engage(h, loan)
     status = await h.client.status(loan.loan_id)
     assert status.stage == "NEGOTIATION"

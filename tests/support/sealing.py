@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.converter import DataConverter
 
 from duecourse.security.payload_codec import EncryptionCodec
@@ -58,6 +59,13 @@ def rotated(ring: KeyRing) -> KeyRing:
 
 NOT_CODEC_ENCODED = {"temporal.api.common.v1.SearchAttributes",  # visible by design
                      "temporal.api.common.v1.Header"}  # interceptors' context, not data
+
+
+def patch_marker(event: HistoryEvent) -> bool:
+    """A `workflow.patched` marker: the SDK's core writes its payload (the patch id) itself,
+    outside the data converter, so no codec ever seals it - and it holds no data."""
+    return event.HasField("marker_recorded_event_attributes") and \
+        event.marker_recorded_event_attributes.marker_name == "core_patch"
 
 
 def payloads_in(message: Message) -> Iterator[Payload]:
