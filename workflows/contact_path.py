@@ -191,7 +191,7 @@ class ContactPath:
                 actor=SYSTEM, provider_message_id=result.message_id,
                 fenced_at=result.fenced_at or result.sent_at, sent_at=result.sent_at)])
         return Outcome("sent", f"{channel} message {result.message_id}",
-                       result.fenced_at or result.sent_at or now)
+                       result.fenced_at or now)
 
     async def _settle(self, request: SendMessage, flight: InFlight,
                       err: ActivityError) -> MessageSent | None:
