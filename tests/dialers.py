@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -47,6 +48,9 @@ class Dialer:
     calls: dict[str, Call] = field(default_factory=dict)  # by idempotency key
     requests: list[Seen] = field(default_factory=list)
     fail_next: list[int] = field(default_factory=list)  # statuses for the next calls
+    before_answer: Callable[[Call], Awaitable[None]] | None = None
+    """Run when a new call is taken, before the POST is answered: a dialer whose call
+    ends at once posts its result before we have read its id."""
 
     def routes(self) -> list[Route]:
         return [Route("/v1/calls", self.post, methods=["POST"]),
@@ -79,6 +83,8 @@ class Dialer:
                     language=body["language"], decision=body["decision"],
                     result_callback=body["result_callback"], accepted_at=datetime.now(UTC))
         self.calls[key] = call
+        if self.before_answer is not None:
+            await self.before_answer(call)
         return JSONResponse({"id": call.id}, status_code=201)
 
     async def get(self, request: Request) -> Response:

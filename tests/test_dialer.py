@@ -206,7 +206,8 @@ async def test_an_automated_call_reaches_the_dialer_and_its_results_feed_the_cn_
         again = await x.result(placed.id, "no_answer")
         assert again.json() == {"result": "duplicate"}, "a call has one result"
         unknown = await x.result("call-nobody-placed", "answered")
-        assert unknown.json() == {"result": "unmatched"}
+        assert unknown.status_code == 409 and "post the result again" in unknown.json()[
+            "detail"], unknown.text
         [kept] = await x.r.rows(t.delivery_receipts, attempt_id=row["id"])
         assert kept["status"] == "call_result" and recording in kept["error"]
         outcomes = [(e["actor_id"], e["data"]["details"]["result"]) for e in
@@ -223,6 +224,36 @@ async def test_an_automated_call_reaches_the_dialer_and_its_results_feed_the_cn_
         assert capped.verdict is Verdict.DEFERRED and capped.code == "unanswered_attempts"
         status = await x.r.client.status(loan.loan_id)
         assert status.stage == "REMINDER", "nobody talked: nothing to negotiate"
+
+
+async def test_a_result_that_overtakes_the_dialers_answer_is_applied_once(
+        ts_env: WorkflowEnvironment, ledger: Ledger) -> None:
+    """The dialer posts the result while our POST waits for its id: with our key echoed
+    it matches at once; without, it is refused 409 recording nothing, and its retry once
+    the id is known is applied."""
+    async with line(ts_env, ledger) as x:
+        early: list[httpx.Response] = []
+
+        async def ends_at_once(placed: Any) -> None:
+            early.append(await x.result(placed.id, "busy"))
+            early.append(await x.result(placed.id, "busy", idempotency_key=placed.key))
+
+        x.dialer.before_answer = ends_at_once
+        loan = await cn_loan(x)
+        row = await x.called(loan)
+        assert [r.status_code for r in early] == [409, 200], [r.text for r in early]
+        assert early[1].json() == {"result": "recorded"}
+        [placed] = x.dialer.calls.values()
+        assert row["provider_message_id"] == placed.id
+        again = await x.result(placed.id, "busy")
+        assert again.json() == {"result": "duplicate"}, "applied once"
+        [kept] = await x.r.rows(t.delivery_receipts)
+        assert kept["attempt_id"] == row["id"] and kept["loan_id"] == loan.loan_id
+        await x.r.settle(loan.loan_id)
+        outcomes = [e["data"]["details"]["result"] for e in
+                    await x.r.rows(t.audit_events, loan_id=loan.loan_id)
+                    if e["kind"] == "contact_outcome"]
+        assert outcomes == ["busy"]
 
 
 async def test_an_invalid_number_is_marked_and_never_dialled_again(

@@ -130,6 +130,13 @@ async def _case(ledger: Ledger, n: int, jurisdiction: str,
     await ledger.store_document(f"{cmd.case_id}:demand", cmd.case_id, loan.loan_id,
                                 "demand_letter", "en", "Formal demand",
                                 f"{b.name}\n{b.address}\nYou owe 1000.00.", at)
+    async with ledger.engine.begin() as conn:  # an agent's call through the dialer
+        await conn.execute(t.agent_calls.insert().values(
+            idempotency_key=f"{cmd.case_id}:agent-call:1", case_id=cmd.case_id,
+            loan_id=loan.loan_id, call_id=f"call-{n}", recipient=b.phones[0],
+            recipient_kind="third_party", person=f"Counsel Q{n}", actor_kind="agent",
+            actor_id="agent-1", dialer="dialer:test", decision={"verdict": "allowed"},
+            requested_at=at, placed_at=at))
     return cmd
 
 

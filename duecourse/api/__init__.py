@@ -12,7 +12,17 @@ from fastapi import FastAPI
 
 from duecourse import __version__
 from duecourse.api import docs, problems
-from duecourse.api.routes import actions, desk, dialer, inbound, loans, ops, unsubscribe, webhooks
+from duecourse.api.routes import (
+    actions,
+    calls,
+    desk,
+    dialer,
+    inbound,
+    loans,
+    ops,
+    unsubscribe,
+    webhooks,
+)
 from duecourse.api.services import Services
 from duecourse.observability import api_metrics, tracing
 from duecourse.security import codec_routes
@@ -58,7 +68,7 @@ def create_app(settings: Settings, provided: Services | None = None) -> FastAPI:
     problems.install(app)
     app.add_middleware(problems.BodyGuard, max_bytes=settings.max_body_bytes)
     docs.install(app)
-    for module in (loans, actions, desk, webhooks, ops, inbound, dialer, unsubscribe):
+    for module in (loans, actions, calls, desk, webhooks, ops, inbound, dialer, unsubscribe):
         app.include_router(module.router)
     for install in (codec_routes.install, api_metrics.install, tracing.install):
         install(app, settings)

@@ -7,8 +7,10 @@ The contract (a generic dialer; one adapter, no provider profiles):
   `script` is the rendered call script, `decision` the may-contact decision the call was
   cleared by (verdict, code, rule, valid_until - the dialer must not dial after it), and
   the dialer posts the call's result to `result_callback` (`/v1/inbound/dialer/result`,
-  signed with DUECOURSE_INBOUND_SECRET). 200/201/202 with `{"id": "<call id>"}`; the same
-  key again answers with the same call and dials nothing.
+  signed with DUECOURSE_INBOUND_SECRET, `{"call_id", "result", "recording"?, "agent"?,
+  "idempotency_key"?}`; echoing the key lets a result that overtakes the POST's answer
+  match, else it is refused 409 to be posted again). 200/201/202 with
+  `{"id": "<call id>"}`; the same key again answers with the same call and dials nothing.
 - look up: `GET {url}/calls/{key}` (percent-encoded): 200 `{"id", "accepted_at"?}` when a
   call was taken under the key, 404 when none was.
 - errors: 408, 409, 425, 429 and 5xx are retried by the send activity, any other 4xx is

@@ -233,8 +233,18 @@ def may_contact(loan_id: LoanId, agent: AgentId,
                     "--at-workplace", help="a call to a work number or a visit at work")]
                 = False,
                 collectors: Annotated[int, typer.Option(help="people on a visit")] = 1,
+                dial: Annotated[bool, typer.Option(
+                    "--dial", help="voice: when allowed, place the call through the dialer "
+                    "(DUECOURSE_VOICE_URL) with the decision attached")] = False,
                 ) -> None:
     """Ask before calling or visiting: allowed now (and logged), or deferred / blocked."""
+    if dial:
+        if channel is not Channel.VOICE or at_workplace or collectors != 1:
+            raise CliError("--dial places a voice call: use --channel voice, without "
+                           "--at-workplace or --collectors")
+        _dial(loan_id, agent, RecipientKind.THIRD_PARTY if third_party else (
+            RecipientKind.GUARANTOR if guarantor else RecipientKind.DEBTOR), address, person)
+        return
     kind = RecipientKind.THIRD_PARTY if third_party else (
         RecipientKind.GUARANTOR if guarantor else RecipientKind.DEBTOR)
     with user_errors():
@@ -261,6 +271,36 @@ def may_contact(loan_id: LoanId, agent: AgentId,
     run(go())
 
 
+def _dial(loan_id: str, agent: str, kind: RecipientKind, address: str | None,
+          person: str | None) -> None:
+    """`may-contact --dial`: the API's click to dial (duecourse.desk_calls)."""
+    from duecourse.channels.routing import ChannelSettingError
+    from duecourse.cli.common import settings
+    from duecourse.desk_calls import DialerFailed, place_call, verdict_sentence
+
+    async def go() -> None:
+        async with ledger() as book:
+            try:
+                placed = await place_call(await temporal(), book, settings(), loan_id,
+                                          _actor(agent), address=address,
+                                          recipient_kind=kind, person=person)
+            except ChannelSettingError as err:
+                raise CliError(str(err)) from None
+            except DialerFailed as err:
+                raise CliError(f"{err} - the engine allowed and logged the call: dial by "
+                               "hand or ask again") from None
+        text = verdict_sentence(placed.decision)
+        if placed.call_id:
+            text += f"; the dialer is calling (call {placed.call_id})"
+        elif placed.by_hand:
+            text += "; no dialer is configured (DUECOURSE_VOICE_URL): dial by hand"
+        console.print(f"voice call for loan {escape(loan_id)}: {escape(text)}",
+                      highlight=False)
+        if not placed.decision.allowed:
+            raise typer.Exit(1)
+
+    with user_errors():
+        run(go())
 
 
 def migrate_rules(loan_id: LoanId,

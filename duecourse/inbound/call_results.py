@@ -57,10 +57,12 @@ class DialerResult(StrEnum):
 class Call:
     """The voice attempt a dialer's call id names."""
 
-    attempt_id: int
+    attempt_id: int | None  # None: an agent's call (agent_calls), not a planned attempt
     loan_id: str
     recipient: str
     recipient_kind: RecipientKind
+    agent: str | None = None  # who placed an agent's call
+    person: str | None = None
 
 
 class CallResults:
@@ -68,14 +70,16 @@ class CallResults:
         self.client, self.engine, self.store = client, engine, InboundStore(engine)
 
     async def receive(self, call_id: str, result: DialerResult, recording: str | None,
-                      agent: str | None) -> str:
-        """"recorded", "unmatched" (no call of ours has that id) or "duplicate"."""
-        call = await self._call(call_id)
-        if not await self._keep(call_id, result, recording, call):
-            return "duplicate"
+                      agent: str | None, idempotency_key: str | None = None) -> str:
+        """"recorded", "unmatched" or "duplicate". Unmatched (no call of ours has that id
+        or key yet: a result can overtake the dialer's answer to our POST) records
+        nothing, so the dialer's next try is applied once the call is known."""
+        call = await self._call(call_id, idempotency_key)
         if call is None:
             log.info("dialer result for an unknown call", result=result.value)
             return "unmatched"
+        if not await self._keep(call_id, result, recording, call):
+            return "duplicate"
         try:
             await self._report(call, call_id, result, recording, agent)
         except Exception:  # the loan was not told: let the dialer's retry tell it
@@ -90,27 +94,42 @@ class CallResults:
 
     async def _report(self, call: Call, call_id: str, result: DialerResult,
                       recording: str | None, agent: str | None) -> None:
+        agent = agent or call.agent
         actor = Actor(kind=ActorKind.AGENT, id=agent) if agent else \
             Actor(kind=ActorKind.SYSTEM, id="dialer")
         report = ContactOutcomeReport(
             channel=Channel.VOICE, result=result.contact_result, actor=actor,
             note=f"dialer call {call_id}: {result.value}"[:2000], address=call.recipient,
-            recipient_kind=call.recipient_kind, recording=recording)
+            recipient_kind=call.recipient_kind, person=call.person, recording=recording)
         with contextlib.suppress(LoanClosed, LoanNotFound):  # kept with the attempt alone
             await self.client.record_contact_outcome(call.loan_id, report)
 
-    async def _call(self, call_id: str) -> Call | None:
-        a = t.contact_attempts
-        query = (select(a.c.id, a.c.loan_id, a.c.recipient, a.c.recipient_kind)
-                 .where(a.c.provider_message_id == call_id, a.c.channel == "voice")
-                 .order_by(a.c.id.desc()).limit(1))
+    async def _call(self, call_id: str, key: str | None) -> Call | None:
+        """The planned voice attempt or the agent's call with that dialer id, else (the
+        result came before the dialer's id was written down) with our idempotency key."""
+        a, c = t.contact_attempts, t.agent_calls
+        attempts = select(a.c.id, a.c.loan_id, a.c.recipient, a.c.recipient_kind).where(
+            a.c.channel == "voice").order_by(a.c.id.desc()).limit(1)
+        agents = select(c.c.loan_id, c.c.recipient, c.c.recipient_kind, c.c.person,
+                        c.c.actor_id)
         async with self.engine.connect() as conn:
-            row = (await conn.execute(query)).first()
-        return None if row is None else Call(row.id, row.loan_id, row.recipient,
-                                             RecipientKind(row.recipient_kind))
+            for column, value in ((a.c.provider_message_id, call_id),
+                                  (a.c.idempotency_key, key)):
+                row = None if value is None else \
+                    (await conn.execute(attempts.where(column == value))).first()
+                if row is not None:
+                    return Call(row.id, row.loan_id, row.recipient,
+                                RecipientKind(row.recipient_kind))
+            for column, value in ((c.c.call_id, call_id), (c.c.idempotency_key, key)):
+                row = None if value is None else \
+                    (await conn.execute(agents.where(column == value))).first()
+                if row is not None:
+                    return Call(None, row.loan_id, row.recipient,
+                                RecipientKind(row.recipient_kind), row.actor_id, row.person)
+        return None
 
     async def _keep(self, call_id: str, result: DialerResult, recording: str | None,
-                    call: Call | None) -> bool:
+                    call: Call) -> bool:
         """The call's receipt row (its result and recording); False: it has one already."""
         dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
         detail = result.value + (f"; recording {recording}" if recording else "")
@@ -118,8 +137,7 @@ class CallResults:
             done = await conn.execute(dialect.insert(t.delivery_receipts).values(
                 dedup_key=_key(call_id), provider_message_id=call_id[:200],
                 status="call_result", error=detail,
-                attempt_id=call.attempt_id if call else None,
-                loan_id=call.loan_id if call else None,
+                attempt_id=call.attempt_id, loan_id=call.loan_id,
                 received_at=datetime.now(UTC)).on_conflict_do_nothing())
         return bool(done.rowcount)
 

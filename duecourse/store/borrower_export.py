@@ -42,6 +42,7 @@ SECTIONS: dict[str, Table] = {
     "tasks": t.tasks,
     "documents": t.documents,
     "alerts": t.ops_alerts,
+    "agent_calls": t.agent_calls,
     "history": t.audit_events,
 }
 

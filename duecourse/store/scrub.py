@@ -33,6 +33,7 @@ CASE_COLUMNS: dict[str, dict[str, str]] = {
     "documents": {"subject": WHOLE, "body": WHOLE, "pdf": DROP},
     "ops_alerts": {"subject": TEXT, "body": TEXT, "note": WHOLE},
     "audit_events": {"summary": TEXT, "data": JSON_DOC},
+    "agent_calls": {"recipient": WHOLE, "person": WHOLE},
 }
 """Tables with a case_id, and their columns that can hold personal data."""
 

@@ -452,3 +452,22 @@ consents = Table(
 )
 """The consent ledger: per borrower and channel, each time consent was given or withdrawn,
 from what source (sms_reply, api, ...) and by whom; the latest row is the standing."""
+
+agent_calls = Table(
+    "agent_calls", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _key(), *_case(),
+    Column("call_id", String(200), unique=True),
+    Column("recipient", String(320), nullable=False),
+    Column("recipient_kind", String(16), nullable=False),
+    Column("person", String(128)),
+    *_actor(),
+    Column("dialer", String(64), nullable=False),
+    Column("decision", JSON, nullable=False),
+    Column("requested_at", UtcDateTime, nullable=False),
+    Column("placed_at", UtcDateTime),
+)
+"""Calls an agent placed through the dialer ("click to dial", duecourse.desk_calls): the
+key it went under, the dialer's call id once it answered, and whose call it is (loan,
+case, number, agent), so the dialer's result callback reaches that loan. The contact
+itself was logged when the engine allowed it (request_contact)."""

@@ -10,10 +10,12 @@ import sys
 from tests.conftest import Harness
 
 
-async def run_cli(h: Harness, *args: str, merge_stderr: bool = False) -> tuple[int, str, str]:
+async def run_cli(h: Harness, *args: str, merge_stderr: bool = False,
+                  settings: dict[str, str] | None = None) -> tuple[int, str, str]:
     """Exit code, stdout and stderr (`merge_stderr`: stderr interleaved into stdout, as a
-    terminal shows them; the third item is then empty)."""
-    env = {**os.environ, "TEMPORAL_ADDRESS": h.env.client.service_client.config.target_host,
+    terminal shows them; the third item is then empty); `settings`: more environment."""
+    env = {**os.environ, **(settings or {}),
+           "TEMPORAL_ADDRESS": h.env.client.service_client.config.target_host,
            "DUECOURSE_TASK_QUEUE": h.task_queue, "COLUMNS": "250", "NO_COLOR": "1",
            "DUECOURSE_DATABASE_URL": h.ledger.engine.url.render_as_string(
                hide_password=False)}
