@@ -53,6 +53,17 @@ class Settings(BaseSettings):
         "looks for outbox rows other processes queued (its own wake it at once)")
     scorer: str = Field(default="duecourse.domain.scoring:scorecard",
                         description="module:function that assigns segments")
+    scorer_model: Path | None = Field(
+        default=None, description="the learned scorer's model file (`duecourse scorer "
+        "train --out`), read when DUECOURSE_SCORER names duecourse.lab.learned_scorer")
+    experiment: str | None = Field(
+        default=None, description="the experiment new hand-overs are assigned under "
+        "(a name in experiment_dir or the bundled duecourse/experiments); unset: none")
+    experiment_dir: str | None = Field(default=None,
+                                       description="extra experiment YAML files")
+    costs_file: Path | None = Field(
+        default=None, description="cost per contact per channel and per agent task for "
+        "the analytics (YAML); default: the bundled duecourse/lab/costs.yaml")
     allow_demo_policies: bool = Field(
         default=False, description="let loans start on a demonstration policy (one with a "
         "demo: block, which compresses the law's waiting periods): sandboxes only")

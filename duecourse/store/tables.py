@@ -74,6 +74,8 @@ collection_cases = Table(
     Column("outcome", String(16)),
     Column("closed_at", UtcDateTime),
     Column("compliance", JSON),
+    Column("experiment", String(64)),  # the experiment the loan was assigned under
+    Column("strategy", String(64), index=True),  # its arm (None: no experiment)
 )
 
 stage_transitions = Table(
