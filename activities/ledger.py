@@ -11,6 +11,7 @@ from duecourse.activities.scoring import Scorer, score
 from duecourse.domain.case.aggregate import scoring_entries
 from duecourse.domain.case.reopening import LoanAlreadyClosed
 from duecourse.domain.scoring import ScoreResult
+from duecourse.inbound.store import InboundStore
 from duecourse.observability import business_metrics
 from duecourse.snapshots import take_snapshot
 from duecourse.store.ledger import Ledger
@@ -73,7 +74,11 @@ class LedgerActivities:
             await self.record_entries(RecordEntries(
                 case_id=cmd.case_id, workflow_id=cmd.workflow_id, loan_id=loan.loan_id,
                 entries=entries, outstanding=cmd.outstanding))
-        return HandedOver(created=created, rules=rules, score=result, score_failure=failure)
+        with ledger_errors("reading the borrower's consents"):
+            consents = await InboundStore(self._ledger.engine).standing(
+                loan.borrower.borrower_id)
+        return HandedOver(created=created, rules=rules, score=result, score_failure=failure,
+                          consents=consents)
 
     def _first_score(self, cmd: OpenLoan) -> tuple[ScoreResult | None, str]:
         """The scorer's answer, or why there is none (after SCORE_ATTEMPTS attempts when it

@@ -187,6 +187,7 @@ class MessagingActivities:
             reason = f"the provider reported this {req.channel} address invalid"
             await self._release(req, owner, "failed", reason)
             raise ApplicationError(reason, type="AddressUnreachable", non_retryable=True)
+        await self._consented(req, owner)
         await self._fence(req, owner, now())  # early: a stopped send costs no attempt
         with ledger_errors("counting a channel attempt"):
             try:
@@ -228,6 +229,19 @@ class MessagingActivities:
             raise ApplicationError(
                 f"not sent: the window it was allowed in closed at "
                 f"{req.not_after.isoformat()}", type="WindowClosed", non_retryable=True)
+
+    async def _consented(self, req: SendMessage, owner: str) -> None:
+        """The consent ledger has the last word on the borrower's own channels: a STOP or
+        an unsubscribe that reached the ledger while this loan's workflow had not heard
+        of it (a hand-over in the same instant) still stops the send."""
+        if req.recipient_kind != "debtor":
+            return
+        with ledger_errors("checking the borrower's consent"):
+            withdrawn = await self._inbound.withdrawn_for(req.loan_id, str(req.channel))
+        if withdrawn:
+            reason = f"the borrower withdrew consent to {req.channel} (consent ledger)"
+            await self._release(req, owner, "cancelled", reason)
+            raise ApplicationError(f"not sent: {reason}", type="StopFact", non_retryable=True)
 
     async def _fence(self, req: SendMessage, owner: str, at: datetime) -> None:
         """Stop here if the workflow says a stop fact arrived."""

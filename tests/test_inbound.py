@@ -309,7 +309,8 @@ def test_twilio_signatures_match_twilios_documented_example() -> None:
 @pytest.mark.parametrize(("text", "kind"), [
     ("STOP", ReplyKind.STOP), (" stop. ", ReplyKind.STOP), ("Unsubscribe", ReplyKind.STOP),
     ("退订", ReplyKind.STOP), ("t d", ReplyKind.STOP), ("\uff33\uff34\uff2f\uff30", ReplyKind.STOP),
-    ("HELP", ReplyKind.HELP), ("帮助", ReplyKind.HELP),
+    ("HELP", ReplyKind.HELP), ("帮助", ReplyKind.HELP), ("Start", ReplyKind.START),
+    ("UNSTOP!", ReplyKind.START),
     ("stop calling me at work", ReplyKind.OTHER), ("I can pay Friday", ReplyKind.OTHER)])
 def test_replies_are_classified_by_keyword(text: str, kind: ReplyKind) -> None:
     assert classify(text) is kind
@@ -356,14 +357,24 @@ async def test_after_a_stop_only_the_borrower_can_consent_to_sms_again(
     assert "only the borrower can give it again" in refused.json()["detail"]
     assert "borrower_signed_form" in refused.json()["detail"]
     assert "sms" in (await i.h.client.status(loan.loan_id)).standing.opted_out
-    # an agent's own withdrawal is the agent's to undo; the borrower's needs the borrower
+    # an agent's own withdrawal is the agent's to undo; the borrower's needs the borrower,
+    # and an agent cannot vouch for the borrower's word
     for channel, action, source, code in (("email", "withdrawn", "call", 201),
                                           ("email", "given", "call", 201),
-                                          ("sms", "given", "borrower_sms_start", 201)):
+                                          ("sms", "given", "borrower_sms_start", 403),
+                                          ("sms", "given", "borrower_signed_form", 403)):
         done = await i.http.post(consents, headers=agent, json={
             "channel": channel, "action": action, "source": source})
         assert done.status_code == code, done.text
+    assert "replies START" in done.json()["detail"] or "only by a" in done.json()["detail"]
+    assert "sms" in (await i.h.client.status(loan.loan_id)).standing.opted_out
+    number = loan.borrower.phones[0]
+    start = await i.reply(number, "START")  # the borrower's own re-consent
+    assert start.json() == {"result": "opted_in"}, start.text
     assert "sms" not in (await i.h.client.status(loan.loan_id)).standing.opted_out
+    assert (await i.reply(number, "unstop")).json() == {"result": "not_opted_out"}
+    confirmations = answers_to(await i.rows(t.outbox_messages), number)
+    assert len(confirmations) == 2 and "重新订阅" in confirmations[1], "START confirmed once"
     listed = (await i.http.get(consents, headers=agent)).json()["consents"]
     assert [(c["channel"], c["action"], c["source"]) for c in listed] == [
         ("sms", "withdrawn", "sms_reply"), ("email", "withdrawn", "call"),

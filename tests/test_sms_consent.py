@@ -158,3 +158,22 @@ async def test_no_sms_until_consent_is_recorded_through_the_api_then_sms_goes(
     report = await run_audit(h.ledger)  # the audit replays consent from the ledger alone
     mine = [v for v in report.violations if v.loan_id == loan.loan_id]
     assert mine == [], "the SMS sent after consent is lawful to the independent audit"
+
+
+async def test_consent_given_before_a_hand_over_counts_for_the_new_loan(api: Api) -> None:
+    """The consent ledger is the borrower's: a consent recorded on an earlier loan lets the
+    next loan's first SMS go (the loan starts from the ledger's standing)."""
+    h = api.h
+    await advance_to_local(h, SHANGHAI, time(12, 0))
+    first = make_loan(await h.env.get_current_time(), dpd=2)
+    await h.client.start(first, CONSENTING)
+    await h.settle(first.loan_id)
+    assert (await api.consent(first.loan_id, "given")).status_code == 201
+    b = first.borrower
+    later = make_loan(await h.env.get_current_time(), dpd=2, borrower_id=b.borrower_id,
+                      phones=list(b.phones))
+    await h.client.start(later, CONSENTING)
+    await h.env.sleep(timedelta(minutes=5))
+    assert (await h.client.status(later.loan_id)).standing.sms_consent_at is not None
+    sent = await api.sms(later.loan_id)
+    assert [(r["step"], r["status"]) for r in sent] == [("notice-sms", "sent")], sent

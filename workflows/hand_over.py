@@ -16,6 +16,7 @@ from temporalio.exceptions import ApplicationError
 from duecourse.workflows.supervision import Supervision
 
 with workflow.unsafe.imports_passed_through():
+    from duecourse.domain.contact.protections import change_preferences, standing_at_hand_over
     from duecourse.domain.entries import LedgerEntry
     from duecourse.domain.money import Money
     from duecourse.temporal.contracts import (
@@ -78,4 +79,7 @@ class HandOver(Supervision):
         self._apply(c.scored(now, handed.score, handed.score_failure, number), write=False)
         if handed.score is None:
             self._queue_alert("Scoring failed; the segment is kept", handed.score_failure)
+        standing = standing_at_hand_over(handed.consents) if handed.consents else None
+        if standing is not None:  # absent from results recorded before consents were read
+            self._apply(change_preferences(c, standing, now))
 

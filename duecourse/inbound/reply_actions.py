@@ -1,5 +1,7 @@
 """Acting on an SMS reply: STOP opts the borrower out of SMS at once (recorded in the
-consent ledger and on every open loan, confirmed once), HELP is answered with the
+consent ledger and on every open loan, confirmed once), START after a STOP is the
+borrower's own re-consent (source borrower_sms_start: opted back in on every open loan,
+confirmed once), HELP is answered with the
 lender's contact, anything else is the borrower engaging (the loan moves to negotiation as
 an answered contact does, and an agent gets a task carrying the text). A reply from a
 number we never texted is kept for review and touches no loan."""
@@ -19,13 +21,20 @@ from duecourse.domain.case.commands import ContactOutcomeReport, ContactResult
 from duecourse.domain.compliance.requests import PreferenceChange
 from duecourse.domain.policy import Channel
 from duecourse.inbound.answers import Answered, answer
-from duecourse.inbound.replies import ReplyKind, classify, help_answer, stop_confirmation
+from duecourse.inbound.replies import (
+    ReplyKind,
+    classify,
+    help_answer,
+    start_confirmation,
+    stop_confirmation,
+)
 from duecourse.inbound.store import InboundStore
 from duecourse.inbound.store import Sender as Borrower
 from duecourse.temporal.client import CollectionClient, LoanClosed, LoanNotFound
 
 log = structlog.get_logger(__name__)
 SOURCE = "sms_reply"
+START_SOURCE = "borrower_sms_start"
 
 
 def e164(number: str) -> str:
@@ -93,6 +102,8 @@ class ReplyActions:
                    b: Borrower) -> tuple[str, Answered | None]:
         if kind is ReplyKind.STOP:
             return await self._stop(reply, reply_id, b)
+        if kind is ReplyKind.START:
+            return await self._start(reply, reply_id, b)
         if kind is ReplyKind.HELP:
             text = help_answer(self.lender_name, self.lender_contact, b.language)
             return "helped", await answer(self.answers, f"inbound-help:{reply_id}",
@@ -117,13 +128,9 @@ class ReplyActions:
         confirmed = await self.store.consent(b.borrower_id, "sms") == "withdrawn"
         actor = Actor(kind=ActorKind.BORROWER, id=b.borrower_id)
         note = f"opted out by SMS reply ({reply.profile} reply {reply_id})"
-        for loan_id in await self.store.open_loans(b.borrower_id):
-            try:
-                await self.client.update_contact_preferences(loan_id, PreferenceChange(
-                    opt_out=[Channel.SMS], sms_consent="withdrawn", actor=actor,
-                    note=note))  # a STOP revokes consent too (TCPA)
-            except (LoanClosed, LoanNotFound):
-                continue  # it closed meanwhile: nothing left to stop
+        await self._on_open_loans(b, PreferenceChange(
+            opt_out=[Channel.SMS], sms_consent="withdrawn", actor=actor,
+            note=note))  # a STOP revokes consent too (TCPA)
         if confirmed:
             return "already_opted_out", None
         text = stop_confirmation(self.lender_name, b.language)
@@ -133,3 +140,31 @@ class ReplyActions:
                                         actor, note, reply.received_at,
                                         dedup_key=f"reply:{reply_id}")
         return "opted_out", said
+
+    async def _start(self, reply: Reply, reply_id: int,
+                     b: Borrower) -> tuple[str, Answered | None]:
+        """After a STOP, START gives SMS back on every open loan and is recorded as the
+        borrower's consent; confirmed once. Without a withdrawal standing in the consent
+        ledger it changes nothing."""
+        if await self.store.consent(b.borrower_id, "sms") != "withdrawn":
+            return "not_opted_out", None
+        actor = Actor(kind=ActorKind.BORROWER, id=b.borrower_id)
+        note = f"opted back in by SMS reply ({reply.profile} reply {reply_id})"
+        await self._on_open_loans(b, PreferenceChange(
+            opt_in=[Channel.SMS], sms_consent="given", actor=actor, note=note))
+        text = start_confirmation(self.lender_name, b.language)
+        said = await answer(self.answers, f"inbound-start:{reply_id}", reply.sender, text,
+                            b.language, b.loan_id, b.case_id)
+        await self.store.record_consent(b.borrower_id, b.loan_id, "sms", "given",
+                                        START_SOURCE, actor, note, reply.received_at,
+                                        dedup_key=f"reply:{reply_id}")
+        return "opted_in", said
+
+    async def _on_open_loans(self, b: Borrower, change: PreferenceChange) -> None:
+        """The change on every loan of the borrower still collecting (one handed over or
+        changed since is covered too); a loan that closed meanwhile is skipped."""
+        for loan_id in await self.store.open_loans(b.borrower_id):
+            try:
+                await self.client.update_contact_preferences(loan_id, change)
+            except (LoanClosed, LoanNotFound):
+                continue

@@ -199,6 +199,26 @@ class InboundStore:
                 k.c.borrower_id == borrower_id, k.c.channel == channel)
                 .order_by(k.c.id.desc()).limit(1))).scalar()
 
+    async def standing(self, borrower_id: str) -> dict[str, str]:
+        """Per channel, the latest action ("given" or "withdrawn"): what a loan handed over
+        for this borrower starts from."""
+        k = t.consents
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(k.c.channel, k.c.action).where(
+                k.c.borrower_id == borrower_id).order_by(k.c.id))).all()
+        return {row.channel: row.action for row in rows}  # later rows overwrite
+
+    async def withdrawn_for(self, loan_id: str, channel: str) -> bool:
+        """Whether the loan's borrower stands withdrawn from `channel` in the consent
+        ledger: the send path's last check, whatever the loan's own state says."""
+        k, loans = t.consents, t.loans
+        async with self.engine.connect() as conn:
+            action = (await conn.execute(
+                select(k.c.action).join(loans, loans.c.borrower_id == k.c.borrower_id)
+                .where(loans.c.loan_id == loan_id, k.c.channel == channel)
+                .order_by(k.c.id.desc()).limit(1))).scalar()
+        return action == "withdrawn"
+
     async def latest_consent(self, borrower_id: str, channel: str) -> dict[str, Any] | None:
         """The row that is the standing (its id, action, source and actor), or None."""
         k = t.consents

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -87,6 +87,10 @@ class HandedOver(BaseModel):
     rules: RulesSnapshot
     score: ScoreResult | None = None
     score_failure: str = ""
+    consents: dict[str, Literal["given", "withdrawn"]] = Field(
+        default_factory=dict, description="the borrower's standing in the consent ledger "
+        "per channel (an earlier loan's STOP, a consent given before): the loan starts "
+        "from it")
 
 
 class SendMessage(BaseModel):

@@ -1,16 +1,22 @@
 """The consent ledger over the API: record that a borrower gave or withdrew consent to a
 channel (and from what source: an application form, a call), and read its history.
 
-Withdrawing also opts the loan out of the channel at once, giving opts it back in, so the
-ledger and the loan's standing never disagree. After the borrower withdrew (a STOP, the
-unsubscribe link, or a source starting "borrower_"), only the borrower can consent again
-(TCPA practice: a revocation stands until the consumer re-consents): a "given" must name
-one of BORROWER_SOURCES, else it is refused with a 409 and nothing changes. Served under
-the inbound router (see duecourse.api.routes.inbound), which the app registers.
+Consent belongs to the borrower, not to one loan: withdrawing opts every open loan of the
+borrower out of the channel at once, giving opts them back in, and a loan handed over
+later starts from the ledger's standing (open_loan), so the ledger and the loans never
+disagree. After the borrower withdrew (a STOP, the unsubscribe link, or a source starting
+"borrower_"), only the borrower can consent again (TCPA practice: a revocation stands until
+the consumer re-consents): a "given" must name one of BORROWER_SOURCES, else it is refused
+with a 409 and nothing changes. Who may say the borrower consented is limited too
+(BORROWER_SOURCE_ROLES): a START reply is recorded by the SMS inbound alone, a web form by
+the platform that runs it, a signed form by the platform or a supervisor who checked it.
+Served under the inbound router (see duecourse.api.routes.inbound), which the app
+registers.
 """
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -27,6 +33,7 @@ from duecourse.domain.compliance.requests import PreferenceChange
 from duecourse.domain.policy import Channel
 from duecourse.inbound.store import InboundStore
 from duecourse.store import tables as t
+from duecourse.temporal.client import LoanClosed, LoanNotFound
 
 router = APIRouter(prefix="/v1/loans/{loan_id}/consents", tags=["consent"])
 Writer = Annotated[Principal, Depends(allow(Role.PLATFORM, Role.AGENT, Role.SUPERVISOR))]
@@ -38,6 +45,13 @@ BORROWER_SOURCES = frozenset({"borrower_sms_start", "borrower_web_form",
                               "borrower_signed_form"})
 """Sources that say the borrower gave consent themselves: a START/UNSTOP reply to the
 platform's number, a form the borrower submitted online, a form the borrower signed."""
+
+BORROWER_SOURCE_ROLES: dict[str, frozenset[Role]] = {
+    "borrower_sms_start": frozenset(),  # only the borrower's START reply (inbound SMS)
+    "borrower_web_form": frozenset({Role.PLATFORM}),
+    "borrower_signed_form": frozenset({Role.PLATFORM, Role.SUPERVISOR}),
+}
+"""Which API roles may record each borrower source (an agent cannot vouch for one)."""
 
 BORROWER_WITHDRAWALS = frozenset({"sms_reply", "unsubscribe_link"})
 """Sources of withdrawals the borrower made themselves (with any "borrower_" source)."""
@@ -89,6 +103,14 @@ async def record(loan_id: LoanId, body: ConsentIn, svc: Svc, who: Writer) -> Con
     """Record consent given or withdrawn for the loan's borrower."""
     borrower = await _borrower(svc, loan_id)
     store = InboundStore(svc.ledger.engine)
+    allowed = BORROWER_SOURCE_ROLES.get(body.source)
+    if allowed is not None and who.role not in allowed:
+        raise ProblemError(403, "Not the borrower's word", (
+            f"source {body.source} is recorded " + (
+                "when the borrower replies START to our SMS, never through the API"
+                if not allowed else
+                f"only by a {' or '.join(sorted(r.value for r in allowed))} key")
+            + f"; a {who.role.value} key cannot record it"))
     if body.action == "given" and body.source not in BORROWER_SOURCES:
         latest = await store.latest_consent(borrower, body.channel.value)
         if latest is not None and latest["action"] == "withdrawn" and _borrowers(latest):
@@ -99,8 +121,13 @@ async def record(loan_id: LoanId, body: ConsentIn, svc: Svc, who: Writer) -> Con
                 f"{', '.join(sorted(BORROWER_SOURCES))}")
     change = {"opt_in" if body.action == "given" else "opt_out": [body.channel]}
     sms = body.action if body.channel is Channel.SMS else None  # for sms_needs_consent
-    await svc.client.update_contact_preferences(loan_id, PreferenceChange(
-        **change, sms_consent=sms, actor=who.actor, note=f"consent {body.action} ({body.source})"))
+    preference = PreferenceChange(**change, sms_consent=sms, actor=who.actor,
+                                  note=f"consent {body.action} ({body.source})")
+    await svc.client.update_contact_preferences(loan_id, preference)  # 404/409 if closed
+    for other in await store.open_loans(borrower):  # the borrower's other loans too
+        if other != loan_id:
+            with contextlib.suppress(LoanClosed, LoanNotFound):
+                await svc.client.update_contact_preferences(other, preference)
     await store.record_consent(
         borrower, loan_id, body.channel.value, body.action, body.source, who.actor, body.note)
     history = await store.consents(borrower)

@@ -7,8 +7,10 @@ unfreeze collection (disputes, holds, bankruptcy, death) go through `sync_pause`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
+from duecourse.domain.actor import SYSTEM
 from duecourse.domain.case.aggregate import Collection
 from duecourse.domain.compliance import Hold, HoldKind
 from duecourse.domain.compliance.requests import (
@@ -18,6 +20,7 @@ from duecourse.domain.compliance.requests import (
     PreferenceChange,
 )
 from duecourse.domain.entries import LedgerEntry
+from duecourse.domain.policy import Channel
 from duecourse.domain.work.queue import TaskKind
 from duecourse.domain.work.tasks import open_task
 
@@ -65,6 +68,21 @@ def change_preferences(c: Collection, req: PreferenceChange,
             entries.append(c.record_event("employer_provided_address", now, req.actor,
                                           address=address, note=req.note))
     return entries
+
+
+def standing_at_hand_over(consents: Mapping[str, str]) -> PreferenceChange | None:
+    """The borrower's consent-ledger standing (channel -> "given"/"withdrawn", from the
+    hand-over) as the change a new loan starts with: a channel the borrower withdrew from
+    on an earlier loan stays opted out, an SMS consent given before counts here too."""
+    channels = {ch.value: ch for ch in Channel}
+    opt_out = [channels[ch] for ch, action in sorted(consents.items())
+               if action == "withdrawn" and ch in channels]
+    sms = consents.get(Channel.SMS.value)
+    if not opt_out and sms not in ("given", "withdrawn"):
+        return None
+    return PreferenceChange(opt_out=opt_out, sms_consent=sms,  # type: ignore[arg-type]
+                            actor=SYSTEM, note="the borrower's standing in the consent "
+                            "ledger at hand-over")
 
 
 def change_dispute(c: Collection, req: DisputeChange, now: datetime) -> list[LedgerEntry]:
