@@ -42,6 +42,8 @@ from temporalio.service import RPCError
 
 from duecourse import intake
 from duecourse.domain.case.reopening import reopen_problem
+from duecourse.lab.assignments import start_choice
+from duecourse.lab.experiments import Experiment, ExperimentError, load_experiment
 from duecourse.plain_words import plain_reason
 from duecourse.security.payload_keys import PayloadKeyError, ring_from_settings
 from duecourse.settings import Settings, get_settings
@@ -109,7 +111,8 @@ async def start_loans(client: CollectionClient, rows: Sequence[intake.IntakeRow]
                       platform: str | None = None,
                       ledger: AsyncEngine | None = None,
                       summary: StartSummary | None = None,
-                      allow_demo: bool = False) -> StartSummary:
+                      allow_demo: bool = False,
+                      experiment: Experiment | None = None) -> StartSummary:
     """Start every valid row; each row ends up started, already running or rejected.
 
     A loan id repeated in the file is rejected as a duplicate (its first row is started):
@@ -120,6 +123,8 @@ async def start_loans(client: CollectionClient, rows: Sequence[intake.IntakeRow]
     `concurrency` workers take the rows in file order, so memory stays flat for any file
     size (one task per row would hold 50,000 of them). Results go into `summary` (a new
     one by default) as they come, so a progress reporter can read the counts meanwhile.
+    Under an `experiment`, a loan whose row names no policy starts on its arm's
+    (`duecourse.lab.assignments`).
     """
     summary = summary if summary is not None else StartSummary()
     done = 0
@@ -139,7 +144,10 @@ async def start_loans(client: CollectionClient, rows: Sequence[intake.IntakeRow]
             problem = reopen_problem(closed.get(loan.loan_id), loan)
             if problem is not None:
                 raise _AlreadyClosed(problem)
-            outcome = await client.start(loan, policy, platform=platform)
+            loan, policy, strategy = await start_choice(
+                ledger, experiment, r, loan, policy, now=now, policy_dir=policy_dir,
+                allow_demo=allow_demo)
+            outcome = await client.start(loan, policy, platform=platform, strategy=strategy)
             entry = StartedLoan(row=r.row, loan_id=loan.loan_id,
                                 workflow_id=outcome.workflow_id, policy=policy.label)
             (summary.started if outcome.started else summary.already_running).append(entry)
@@ -272,7 +280,8 @@ async def start_with_progress(client: CollectionClient, rows: Sequence[intake.In
                               ledger: AsyncEngine | None = None,
                               concurrency: int = DEFAULT_CONCURRENCY,
                               every: float = PROGRESS_EVERY,
-                              allow_demo: bool = False) -> StartSummary:
+                              allow_demo: bool = False,
+                              experiment: Experiment | None = None) -> StartSummary:
     """Start `rows` behind a progress bar (a terminal) or a progress line every `every`
     seconds (anything else), then print the summary."""
     summary = StartSummary()
@@ -280,7 +289,7 @@ async def start_with_progress(client: CollectionClient, rows: Sequence[intake.In
     async def start(on_progress: ProgressCallback | None = None) -> None:
         await start_loans(client, rows, now=now, policy_dir=policy_dir, ledger=ledger,
                           concurrency=concurrency, on_progress=on_progress, summary=summary,
-                          allow_demo=allow_demo)
+                          allow_demo=allow_demo, experiment=experiment)
 
     if console.is_terminal:
         with Progress(TextColumn("[bold]Starting loans"), BarColumn(), MofNCompleteColumn(),
@@ -339,6 +348,12 @@ async def run(settings: Settings, path: str | Path, console: Console, *,
         return 1
     if force_policy:
         rows = intake.with_policy(rows, force_policy)
+    try:
+        experiment = settings_experiment(settings, policy_dir)
+    except ExperimentError as err:
+        errors.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False,
+                     soft_wrap=True)
+        return 1
     try:  # keys first: a missing key is a setting to fix, not an unreachable server
         ring = ring_from_settings(settings)
     except PayloadKeyError as err:
@@ -359,7 +374,8 @@ async def run(settings: Settings, path: str | Path, console: Console, *,
                                             policy_dir=policy_dir or settings.policy_dir,
                                             ledger=ledger, concurrency=concurrency,
                                             every=progress_every,
-                                            allow_demo=settings.allow_demo_policies)
+                                            allow_demo=settings.allow_demo_policies,
+                                            experiment=experiment)
     except (SQLAlchemyError, OSError) as err:
         url = make_url(settings.ledger_url).render_as_string(hide_password=True)
         errors.print(f"[bold red]error:[/] cannot read the ledger at {escape(url)} to check "
@@ -370,6 +386,17 @@ async def run(settings: Settings, path: str | Path, console: Console, *,
         if ledger is not None:
             await ledger.dispose()
     return 0 if summary.ok else 1
+
+
+def settings_experiment(settings: Settings,
+                        policy_dir: str | Path | None = None) -> Experiment | None:
+    """The experiment new hand-overs are assigned under (DUECOURSE_EXPERIMENT), read
+    afresh so an edited file (re-weighted, stopped) applies from the next hand-over."""
+    if not settings.experiment:
+        return None
+    directory = policy_dir or settings.policy_dir
+    return load_experiment(settings.experiment, settings.experiment_dir,
+                           policy_dir=str(directory) if directory else None)
 
 
 def existing_ledger(url: str) -> AsyncEngine | None:

@@ -39,7 +39,7 @@ from duecourse.temporal.client import (
     StartOutcome,
     ensure_search_attributes,
 )
-from duecourse.temporal.contracts import CollectionResult
+from duecourse.temporal.contracts import CollectionResult, StrategyChoice
 from tests.support.sealing import give_session_keys, sealed
 
 BIN = Path(sys.executable).parent
@@ -190,10 +190,10 @@ class TrackingClient(CollectionClient):
         async with unlocked():
             return await super().result(loan_id)
 
-    async def start(self, loan: LoanIntake, policy: Policy,
-                    platform: str | None = None) -> StartOutcome:
+    async def start(self, loan: LoanIntake, policy: Policy, platform: str | None = None,
+                    strategy: StrategyChoice | None = None) -> StartOutcome:
         self.started.append(loan.loan_id)
-        return await super().start(loan, policy, platform)
+        return await super().start(loan, policy, platform, strategy=strategy)
 
     async def end_all(self) -> None:
         """Close every loan still open through its own cancel path, so no activity is left

@@ -82,6 +82,7 @@ class LoanCollectionWorkflow(HandOver, PlannedActions, LegalProgressReports):
     @workflow.init
     def __init__(self, inp: CollectionInput) -> None:
         self._fresh = inp.state is None
+        self._strategy = inp.strategy  # the experiment arm, carried through continue-as-new
         self._pending: list[LedgerEntry] = []
         self._opening: list[LedgerEntry] = []  # written by the hand-over activity
         if inp.state is None:
@@ -118,7 +119,7 @@ class LoanCollectionWorkflow(HandOver, PlannedActions, LegalProgressReports):
                 if self._continue_as_new_due(inp) and not self._queued():
                     workflow.continue_as_new(CollectionInput(
                         loan=c.loan, policy=c.policy, state=c.state,
-                        history_limit=inp.history_limit))
+                        history_limit=inp.history_limit, strategy=inp.strategy))
                 continue
             now = workflow.now()
             action = plan(c, now)

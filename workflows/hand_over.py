@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         HandedOver,
         OpenLoan,
         RecordEntries,
+        StrategyChoice,
     )
 
 
@@ -33,6 +34,7 @@ class HandOver(Supervision):
 
     _pending: list[LedgerEntry]
     _opening: list[LedgerEntry]  # the first stage's entries, for the hand-over to write
+    _strategy: StrategyChoice | None  # the experiment arm, for the case to record
 
     def _apply(self, entries: list[LedgerEntry],
                write: bool = True) -> None:  # pragma: no cover - see workflow
@@ -72,7 +74,8 @@ class HandOver(Supervision):
                 loan=c.loan, policy=c.policy.label, opened_at=c.state.opened_at,
                 compliance=c.compliance_record(), overrides=c.policy.compliance,
                 entries=self._opening, outstanding=self._money(c.state.outstanding), score=facts,
-                segment=segment, score_event=number, scored_at=now),
+                segment=segment, score_event=number, scored_at=now,
+                strategy=self._strategy),
             "opening the case", result_type=HandedOver,
             fatal=("LoanAlreadyClosed", "RulesUnavailable"))
         c.adopt_rules(handed.rules)  # from here on, whatever is installed later

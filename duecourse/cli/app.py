@@ -12,6 +12,7 @@ from duecourse.cli import (
     compliance,
     desk,
     dev,
+    experiments,
     loans,
     ops,
     payload_keys,
@@ -69,6 +70,7 @@ for name, command in (("status", loans.status), ("timeline", loans.timeline),
     loan.command(name)(command)
 app.add_typer(loan, name="loan", rich_help_panel="Loans")
 _panel("Policies", admin.policy)
+app.add_typer(experiments.commands, name="experiment", rich_help_panel="Policies")
 
 def main() -> None:
     """Console-script entry point; exits without interpreter finalization (see

@@ -161,13 +161,16 @@ class Ledger:
                 "case_id": cmd.case_id, "loan_id": loan.loan_id, "workflow_id": cmd.workflow_id,
                 "policy": cmd.policy, "due_date": loan.due_date,
                 "outstanding_at_open": loan.outstanding, "currency": loan.currency,
-                "opened_at": cmd.opened_at, "compliance": cmd.compliance or None})
+                "opened_at": cmd.opened_at, "compliance": cmd.compliance or None,
+                "experiment": cmd.strategy.experiment if cmd.strategy else None,
+                "strategy": cmd.strategy.strategy if cmd.strategy else None})
             await self._audit(
                 conn, f"{cmd.case_id}:opened", cmd.case_id, loan.loan_id, "case_opened",
                 f"handed over: {loan.outstanding} {loan.currency} outstanding, due "
                 f"{loan.due_date}, policy {cmd.policy}", SYSTEM, cmd.opened_at,
                 {"loan": loan.model_dump(mode="json"), "policy": cmd.policy,
-                 "workflow_id": cmd.workflow_id})
+                 "workflow_id": cmd.workflow_id,
+                 **({"strategy": cmd.strategy.model_dump()} if cmd.strategy else {})})
         return created
 
     async def record_entries(self, cmd: RecordEntries) -> int:

@@ -46,7 +46,7 @@ from duecourse.domain.loan import LoanIntake, workflow_id_for
 from duecourse.domain.policy import Policy
 from duecourse.domain.rules import RulesBasis, RulesMigration
 from duecourse.domain.work.queue import TaskCompletion, TaskKind, TaskResult
-from duecourse.temporal.contracts import CollectionInput, CollectionResult
+from duecourse.temporal.contracts import CollectionInput, CollectionResult, StrategyChoice
 from duecourse.temporal.fairness import priority_for
 from duecourse.temporal.payment_trace import (
     AMBIGUOUS,
@@ -128,15 +128,19 @@ class CollectionClient:
                                                result_type=CollectionResult)
 
     async def start(self, loan: LoanIntake, policy: Policy,
-                    platform: str | None = None) -> StartOutcome:
+                    platform: str | None = None,
+                    strategy: StrategyChoice | None = None) -> StartOutcome:
         """Start collection; a loan already in collection returns its running workflow.
         `platform` (the id of the platform that handed it over; None: the lender's own) is
         kept as the Platform search attribute, so a platform's searches find its own
-        loans, and sets the workflow's fairness key (`duecourse.temporal.fairness`)."""
+        loans, and sets the workflow's fairness key (`duecourse.temporal.fairness`).
+        `strategy` (the experiment arm whose policy `policy` is) goes on the case and is
+        kept as the Strategy search attribute."""
         attributes = TypedSearchAttributes(
-            [SearchAttributePair(sa.PLATFORM, platform)] if platform else [])
+            ([SearchAttributePair(sa.PLATFORM, platform)] if platform else [])
+            + ([SearchAttributePair(sa.STRATEGY, strategy.strategy)] if strategy else []))
         handle = await self.client.start_workflow(
-            WORKFLOW_NAME, CollectionInput(loan=loan, policy=policy),
+            WORKFLOW_NAME, CollectionInput(loan=loan, policy=policy, strategy=strategy),
             id=loan.workflow_id, task_queue=self.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             result_type=CollectionResult, static_summary=_loan_summary(loan),

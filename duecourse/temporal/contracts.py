@@ -31,6 +31,13 @@ SEND_CLEARANCE = "send_clearance"  # the collection workflow's query a send asks
 AWAIT_WORKFLOW = "await_workflow"
 
 
+class StrategyChoice(BaseModel):
+    """The experiment arm a loan was assigned at hand-over (duecourse.lab.experiments)."""
+
+    experiment: str
+    strategy: str  # the arm's name; its policy is the one the loan runs on
+
+
 class CollectionInput(BaseModel):
     """Start (or continue-as-new) payload of the collection workflow."""
 
@@ -41,6 +48,8 @@ class CollectionInput(BaseModel):
     )
     history_limit: int = Field(default=10_000, ge=100,
                                description="continue-as-new once history grows past this")
+    strategy: StrategyChoice | None = Field(
+        default=None, description="the experiment arm, recorded on the case; None: none")
 
 
 class CollectionResult(BaseModel):
@@ -77,6 +86,7 @@ class OpenLoan(BaseModel):
     score_event: int = Field(default=0, description="the number the case reserved for the "
                              "score's fact (`scoring_entries`)")
     scored_at: datetime | None = None
+    strategy: StrategyChoice | None = None  # the experiment arm the case records
 
 
 class HandedOver(BaseModel):

@@ -43,7 +43,10 @@ from duecourse.intake import (
     parse_records,
     validate_for_start,
 )
+from duecourse.lab.assignments import start_choice
+from duecourse.lab.experiments import Experiment, ExperimentError
 from duecourse.plain_words import plain_reason, plain_reason_errors
+from duecourse.settings import Settings
 from duecourse.store.cases import last_closed_case
 from duecourse.store.owners import LoanOwners
 from duecourse.store.platforms import PLATFORM_ID
@@ -101,13 +104,14 @@ async def start_loan(
     now = datetime.now(UTC)
     if _no_borrower(body):
         raise ProblemError(422, "Loan refused", NO_BORROWER)
+    row = parse_records([(1, body)], now)[0]
     try:
-        loan, policy = validate_for_start(parse_records([(1, body)], now)[0], now,
-                                          svc.settings.policy_dir,
+        loan, policy = validate_for_start(row, now, svc.settings.policy_dir,
                                           svc.settings.allow_demo_policies)
     except RowRejected as err:
         raise ProblemError(422, "Loan refused", plain_reason(str(err)),
                            plain_reason_errors(str(err), under=("body",))) from None
+    experiment = _experiment(svc.settings)
     # Before the start, so even the hand-over event goes to this platform's webhooks only.
     owners = LoanOwners(svc.ledger.engine)
     claimed = await owners.claim(who.platform, [loan.loan_id])
@@ -120,7 +124,15 @@ async def start_loan(
     if problem is not None:
         await owners.release(who.platform, claimed)
         raise ProblemError(409, "Loan already closed", problem)
-    outcome = await svc.client.start(loan, policy, platform=who.platform)
+    try:  # a loan that names no policy starts on its experiment arm's
+        loan, policy, strategy = await start_choice(
+            svc.ledger.engine, experiment, row, loan, policy, now=now,
+            policy_dir=svc.settings.policy_dir, allow_demo=svc.settings.allow_demo_policies)
+    except RowRejected as err:
+        await owners.release(who.platform, claimed)
+        raise ProblemError(422, "Loan refused", plain_reason(str(err)),
+                           plain_reason_errors(str(err), under=("body",))) from None
+    outcome = await svc.client.start(loan, policy, platform=who.platform, strategy=strategy)
     if not outcome.started:
         await owners.release(who.platform, claimed)  # it was in collection, unowned, before
         response.status_code = status.HTTP_200_OK
@@ -128,6 +140,16 @@ async def start_loan(
     return LoanStarted(loan_id=loan.loan_id, workflow_id=outcome.workflow_id,
                        run_id=outcome.run_id, policy=policy.label,
                        status="started" if outcome.started else "already_running")
+
+
+def _experiment(settings: Settings) -> Experiment | None:
+    """The experiment hand-overs are assigned under, read afresh (an edit applies at the
+    next hand-over); a file that cannot be used refuses hand-overs that name no policy."""
+    try:
+        return handover.settings_experiment(settings)
+    except ExperimentError as err:
+        raise ProblemError(503, "Experiment not usable", f"{err} Fix the file or unset "
+                           "DUECOURSE_EXPERIMENT; nothing was started.") from None
 
 
 async def _own_rows(owners: LoanOwners, platform: str, rows: list[IntakeRow],
@@ -162,13 +184,15 @@ async def start_loans(body: BatchRequest, svc: Svc, who: Platform) -> BatchResul
     parsed = [replace(r, loan=None, error=NO_BORROWER) if _no_borrower(record) else r
               for r, record in zip(parse_records(list(enumerate(body.loans, start=1)), now),
                                    body.loans, strict=True)]
+    experiment = _experiment(svc.settings)
     rows, claimed = await _own_rows(owners, who.platform, parsed, now,
                                     svc.settings.policy_dir,
                                     svc.settings.allow_demo_policies)
     summary = await handover.start_loans(svc.client, rows, now=now,
                                         policy_dir=svc.settings.policy_dir,
                                         platform=who.platform, ledger=svc.ledger.engine,
-                                        allow_demo=svc.settings.allow_demo_policies)
+                                        allow_demo=svc.settings.allow_demo_policies,
+                                        experiment=experiment)
     not_started = {s.loan_id for s in summary.already_running} | {
         r.loan_id for r in summary.rejected if r.already_closed}
     await owners.release(who.platform, [i for i in claimed if i in not_started])
