@@ -19,6 +19,7 @@ from duecourse.cli import (
     platforms,
     replies,
     retention,
+    scorer,
     service,
 )
 from duecourse.process import run_and_exit
@@ -45,6 +46,7 @@ app.add_typer(payload_keys.commands, name="payload-keys", rich_help_panel="Run")
 _panel("Run", codec.codec_server, codec.codec_audit)
 app.add_typer(platforms.commands, name="platforms", rich_help_panel="Run")
 app.add_typer(retention.commands, name="retention", rich_help_panel="Run")
+app.add_typer(scorer.commands, name="scorer", rich_help_panel="Run")
 _panel("Loans", admin.start, loans.status, loans.timeline)
 _panel("Actions", loans.pay, loans.promise, loans.outcome, loans.legal_decision, loans.cancel)
 _panel("Agent desk", desk.plan, desk.settle, desk.settlement_decision, desk.assign, desk.tasks)
