@@ -20,6 +20,8 @@ from duecourse.api.routes import (
     inbound,
     loans,
     ops,
+    ops_page,
+    portfolio,
     unsubscribe,
     webhooks,
 )
@@ -68,7 +70,8 @@ def create_app(settings: Settings, provided: Services | None = None) -> FastAPI:
     problems.install(app)
     app.add_middleware(problems.BodyGuard, max_bytes=settings.max_body_bytes)
     docs.install(app)
-    for module in (loans, actions, calls, desk, webhooks, ops, inbound, dialer, unsubscribe):
+    for module in (loans, actions, calls, desk, webhooks, ops, portfolio, inbound, dialer,
+                   unsubscribe, ops_page):
         app.include_router(module.router)
     for install in (codec_routes.install, api_metrics.install, tracing.install):
         install(app, settings)

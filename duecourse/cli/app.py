@@ -18,6 +18,7 @@ from duecourse.cli import (
     payload_keys,
     platforms,
     replies,
+    report,
     retention,
     scorer,
     service,
@@ -61,6 +62,7 @@ _panel("Ops", ops.messages, ops.alerts)
 app.add_typer(ops.alert, name="alert", rich_help_panel="Ops")
 _panel("Ops", ops.loans)
 _panel("Ops", replies.replies)
+_panel("Ops", report.report)
 _panel("Policies", admin.policies)
 
 loan = typer.Typer(help="One loan: status and the actions agents take (also top level).",
