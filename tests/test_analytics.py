@@ -35,7 +35,7 @@ from duecourse.domain.entries import (
 )
 from duecourse.domain.work.queue import Task, TaskKind, TaskStatus
 from duecourse.lab import stats
-from duecourse.lab.analytics import compute
+from duecourse.lab.analytics import SCORECARD, compute, scorers_for
 from duecourse.lab.costs import CostTable
 from duecourse.lab.figures import PortfolioFigures
 from duecourse.store import Ledger, connect, migrate
@@ -376,3 +376,16 @@ async def test_an_experiment_in_two_currencies_is_judged_on_the_most_common(
     assert c.verdict.startswith("challenger against champion: recovers 50.0 percentage "
                                 "points more of the amount handed over in USD (100.0% "
                                 "against 50.0%")
+
+
+async def test_segment_quality_judges_each_scorer_that_can_be_loaded(
+        book: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The report says how well the scorecard's segments predict cure; a learned scorer
+    without its model file is left out instead of failing the report."""
+    monkeypatch.delenv("DUECOURSE_SCORER_MODEL", raising=False)
+    learned = "duecourse.lab.learned_scorer:learned"
+    f = await compute(book.engine, costs=COSTS, now=NOW, scorers=scorers_for(learned))
+    assert [q.scorer for q in f.segment_quality] == [SCORECARD]
+    [quality] = f.segment_quality
+    judged = sum(r.whole for r in quality.cure_rate_by_segment.values())
+    assert judged > 0 and all(r.part <= r.whole for r in quality.cure_rate_by_segment.values())

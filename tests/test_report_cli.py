@@ -19,7 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from duecourse.api import create_app
 from duecourse.api.services import Services
-from duecourse.lab.analytics import compute
+from duecourse.lab.analytics import SCORECARD, compute, scorers_for
 from duecourse.store import Ledger, connect, migrate
 from duecourse.store.keys import KeyStore
 from duecourse.temporal.client import CollectionClient
@@ -42,7 +42,7 @@ async def _fill(url: str) -> dict[str, Any]:
         for n in range(10):
             await write(ledger, champion(n))
             await write(ledger, challenger(n))
-        figures = await compute(engine, costs=COSTS)
+        figures = await compute(engine, costs=COSTS, scorers=scorers_for(SCORECARD))
     finally:
         await engine.dispose()
     return json.loads(figures.model_dump_json(by_alias=True))

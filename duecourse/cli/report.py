@@ -21,7 +21,7 @@ from duecourse.cli.common import (
     settings,
     user_errors,
 )
-from duecourse.lab.analytics import compute
+from duecourse.lab.analytics import compute, scorers_for
 from duecourse.lab.costs import CostsFileError, CostTable, load_costs
 from duecourse.lab.figures import GroupBy, GroupFigures, PortfolioFigures, Rate
 
@@ -112,7 +112,8 @@ def report(
     async def go() -> PortfolioFigures:
         async with ledger(cfg) as book:
             return await compute(book.engine, by=by, since=day,  # type: ignore[arg-type]
-                                 costs=costs, experiment_dir=cfg.experiment_dir)
+                                 costs=costs, experiment_dir=cfg.experiment_dir,
+                                 scorers=scorers_for(cfg.scorer))
 
     figures = run(go())
     if html is not None:

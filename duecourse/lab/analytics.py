@@ -57,19 +57,21 @@ Read-only and the same for a simulated ledger and a real one. What each figure m
   common currency first: the verdict speaks of that one), cure rate and contacts per
   loan, with 95% intervals (`duecourse.lab.stats`) and the verdict
   (`duecourse.lab.verdict`).
-- **Not known from the ledger**: which scorer assigned a segment (so `segment_quality` is
-  left empty here).
+- **Segment quality**: the ledger does not say which scorer assigned a segment, so each
+  scorer asked for (`scorers`: the scorecard and DUECOURSE_SCORER in the report and the
+  API) re-scores every case's hand-over facts (`duecourse.lab.segment_quality`).
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
+import structlog
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -90,10 +92,16 @@ from duecourse.lab.figures import (
     PortfolioFigures,
     Rate,
     Recovery,
+    SegmentQuality,
     StageCount,
 )
+from duecourse.lab.segment_quality import segment_quality
 from duecourse.lab.verdict import CONTACTS, CURE, RECOVERY, verdict
+from duecourse.settings import Settings
 from duecourse.store import tables as t
+
+log = structlog.get_logger(__name__)
+SCORECARD = str(Settings.model_fields["scorer"].default)  # the bundled scorecard
 
 CURED = ("PAID", "SETTLED")
 ROLL_DAYS = 30
@@ -474,12 +482,32 @@ def _comparisons(cases: list[_Case], experiment_dir: str | None) -> list[Compari
     return out
 
 
+def scorers_for(configured: str) -> tuple[str, ...]:
+    """The scorers whose segments the report judges: the bundled scorecard and the one
+    configured (DUECOURSE_SCORER), once each."""
+    return tuple(dict.fromkeys((SCORECARD, configured)))
+
+
+async def _segment_quality(engine: AsyncEngine, scorers: Sequence[str]
+                           ) -> list[SegmentQuality]:
+    """Each scorer's segment quality; one that cannot be loaded (a learned scorer without
+    its model file) is left out of the report, with a warning, rather than failing it."""
+    judged = []
+    for name in scorers:
+        try:
+            judged.append(await segment_quality(engine, name))
+        except ValueError as err:
+            log.warning("segment quality left out", scorer=name, reason=str(err))
+    return judged
+
+
 async def compute(engine: AsyncEngine, *, by: GroupBy = "strategy", since: date | None = None,
                   costs: CostTable | None = None, now: datetime | None = None,
-                  experiment_dir: str | None = None) -> PortfolioFigures:
+                  experiment_dir: str | None = None,
+                  scorers: Sequence[str] = ()) -> PortfolioFigures:
     """The portfolio's figures grouped `by`, for cases opened from `since` on; costs from
     `costs` (default: the bundled table), experiments' champions from `experiment_dir`
-    and the bundled experiment files."""
+    and the bundled experiment files; how well each of `scorers` assigns segments."""
     costs = costs or load_costs()
     now = now or datetime.now(UTC)
     loaded, latest, attention = await _load(engine, _since(since), now)
@@ -493,4 +521,4 @@ async def compute(engine: AsyncEngine, *, by: GroupBy = "strategy", since: date 
         groups=[group_figures(k, groups[k], costs, until) for k in sorted(groups)],
         total=group_figures("all", cases, costs, until), funnel=_funnel(cases),
         comparisons=_comparisons(cases, experiment_dir) if by == "strategy" else [],
-        attention=attention)
+        segment_quality=await _segment_quality(engine, scorers), attention=attention)

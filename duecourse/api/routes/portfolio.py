@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query
 from duecourse.api.auth import Overseer
 from duecourse.api.problems import ProblemError, responses
 from duecourse.api.services import Svc
-from duecourse.lab.analytics import compute
+from duecourse.lab.analytics import compute, scorers_for
 from duecourse.lab.costs import CostsFileError, load_costs
 from duecourse.lab.figures import GroupBy, PortfolioFigures
 
@@ -35,4 +35,5 @@ async def analytics(svc: Svc, who: Overseer,
         raise ProblemError(500, "Cost settings cannot be used",
                            f"{err} (DUECOURSE_COSTS_FILE)") from None
     return await compute(svc.ledger.engine, by=by, since=since, costs=costs,
-                         experiment_dir=svc.settings.experiment_dir)
+                         experiment_dir=svc.settings.experiment_dir,
+                         scorers=scorers_for(svc.settings.scorer))
