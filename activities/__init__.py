@@ -11,6 +11,7 @@ from duecourse.activities.messaging import MessagingActivities
 from duecourse.activities.scoring import ScoringActivities, load_scorer
 from duecourse.activities.supervision import await_workflow
 from duecourse.channels import Channel
+from duecourse.portal.links import PortalLinks
 from duecourse.store.ledger import Ledger
 
 
@@ -18,12 +19,14 @@ def build_activities(ledger: Ledger, channel: Channel, lender_name: str,
                      lender_contact: str,
                      scorer: str = "duecourse.domain.scoring:scorecard",
                      legal_partner: str = "legal-partner@lender.example",
+                     portal: PortalLinks | None = None,
                      ) -> list[Callable[..., Any]]:
     """Every activity the collection workflows call, bound to their adapters (outbound
-    events need none: the ledger queues them and the worker's dispatcher posts them)."""
+    events need none: the ledger queues them and the worker's dispatcher posts them);
+    `portal` puts the borrower's page link in their messages (None: no portal key)."""
     score_with = load_scorer(scorer)
     records = LedgerActivities(ledger, score_with)
-    messaging = MessagingActivities(ledger, channel, lender_name, lender_contact)
+    messaging = MessagingActivities(ledger, channel, lender_name, lender_contact, portal)
     scoring = ScoringActivities(score_with)
     legal = LegalActivities(ledger, channel, legal_partner)
     return [records.open_loan, records.record_entries, records.alert_ops,

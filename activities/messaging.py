@@ -45,6 +45,7 @@ from duecourse.channels import UNKNOWABLE, Channel, ChannelError, OutgoingMessag
 from duecourse.channels.router import as_router
 from duecourse.inbound.store import InboundStore
 from duecourse.observability import business_metrics
+from duecourse.portal.links import PortalLinks
 from duecourse.store.ledger import Ledger
 from duecourse.store.sends import DONE, Claim, LeaseLost, SendInFlight, SendLedger
 from duecourse.templates import TemplateError, render
@@ -77,11 +78,12 @@ its workflow instead (well inside the attempt's start-to-close timeout)."""
 
 class MessagingActivities:
     def __init__(self, ledger: Ledger, channel: Channel, lender_name: str,
-                 lender_contact: str) -> None:
+                 lender_contact: str, portal: PortalLinks | None = None) -> None:
         self._sends = SendLedger(ledger)
         self._inbound = InboundStore(ledger.engine)
         self._channels = as_router(channel)
         self._lender = {"lender_name": lender_name, "lender_contact": lender_contact}
+        self._portal = portal  # the borrower's page link in each message (None: no key)
 
     @activity.defn(name=SEND_MESSAGE)
     async def send_message(self, req: SendMessage) -> MessageSent:
@@ -96,6 +98,8 @@ class MessagingActivities:
             rendered = render(req.template, req.language, values,
                               jurisdiction=req.jurisdiction, channel=req.channel,
                               time_barred=req.time_barred)
+            if self._portal is not None:
+                rendered = self._portal.add_link(rendered, req, values)
         except TemplateError as err:
             raise ApplicationError(str(err), type="TemplateError", non_retryable=True) from None
         async with heartbeating():

@@ -31,6 +31,7 @@ from duecourse.observability import tracing
 from duecourse.observability.business_metrics import ActivityFailureMetrics
 from duecourse.observability.prometheus import MetricsAddressError, metrics_runtime
 from duecourse.observability.tracing import TracingSettingsError
+from duecourse.portal.links import PortalLinks
 from duecourse.security.payload_keys import PayloadKeyError, ring_from_settings
 from duecourse.settings import Settings, get_settings
 from duecourse.store import Ledger, connect, migrate
@@ -109,7 +110,8 @@ def build_worker(client: Client, ledger: Ledger, settings: Settings,
     channel queue (`<task_queue>-<channel>`, from the same activities)."""
     acts = list(activities) if activities is not None else build_activities(
         ledger, channels_from_settings(settings, ledger), settings.lender_name,
-        settings.lender_contact, settings.scorer, settings.legal_partner_email)
+        settings.lender_contact, settings.scorer, settings.legal_partner_email,
+        PortalLinks.from_settings(settings))
     queue = task_queue or settings.task_queue
     return DuecourseWorker(
         client,

@@ -156,6 +156,20 @@ class Settings(BaseSettings):
     inbound_secret: SecretStr | None = Field(
         default=None, description="the secret inbound provider posts are signed with "
         "(Duecourse-Signature); unset: the inbound endpoints refuse everything")
+    portal_secret: SecretStr | None = Field(
+        default=None, description="the key borrower page links (/b/<token>) are signed "
+        "with; or use portal_secret_file; unset: messages carry no link")
+    portal_secret_file: Path | None = Field(
+        default=None, description="file holding the portal key; default: "
+        "<data_dir>/portal-secret when it exists (`duecourse dev` creates one)")
+    portal_link_days: int = Field(default=30, ge=1, le=366, description="days a borrower "
+                                  "page link stays valid after its message")
+    portal_requests_per_token: int = Field(
+        default=60, ge=1, description="requests one link may make in 10 minutes (counted "
+        "in each API process)")
+    portal_requests_per_ip: int = Field(
+        default=300, ge=1, description="borrower page requests one IP address may make in "
+        "10 minutes (counted in each API process)")
     email_rate: float | None = Field(default=None, gt=0, description="emails per second, "
                                      "across workers; unset: unlimited")
     voice_rate: float | None = Field(default=None, gt=0, description="calls handed to the "

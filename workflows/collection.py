@@ -66,7 +66,8 @@ with workflow.unsafe.imports_passed_through():
     from duecourse.domain.planner import plan
     from duecourse.domain.rules import RulesBasis, RulesMigration, migration_problem
     from duecourse.domain.work import completion, tasks
-    from duecourse.domain.work.queue import TaskCompletion, TaskKind, TaskResult
+    from duecourse.domain.work.callbacks import CallbackRequest, book_callback, callback_problem
+    from duecourse.domain.work.queue import Task, TaskCompletion, TaskKind, TaskResult
     from duecourse.temporal.contracts import (
         SEND_CLEARANCE,
         CollectionInput,
@@ -303,6 +304,19 @@ class LoanCollectionWorkflow(HandOver, PlannedActions, LegalProgressReports):
         refuse(f"no {request.channel} contact details on file" if request.address is None
                and recipient_for(request.channel, c.loan.borrower) is None else None,
                "ContactRejected")
+
+    @workflow.update
+    def request_callback(self, request: CallbackRequest) -> Task:
+        """The borrower asks to be called at a time they choose: an agent's call task,
+        due then, once the engine allows a call at that time."""
+        with refusing("CallbackRejected"):
+            task, entries = book_callback(self._c, request, workflow.now())
+        self._apply(entries)
+        return task
+
+    @request_callback.validator
+    def _validate_callback(self, request: CallbackRequest) -> None:
+        refuse(callback_problem(self._c, request, workflow.now()), "CallbackRejected")
 
     @workflow.update
     def propose_plan(self, proposal: PlanProposal) -> PlanAccepted:

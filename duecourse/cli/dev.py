@@ -39,6 +39,7 @@ from duecourse.intake import read_intake_file, with_policy
 from duecourse.logs import configure_logging
 from duecourse.observability import tracing
 from duecourse.observability.prometheus import metrics_runtime
+from duecourse.portal.tokens import DEFAULT_SECRET_FILE, ensure_secret_file
 from duecourse.runtime import build_worker
 from duecourse.security.codec_routes import codec_policy
 from duecourse.security.payload_keys import DEFAULT_KEY_FILE, ensure_key_file, ring_from_settings
@@ -113,6 +114,8 @@ def dev(demo: Annotated[bool, typer.Option(
     with user_errors():  # a setting to fix stops it before any server starts
         if not cfg.payload_keys and not cfg.payload_key_file:
             ensure_key_file(data / DEFAULT_KEY_FILE)  # the embedded default is sealed too
+        if not cfg.portal_secret and not cfg.portal_secret_file:
+            ensure_secret_file(data / DEFAULT_SECRET_FILE)  # borrower page links work
         ring_from_settings(cfg)
         tracing.exporting(cfg)
         codec_policy(cfg)

@@ -45,7 +45,8 @@ from duecourse.domain.legal.case import CaseEvent, LegalCase
 from duecourse.domain.loan import LoanIntake, workflow_id_for
 from duecourse.domain.policy import Policy
 from duecourse.domain.rules import RulesBasis, RulesMigration
-from duecourse.domain.work.queue import TaskCompletion, TaskKind, TaskResult
+from duecourse.domain.work.callbacks import CallbackRequest
+from duecourse.domain.work.queue import Task, TaskCompletion, TaskKind, TaskResult
 from duecourse.temporal.contracts import CollectionInput, CollectionResult, StrategyChoice
 from duecourse.temporal.fairness import priority_for
 from duecourse.temporal.payment_trace import (
@@ -308,6 +309,11 @@ class CollectionClient:
     async def request_contact(self, loan_id: str, request: requests.ContactRequest) -> Decision:
         """Ask the loan's compliance engine whether a contact may happen now."""
         return await self._update(loan_id, "request_contact", request, Decision)
+
+    async def request_callback(self, loan_id: str, request: CallbackRequest) -> Task:
+        """Book a call back at the borrower's chosen time (refused when no call is allowed
+        then)."""
+        return await self._update(loan_id, "request_callback", request, Task)
 
     async def propose_plan(self, loan_id: str,
                            proposal: terms.PlanProposal) -> terms.PlanAccepted:

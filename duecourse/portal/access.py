@@ -1,0 +1,50 @@
+"""Opening a link: the token's signature and expiry, then the case it was minted for -
+still the loan's open case (a link dies with its case: a closed or replaced case refuses
+it) - and the loan's engine. Every failure is the same None, so the neutral page can
+never tell a wrong link from a closed debt."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import WorkflowQueryFailedError
+
+from duecourse.domain.case.status import CollectionStatus
+from duecourse.portal.tokens import PortalSigner
+from duecourse.store import tables as t
+from duecourse.temporal.client import CollectionClient, LoanClosed, LoanNotFound
+
+
+@dataclass(frozen=True)
+class Opened:
+    loan_id: str
+    status: CollectionStatus
+    borrower: dict[str, Any]
+
+
+async def open_link(signer: PortalSigner | None, token: str, now: datetime,
+                    engine: AsyncEngine, client: CollectionClient) -> Opened | None:
+    found = signer.verify(token, now) if signer is not None else None
+    if found is None:
+        return None
+    cases, loans = t.collection_cases, t.loans
+    async with engine.connect() as conn:
+        row = (await conn.execute(
+            select(cases.c.outcome, cases.c.closed_at, loans.c.borrower)
+            .join(loans, loans.c.loan_id == cases.c.loan_id)
+            .where(cases.c.case_id == found.case_id, cases.c.loan_id == found.loan_id)
+        )).first()
+    if row is None or row.outcome is not None or row.closed_at is not None:
+        return None
+    try:
+        status = await client.status(found.loan_id)
+    except (LoanClosed, LoanNotFound, WorkflowQueryFailedError):
+        return None
+    if status.outcome is not None:
+        return None
+    borrower = row.borrower if isinstance(row.borrower, dict) else {}
+    return Opened(loan_id=found.loan_id, status=status, borrower=borrower)
