@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from duecourse.domain.case.aggregate import Collection
     from duecourse.domain.compliance import Decision, ProposedContact, Purpose, Verdict
     from duecourse.domain.compliance.engine import DECISION_VALIDITY, blocker
-    from duecourse.domain.contact.recipients import recipient_for
+    from duecourse.domain.contact.channels import channel_options, falls_back
     from duecourse.domain.entries import ComplianceDecided, ContactDelivered, LedgerEntry
     from duecourse.domain.policy import Channel, ContactStep
     from duecourse.temporal.contracts import SEND_MESSAGE, SETTLE_SEND, MessageSent, SendMessage
@@ -98,31 +98,13 @@ class ContactPath:
         (the policy loader marked them): the step falls back to one whose template does
         not, and is skipped when it has none."""
         c = self._c
+        options = channel_options(c, step, purpose, workflow.now())
         notes: list[str] = []
-        barred = step.mentions_legal_action and c.time_barred(workflow.now())
-        unspoken = 0  # channels passed over because their template speaks of legal action
-        usable = 0  # channels with a template that may be used
-        allowed = c.policy.treatment(c.state.segment).channels
-        channels = [step.channel, *c.policy.channel_fallbacks.get(step.channel, [])]
-        if allowed is not None and purpose is Purpose.COLLECTION:
-            notes += [f"{ch} not used for segment {c.state.segment}" for ch in channels
-                      if ch not in allowed][:1]
-            channels = [ch for ch in channels if ch in allowed]
-        for channel in channels:
-            template = step.template_for(channel)
-            if template is None:
-                notes.append(f"no borrower template of step {step.name} for {channel}")
+        for option in options.items:
+            if isinstance(option, str):  # a channel passed over, and why
+                notes.append(option)
                 continue
-            if barred and step.speaks_of_legal_action(channel):
-                unspoken += 1
-                notes.append(f"{channel} not used: its template {template} speaks of legal "
-                             "action and the debt is time-barred")
-                continue
-            usable += 1
-            address = recipient_for(channel, c.loan.borrower)
-            if address is None:
-                notes.append(f"no {channel} contact details")
-                continue
+            channel, template, address = option.channel, option.template, option.address
             now = workflow.now()
             decision = c.decide_contact(channel, address, now, purpose)
             entries = c.record_decision(step.name, channel, address, decision, purpose)
@@ -132,7 +114,7 @@ class ContactPath:
                 return Outcome("deferred", decision.detail)
             if decision.verdict is Verdict.BLOCKED:
                 notes.append(f"{channel} blocked ({decision.code}: {decision.detail})")
-                if decision.code in ("opted_out", "sms_consent"):  # try the next channel
+                if falls_back(decision):  # try the next channel
                     continue
                 return Outcome("blocked", "; ".join(notes))
             decided = entries[0]
@@ -146,7 +128,7 @@ class ContactPath:
                 if notes:
                     outcome = Outcome("sent", "; ".join([*notes, outcome.detail]), outcome.at)
             return outcome
-        if unspoken and not usable:
+        if options.time_barred_only:
             return Outcome("skipped", f"{TIME_BARRED} ({c.pack.ref('time_barred')})")
         return Outcome("blocked", "; ".join(notes) or "no channel available")
 

@@ -75,6 +75,9 @@ for name, command in (("status", loans.status), ("timeline", loans.timeline),
 app.add_typer(loan, name="loan", rich_help_panel="Loans")
 _panel("Policies", admin.policy)
 app.add_typer(experiments.commands, name="experiment", rich_help_panel="Policies")
+from duecourse.cli.simulate import simulate  # noqa: E402 - the strategy lab
+
+_panel("Strategy lab", simulate)
 
 def main() -> None:
     """Console-script entry point; exits without interpreter finalization (see
