@@ -31,6 +31,7 @@ from duecourse.cli.app import app
 from duecourse.domain.loan import LoanIntake
 from duecourse.domain.policy import Policy
 from duecourse.intake import IntakeRow, parse_records
+from duecourse.lab.analytics import compute
 from duecourse.lab.assignments import assign_at_hand_over, assigned_counts
 from duecourse.lab.experiments import (
     BUILTIN_DIR,
@@ -287,6 +288,13 @@ async def test_a_live_hand_over_records_the_arm_and_runs_on_its_policy(
         assert (explicit["experiment"], explicit["strategy"]) == (None, None)
         described = await client.handle(named.loan_id).describe()
         assert described.typed_search_attributes.get(sa.STRATEGY) is None
+        # reported the way a simulated ledger is: grouped by arm, challenger vs champion
+        figures = await compute(h.ledger.engine, by="strategy",
+                                experiment_dir=str(experiments))
+        loans = {g.key: g.loans for g in figures.groups}
+        assert loans.get("champion", 0) >= 1 and loans.get("gentle", 0) >= 1, loans
+        assert any((c.champion, c.challenger) == ("champion", "gentle")
+                   for c in figures.comparisons), figures.comparisons
     finally:
         await client.end_all()
 
