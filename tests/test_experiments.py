@@ -32,7 +32,12 @@ from duecourse.domain.loan import LoanIntake
 from duecourse.domain.policy import Policy
 from duecourse.intake import IntakeRow, parse_records
 from duecourse.lab.analytics import compute
-from duecourse.lab.assignments import assign_at_hand_over, assigned_counts
+from duecourse.lab.assignments import (
+    assign_at_hand_over,
+    assigned_counts,
+    enrolment,
+    start_choice,
+)
 from duecourse.lab.experiments import (
     BUILTIN_DIR,
     Experiment,
@@ -193,6 +198,32 @@ async def test_reweighting_or_stopping_never_moves_an_assigned_loan(ledger: Ledg
                                       on_arm1)).name == "arm0"
     counts = await assigned_counts(ledger.engine, "ab")
     assert counts == dict(Counter(arm.name for arm in first.values()))
+
+
+async def test_after_a_stop_new_loans_run_the_champion_outside_the_experiment(
+        ledger: Ledger) -> None:
+    """Stopped: a loan new to the experiment starts on the champion's policy but is not
+    recorded as the champion arm (it would join an arm the hash never chose for it); a
+    loan assigned before the stop keeps its arm."""
+    now = datetime.now(UTC)
+    running = experiment(("0", "1"))  # everyone new goes to arm1
+    kept = make_loan(now, dpd=3)
+    await open_case(ledger, kept, "ab", "arm1", "case-kept", now)
+    stopped = experiment(("0", "1"), status="stopped")
+    fresh = make_loan(now, dpd=3)
+    rows = {loan.loan_id: unnamed_policy_row(loan, now, i)
+            for i, loan in enumerate((kept, fresh), start=1)}
+    choices = {}
+    for loan_id, row in rows.items():
+        assert row.loan is not None
+        _, policy, strategy = await start_choice(
+            ledger.engine, stopped, row, row.loan, load_policy("standard"), now=now,
+            policy_dir=None, allow_demo=False)
+        choices[loan_id] = (policy.name, strategy)
+    assert choices[fresh.loan_id] == ("standard", None), "champion's policy, not enrolled"
+    assert choices[kept.loan_id][1] == StrategyChoice(experiment="ab", strategy="arm1")
+    _, enrolled = await enrolment(ledger.engine, running, fresh.loan_id)
+    assert enrolled, "while it runs, a new loan is enrolled"
 
 
 async def test_an_arm_removed_from_the_file_keeps_its_loans(ledger: Ledger) -> None:

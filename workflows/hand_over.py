@@ -29,6 +29,11 @@ with workflow.unsafe.imports_passed_through():
     )
 
 
+CONSENTS_AT_HAND_OVER = "consents-at-hand-over"
+"""Patch: the loan starts from the consent ledger's standing. A history whose hand-over
+result carried consents that an older worker ignored replays without applying them."""
+
+
 class HandOver(Supervision):
     """Mixed into LoanCollectionWorkflow, which provides the state and `_apply`."""
 
@@ -83,6 +88,6 @@ class HandOver(Supervision):
         if handed.score is None:
             self._queue_alert("Scoring failed; the segment is kept", handed.score_failure)
         standing = standing_at_hand_over(handed.consents) if handed.consents else None
-        if standing is not None:  # absent from results recorded before consents were read
+        if standing is not None and workflow.patched(CONSENTS_AT_HAND_OVER):
             self._apply(change_preferences(c, standing, now))
 

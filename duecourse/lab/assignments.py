@@ -4,7 +4,9 @@
 point falls in another arm's slice) or stopped (new loans get the champion). So the
 hand-over asks the ledger first: a loan that already had a case under this experiment
 keeps the arm recorded there (`collection_cases.experiment`/`.strategy`), whatever the
-file says now; only a loan new to the experiment is assigned by the hash.
+file says now; only a loan new to the experiment is assigned by the hash - while it runs.
+Once stopped, a new loan starts on the champion's policy but is not enrolled (no
+experiment, no strategy on its case), so comparisons see only loans the hash assigned.
 """
 
 from __future__ import annotations
@@ -37,17 +39,25 @@ async def recorded_arm(engine: AsyncEngine, experiment: str, loan_id: str,
     return (row.strategy, row.policy) if row is not None else None
 
 
-async def assign_at_hand_over(engine: AsyncEngine | None, experiment: Experiment,
-                              loan_id: str) -> Arm:
-    """The loan's arm: the one its earlier case under this experiment recorded, else the
-    hash's (`Experiment.assign`; the champion once stopped). An arm since removed from
-    the file is kept too, on the policy its case ran (its share no longer matters)."""
+async def enrolment(engine: AsyncEngine | None, experiment: Experiment, loan_id: str
+                    ) -> tuple[Arm, bool]:
+    """The loan's arm and whether the loan is in the experiment: the arm its earlier case
+    under this experiment recorded (in), else the hash's while it runs (in), else - the
+    experiment stopped - the champion's policy outside the experiment, so a stopped
+    experiment's later loans never join its champion arm and bias the comparison. An
+    arm since removed from the file is kept too, on the policy its case ran."""
     recorded = await recorded_arm(engine, experiment.name, loan_id) if engine else None
     if recorded is None:
-        return experiment.assign(loan_id)
+        return experiment.assign(loan_id), experiment.status == "running"
     strategy, policy_label = recorded
     return experiment.arm(strategy) or Arm(name=strategy, policy=policy_label.split("@")[0],
-                                           share=0)
+                                           share=0), True
+
+
+async def assign_at_hand_over(engine: AsyncEngine | None, experiment: Experiment,
+                              loan_id: str) -> Arm:
+    """The arm the loan starts on (`enrolment`'s; the champion once stopped)."""
+    return (await enrolment(engine, experiment, loan_id))[0]
 
 
 def names_policy(loan: LoanIntake) -> bool:
@@ -65,10 +75,12 @@ async def start_choice(engine: AsyncEngine | None, experiment: Experiment | None
     (`intake.validate_for_start`, which raises RowRejected)."""
     if experiment is None or names_policy(loan):
         return loan, policy, None
-    arm = await assign_at_hand_over(engine, experiment, loan.loan_id)
+    arm, enrolled = await enrolment(engine, experiment, loan.loan_id)
     assigned = loan.model_copy(update={"policy": arm.policy})
     assigned, chosen = intake.validate_for_start(replace(row, loan=assigned), now,
                                                  policy_dir, allow_demo)
+    if not enrolled:  # stopped: the champion's policy, recorded as no experiment's arm
+        return assigned, chosen, None
     return assigned, chosen, StrategyChoice(experiment=experiment.name, strategy=arm.name)
 
 

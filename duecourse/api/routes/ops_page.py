@@ -11,8 +11,9 @@ why, never a figure. A sign-in POSTed from another site (its Origin) is refused.
 response is `no-store` and under a content security policy that allows no script, no
 frame and no form target but this site. A script may also send the Bearer header.
 
-The figures are `duecourse.lab.analytics.compute(..., by="strategy")`, the same as
-`duecourse report` and the API's analytics, at most `FRESH_SECONDS` old."""
+The figures are the API's analytics (`duecourse.api.routes.portfolio.portfolio_figures`,
+by strategy, with the lender's costs, experiments and scorers), at most `FRESH_SECONDS`
+old."""
 
 from __future__ import annotations
 
@@ -24,9 +25,9 @@ from urllib.parse import parse_qs, urlsplit
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from duecourse.api.routes.portfolio import portfolio_figures
 from duecourse.api.services import Svc
 from duecourse.domain.actor import Role
-from duecourse.lab.analytics import compute
 from duecourse.lab.figures import PortfolioFigures
 from duecourse.lab.report_html import KEY_HOURS, render_key_form, render_ops_page
 from duecourse.store.keys import ApiKey
@@ -67,7 +68,7 @@ async def _figures(request: Request, svc: Svc) -> PortfolioFigures:
         latest = request.app.state.ops_figures = _Latest()
     async with latest.lock:
         if latest.figures is None or time.monotonic() - latest.at > FRESH_SECONDS:
-            latest.figures = await compute(svc.ledger.engine, by="strategy")
+            latest.figures = await portfolio_figures(svc, by="strategy")
             latest.at = time.monotonic()
         return latest.figures
 

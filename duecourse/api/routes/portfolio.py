@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 
 from duecourse.api.auth import Overseer
 from duecourse.api.problems import ProblemError, responses
-from duecourse.api.services import Svc
+from duecourse.api.services import Services, Svc
 from duecourse.lab.analytics import compute, scorers_for
 from duecourse.lab.costs import CostsFileError, load_costs
 from duecourse.lab.figures import GroupBy, PortfolioFigures
@@ -29,6 +29,13 @@ async def analytics(svc: Svc, who: Overseer,
                     ] = "strategy") -> PortfolioFigures:
     """Roll, cure and recovery rates, costs, complaints and compliance per group, and each
     challenger against its champion with 95% confidence intervals and a verdict."""
+    return await portfolio_figures(svc, by=by, since=since)
+
+
+async def portfolio_figures(svc: Services, *, by: GroupBy = "strategy",
+                            since: date | None = None) -> PortfolioFigures:
+    """The figures as the lender's settings shape them (costs, experiments, scorers): one
+    definition for this route and the /ops page."""
     try:
         costs = load_costs(svc.settings.costs_file)
     except CostsFileError as err:
