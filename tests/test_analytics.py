@@ -1,13 +1,16 @@
 """Portfolio analytics on a real ledger (SQLite) written through the Ledger's own methods.
 
-Two arms of the bundled demo-ab experiment with numbers worked out by hand:
+Two arms of the bundled demo-ab experiment, handed over 100 days ago, with numbers worked
+out by hand:
 
 - champion, 10 USD cases of 1000.00 at DPD 5: #0-3 pay in full on day 10 (PAID), #4-5 pay
-  500 on day 20, #6-9 pay nothing. 3 SMS and a call each, one more SMS to #0 (41).
+  500 on day 20, #6-9 pay nothing. 3 SMS and a call each, one more SMS to #0 (41). #0-3's
+  calls reached the borrower; #5's outcome is a third party's (no call of ours to one).
 - challenger, 10 USD cases of 1000.00: #0-7 at DPD 5, #8-9 at DPD 40. #0-5 pay in full on
   day 5, #6 pays 250 on day 3, #8 pays in full on day 40, #9 is written off on day 20.
-  2 SMS and an email each (30).
-- two GBP cases outside any experiment (policy standard@1), opened 10 days and 1 day ago.
+  2 SMS and an email each (30); #0-5 replied.
+- two GBP cases outside any experiment (policy standard@1), opened 10 days and 1 day ago;
+  five calls to the first are in doubt (the channel may have made them).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from duecourse.domain.actor import SYSTEM, Actor, ActorKind
 from duecourse.domain.entries import (
     AgreementRecorded,
     ComplianceDecided,
+    ContactLogged,
     EventRecorded,
     PaymentRecorded,
     PromiseRecorded,
@@ -35,7 +39,7 @@ from duecourse.domain.entries import (
 )
 from duecourse.domain.work.queue import Task, TaskKind, TaskStatus
 from duecourse.lab import stats
-from duecourse.lab.analytics import SCORECARD, compute, scorers_for
+from duecourse.lab.analytics import SCORECARD, champion_of, compute, scorers_for
 from duecourse.lab.costs import CostTable
 from duecourse.lab.figures import PortfolioFigures
 from duecourse.store import Ledger, connect, migrate
@@ -45,7 +49,7 @@ from tests.factories import make_loan
 from tests.support.databases import blank_database
 
 NOW = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
-OPENED = NOW - timedelta(days=60)
+OPENED = NOW - timedelta(days=100)
 COSTS = CostTable(currency="USD", channels={"sms": Decimal("0.05"), "voice": Decimal("0.60"),
                                             "email": Decimal("0.01")},
                   agent_tasks={"call_borrower": Decimal("3.00")})
@@ -66,6 +70,8 @@ class Spec:
     close: tuple[int, str] | None = None  # (day, outcome)
     contacts: list[str] = field(default_factory=list)  # channels
     entries: list[Any] = field(default_factory=list)
+    in_doubt: list[str] = field(default_factory=list)  # channels
+    experiment: str = "demo-ab"
 
 
 def _event(key: str, day: int, name: str, actor: Actor = SYSTEM, **details: Any) -> Any:
@@ -76,11 +82,12 @@ async def write(ledger: Ledger, spec: Spec) -> None:
     loan = make_loan(spec.opened, dpd=spec.dpd, currency=spec.currency, outstanding=spec.amount,
                      jurisdiction="US" if spec.currency == "USD" else "GB",
                      tz="America/New_York" if spec.currency == "USD" else "Europe/London")
-    case = f"case-{spec.arm or 'none'}-{spec.n}"
+    case = f"case-{spec.experiment}-{spec.arm or 'none'}-{spec.n}"
     await ledger.open_case(OpenLoan(
         case_id=case, workflow_id=loan.workflow_id, loan=loan, policy="standard@1",
         opened_at=spec.opened,
-        strategy=StrategyChoice(experiment="demo-ab", strategy=spec.arm) if spec.arm else None))
+        strategy=StrategyChoice(experiment=spec.experiment, strategy=spec.arm)
+        if spec.arm else None))
 
     def at(day: int) -> datetime:
         return spec.opened + timedelta(days=day)
@@ -108,11 +115,12 @@ async def write(ledger: Ledger, spec: Spec) -> None:
         entries.append(item)
     await ledger.record_entries(RecordEntries(case_id=case, workflow_id=loan.workflow_id,
                                               loan_id=loan.loan_id, entries=entries))
-    for i, channel in enumerate(spec.contacts):
+    sent = [(c, "sent") for c in spec.contacts] + [(c, "in_doubt") for c in spec.in_doubt]
+    for i, (channel, status) in enumerate(sent):
         await ledger.record_contact(ContactRecord(
             idempotency_key=f"{case}:contact:{i}", case_id=case, loan_id=loan.loan_id,
             stage="REMINDER", step=f"step{i}", channel=channel, template="t", language="en",
-            recipient="+12025550100", subject=None, body="overdue", status="sent",
+            recipient="+12025550100", subject=None, body="overdue", status=status,
             provider_message_id=f"m{i}", scheduled_for=at(1), attempted_at=at(1)))
 
 
@@ -170,7 +178,8 @@ def champion(n: int) -> Spec:
         8: [_event("dispute", 5, "dispute_opened", reason="not mine")],
         9: [_event("optout", 5, "opted_out", channel="sms"),  # a STOP, and again
             _event("consent", 5, "sms_consent_withdrawn"),
-            _event("again", 6, "opted_out", channel="sms")],
+            _event("again", 6, "opted_out", channel="sms"),
+            _event("late", 99, "contact_skipped")],  # the ledger has seen day 99
     }.get(n, [])
     return Spec(n=n, arm="champion",
                 paid=[(10, "1000.00")] if n < 4 else [(20, "500.00")] if n < 6 else [],
@@ -200,7 +209,8 @@ async def book(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
             await write(ledger, champion(n))
             await write(ledger, challenger(n))
         await write(ledger, Spec(n=0, arm=None, currency="GBP", amount="500.00", dpd=3,
-                                 opened=NOW - timedelta(days=10), paid=[(2, "100.00")]))
+                                 opened=NOW - timedelta(days=10), paid=[(2, "100.00")],
+                                 in_doubt=["voice"] * 5))
         await write(ledger, Spec(n=1, arm=None, currency="GBP", amount="500.00", dpd=3,
                                  opened=NOW - timedelta(days=1),
                                  entries=[_event("late", 1, "contact_skipped")]))
@@ -217,30 +227,42 @@ def _rates(rates: dict[str, Any]) -> dict[str, tuple[int, int]]:
 
 async def test_figures_per_strategy_are_the_ones_worked_out_by_hand(book: Ledger) -> None:
     f = await compute(book.engine, by="strategy", costs=COSTS, now=NOW)
-    assert [g.key for g in f.groups] == ["challenger", "champion", "standard@1"]
-    a, b = _group(f, "champion"), _group(f, "challenger")
+    assert [g.key for g in f.groups] == ["demo-ab/challenger", "demo-ab/champion",
+                                         "standard@1"]
+    a, b = _group(f, "demo-ab/champion"), _group(f, "demo-ab/challenger")
     assert (a.loans, a.cases, a.closed, a.outcomes) == (10, 10, 4, {"PAID": 4})
     assert b.outcomes == {"PAID": 7, "WRITTEN_OFF": 1}
-    # roll rates: where each case was 30 days after hand-over
+    # roll rates: one transition per 30-day period observed (days 0-30, 30-60, 60-90 of
+    # the 100 seen): champion #4-9 roll 1-30 -> 31-60 -> 61-90 -> 90+
     assert _rates(a.roll_rates["1-30"]) == {"cured": (4, 10), "31-60": (6, 10)}
+    assert _rates(a.roll_rates["31-60"]) == {"61-90": (6, 6)}
+    assert _rates(a.roll_rates["61-90"]) == {"90+": (6, 6)}
+    assert a.roll_rates["90+"]["90+"].whole == 0  # the period from day 90 is not over
+    # challenger #6-7 roll like those; #8 (DPD 40) rolls 31-60 -> 61-90 and cures in
+    # 61-90 on day 40; #9 (DPD 40) is written off from 31-60
     assert _rates(b.roll_rates["1-30"]) == {"cured": (6, 8), "31-60": (2, 8)}
-    assert _rates(b.roll_rates["31-60"]) == {"61-90": (1, 2), "closed": (1, 2)}
-    assert b.roll_rates["61-90"]["cured"].value is None  # nobody handed over at 61-90
+    assert _rates(b.roll_rates["31-60"]) == {"61-90": (3, 4), "closed": (1, 4)}
+    assert _rates(b.roll_rates["61-90"]) == {"90+": (2, 3), "cured": (1, 3)}
     assert (a.cure_rate.part, a.cure_rate.whole, a.cure_rate.value) == (4, 10, 0.4)
-    assert _rates(b.cure_rate_by_bucket) == {"1-30": (6, 8), "31-60": (1, 2)}
+    assert {k: (r.part, r.whole) for k, r in b.cure_rate_by_bucket.items()} == {
+        "1-30": (6, 8), "31-60": (0, 4), "61-90": (1, 3), "90+": (0, 0)}
     (rec_a,) = a.recovery
     assert (rec_a.currency, rec_a.handed_over, rec_a.recovered, rec_a.rate) == (
         "USD", Decimal("10000.00"), Decimal("5000.00"), 0.5)
     curve = {p.day: p.recovered for p in rec_a.curve}
     assert (curve[0], curve[9], curve[10], curve[19], curve[20], max(curve)) == (
-        0.0, 0.0, 0.4, 0.4, 0.5, 60)
+        0.0, 0.0, 0.4, 0.4, 0.5, 100)
     assert b.recovery[0].rate == 0.725
     assert (a.promise_kept_rate.part, a.promise_kept_rate.whole) == (1, 3)
     assert (b.promise_kept_rate.part, b.promise_kept_rate.whole) == (1, 1)
     assert (a.plan_completion_rate.part, a.plan_completion_rate.whole) == (0, 1)
     assert b.plan_completion_rate.value is None  # an active plan has no result yet
-    assert (a.right_party_contact_rate.part, a.right_party_contact_rate.whole) == (4, 41)
-    assert (b.right_party_contact_rate.part, b.right_party_contact_rate.whole) == (6, 30)
+    # 10 calls, and #5's third party reported reached with no call of ours to them (an
+    # agent's own contact); #0-3's calls reached the borrower
+    assert (a.right_party_contact_rate.part, a.right_party_contact_rate.whole) == (4, 11)
+    assert (a.inbound_replies, b.inbound_replies) == (0, 6)
+    # SMS and email report no outcome: replies are inbound, not right-party contacts
+    assert (b.right_party_contact_rate.part, b.right_party_contact_rate.whole) == (0, 0)
     # 31 SMS x 0.05 + 10 calls x 0.60 + one completed call task x 3.00 = 10.55
     assert a.costs.model_dump() == {
         "contacts": 41, "contacts_by_channel": {"sms": 31, "voice": 10}, "agent_tasks": 1,
@@ -271,12 +293,25 @@ async def test_the_total_keeps_currencies_apart_and_counts_only_observed_days(
         ("REMINDER", 10), ("PAID", 11), ("WRITTEN_OFF", 1)]
     assert (f.attention.open_tasks, f.attention.overdue_tasks) == (1, 1)
     assert f.model_dump(by_alias=True)["schema"] == "duecourse.portfolio-analytics/1"
+    # the five calls in doubt may have been made and charged: they count, at 0.60 each
+    costs = f.total.costs
+    assert (costs.contacts, costs.contacts_by_channel) == (
+        76, {"email": 10, "sms": 51, "voice": 15})
+    assert costs.cost == Decimal("14.65")
+    # per USD recovered: only the USD cases' 11.65 (the GBP calls bought no USD)
+    assert costs.cost_per_unit_recovered == Decimal("0.0010")  # 11.65 / 12250.00
+    gbp_group = _group(f, "standard@1")
+    assert (gbp_group.costs.cost, gbp_group.costs.cost_per_unit_recovered) == (
+        Decimal("3.00"), None)
+    rpc = gbp_group.right_party_contact_rate
+    assert (rpc.part, rpc.whole) == (0, 5)
 
 
 async def test_challenger_against_champion_with_intervals_and_verdict(book: Ledger) -> None:
     f = await compute(book.engine, costs=COSTS, now=NOW)
     (c,) = f.comparisons
-    assert (c.champion, c.challenger) == ("champion", "challenger")
+    assert (c.experiment, c.champion, c.challenger) == ("demo-ab", "champion", "challenger")
+    assert (f.horizon_days, c.champion_cases, c.challenger_cases) == (90, 10, 10)
     d = {x.metric: x for x in c.differences}
     # per-loan recovered shares; all loans are 1000.00, so the ratio estimator's standard
     # error is that of the mean share
@@ -300,8 +335,9 @@ async def test_challenger_against_champion_with_intervals_and_verdict(book: Ledg
                                                                  -1.1 + 1.96 * 0.1), abs=1e-3)
     assert contacts.significant and contacts.relative == pytest.approx(-1.1 / 4.1)
     assert c.verdict == (
-        "challenger against champion: recovers 22.5 percentage points more of the amount "
-        "handed over (72.5% against 50.0%, 95% CI -17.8 to 62.8 points, not significant), "
+        "challenger against champion in the first 90 days after hand-over: recovers 22.5 "
+        "percentage points more of the amount handed over (72.5% against 50.0%, 95% CI "
+        "-17.8 to 62.8 points, not significant), "
         "with 27% fewer contacts per loan (3.0 against 4.1); cures 30.0 points higher "
         f"(70.0% against 40.0%, 95% CI {newcombe.low * 100:.1f} to {newcombe.high * 100:.1f} "
         "points, not significant).")
@@ -365,7 +401,7 @@ async def test_an_experiment_in_two_currencies_is_judged_on_the_most_common(
             await write(ledger, Spec(n=n, arm="challenger", paid=[(5, "1000.00")]))
         for n in range(3, 5):
             await write(ledger, Spec(n=n, arm="champion", currency="GBP", amount="200.00"))
-        f = await compute(engine, costs=COSTS, now=NOW)
+        f = await compute(engine, costs=COSTS, now=NOW, horizon_days=5)
     finally:
         await engine.dispose()
     (c,) = f.comparisons
@@ -373,9 +409,9 @@ async def test_an_experiment_in_two_currencies_is_judged_on_the_most_common(
         "recovery_rate:USD", "recovery_rate:GBP", "cure_rate", "contacts_per_loan"]
     gbp = c.differences[1]
     assert (gbp.champion, gbp.challenger, gbp.ci_low) == (0.0, None, None)
-    assert c.verdict.startswith("challenger against champion: recovers 50.0 percentage "
-                                "points more of the amount handed over in USD (100.0% "
-                                "against 50.0%")
+    assert c.verdict.startswith("challenger against champion in the first 5 days after "
+                                "hand-over: recovers 50.0 percentage points more of the "
+                                "amount handed over in USD (100.0% against 50.0%")
 
 
 async def test_segment_quality_judges_each_scorer_that_can_be_loaded(
@@ -387,5 +423,149 @@ async def test_segment_quality_judges_each_scorer_that_can_be_loaded(
     f = await compute(book.engine, costs=COSTS, now=NOW, scorers=scorers_for(learned))
     assert [q.scorer for q in f.segment_quality] == [SCORECARD]
     [quality] = f.segment_quality
-    judged = sum(r.whole for r in quality.cure_rate_by_segment.values())
-    assert judged > 0 and all(r.part <= r.whole for r in quality.cure_rate_by_segment.values())
+    # the 20 experiment cases' cure within 90 days is known (the GBP ones are too young):
+    # the 18 at DPD 5 score self_cure (champion #0-3 and challenger #0-5 cured), the two
+    # at DPD 40 cant_pay (#8 paid on day 40, #9 was written off)
+    assert _rates(quality.cure_rate_by_segment) == {"self_cure": (10, 18), "cant_pay": (1, 2)}
+    assert {k: r.whole for k, r in quality.cure_rate_by_segment.items()} == {
+        "self_cure": 18, "cant_pay": 2, "wont_pay": 0, "unreachable": 0}
+
+
+async def test_segment_quality_keeps_to_the_scope(book: Ledger) -> None:
+    """`since` scopes segment quality like every other figure: from ten days ago only the
+    two young GBP cases are in scope, and neither's cure within 90 days is known yet."""
+    f = await compute(book.engine, since=(NOW - timedelta(days=10)).date(), costs=COSTS,
+                      now=NOW, scorers=(SCORECARD,))
+    [quality] = f.segment_quality
+    assert {r.whole for r in quality.cure_rate_by_segment.values()} == {0}
+    assert quality.auc is None
+
+
+def _arm(n: int, arm: str, experiment: str = "demo-ab", **kwargs: Any) -> Spec:
+    return Spec(n=n, arm=arm, experiment=experiment, **{"contacts": ["sms"], **kwargs})
+
+
+async def _experiment_figures(tmp_path: Path, extra: list[Spec], **kwargs: Any
+                              ) -> PortfolioFigures:
+    """demo-ab handed over 100 days ago, the ledger seen to day 99: champion #0-1 pay in
+    full on day 10, #2 on day 95 (after the horizon), #3 nothing; challenger #0-2 pay in
+    full on day 10, #3 nothing, #4 is cancelled on day 50. One SMS each."""
+    engine = connect(f"sqlite+aiosqlite:///{tmp_path / f'exp{len(extra)}.db'}")
+    await migrate(engine)
+    ledger = Ledger(engine)
+    full = [(10, "1000.00")]
+    specs = [_arm(0, "champion", paid=full, close=(10, "PAID")),
+             _arm(1, "champion", paid=full, close=(10, "PAID")),
+             _arm(2, "champion", paid=[(95, "1000.00")], close=(95, "PAID")),
+             _arm(3, "champion", entries=[_event("late", 99, "contact_skipped")]),
+             *[_arm(n, "challenger", paid=full, close=(10, "PAID")) for n in range(3)],
+             _arm(3, "challenger"), _arm(4, "challenger", close=(50, "CANCELLED")), *extra]
+    try:
+        for spec in specs:
+            await write(ledger, spec)
+        return await compute(engine, costs=COSTS, now=NOW, **kwargs)
+    finally:
+        await engine.dispose()
+
+
+async def test_arms_are_compared_within_the_horizon_and_young_cases_wait(
+        tmp_path: Path) -> None:
+    """A case younger than the horizon has had less time to pay: it is in its group's
+    figures but not in the comparison, so it cannot move it."""
+    before = await _experiment_figures(tmp_path, [])
+    young = _arm(9, "champion", opened=NOW - timedelta(days=20), contacts=["sms"] * 5)
+    after = await _experiment_figures(tmp_path, [young])
+    assert _group(after, "demo-ab/champion").cases == 5  # counted in the group's figures
+    (c,) = after.comparisons
+    assert c == before.comparisons[0]
+    assert (c.champion_cases, c.challenger_cases, after.horizon_days) == (4, 5, 90)
+    d = {x.metric: x for x in c.differences}
+    # champion #2 paid on day 95: after the horizon, so neither recovered nor cured in it
+    assert (d["recovery_rate"].champion, d["recovery_rate"].challenger) == (0.5, 0.6)
+    # the cancelled challenger is no cure and no failure: 3 of 4, against 2 of 4
+    assert (d["cure_rate"].champion, d["cure_rate"].challenger) == (0.5, 0.75)
+    assert (d["contacts_per_loan"].champion, d["contacts_per_loan"].challenger) == (1.0, 1.0)
+    assert c.verdict.startswith("challenger against champion in the first 90 days after "
+                                "hand-over: recovers 10.0 percentage points more")
+    # the groups count every case to the ledger's end, CANCELLED ones out of cure
+    champion = _group(before, "demo-ab/champion")
+    assert (champion.recovery[0].rate, champion.cure_rate.part) == (0.75, 3)
+    cure = _group(before, "demo-ab/challenger").cure_rate
+    assert (cure.part, cure.whole) == (3, 4)
+    # a longer horizon takes in champion #2's payment on day 95
+    longer = await _experiment_figures(tmp_path, [young], horizon_days=95)
+    (c95,) = longer.comparisons
+    assert (c95.champion_cases, c95.differences[0].champion) == (4, 0.75)
+    assert "in the first 95 days after hand-over" in c95.verdict
+
+
+async def test_arms_of_different_experiments_are_different_groups(tmp_path: Path) -> None:
+    """Two experiments' "champion" arms are not one strategy, and each challenger is
+    compared with its own experiment's champion."""
+    other = [_arm(0, "champion", "other-ab"), _arm(1, "champion", "other-ab"),
+             _arm(0, "challenger", "other-ab", paid=[(5, "1000.00")], close=(5, "PAID")),
+             _arm(1, "challenger", "other-ab")]
+    alone = await _experiment_figures(tmp_path, [])
+    f = await _experiment_figures(tmp_path, other)
+    assert {g.key: g.cases for g in f.groups} == {
+        "demo-ab/challenger": 5, "demo-ab/champion": 4, "other-ab/challenger": 2,
+        "other-ab/champion": 2}
+    demo, mixed = f.comparisons
+    assert [(c.experiment, c.champion_cases, c.challenger_cases) for c in f.comparisons] == [
+        ("demo-ab", 4, 5), ("other-ab", 2, 2)]
+    assert demo == alone.comparisons[0]  # other-ab's arms do not move demo-ab's
+    assert {d.metric: d.challenger for d in mixed.differences}["cure_rate"] == 0.5
+
+
+async def test_right_party_contact_is_of_our_attempts_and_never_above_one(
+        tmp_path: Path) -> None:
+    """A call not answered, a visit that reached the borrower, a guarantor an agent
+    reached without asking first and three replies by text: 2 of 3 attempts reached the
+    person who owes; the replies are counted apart (they used to make this 5 of 4)."""
+    engine = connect(f"sqlite+aiosqlite:///{tmp_path / 'rpc.db'}")
+    await migrate(engine)
+    ledger = Ledger(engine)
+    visit = ContactLogged(key="visit", occurred_at=OPENED + timedelta(days=2), actor=AGENT,
+                          stage="REMINDER", step="agent-contact", channel="visit",
+                          recipient="1 Main St", recipient_kind="debtor", purpose="collection")
+    replies = [_event(f"reply{i}", 3, "contact_outcome", channel="sms",
+                      result="borrower_replied", recipient_kind="debtor") for i in range(3)]
+    entries = [visit, *replies,
+               _event("call", 3, "contact_outcome", channel="voice", result="no_answer",
+                      recipient_kind="debtor"),
+               _event("seen", 3, "contact_outcome", AGENT, channel="visit", result="reached",
+                      recipient_kind="debtor"),
+               _event("again", 4, "contact_outcome", AGENT, channel="visit",
+                      result="reached", recipient_kind="guarantor", address="+12025550111")]
+    try:
+        await write(ledger, Spec(n=0, arm=None, contacts=["sms", "sms", "voice"],
+                                 entries=entries))
+        f = await compute(engine, costs=COSTS, now=NOW)
+    finally:
+        await engine.dispose()
+    rpc = f.total.right_party_contact_rate
+    assert (rpc.part, rpc.whole) == (2, 3) and f.total.inbound_replies == 3
+    assert f.total.costs.contacts == 4  # 2 SMS, the call and the visit
+
+
+async def test_a_horizon_that_is_no_number_of_days_is_refused(tmp_path: Path) -> None:
+    engine = connect(f"sqlite+aiosqlite:///{tmp_path / 'h.db'}")
+    await migrate(engine)
+    try:
+        with pytest.raises(ValueError, match="horizon_days must be a whole number of days, "
+                                             "at least 1, not 0"):
+            await compute(engine, costs=COSTS, now=NOW, horizon_days=0)
+    finally:
+        await engine.dispose()
+
+
+def test_the_champion_is_read_from_a_file_whose_policies_live_elsewhere(
+        tmp_path: Path) -> None:
+    """A challenger on the lender's own policy (not bundled, not in a directory the report
+    knows) still names the file's champion: the comparison is not silently dropped."""
+    (tmp_path / "ab2.yaml").write_text(
+        "name: ab2\nchampion: {name: std, policy: standard, share: '0.5'}\n"
+        "challengers:\n  - {name: kind, policy: lenders-own-kind, share: '0.5'}\n")
+    assert champion_of("ab2", ["std", "kind"], str(tmp_path)) == "std"
+    assert champion_of("gone", ["std", "kind"], str(tmp_path)) is None
+    assert champion_of("gone", ["champion", "kind"], str(tmp_path)) == "champion"

@@ -323,7 +323,8 @@ async def test_a_live_hand_over_records_the_arm_and_runs_on_its_policy(
         figures = await compute(h.ledger.engine, by="strategy",
                                 experiment_dir=str(experiments))
         loans = {g.key: g.loans for g in figures.groups}
-        assert loans.get("champion", 0) >= 1 and loans.get("gentle", 0) >= 1, loans
+        assert loans.get("live-ab/champion", 0) >= 1 and loans.get("live-ab/gentle", 0) >= 1, \
+            loans
         assert any((c.champion, c.challenger) == ("champion", "gentle")
                    for c in figures.comparisons), figures.comparisons
     finally:

@@ -71,8 +71,10 @@ def test_report_json_prints_the_figures(tmp_path: Path) -> None:
     assert printed["schema"] == "duecourse.portfolio-analytics/1"
     (comparison,) = printed["comparisons"]
     assert comparison["verdict"].startswith(
-        "challenger against champion: recovers 22.5 percentage points more")
-    assert [g["key"] for g in printed["groups"]] == ["challenger", "champion"]
+        "challenger against champion in the first 90 days after hand-over: recovers 22.5 "
+        "percentage points more")
+    assert printed["horizon_days"] == 90
+    assert [g["key"] for g in printed["groups"]] == ["demo-ab/challenger", "demo-ab/champion"]
     by_segment = json.loads(_cli(tmp_path, "--ledger", url, "--json", "--by", "segment").stdout)
     assert {g["key"]: g["cases"] for g in by_segment["groups"]} == {
         "self_cure": 5, "cant_pay": 5, "unscored": 10}
@@ -81,7 +83,8 @@ def test_report_json_prints_the_figures(tmp_path: Path) -> None:
     table = _cli(tmp_path, "--ledger", url)
     assert table.returncode == 0, table.stderr
     assert "champion" in table.stdout and "40.0%" in table.stdout
-    assert "challenger against champion: recovers 22.5" in table.stdout
+    assert "challenger against champion in the first 90 days after hand-over: recovers " \
+        "22.5" in table.stdout
     page = tmp_path / "out" / "report.html"
     page.parent.mkdir()
     both = _cli(tmp_path, "--ledger", url, "--html", str(page), "--json")

@@ -91,6 +91,8 @@ class GroupFigures(BaseModel):
     costs: Costs
     complaints: Complaints
     compliance: Compliance
+    inbound_replies: int = Field(default=0, description="the borrower replied or called in "
+                                 "(not in the right-party contact rate: no attempt of ours)")
 
 
 class StageCount(BaseModel):
@@ -120,6 +122,9 @@ class Comparison(BaseModel):
     challenger: str
     differences: list[Difference]
     verdict: str
+    experiment: str = ""
+    champion_cases: int = Field(default=0, description="cases observed for the horizon")
+    challenger_cases: int = Field(default=0, description="cases observed for the horizon")
 
 
 class SegmentQuality(BaseModel):
@@ -151,6 +156,8 @@ class PortfolioFigures(BaseModel):
     total: GroupFigures
     funnel: list[StageCount] = Field(default_factory=list)
     comparisons: list[Comparison] = Field(default_factory=list)
+    horizon_days: int = Field(default=90, description="comparisons count cure, recovery "
+                              "and contacts within this many days of hand-over")
     segment_quality: list[SegmentQuality] = Field(default_factory=list)
     attention: Attention = Field(default_factory=Attention)
 

@@ -10,6 +10,7 @@ learned from: its AUC flatters it (the model file's own AUC is on held-out cases
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -40,12 +41,15 @@ def auc(scores: list[float], cured: list[bool]) -> float | None:
 
 
 async def segment_quality(engine: AsyncEngine, scorer_name: str,
-                          horizon_days: int = HORIZON_DAYS) -> SegmentQuality:
+                          horizon_days: int = HORIZON_DAYS,
+                          since: datetime | None = None) -> SegmentQuality:
     """Cure rate (within `horizon_days`) per segment `scorer_name` (module:function)
-    assigns at hand-over, and the AUC of its score against cure. Raises ValueError when
-    the scorer cannot be loaded (or, for the learned scorer, its model file cannot)."""
+    assigns at hand-over to the cases opened from `since` on (all, without it), and the
+    AUC of its score against cure. Raises ValueError when the scorer cannot be loaded
+    (or, for the learned scorer, its model file cannot)."""
     scorer = load_scorer(scorer_name)
-    known = await observations(engine, handover_only=True, horizon_days=horizon_days)
+    known = await observations(engine, handover_only=True, horizon_days=horizon_days,
+                               since=since)
     scored = [(scorer(o.facts), o.cured) for o in known]
     whole = Counter(r.segment for r, _ in scored)
     part = Counter(r.segment for r, c in scored if c)

@@ -185,9 +185,11 @@ _ENGAGED = ("payment", "promise", "agreement")
 """Facts that show willingness when they come after an observation."""
 
 
-async def _known_cases(engine: AsyncEngine, horizon: timedelta) -> dict[str, _Case]:
-    """Every case whose cure within `horizon` is known, with its facts: closed (but not
-    CANCELLED), or open for longer than `horizon` by the ledger's latest fact."""
+async def _known_cases(engine: AsyncEngine, horizon: timedelta,
+                       since: datetime | None = None) -> dict[str, _Case]:
+    """Every case (opened from `since` on, when given) whose cure within `horizon` is
+    known, with its facts: closed (but not CANCELLED), or open for longer than `horizon`
+    by the ledger's latest fact."""
     c, ln = t.collection_cases, t.loans
     a, p, pr, ca = t.audit_events, t.payments, t.promises, t.contact_attempts
     query = (select(c.c.case_id, c.c.loan_id, c.c.due_date, c.c.outstanding_at_open,
@@ -195,6 +197,8 @@ async def _known_cases(engine: AsyncEngine, horizon: timedelta) -> dict[str, _Ca
              .join(ln, ln.c.loan_id == c.c.loan_id)
              .where(or_(c.c.outcome.in_(LEARNABLE), c.c.outcome.is_(None)))
              .order_by(c.c.case_id))
+    if since is not None:
+        query = query.where(c.c.opened_at >= since)
     async with engine.connect() as conn:
         as_of = (await conn.execute(select(func.max(a.c.occurred_at)))).scalar()
         cases: dict[str, _Case] = {}
@@ -266,10 +270,11 @@ def _observe(case: _Case) -> list[Observation]:
 
 
 async def observations(engine: AsyncEngine, handover_only: bool = False,
-                       horizon_days: int = HORIZON_DAYS) -> list[Observation]:
-    """The observations of every case whose cure within `horizon_days` is known (or only
-    each hand-over's), case by case."""
-    cases = await _known_cases(engine, timedelta(days=horizon_days))
+                       horizon_days: int = HORIZON_DAYS,
+                       since: datetime | None = None) -> list[Observation]:
+    """The observations of every case (opened from `since` on, when given) whose cure
+    within `horizon_days` is known (or only each hand-over's), case by case."""
+    cases = await _known_cases(engine, timedelta(days=horizon_days), since)
     rows = [o for case in cases.values() for o in _observe(case)]
     return [o for o in rows if o.handover] if handover_only else rows
 
