@@ -182,6 +182,19 @@ class Settings(BaseSettings):
         "automated calls are POSTed to {voice_url}/calls; unset: the outbox")
     voice_token: SecretStr | None = Field(default=None, description="the dialer's bearer "
                                           "token")
+    # --- payments (issue 15 item 3): the borrower's page offers to pay through one provider
+    payment_provider: Literal["none", "sandbox", "stripe"] = Field(
+        default="none", description="who takes borrowers' payments from their page: "
+        "'sandbox' (an embedded pretend provider with its own local checkout page: "
+        "development and demos only), 'stripe' (Stripe Checkout) or 'none'")
+    payment_webhook_secret: SecretStr | None = Field(
+        default=None, description="the secret the provider signs its webhooks with "
+        "(Stripe: the endpoint's whsec_ signing secret); sandbox default: a key it keeps "
+        "in <data_dir>/sandbox-pay-secret")
+    stripe_api_key: SecretStr | None = Field(default=None, description="Stripe's secret "
+                                             "API key (sk_...)")
+    stripe_api_base: str | None = Field(
+        default=None, description="Stripe's API base URL; unset: https://api.stripe.com")
 
     @property
     def ledger_url(self) -> str:

@@ -21,6 +21,7 @@ from duecourse.api.routes import (
     loans,
     ops,
     ops_page,
+    payments,
     portal,
     portfolio,
     unsubscribe,
@@ -72,7 +73,7 @@ def create_app(settings: Settings, provided: Services | None = None) -> FastAPI:
     app.add_middleware(problems.BodyGuard, max_bytes=settings.max_body_bytes)
     docs.install(app)
     for module in (loans, actions, calls, desk, webhooks, ops, portfolio, inbound, dialer,
-                   unsubscribe, portal, ops_page):
+                   unsubscribe, portal, ops_page, payments):
         app.include_router(module.router)
     for install in (codec_routes.install, api_metrics.install, tracing.install):
         install(app, settings)

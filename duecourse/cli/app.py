@@ -16,6 +16,7 @@ from duecourse.cli import (
     loans,
     ops,
     payload_keys,
+    payments,
     platforms,
     replies,
     report,
@@ -48,6 +49,7 @@ _panel("Run", codec.codec_server, codec.codec_audit)
 app.add_typer(platforms.commands, name="platforms", rich_help_panel="Run")
 app.add_typer(retention.commands, name="retention", rich_help_panel="Run")
 app.add_typer(scorer.commands, name="scorer", rich_help_panel="Run")
+app.add_typer(payments.commands, name="payments", rich_help_panel="Ops")
 _panel("Loans", admin.start, loans.status, loans.timeline)
 _panel("Actions", loans.pay, loans.promise, loans.outcome, loans.legal_decision, loans.cancel)
 _panel("Agent desk", desk.plan, desk.settle, desk.settlement_decision, desk.assign, desk.tasks)

@@ -100,7 +100,10 @@ def dev(demo: Annotated[bool, typer.Option(
     ui_origins = f"http://localhost:{ui_port},http://127.0.0.1:{ui_port}"  # its own UI's
     cfg = base.model_copy(update={"data_dir": data, "allow_demo_policies": True,  # a sandbox
                                   "metrics_address": metrics, "codec_cors_origins":
-                                  f"{base.codec_cors_origins},{ui_origins}"})
+                                  f"{base.codec_cors_origins},{ui_origins}",
+                                  # the borrower's page pays at the built-in sandbox
+                                  **({} if "payment_provider" in base.model_fields_set
+                                     else {"payment_provider": "sandbox"})})
     if mail:
         if base.email_url is not None:
             fail("--mail sends email to a local catcher, and DUECOURSE_EMAIL_URL names a "

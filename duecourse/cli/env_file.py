@@ -12,7 +12,8 @@ from duecourse.temporal.environment import profile_address_and_namespace
 
 ENV_FILE = "env"
 KEYS = ("DUECOURSE_DATABASE_URL", "DUECOURSE_TEMPORAL_ADDRESS",
-        "DUECOURSE_TEMPORAL_NAMESPACE", "DUECOURSE_TASK_QUEUE", "DUECOURSE_API_URL")
+        "DUECOURSE_TEMPORAL_NAMESPACE", "DUECOURSE_TASK_QUEUE", "DUECOURSE_API_URL",
+        "DUECOURSE_PAYMENT_PROVIDER")
 
 
 def env_path(data_dir: Path) -> Path:
@@ -26,7 +27,8 @@ def write_env(cfg: Settings, api_url: str | None = None) -> Path:
     values = {"DUECOURSE_DATABASE_URL": cfg.ledger_url,
               "DUECOURSE_TEMPORAL_ADDRESS": cfg.temporal_address,
               "DUECOURSE_TEMPORAL_NAMESPACE": cfg.temporal_namespace,
-              "DUECOURSE_TASK_QUEUE": cfg.task_queue}
+              "DUECOURSE_TASK_QUEUE": cfg.task_queue,
+              "DUECOURSE_PAYMENT_PROVIDER": cfg.payment_provider}
     if api_url:
         values["DUECOURSE_API_URL"] = api_url
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,5 +67,6 @@ def cli_settings() -> tuple[Settings, Path | None]:
         ("DUECOURSE_DATABASE_URL", "database_url"),
         ("DUECOURSE_TEMPORAL_ADDRESS", "temporal_address"),
         ("DUECOURSE_TEMPORAL_NAMESPACE", "temporal_namespace"),
-        ("DUECOURSE_TASK_QUEUE", "task_queue")) if key in values}
+        ("DUECOURSE_TASK_QUEUE", "task_queue"),
+        ("DUECOURSE_PAYMENT_PROVIDER", "payment_provider")) if key in values}
     return base.model_copy(update=update), path

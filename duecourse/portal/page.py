@@ -5,8 +5,9 @@ running, none in the legal stage except a settlement; plan and settlement option
 computed inside the policy's limits (`duecourse.portal.plans`); a call back is offered
 while none is booked (the engine judges the chosen time). The borrower's data shown
 is the least that helps: the balance, a masked phone, never the address or the email.
-Payment (issue 15 item 3) has no section yet: `pay` is always None until a provider is
-configured, and the template shows nothing for it.
+Payment (issue 15 item 3): `pay` is set by the route (duecourse.api.routes.payments
+`pay_section`) when a payment provider is configured and something is owed; None: the
+template shows nothing for it.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class PageView:
     breathing_space: bool = False
     disputable: bool = False
     opt_out: list[Channel] = field(default_factory=list)
-    pay: Any = None  # the payment section, once payments exist (issue 15 item 3)
+    pay: Any = None  # the pay section (routes.payments.PaySection) when a provider is on
 
 
 def masked_phone(phones: list[str]) -> str | None:

@@ -37,6 +37,7 @@ SECTIONS: dict[str, Table] = {
     "contacts": t.contact_attempts,
     "compliance_decisions": t.compliance_decisions,
     "payments": t.payments,
+    "provider_payments": t.provider_payments,
     "promises": t.promises,
     "agreements": t.agreements,
     "tasks": t.tasks,

@@ -473,3 +473,27 @@ agent_calls = Table(
 key it went under, the dialer's call id once it answered, and whose call it is (loan,
 case, number, agent), so the dialer's result callback reaches that loan. The contact
 itself was logged when the engine allowed it (request_contact)."""
+
+provider_payments = Table(
+    "provider_payments", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("provider", String(32), nullable=False),
+    Column("checkout_id", String(200), nullable=False),
+    *_case(),
+    Column("reference", String(128), nullable=False, unique=True),
+    Column("amount", Amount, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("external_id", String(200), index=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("paid_at", UtcDateTime),
+    Column("reported_at", UtcDateTime),
+    Column("refunded_at", UtcDateTime),
+    UniqueConstraint("provider", "checkout_id", name="uq_provider_payments_provider_checkout"),
+)
+"""Checkouts a borrower opened with a payment provider (duecourse.payments) and what the
+provider's signed webhooks said: open, paid, failed or refunded. `reference` is what the
+loan received as its payment reference; a paid row is reported once the loan took it
+(reported_at). A failed or refunded row never reduces a balance. No personal data: ids,
+amounts and times."""

@@ -24,6 +24,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from temporalio.service import RPCError
 
+from duecourse.api.routes import payments as pay
 from duecourse.api.services import Services
 from duecourse.portal import actions
 from duecourse.portal.access import Opened, open_link
@@ -62,9 +63,10 @@ def _portal(request: Request) -> _Portal:
     return state.portal  # type: ignore[no-any-return]
 
 
-def _html(template: str, status: int = 200, **values: Any) -> HTMLResponse:
+def _html(template: str, status: int = 200, headers: dict[str, str] = HEADERS,
+          **values: Any) -> HTMLResponse:
     return HTMLResponse(TEMPLATES.get_template(template).render(**values),
-                        status_code=status, headers=HEADERS)
+                        status_code=status, headers=headers)
 
 
 def _reader_words(request: Request) -> Words:
@@ -100,9 +102,11 @@ def _page(request: Request, token: str, opened: Opened, status: int = 200,
     words = Words(str(opened.borrower.get("language") or "en"))
     view = build_view(opened.status, opened.borrower, policy_of(opened.status, s.policy_dir),
                       words, s.lender_name, s.lender_contact)
+    view.pay = pay.pay_section(request.app, opened.status)
     signer = _portal(request).signer
     assert signer is not None
-    return _html("page.html", status, lang=words.language, title=words("title"), v=view,
+    return _html("page.html", status, pay.page_headers(request.app, HEADERS),
+                 lang=words.language, title=words("title"), v=view,
                  token=token, csrf=signer.csrf_for(token), done=done, error=error,
                  reasons=DISPUTE_REASONS, hardship_days=HARDSHIP_DAYS)
 
@@ -129,6 +133,14 @@ async def act(token: str, action: str, request: Request) -> Response:
                     keep_blank_values=True)
     if not signer.csrf_ok(token, (form.get("csrf") or [None])[0]):
         return _notice(request, "csrf", 403)
+    if action == "pay":  # to the payment provider's checkout (duecourse.payments)
+        try:
+            url = await pay.pay_from_page(request, token, signer, opened.status, form)
+        except ValueError as err:
+            words = Words(str(opened.borrower.get("language") or "en"))
+            return _page(request, token, opened, 503 if str(err) == "pay_unavailable"
+                         else 422, error=words(str(err)))
+        return RedirectResponse(url, status_code=303, headers=HEADERS)
     if action not in actions.ACTIONS:
         return _notice(request, "neutral", 404)
     svc: Services = request.app.state.services

@@ -1,0 +1,82 @@
+"""The daily reconciliation: the provider's books against the ledger, for one UTC day.
+
+Two lists, each line with its reason: payments the provider took that no loan received
+(a webhook lost or refused: report them, the reference keeps it to one payment), and
+payments loans received through the provider that the provider does not show as paid
+(never taken, failed, or refunded since: money counted that is not there). The provider
+is asked about the day before as well, so a checkout opened before midnight and paid
+after is not a false alarm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from duecourse.domain.money import Money
+from duecourse.payments import store
+from duecourse.payments.base import PaymentProvider, ledger_reference
+
+
+@dataclass(frozen=True)
+class Difference:
+    reference: str
+    amount: Money
+    why: str
+
+
+@dataclass
+class Reconciliation:
+    provider: str
+    day: date
+    provider_paid: int = 0
+    ledger_paid: int = 0
+    unknown_to_ledger: list[Difference] = field(default_factory=list)
+    unknown_to_provider: list[Difference] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.unknown_to_ledger and not self.unknown_to_provider
+
+    def as_json(self) -> dict[str, Any]:
+        def one(d: Difference) -> dict[str, str]:
+            return {**asdict(d), "amount": str(d.amount.amount),
+                    "currency": d.amount.currency}
+        return {"provider": self.provider, "day": self.day.isoformat(),
+                "provider_paid": self.provider_paid, "ledger_paid": self.ledger_paid,
+                "unknown_to_ledger": [one(d) for d in self.unknown_to_ledger],
+                "unknown_to_provider": [one(d) for d in self.unknown_to_provider]}
+
+
+async def reconcile(provider: PaymentProvider, engine: AsyncEngine,
+                    day: date) -> Reconciliation:
+    since = datetime.combine(day, time(), UTC)
+    until = since + timedelta(days=1)
+    listed = {ledger_reference(provider.name, p.reference): p
+              for p in await provider.list_payments(since - timedelta(days=1), until)}
+    paid_today = {ref: p for ref, p in listed.items()
+                  if p.status == "paid" and since <= p.at < until}
+    received = await store.known_references(engine, provider.name, list(paid_today))
+    report = Reconciliation(provider.name, day, provider_paid=len(paid_today))
+    for ref, p in sorted(paid_today.items()):
+        if ref not in received:
+            report.unknown_to_ledger.append(Difference(
+                ref, p.amount, "the provider took it; no loan received it"))
+        elif received[ref] != p.amount:
+            report.unknown_to_ledger.append(Difference(
+                ref, p.amount, f"the loan received {received[ref].amount} "
+                               f"{received[ref].currency} instead"))
+    ours = await store.ledger_payments(engine, provider.name, since, until)
+    report.ledger_paid = len(ours)
+    for ref, amount in sorted(ours.items()):
+        seen = listed.get(ref)
+        if seen is None:
+            report.unknown_to_provider.append(Difference(
+                ref, amount, "a loan received it; the provider has no such payment"))
+        elif seen.status != "paid":
+            report.unknown_to_provider.append(Difference(
+                ref, amount, f"a loan received it; the provider shows it {seen.status}"))
+    return report
