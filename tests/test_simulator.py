@@ -66,11 +66,15 @@ def test_processes_do_not_change_the_result(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("change", "named"), [
     ({"behaviour.reach.sms": 1.5}, "behaviour.reach.sms must be a rate between 0 and 1"),
-    ({"behaviour.on_reach.promise": 0.5}, "behaviour.on_reach shares sum to 1.2, not 1"),
+    ({"behaviour.on_reach.promise": 0.5}, "behaviour.on_reach shares sum to 1.25, not 1"),
     ({"portfolio.jurisdictions.GB.share": 0.5},
      "portfolio.jurisdictions shares sum to 1.25, not 1"),
     ({"behaviour.replies_per_day": 3}, "unknown field behaviour.replies_per_day"),
     ({"portfolio.channels_held.fax": 0.5}, "channels_held has unknown channel 'fax'"),
+    ({"behaviour.supervisor.legal_approves": 1.5},
+     "behaviour.supervisor.legal_approves must be a rate between 0 and 1"),
+    ({"behaviour.plan_adherence": {"self_cure": 0.5}},
+     "behaviour.plan_adherence has no rate for segment cant_pay"),
 ])
 def test_a_bad_behaviour_file_is_refused_naming_the_field(
         tmp_path: Path, change: dict[str, Any], named: str) -> None:

@@ -1,13 +1,15 @@
 """The simulator decides as the workflow does (issue 14 item 1's conformance test).
 
-Six loans with scripted borrowers - pays in full on day 3, promises then keeps, never
+Ten loans with scripted borrowers - pays in full on day 3, promises then keeps, never
 answers, opts out of SMS, answers the agent's call in negotiation and promises, disputes
-in writing and pays once verified - run once through the real `LoanCollection` workflows
-on the time-skipping server and once through the simulator, each act at the instant the
-workflow received it. Read back from both ledgers, the contacts (step, channel, status,
-borrower-local date), the compliance decisions (step, channel, verdict, code, date), the
-stage transitions and outcomes, promises, payments, tasks and every decided fact in the
-audit trail are the same.
+in writing and pays once verified, agrees a plan and keeps it, agrees a plan and breaks
+it, accepts a settlement a supervisor approves, and a legal referral a supervisor approves
+- run once through the real `LoanCollection` workflows (and their plan and legal case
+children) on the time-skipping server and once through the simulator, each act at the
+instant the workflow received it. Read back from both ledgers, the contacts (step,
+channel, status, borrower-local date), the compliance decisions (step, channel, verdict,
+code, date), the stage transitions and outcomes, promises, payments, tasks, agreements
+and every decided fact in the audit trail are the same.
 """
 
 from __future__ import annotations
@@ -22,8 +24,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from duecourse.domain.actor import Actor, ActorKind
+from duecourse.domain.agreements.terms import (
+    InstalmentSpec,
+    PlanProposal,
+    SettlementDecision,
+    SettlementOffer,
+)
 from duecourse.domain.calendar import local_date, wall_clock
-from duecourse.domain.case.commands import PaymentReport, PromiseRequest
+from duecourse.domain.case.commands import LegalDecision, PaymentReport, PromiseRequest
 from duecourse.domain.compliance.requests import (
     ContactRequest,
     DisputeChange,
@@ -41,7 +49,7 @@ from duecourse.policies import load_policy
 from duecourse.snapshots import take_snapshot
 from duecourse.store import tables as t
 from tests.conftest import Harness, advance_to_local
-from tests.factories import AGENT, make_loan
+from tests.factories import AGENT, SUPERVISOR, make_loan
 
 POLICY = load_policy("standard")
 HORIZON = 62  # days: every script has played out, the silent loans reach legal
@@ -55,9 +63,12 @@ class Act:
 
     day: int
     at: time
-    kind: str  # pay | promise | opt_out_sms | dispute | verify | agent_reached
+    kind: str  # pay | promise | opt_out_sms | dispute | verify | agent_reached | plan |
+    #            settle | approve_settlement | approve_legal
     amount: str = ""
-    promise_days: int = 0
+    promise_days: int = 0  # promise: due in; plan: first instalment in; settle: pay by in
+    amounts: tuple[str, ...] = ()  # plan: the instalments
+    gap: int = 0  # plan: days between instalments
 
 
 @dataclass
@@ -92,7 +103,24 @@ def scripts(now: datetime) -> list[Script]:
                make_loan(now, dpd=3, **us),  # type: ignore[arg-type]
                [Act(4, time(13), "dispute"), Act(14, time(13), "verify"),
                 Act(20, time(12), "pay", "1000.00")]),
+        Script("agrees a plan and keeps it", make_loan(now, dpd=1, **cn),  # type: ignore[arg-type]
+               [Act(2, time(15), "plan", promise_days=5, amounts=PLAN, gap=15),
+                Act(7, time(11), "pay", "400.00"), Act(22, time(11), "pay", "300.00"),
+                Act(37, time(11), "pay", "300.00")]),
+        Script("agrees a plan and breaks it", make_loan(now, dpd=1, **cn),  # type: ignore[arg-type]
+               [Act(2, time(15), "plan", promise_days=5, amounts=PLAN, gap=15),
+                Act(7, time(11), "pay", "400.00")]),
+        Script("accepts a settlement a supervisor approves",
+               make_loan(now, dpd=1, **cn),  # type: ignore[arg-type]
+               [Act(2, time(15), "settle", "700.00", promise_days=7),
+                Act(3, time(11), "approve_settlement"), Act(6, time(11), "pay", "700.00")]),
+        Script("no letter nor email: legal at once, a supervisor approves",
+               make_loan(now, dpd=1, address=None, email=None, **cn),  # type: ignore[arg-type]
+               [Act(51, time(11), "approve_legal")]),  # approval asked on day 49
     ]
+
+
+PLAN = ("400.00", "300.00", "300.00")
 
 
 def when(s: Script, opened: datetime, act: Act) -> datetime:
@@ -103,6 +131,14 @@ def when(s: Script, opened: datetime, act: Act) -> datetime:
 
 def due(s: Script, at: datetime, act: Act) -> date:
     return local_date(at, s.loan.borrower.timezone) + timedelta(days=act.promise_days)
+
+
+def proposal(s: Script, at: datetime, act: Act) -> PlanProposal:
+    first = due(s, at, act)
+    return PlanProposal(actor=AGENT, instalments=[
+        InstalmentSpec(due_date=first + timedelta(days=act.gap * n),
+                       amount=Money.of(amount, s.loan.currency))
+        for n, amount in enumerate(act.amounts)])
 
 
 # ------------------------------------------------------------------ the two runs
@@ -132,6 +168,18 @@ async def live(h: Harness, s: Script, at: datetime, act: Act) -> None:
         assert decision.allowed, decision
         await h.client.complete_task(loan_id, TaskCompletion(
             task_id=task["task_id"], outcome="reached", actor=AGENT))
+    elif act.kind == "plan":
+        await h.client.propose_plan(loan_id, proposal(s, at, act))
+    elif act.kind == "settle":
+        result = await h.client.offer_settlement(loan_id, SettlementOffer(
+            amount=Money.of(act.amount, cur), pay_by=due(s, at, act), actor=AGENT))
+        assert result.needs_approval, result
+    elif act.kind == "approve_settlement":
+        await h.client.decide_settlement(loan_id, SettlementDecision(
+            approve=True, actor=SUPERVISOR, reason="hardship shown"))
+    elif act.kind == "approve_legal":
+        await h.client.decide_legal_referral(loan_id, LegalDecision(
+            approve=True, actor=SUPERVISOR, reason="no answer to any channel"))
 
 
 def simulated(run: LoanRun, s: Script, at: datetime, act: Act) -> Callable[[], None]:
@@ -153,6 +201,14 @@ def simulated(run: LoanRun, s: Script, at: datetime, act: Act) -> Callable[[], N
             decision = sim_acts.request_contact(run, Channel.VOICE, AGENT)
             assert decision is not None and decision.allowed, decision
             assert sim_acts.complete_task(run, task.task_id, "reached", AGENT)
+        elif act.kind == "plan":
+            assert sim_acts.propose_plan(run, proposal(s, at, act)) is not None
+        elif act.kind == "settle":
+            assert sim_acts.offer_settlement(run, Decimal(act.amount), due(s, at, act), AGENT)
+        elif act.kind == "approve_settlement":
+            assert sim_acts.decide_settlement(run, True, "hardship shown", SUPERVISOR)
+        elif act.kind == "approve_legal":
+            assert sim_acts.decide_legal(run, True, "no answer to any channel", SUPERVISOR)
     return go
 
 
@@ -181,6 +237,8 @@ def facts(s: Script, rows: dict[str, list[dict[str, Any]]], cut: datetime) -> di
         "outcome": case["outcome"] if case["closed_at"] and case["closed_at"] < cut else None,
         "tasks": sorted((r["kind"], r["subject"], r["status"], r["escalated_at"] is not None)
                         for r in before(rows["tasks"], "created_at")),
+        "agreements": sorted((r["agreement_type"], r["agreement_id"], r["status"], r["amount"])
+                             for r in before(rows["agreements"], "updated_at")),
         "events": sorted((r["kind"], r["occurred_at"].astimezone(tz).date())
                          for r in before(rows["audit_events"], "occurred_at")
                          if r["kind"] not in NOT_DECIDED),
@@ -195,10 +253,10 @@ TABLES = {"tasks": t.tasks, "audit_events": t.audit_events,
           "collection_cases": t.collection_cases, "contact_attempts": t.contact_attempts,
           "compliance_decisions": t.compliance_decisions,
           "stage_transitions": t.stage_transitions, "promises": t.promises,
-          "payments": t.payments}
+          "payments": t.payments, "agreements": t.agreements}
 
 
-@pytest.mark.timeout(400)  # six loans over two months of virtual time, then six runs
+@pytest.mark.timeout(600)  # ten loans over two months of virtual time, then ten runs
 async def test_simulator_and_workflows_decide_alike(harness: Harness) -> None:
     h = harness
     await advance_to_local(h, ZoneInfo("Asia/Shanghai"), time(10))
@@ -236,14 +294,25 @@ async def test_simulator_and_workflows_decide_alike(harness: Harness) -> None:
         expected, got = facts(s, real, cut), facts(s, sim, cut)
         assert got == expected, s.name
         assert expected["contacts"] and expected["decisions"], s.name  # it did something
-    outcomes = {s.name: facts(s, {n: await h.rows(tb, loan_id=s.loan.loan_id)
-                                  for n, tb in TABLES.items()}, cut)["outcome"]
-                for s in plays}
+    seen = {s.name: facts(s, {n: await h.rows(tb, loan_id=s.loan.loan_id)
+                              for n, tb in TABLES.items()}, cut) for s in plays}
+    outcomes = {name: f["outcome"] for name, f in seen.items()}
     assert outcomes["pays in full on day 3"] == "PAID"
     assert outcomes["promises then keeps"] == "PAID"
     assert outcomes["disputes, then pays once verified"] == "PAID"
     assert outcomes["answers the agent's call, promises and keeps it"] == "PAID"
     assert outcomes["never answers"] is None
+    assert outcomes["agrees a plan and keeps it"] == "PAID"
+    assert ("plan", "PLAN1", "COMPLETED", Decimal("1000.00")) in \
+        seen["agrees a plan and keeps it"]["agreements"]
+    broken = seen["agrees a plan and breaks it"]
+    assert outcomes["agrees a plan and breaks it"] is None
+    assert ("plan", "PLAN1", "BROKEN", Decimal("1000.00")) in broken["agreements"]
+    assert {k for k, _ in broken["events"]} >= {"plan_late", "plan_broken"}
+    assert outcomes["accepts a settlement a supervisor approves"] == "SETTLED"
+    legal = {k for k, _ in seen["no letter nor email: legal at once, a supervisor approves"][
+        "events"]}
+    assert {"legal_referral_approved", "legal_referred"} <= legal
 
 
 async def sleep_to(h: Harness, at: datetime) -> None:

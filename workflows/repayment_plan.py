@@ -16,24 +16,22 @@ instalment moves later by the frozen days, so the borrower gets that time back.
 from __future__ import annotations
 
 import contextlib
-from datetime import datetime, time, timedelta
+from datetime import datetime
 
 from temporalio import workflow
 from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
+    from duecourse.domain.agreements import schedule
     from duecourse.domain.agreements.terms import (
         Instalment,
-        InstalmentStatus,
         PlanInput,
         PlanPayment,
         PlanProgress,
         PlanStatus,
         RepaymentPlan,
     )
-    from duecourse.domain.calendar import pin_zone, wall_clock
-
-REMINDER_TIME = time(10, 0)  # local; the parent's compliance engine may still defer it
+    from duecourse.domain.calendar import pin_zone
 
 
 @workflow.defn(name="RepaymentPlan")
@@ -72,8 +70,7 @@ class RepaymentPlanWorkflow:
             now = workflow.now()
             event = self._next_event(inp)
             if event is None:  # the schedule is over and instalments are still unpaid
-                plan.status = (PlanStatus.BROKEN if inp.unpaid_at_end == "broken"
-                               else PlanStatus.LAPSED)
+                plan.status = schedule.end_status(inp.unpaid_at_end)
                 await self._notify(inp, "broken" if plan.status is PlanStatus.BROKEN
                                    else "lapsed")
                 continue
@@ -89,55 +86,27 @@ class RepaymentPlanWorkflow:
                 self._reminded.add(instalment.number)
                 await self._notify(inp, "reminder", instalment.number)
             else:
-                instalment.status = InstalmentStatus.LATE
-                plan.late += 1
-                broken = plan.late > inp.tolerated_late
-                if broken:
-                    plan.status = PlanStatus.BROKEN
+                broken = schedule.mark_late(plan, instalment, inp.tolerated_late)
                 await self._notify(inp, "broken" if broken else "late", instalment.number)
         return plan
 
     def _next_event(self, inp: PlanInput) -> tuple[datetime, str, Instalment] | None:
         """The next reminder or lateness check, for the earliest instalment still due."""
-        due = next((i for i in self._plan.instalments if i.status is InstalmentStatus.DUE),
-                   None)
-        if due is None:
-            return None
-        late_at = wall_clock(due.due_date + timedelta(days=inp.grace_days + 1),
-                             timedelta(0), self._tz)
-        remind_at = wall_clock(due.due_date - timedelta(days=inp.reminder_days_before),
-                               REMINDER_TIME, self._tz)
-        if due.number not in self._reminded and remind_at < late_at:
-            return remind_at, "reminder", due
-        return late_at, "late", due
+        return schedule.next_event(self._plan, self._reminded, inp.grace_days,
+                                   inp.reminder_days_before, self._tz)
 
     def _reschedule(self) -> None:
         """Move every unpaid instalment later by the frozen days owed; remind them again."""
         days, self._days_owed = self._days_owed, 0
-        for instalment in self._plan.instalments:
-            if instalment.status is InstalmentStatus.DUE:
-                instalment.due_date += timedelta(days=days)
-                self._reminded.discard(instalment.number)
-        self._plan.paused_days += days
+        schedule.reschedule(self._plan, days, self._reminded)
 
     async def _allocate(self, inp: PlanInput) -> None:
         """Apply queued payments to the oldest unpaid instalments."""
         plan = self._plan
         payments, self._payments = self._payments, []
         for payment in payments:
-            left = payment.amount
-            for instalment in plan.instalments:
-                if left <= 0:
-                    break
-                if instalment.remaining <= 0:
-                    continue
-                part = min(left, instalment.remaining)
-                instalment.paid += part
-                left -= part
-                if instalment.remaining <= 0:
-                    instalment.status = InstalmentStatus.PAID
-        if all(i.status is InstalmentStatus.PAID for i in plan.instalments):
-            plan.status = PlanStatus.COMPLETED
+            schedule.allocate(plan, payment.amount)
+        if schedule.completes(plan):
             await self._notify(inp, "completed")
         else:
             await self._notify(inp, "paid")
@@ -164,7 +133,7 @@ class RepaymentPlanWorkflow:
         if frozen and self._frozen_since is None:
             self._frozen_since = now
         elif not frozen and self._frozen_since is not None:
-            self._days_owed += max(1, round((now - self._frozen_since) / timedelta(days=1)))
+            self._days_owed += schedule.frozen_days(self._frozen_since, now)
             self._frozen_since = None
         self._version += 1
 

@@ -15,7 +15,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 DEFAULTS = Path(__file__).with_name("behaviour.yaml")
-
+SEGMENTS = ("self_cure", "cant_pay", "wont_pay", "unreachable")
 
 
 def _rate(value: float) -> float:
@@ -89,6 +89,8 @@ class Reaction(_Strict):
 
     pay_in_full: Rate
     promise: Rate
+    plan: Rate  # agrees an instalment plan with the agent
+    settle: Rate  # accepts a discounted settlement
     dispute: Rate
     opt_out: Rate
     hardship: Rate
@@ -99,6 +101,15 @@ class Reaction(_Strict):
     def _check(self) -> Reaction:
         _shares("", self.model_dump())
         return self
+
+
+class Supervisor(_Strict):
+    """The simulated supervisor: who decides legal referrals and settlement approvals."""
+
+    legal_decides: Rate  # share of legal referrals decided (the rest time out, escalating)
+    legal_approves: Rate  # share of the decided ones approved (the rest rejected)
+    settlement_approves: Rate  # share of settlements above the agent's limit approved
+    decide_hours: int = Field(ge=0, le=720)  # hours from the request to the decision
 
 
 class Behaviour(_Strict):
@@ -117,11 +128,19 @@ class Behaviour(_Strict):
     hardship_days: int = Field(ge=1, le=366)
     agent_works_tasks: Rate  # share of call tasks an agent works before their SLA
     agent_pickup_hours: int = Field(ge=0, le=72)  # hours from a task to the agent's call
+    plan_instalments: int = Field(ge=1, le=60)  # asked for; the policy's limit may cut it
+    plan_interval_days: int = Field(ge=1, le=92)  # between instalments (policy permitting)
+    plan_first_days: int = Field(ge=0, le=90)  # from agreement to the first instalment
+    plan_adherence: dict[str, Rate]  # segment -> chance each instalment is paid on its date
+    settlement_discount: Rate  # share of the balance the agent offers to waive
+    settlement_pay_days: int = Field(ge=0, le=90)  # pay-by date, days after the offer
+    settlement_paid: dict[str, Rate]  # segment -> chance an agreed settlement is paid
+    supervisor: Supervisor
 
     @model_validator(mode="after")
     def _check(self) -> Behaviour:
-        segments = {"self_cure", "cant_pay", "wont_pay", "unreachable"}
-        for name in ("self_cure", "promise_kept"):
+        segments = set(SEGMENTS)
+        for name in ("self_cure", "promise_kept", "plan_adherence", "settlement_paid"):
             missing = segments - set(getattr(self, name))
             if missing:
                 raise ValueError(f"{name} has no rate for segment {sorted(missing)[0]}")

@@ -23,7 +23,9 @@ from duecourse.lab import sim_acts
 from duecourse.lab.behaviour import Behaviour
 from duecourse.lab.portfolio import pick
 from duecourse.lab.sim_acts import AGENT
+from duecourse.lab.sim_deals import Deals
 from duecourse.lab.sim_loan import LoanRun, Sent
+from duecourse.lab.sim_supervisor import Supervisor
 
 
 def band_of(value: int, bands: dict[str, float]) -> float:
@@ -47,9 +49,11 @@ def hour_factor(hour: int, bands: dict[str, float]) -> float:
 class Borrower:
     """Drives one `LoanRun` with behaviour drawn from `b`."""
 
-    def __init__(self, run: LoanRun, dpd: int, b: Behaviour, rng: random.Random) -> None:
+    def __init__(self, run: LoanRun, dpd: int, b: Behaviour, rng: random.Random,
+                 supervisor: Supervisor) -> None:
         self.run, self.b, self.rng = run, b, rng
         self.dpd_factor = band_of(dpd, b.dpd_factor)
+        self.deals = Deals(run, b, rng, self.dpd_factor, supervisor)
         self._payments = 0
         self._borrower = Actor(kind=ActorKind.BORROWER, id=run.c.loan.borrower.borrower_id)
         run.on_sent = self.sent
@@ -123,6 +127,10 @@ class Borrower:
             self.pay_in_full()
         elif reaction == "promise":
             self.promise()
+        elif reaction == "plan":
+            self.deals.plan()
+        elif reaction == "settle":
+            self.deals.settle()
         elif reaction == "dispute":
             self.dispute()
         elif reaction == "opt_out":

@@ -6,8 +6,11 @@ aggregate, task, deal, notice and compliance functions the workflow's mixins cal
 (`workflows/actions.py`, `contact_path.py`, `legal_progress.py`), and chooses channels with
 the same `channel_options`. Timers become entries in a heap of (virtual time, sequence,
 event); the borrower's doings (`Borrower`) are events in the same heap and enter through
-the functions the workflow's signal and update handlers call. The channel accepts every
-message at once. What the simulation leaves out is listed in `duecourse.lab.simulator`.
+the functions the workflow's signal and update handlers call. The children run here too:
+a repayment plan as a `PlanRun` (the plan workflow's schedule code), the legal case as
+timers for its cure period and approval, a supervisor's decision, and a legal partner
+that takes every referral at once. The channel accepts every message at once. What the
+simulation leaves out is listed in `duecourse.lab.simulator`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 
 from duecourse.activities.scoring import Scorer
 from duecourse.domain.agreements import deals
+from duecourse.domain.agreements.terms import RepaymentPlan
 from duecourse.domain.case.aggregate import Collection, scoring_entries
 from duecourse.domain.case.state import LegalPhase
 from duecourse.domain.compliance import Purpose, Verdict
@@ -29,6 +33,7 @@ from duecourse.domain.contact.channels import channel_options, falls_back
 from duecourse.domain.contact.recipients import recipient_for
 from duecourse.domain.entries import ComplianceDecided, LedgerEntry, StageChanged
 from duecourse.domain.legal import litigation
+from duecourse.domain.legal.case import LegalCase, Referral
 from duecourse.domain.loan import LoanIntake
 from duecourse.domain.planner import ActionKind, PlannedAction, plan
 from duecourse.domain.policy import Channel, ContactStep, Policy
@@ -36,6 +41,7 @@ from duecourse.domain.rules import RulesSnapshot
 from duecourse.domain.work import tasks
 from duecourse.domain.work.queue import Task, TaskKind
 from duecourse.lab.sim_ledger import LoanRows
+from duecourse.lab.sim_plan import PlanRun
 from duecourse.workflows.contact_path import TIME_BARRED
 
 Handler = Callable[[], None]
@@ -69,6 +75,8 @@ class LoanRun:
         self.scorer = scorer
         self.on_sent: Callable[[Sent], None] = lambda sent: None
         self.on_task: Callable[[Task], None] = lambda task: None
+        self.on_approval: Handler = lambda: None  # a legal referral awaits a supervisor
+        self.plan: PlanRun | None = None  # the running (or last) plan's child
         self._heap: list[Event] = []
         self._seq = 0
         self._messages = 0
@@ -94,6 +102,8 @@ class LoanRun:
             if c.state.is_closed:
                 self.apply(tasks.cancel_pending(c, self.now,
                                                 f"loan closed as {c.state.outcome}"))
+                if self.plan is not None:  # `Children.wind_down`
+                    self.plan.cancel()
                 return
             action = plan(c, self.now)
             assert action is not None  # write-off is always planned while open
@@ -183,8 +193,18 @@ class LoanRun:
             self.apply(c.record_step(action.step.name, status, self.now, detail))
 
     def _plan_reminder(self, action: PlannedAction) -> None:
-        # plans are never agreed in the simulation, so the planner never plans this
-        raise AssertionError("the simulation agrees no repayment plans")
+        """`PlannedActions._plan_reminder`: remind of an instalment still in the plan."""
+        assert action.step is not None and action.instalment is not None
+        plan, number = self.c.state.agreements.active_plan, action.instalment
+        status = "skipped"
+        if plan is not None and 1 <= number <= len(plan.instalments):
+            status, _detail = self._contact(action.step, Purpose.COLLECTION)
+        if status not in ("deferred", "expired"):
+            self.c.plan_reminder_done(number)
+
+    def start_plan(self, agreed: RepaymentPlan) -> None:
+        """`Children.sync` starting the plan's child (frozen if collection is)."""
+        self.plan = PlanRun(self, agreed, frozen=self.c.state.paused_since is not None)
 
     def _required_notice(self, action: PlannedAction) -> None:
         assert action.step is not None
@@ -286,6 +306,8 @@ class LoanRun:
             self._legal_token += 1  # the running timer no longer fires
         elif not frozen and self._legal_left is not None and self._legal_next is not None:
             self._legal_timer(self._legal_left, self._legal_next)
+        if self.plan is not None and self.c.state.agreements.active_plan is not None:
+            self.plan.freeze(frozen)
 
     def _legal_timer(self, duration: timedelta, then: Handler) -> None:
         self._legal_next, self._legal_token = then, self._legal_token + 1
@@ -305,8 +327,8 @@ class LoanRun:
 
     def _demand_result(self, delivered: bool) -> None:
         """`LegalCaseWorkflow`: a delivered demand starts the cure period; then approval
-        is asked for, and escalated at every approval timeout (no supervisor decides in
-        the simulation)."""
+        is asked for, and escalated at every approval timeout until a supervisor decides
+        (`on_approval` tells the simulated supervisor)."""
         if delivered:
             self._legal_timer(self.c.cure_period, self._approval_requested)
         else:
@@ -321,10 +343,33 @@ class LoanRun:
                                    assignee=c.policy.tasks.supervisor_queue)[1]
         self.apply(entries)
         self._legal_timer(c.policy.legal.approval_timeout, self._approval_overdue)
+        self.on_approval()
 
     def _approval_overdue(self) -> None:
         self.apply(self.c.approval_overdue(self.now))
         self._legal_timer(self.c.policy.legal.approval_timeout, self._approval_overdue)
+
+    def legal_decided(self, case: LegalCase, approved: bool) -> None:
+        """The case child's `decision` signal: the approval timer stops; an approved case
+        is referred - once collection is no longer frozen, as the child waits."""
+        self._legal_token += 1
+        self._legal_due = self._legal_left = self._legal_next = None
+        if not approved:
+            return  # the child closes as rejected without a report
+        if self._frozen:
+            self._legal_left, self._legal_next = timedelta(0), lambda: self._refer(case)
+            return
+        self._refer(case)
+
+    def _refer(self, case: LegalCase) -> None:
+        """`LegalCaseWorkflow._refer` with a partner that takes the case at once, and the
+        loan's `referred` report of it."""
+        c, now = self.c, self.now
+        case.referral = Referral(partner=c.policy.legal.partner,
+                                 reference=f"sim-{case.case_ref}-{c.loan.loan_id}",
+                                 referred_at=now)
+        case.phase, case.phase_at = "REFERRED", now
+        self.apply(litigation.referred(c, case, now))
 
 
 ACTIONS: dict[ActionKind, Callable[[LoanRun, PlannedAction], Any]] = {

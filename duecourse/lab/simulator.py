@@ -9,10 +9,13 @@ own generator (seed and loan id), and chunks are written in order: the same seed
 the same ledger, byte for byte in every row, whatever the number of processes.
 
 Agents work a share of the call tasks (asking the engine first, completing the task
-with the call's outcome). Not simulated (the ledger has none of it): repayment plans and
-settlements (the engine supports them; no simulated agent proposes one), field visits
-and other tasks (they stay open and escalate at their SLA), a supervisor's legal decision
-(referrals wait, escalating at each approval timeout), channel failures and ops alerts.
+with the call's outcome) and agree repayment plans and settlements with the borrowers who
+ask (`sim_deals`); plans run in their own child (`sim_plan`, the plan workflow's schedule
+code). A simulated supervisor (`sim_supervisor`) decides a share of the legal referrals
+and the settlements beyond the agent's limit; an approved referral goes to a partner that
+takes it at once. Not simulated (the ledger has none of it): field visits and other
+tasks (they stay open and escalate at their SLA), court events after a referral, channel
+and partner failures, and ops alerts.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from duecourse.lab.portfolio import SimLoan, make_portfolio
 from duecourse.lab.sim_borrower import Borrower
 from duecourse.lab.sim_ledger import LoanRows, Rows, create_ledger, write_rows
 from duecourse.lab.sim_loan import LoanRun
+from duecourse.lab.sim_supervisor import Supervisor
 from duecourse.policies import load_policy
 from duecourse.snapshots import take_snapshot
 
@@ -141,7 +145,10 @@ def simulate_loan(sim: SimLoan, assignment: Assignment, b: Behaviour, seed: int,
                          policy_dir, start)
     run = open_run(loan, policy, start, case_id_for(seed, loan.loan_id), scorer, rules,
                    kept, assignment.experiment, assignment.strategy)
-    borrower = Borrower(run, sim.dpd, b, random.Random(f"borrower:{seed}:{loan.loan_id}"))
+    supervisor = Supervisor(run, b.supervisor,
+                            random.Random(f"supervisor:{seed}:{loan.loan_id}"))
+    borrower = Borrower(run, sim.dpd, b, random.Random(f"borrower:{seed}:{loan.loan_id}"),
+                        supervisor)
     borrower.start()
     run.run(start + timedelta(days=days))
     return run, run.rows.finish()
