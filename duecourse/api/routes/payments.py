@@ -27,7 +27,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from temporalio.service import RPCError
 
-from duecourse.api.problems import ProblemError
+from duecourse.api.problems import ProblemError, responses
 from duecourse.api.services import Svc
 from duecourse.domain.case.status import CollectionStatus
 from duecourse.domain.money import Money
@@ -68,7 +68,8 @@ def provider_of(app: FastAPI) -> PaymentProvider | None:
 
 
 # ------------------------------------------------------------------ webhooks
-@router.post("/v1/payments/webhooks/{name}", summary="A payment provider's signed event")
+@router.post("/v1/payments/webhooks/{name}", summary="A payment provider's signed event",
+             responses=responses(404))
 async def webhook(name: str, request: Request, svc: Svc) -> dict[str, str]:
     provider = provider_of(request.app)
     if provider is None or provider.name != name:
