@@ -68,6 +68,14 @@ def test_report_json_prints_the_figures(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     printed = json.loads(done.stdout)
     assert _without_time(printed) == _without_time(expected)
+    # the directory `duecourse simulate --out` writes, or the file in it, reads the same
+    for place in (tmp_path / "sim", tmp_path / "sim" / "ledger.db"):
+        same = _cli(tmp_path, "--ledger", str(place), "--json")
+        assert same.returncode == 0, same.stderr
+        assert _without_time(json.loads(same.stdout)) == _without_time(expected)
+    nowhere = _cli(tmp_path, "--ledger", str(tmp_path / "nowhere"), "--json")
+    assert nowhere.returncode == 1 and "no ledger file there" in nowhere.stderr + \
+        nowhere.stdout and "Traceback" not in nowhere.stderr
     assert printed["schema"] == "duecourse.portfolio-analytics/1"
     (comparison,) = printed["comparisons"]
     assert comparison["verdict"].startswith(

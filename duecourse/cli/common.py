@@ -192,3 +192,18 @@ async def ledger(cfg: Settings | None = None, create: bool = False) -> AsyncIter
 
 def safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
+
+
+def ledger_url(given: str | None) -> str | None:
+    """A `--ledger` value: an SQLAlchemy URL as given; a path to a SQLite file (or to a
+    directory holding ledger.db, as `duecourse simulate --out DIR` writes) as its
+    aiosqlite URL; None as None (the configured ledger)."""
+    if given is None or "://" in given:
+        return given
+    path = Path(given).expanduser()
+    if path.is_dir():
+        path = path / "ledger.db"
+    if not path.is_file():
+        raise CliError(f"--ledger {given}: no ledger file there (give a SQLite file, a "
+                       "directory holding ledger.db, or a database URL)")
+    return f"sqlite+aiosqlite:///{path.resolve().as_posix()}"

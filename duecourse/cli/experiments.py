@@ -11,7 +11,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from duecourse.cli.common import CliError, Json, console, fail, missing_ledger, run, settings
+from duecourse.cli.common import (
+    Json,
+    console,
+    fail,
+    ledger_url,
+    missing_ledger,
+    run,
+    settings,
+)
 from duecourse.lab.assignments import assigned_counts
 from duecourse.lab.experiments import Experiment, ExperimentError, load_experiment
 from duecourse.store import connect
@@ -33,18 +41,8 @@ def _load(name_or_path: str) -> Experiment:
 
 
 def _ledger_url(given: str | None) -> str:
-    """The URL to read: as given, a SQLite file's (or a directory's ledger.db), or the
-    settings' ledger."""
-    if given is None:
-        return settings().ledger_url
-    if "://" in given:
-        return given
-    path = Path(given).expanduser()
-    path = path / "ledger.db" if path.is_dir() else path
-    if not path.is_file():
-        raise CliError(f"--ledger {given}: no ledger file there (give a SQLite file, a "
-                       "directory holding ledger.db, or a database URL)")
-    return f"sqlite+aiosqlite:///{path.resolve().as_posix()}"
+    """The URL to read: `--ledger` as `ledger_url` reads it, else the settings' ledger."""
+    return ledger_url(given) or settings().ledger_url
 
 
 async def _counts(url: str, experiment: str) -> dict[str, int] | None:

@@ -21,6 +21,7 @@ from duecourse.cli.common import (
     settings,
     user_errors,
 )
+from duecourse.cli.common import ledger_url as ledger_url_of
 from duecourse.lab.analytics import compute, scorers_for
 from duecourse.lab.costs import CostsFileError, CostTable, load_costs
 from duecourse.lab.figures import GroupBy, GroupFigures, PortfolioFigures, Rate
@@ -86,8 +87,9 @@ def _cost_table(path: Path | None) -> CostTable:
 
 def report(
         ledger_url: Annotated[str | None, typer.Option(
-            "--ledger", help="the ledger's SQLAlchemy URL (default: the configured one), "
-            "e.g. sqlite+aiosqlite:///sim/ledger.db")] = None,
+            "--ledger", help="the ledger: a database URL, a SQLite file, or a directory "
+            "holding ledger.db (`duecourse simulate --out DIR`); default: the configured "
+            "one")] = None,
         since: Annotated[str | None, typer.Option(
             help="only cases handed over on or after this date (YYYY-MM-DD, UTC)")] = None,
         by: Annotated[str, typer.Option(
@@ -105,8 +107,9 @@ def report(
             raise CliError(f"--by {by!r} is not a grouping; use one of {', '.join(GROUPS)}")
         day = None if since is None else parse_date(since, "--since")
         cfg = settings()
-        if ledger_url:
-            cfg = cfg.model_copy(update={"database_url": ledger_url})
+        url = ledger_url_of(ledger_url)
+        if url:
+            cfg = cfg.model_copy(update={"database_url": url})
         costs = _cost_table(cfg.costs_file)
 
     async def go() -> PortfolioFigures:

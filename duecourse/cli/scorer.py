@@ -10,7 +10,16 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from duecourse.cli.common import CliError, Json, console, ledger, run, safe_url, settings
+from duecourse.cli.common import (
+    CliError,
+    Json,
+    console,
+    ledger,
+    ledger_url,
+    run,
+    safe_url,
+    settings,
+)
 from duecourse.lab.learned_scorer import Cutoffs
 from duecourse.lab.training import (
     HORIZON_DAYS,
@@ -22,20 +31,6 @@ from duecourse.lab.training import (
 
 commands = typer.Typer(help="The learned scorer: train it on a ledger's own outcomes.",
                        no_args_is_help=True)
-
-
-def ledger_url(given: str | None) -> str | None:
-    """An SQLAlchemy URL as given; a path to a SQLite file (or to a directory holding
-    ledger.db, as `duecourse simulate --out DIR` writes) as its aiosqlite URL."""
-    if given is None or "://" in given:
-        return given
-    path = Path(given).expanduser()
-    if path.is_dir():
-        path = path / "ledger.db"
-    if not path.is_file():
-        raise CliError(f"--ledger {given}: no ledger file there (give a SQLite file, a "
-                       "directory holding ledger.db, or a database URL)")
-    return f"sqlite+aiosqlite:///{path.resolve().as_posix()}"
 
 
 def _write(path: Path, trained: Trained) -> None:
