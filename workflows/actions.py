@@ -19,15 +19,14 @@ from duecourse.workflows.contact_path import ContactPath
 
 with workflow.unsafe.imports_passed_through():
     from duecourse.domain.agreements import deals
-    from duecourse.domain.compliance import Purpose, Verdict
+    from duecourse.domain.compliance import Purpose
     from duecourse.domain.contact import notices
-    from duecourse.domain.contact.recipients import recipient_for
     from duecourse.domain.legal.case import DemandResult
     from duecourse.domain.planner import ActionKind, PlannedAction
-    from duecourse.domain.policy import Channel, ContactStep
+    from duecourse.domain.policy import ContactStep
     from duecourse.domain.scoring import ScoreResult
     from duecourse.domain.work import tasks
-    from duecourse.domain.work.queue import TaskKind
+    from duecourse.domain.work.contact_tasks import open_contact_task
     from duecourse.temporal.contracts import SCORE_LOAN, money_text
     from duecourse.temporal.failures import failure_text
 
@@ -157,25 +156,7 @@ class PlannedActions(ContactPath):
     def _open_contact_task(self, step: ContactStep, now: datetime) -> None:
         """A call or visit for a person to make: the engine decides first whether it may
         happen at all now (a blocked one is recorded, a deferred one waits)."""
-        c = self._c
-        address = recipient_for(step.channel, c.loan.borrower)
-        if address is None:
-            self._apply(c.record_step(step.name, "blocked", now,
-                                      f"no {step.channel} contact details"))
-            return
-        decision = c.decide_contact(step.channel, address, now,
-                                    collectors=c.pack.min_visit_collectors or 1)
-        self._apply(c.record_decision(step.name, step.channel, address, decision))
-        if decision.verdict is Verdict.DEFERRED:
-            return
-        if decision.verdict is Verdict.BLOCKED:
-            self._apply(c.record_step(step.name, "blocked", now,
-                                      f"{decision.code}: {decision.detail}"))
-            return
-        kind = TaskKind.FIELD_VISIT if step.channel is Channel.VISIT else \
-            TaskKind.CALL_BORROWER
-        task, entries = tasks.open_task(c, kind, step.name, now, note=step.template)
-        self._apply(entries + c.record_step(step.name, "task", now, task.task_id))
+        open_contact_task(self._c, step, now, self._apply)
 
     def _instalment_context(self, number: int) -> dict[str, str] | None:
         """Template values for a reminder about instalment `number` of the running plan;

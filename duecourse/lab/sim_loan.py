@@ -30,7 +30,6 @@ from duecourse.domain.compliance import Purpose, Verdict
 from duecourse.domain.compliance.engine import DECISION_VALIDITY
 from duecourse.domain.contact import notices
 from duecourse.domain.contact.channels import channel_options, falls_back
-from duecourse.domain.contact.recipients import recipient_for
 from duecourse.domain.entries import ComplianceDecided, LedgerEntry, StageChanged
 from duecourse.domain.legal import litigation
 from duecourse.domain.legal.case import LegalCase, Referral
@@ -39,6 +38,7 @@ from duecourse.domain.planner import ActionKind, PlannedAction, plan
 from duecourse.domain.policy import Channel, ContactStep, Policy
 from duecourse.domain.rules import RulesSnapshot
 from duecourse.domain.work import tasks
+from duecourse.domain.work.contact_tasks import open_contact_task
 from duecourse.domain.work.queue import Task, TaskKind
 from duecourse.lab.sim_ledger import LoanRows
 from duecourse.lab.sim_plan import PlanRun
@@ -233,26 +233,9 @@ class LoanRun:
             self._demand_result(sent)
 
     def _open_contact_task(self, step: ContactStep) -> None:
-        c, now = self.c, self.now
-        address = recipient_for(step.channel, c.loan.borrower)
-        if address is None:
-            self.apply(c.record_step(step.name, "blocked", now,
-                                     f"no {step.channel} contact details"))
-            return
-        decision = c.decide_contact(step.channel, address, now,
-                                    collectors=c.pack.min_visit_collectors or 1)
-        self.apply(c.record_decision(step.name, step.channel, address, decision))
-        if decision.verdict is Verdict.DEFERRED:
-            return
-        if decision.verdict is Verdict.BLOCKED:
-            self.apply(c.record_step(step.name, "blocked", now,
-                                     f"{decision.code}: {decision.detail}"))
-            return
-        kind = TaskKind.FIELD_VISIT if step.channel is Channel.VISIT else \
-            TaskKind.CALL_BORROWER
-        task, entries = tasks.open_task(c, kind, step.name, now, note=step.template)
-        self.apply(entries + c.record_step(step.name, "task", now, task.task_id))
-        self.on_task(task)
+        task = open_contact_task(self.c, step, self.now, self.apply)
+        if task is not None:
+            self.on_task(task)
 
     def _contact(self, step: ContactStep, purpose: Purpose) -> tuple[str, str]:
         """`ContactPath._contact` with a channel that accepts at once."""
