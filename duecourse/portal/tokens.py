@@ -8,16 +8,14 @@ closed is refused where it is used (`duecourse.portal.access`), not here.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
-import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from duecourse.security.signed_tokens import b64, pack, payload_of, unpack
 from duecourse.settings import Settings
 
 PURPOSE = b"duecourse/portal/v1"
@@ -41,14 +39,6 @@ class PortalToken:
     expires_at: datetime
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 class PortalSigner:
     """Mints and verifies page tokens, and derives each token's CSRF value."""
 
@@ -62,22 +52,16 @@ class PortalSigner:
     def mint(self, loan_id: str, case_id: str, issued_at: datetime,
              valid_for: timedelta) -> str:
         expires = int((issued_at + valid_for).timestamp())
-        payload = json.dumps({"k": self._kid, "l": loan_id, "c": case_id, "e": expires},
-                             separators=(",", ":"), sort_keys=True).encode()
-        return f"{_b64(payload)}.{_b64(self._sign(payload))}"
+        payload = payload_of({"k": self._kid, "l": loan_id, "c": case_id, "e": expires})
+        return pack(payload, self._sign(payload))
 
     def verify(self, token: str, now: datetime) -> PortalToken | None:
         """What the token opens, or None for anything malformed, forged, tampered or
         expired (callers answer every None the same way)."""
-        if len(token) > MAX_TOKEN or token.count(".") != 1:
+        if (unpacked := unpack(token, MAX_TOKEN)) is None:
             return None
-        encoded, _, signature = token.partition(".")
-        try:
-            payload, given = _unb64(encoded), _unb64(signature)
-            fields = json.loads(payload)
-        except (binascii.Error, ValueError, UnicodeDecodeError):
-            return None
-        if not isinstance(fields, dict) or not hmac.compare_digest(self._sign(payload), given):
+        payload, given, fields = unpacked
+        if not hmac.compare_digest(self._sign(payload), given):
             return None
         loan_id, case_id, expires = fields.get("l"), fields.get("c"), fields.get("e")
         if fields.get("k") != self._kid or not isinstance(loan_id, str) or not loan_id \
@@ -91,7 +75,7 @@ class PortalSigner:
     def csrf_for(self, token: str) -> str:
         """The value every form of this token's page carries (a signed per-token CSRF
         token: another site cannot compute it, and it changes with each link)."""
-        return _b64(hmac.new(self._csrf, token.encode(), hashlib.sha256).digest())
+        return b64(hmac.new(self._csrf, token.encode(), hashlib.sha256).digest())
 
     def csrf_ok(self, token: str, given: str | None) -> bool:
         return given is not None and hmac.compare_digest(self.csrf_for(token), given)
