@@ -25,6 +25,8 @@ from typing import Any
 import pytest
 import yaml
 
+from duecourse.temporal.devserver import FAIRNESS_SETTING
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
@@ -449,3 +451,15 @@ def test_worker_and_api_seal_payloads_with_the_one_kept_key(services: dict[str, 
         assert mounts and mounts[0].get("read_only") is True, name
         assert service["depends_on"]["payload-keys"]["condition"] == \
             "service_completed_successfully", name
+
+
+def test_temporal_runs_with_fairness_between_platforms(services: dict[str, Any]) -> None:
+    """Each platform's fairness key (duecourse/temporal/fairness.py) only counts when the
+    server's matching has fairness on; the compose server reads our dynamic config."""
+    temporal = services["temporal"]
+    mounts = {v["target"]: v for v in temporal.get("volumes", [])}
+    read = temporal["environment"]["DYNAMIC_CONFIG_FILE_PATH"]
+    mount = mounts[f"/etc/temporal/{read}"]
+    assert mount.get("read_only") is True
+    config = yaml.safe_load(Path(mount["source"]).read_text(encoding="utf-8"))
+    assert config[FAIRNESS_SETTING] == [{"value": True}]

@@ -84,6 +84,11 @@ def search_attribute_args(keys: Sequence[SearchAttributeKey[Any]]) -> list[str]:
     return args
 
 
+FAIRNESS_SETTING = "matching.enableFairness"
+"""The server's dynamic config that makes matching dispatch round-robin between fairness
+keys (Temporal Cloud: the namespace's Fairness setting)."""
+
+
 class DevServer:
     """`async with DevServer(...) as server:` a ready server at `server.address`."""
 
@@ -94,9 +99,12 @@ class DevServer:
                  search_attributes: Sequence[SearchAttributeKey[Any]] = sa.ALL,
                  log_level: str = "warn", startup_timeout: float = 30.0,
                  stop_timeout: float = 10.0, extra_args: Sequence[str] = (),
-                 ui_codec_endpoint: str | None = None) -> None:
+                 ui_codec_endpoint: str | None = None, fairness: bool = True) -> None:
         """`ui_codec_endpoint`: the codec server the UI decodes payloads with (its
-        `--ui-codec-endpoint`); it may carry a key, so it is never printed."""
+        `--ui-codec-endpoint`); it may carry a key, so it is never printed. `fairness`:
+        task-queue fairness on (`matching.enableFairness`), so each platform's fairness key
+        (duecourse.temporal.fairness) gets its turn - off, the server ignores the keys and
+        one platform's burst of hand-overs queues ahead of every other's work."""
         self.binary = binary
         self.ip = ip
         self.port = port
@@ -111,6 +119,7 @@ class DevServer:
         self.stop_timeout = stop_timeout
         self.extra_args = tuple(extra_args)
         self.ui_codec_endpoint = ui_codec_endpoint
+        self.fairness = fairness
         self.process: asyncio.subprocess.Process | None = None
         self._log: IO[bytes] | None = None
         self._log_offset = 0
@@ -134,6 +143,8 @@ class DevServer:
         cmd += ["--headless"] if self.headless else ["--ui-port", str(self.ui_port)]
         if self.ui_codec_endpoint and not self.headless:
             cmd += ["--ui-codec-endpoint", self.ui_codec_endpoint]
+        if self.fairness:
+            cmd += ["--dynamic-config-value", f"{FAIRNESS_SETTING}=true"]
         return cmd + search_attribute_args(self.search_attributes) + list(self.extra_args)
 
     async def start(self) -> None:

@@ -7,11 +7,12 @@ in the history (`WorkflowExecutionStarted.priority`) on every server.
 
 What the key does depends on the server. With task-queue fairness enabled - Temporal
 Cloud: the namespace's Fairness setting; a self-hosted server: the dynamic config
-`matching.enableFairness=true` (with the default `matching.useNewMatcher`) - the matching
-service keeps a virtual queue per key and dispatches round-robin between them, so a
-platform handing over 50,000 loans at once cannot starve another's workflow and activity
-tasks. Without it (the default self-hosted and dev server) the key is carried and
-ignored: tasks on the queue are dispatched first in, first out, as before.
+`matching.enableFairness=true`, which `duecourse dev`, the test servers
+(duecourse.temporal.devserver) and docker-compose.yml (deploy/temporal/dynamicconfig.yaml)
+set - the matching service keeps a virtual queue per key and dispatches round-robin
+between them, so a platform handing over 50,000 loans at once cannot starve another's
+workflow and activity tasks (tests/test_fairness_dispatch.py). Without it the key is
+carried and ignored: tasks are dispatched first in, first out.
 """
 
 from __future__ import annotations
