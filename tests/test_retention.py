@@ -386,3 +386,39 @@ async def test_the_export_carries_replies_receipts_marks_and_consent_history(
             for c in document["consents"]] == [("sms", "withdrawn", "sms_reply",
                                                 mine.loan.loan_id)]
     assert not any(value in json.dumps(document) for value in pii(24))
+
+
+async def test_replies_and_receipts_of_no_loan_go_after_the_longest_period(
+        db: AsyncEngine) -> None:
+    """An unknown sender's reply and a receipt for a message we do not know name no loan,
+    so no case's retention takes them; past the longest period they are pseudonymised,
+    once, and younger ones are kept."""
+    store, tag = InboundStore(db), uuid4().hex[:8]
+    old_number, new_number = f"+86139{tag[:5]}11", f"+86139{tag[:5]}22"
+    for number, days in ((old_number, 365 * 7), (new_number, 30)):
+        reply_id, _ = await store.record_reply({
+            "dedup_key": f"generic:unknown-{tag}-{days}", "profile": "generic",
+            "sender": number, "receiver": "+8610690000",
+            "text": f"who is this? I am Stranger{tag}, {number}",
+            "received_at": NOW - timedelta(days=days), "kind": "other"})
+        await store.finish_reply(reply_id, None, "unknown_sender")
+        assert await store.record_receipt(f"msg-{tag}-{days}", "bounced",
+                                          f"550 stranger{tag}-{days}@example.com unknown",
+                                          None)
+        async with db.begin() as conn:  # a receipt is stamped on arrival: backdate it
+            await conn.execute(update(t.delivery_receipts).where(
+                t.delivery_receipts.c.provider_message_id == f"msg-{tag}-{days}").values(
+                received_at=NOW - timedelta(days=days)))
+    dry = await run_retention(db, None, retention_periods(None), TODAY, dry_run=True)
+    assert dry.unmatched >= 2
+    summary = await run_retention(db, KEYS, retention_periods(None), TODAY)
+    assert summary.unmatched >= 2
+    after = await dump(db)
+    assert mentions(after, old_number) == [] and mentions(after, f"-{365 * 7}@") == []
+    assert mentions(after, f"Stranger{tag}") != [], "the young reply is kept as it came"
+    assert mentions(after, new_number) and mentions(after, "-30@example.com")
+    [old] = [r for r in await Ledger(db).rows(t.inbound_replies)
+             if r["dedup_key"] == f"generic:unknown-{tag}-{365 * 7}"]
+    assert old["sender"] == hmac_of(old_number) and old["outcome"] == "unknown_sender"
+    again = await run_retention(db, KEYS, retention_periods(None), TODAY)
+    assert again.unmatched == 0 and await dump(db) == after

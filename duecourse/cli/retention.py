@@ -62,6 +62,9 @@ def run_command(
     console.print(f"kept: {summary.open_cases} open, {summary.loan_still_open} with an open "
                   f"case on their loan, {summary.within_period} within their period; "
                   f"{summary.already_done} pseudonymised before", highlight=False)
+    if summary.unmatched:
+        console.print(f"{verb} {summary.unmatched} replies and receipts of no loan, older "
+                      "than the longest period", highlight=False)
     for jurisdiction, count in sorted(summary.no_period.items()):
         console.print(f"[yellow]kept {count} case(s) in {jurisdiction}: no retention period "
                       "(set DUECOURSE_RETENTION_YEARS)[/]", highlight=False)
@@ -74,7 +77,8 @@ def _summary_json(summary: RunSummary) -> dict[str, object]:
             "loans_completed": summary.loans_completed, "already_done": summary.already_done,
             "kept_open": summary.open_cases, "kept_loan_open": summary.loan_still_open,
             "kept_within_period": summary.within_period,
-            "kept_no_period": dict(summary.no_period), "cases": summary.cases}
+            "kept_no_period": dict(summary.no_period), "cases": summary.cases,
+            "unmatched_inbound": summary.unmatched}
 
 
 @commands.command("new-key")

@@ -5,9 +5,12 @@ period has run from its last activity (its close, or the latest fact recorded fo
 whichever is later). Each due case is pseudonymised in one transaction (duecourse.store.
 scrub), recorded in `pseudonymised_cases` (when, by which run, which columns); the loans
 row and the loan's inbound rows (replies, receipts, unreachable marks, consents) go with
-the loan's last case. A recorded case is never touched again, so a second
-run changes nothing. Audit rows stay (their summaries and data pseudonymised: the append-
-only triggers allow exactly that, and only inside such a transaction).
+the loan's last case. Replies and receipts matched to no loan (an unknown sender, a
+message we do not know) have no jurisdiction: they are pseudonymised once the longest
+period has run from their arrival. A recorded case is never touched again, and a
+pseudonym is never pseudonymised again, so a second run changes nothing. Audit rows stay
+(their summaries and data pseudonymised: the append-only triggers allow exactly that, and
+only inside such a transaction).
 """
 
 from __future__ import annotations
@@ -25,12 +28,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from duecourse.domain.ids import JURISDICTION_PATTERN
 from duecourse.store import tables as t
-from duecourse.store.pseudonyms import PseudonymKeys
+from duecourse.store.pseudonyms import PSEUDONYM, PseudonymKeys
 from duecourse.store.scrub import (
     CASE_COLUMNS,
     KEYED_COLUMNS,
     LOAN_COLUMNS,
     LOAN_KEYED_COLUMNS,
+    WHOLE,
     Scrubber,
 )
 
@@ -115,6 +119,7 @@ class RunSummary:
     open_cases: int = 0
     loan_still_open: int = 0
     within_period: int = 0
+    unmatched: int = 0  # replies and receipts of no loan, past the longest period
     no_period: Counter[str] = field(default_factory=Counter)
     cases: list[str] = field(default_factory=list)  # ids of the cases (to be) pseudonymised
 
@@ -149,7 +154,47 @@ async def run_retention(engine: AsyncEngine, keys: PseudonymKeys | None, periods
         summary.pseudonymised += 1
         summary.values_replaced += done[0]
         summary.loans_completed += done[1]
+    if periods:
+        summary.unmatched = await _unmatched(engine, keys, max(periods.values()), as_of,
+                                             dry_run)
     return summary
+
+
+UNMATCHED_COLUMNS: dict[str, dict[str, str]] = {
+    "inbound_replies": {"sender": WHOLE, "text": WHOLE, "answer_error": WHOLE},
+    "delivery_receipts": {"error": WHOLE, "dedup_key": WHOLE},
+}
+"""Of a row that names no loan, every column that can hold personal data, replaced whole:
+there is no borrower whose values could be found inside the text, so none is kept."""
+
+
+async def _unmatched(engine: AsyncEngine, keys: PseudonymKeys | None, years: int,
+                     as_of: date, dry_run: bool) -> int:
+    """Pseudonymise the replies and receipts of no loan that arrived `years` before
+    `as_of`; how many rows changed (or, dry, would)."""
+    cutoff = datetime.combine(add_years(as_of, -years), datetime.min.time(), UTC)
+    count = 0
+    async with engine.begin() as conn:
+        for name, columns in UNMATCHED_COLUMNS.items():
+            table = t.metadata.tables[name]
+            for row in await _rows(conn, table, table.c.loan_id.is_(None)
+                                   & (table.c.received_at < cutoff)):
+                stale = [c for c in columns if _personal(row[c])]
+                if not stale:
+                    continue
+                count += 1
+                if not dry_run:
+                    assert keys is not None
+                    scrubber = Scrubber(keys)
+                    await conn.execute(update(table).where(table.c.id == row["id"]).values(
+                        {c: scrubber.apply(columns[c], row[c]) for c in stale}))
+    return count
+
+
+def _personal(value: Any) -> bool:
+    """Text that may hold personal data: not empty, not already a pseudonym."""
+    return isinstance(value, str) and any(ch.isalnum() for ch in value) \
+        and not PSEUDONYM.fullmatch(value)
 
 
 async def _due(engine: AsyncEngine, periods: dict[str, int], as_of: date,
