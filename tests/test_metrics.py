@@ -219,6 +219,12 @@ async def test_a_retried_batch_counts_only_what_the_ledger_wrote_new(ledger: Led
         PromiseRecorded(key="promise:P1:ACTIVE", occurred_at=now, actor=SYSTEM,
                         promise_id="P1", amount=Decimal("50"), currency="CNY",
                         due_date=now.date(), status="ACTIVE"),
+        PromiseRecorded(key="promise:P1:KEPT", occurred_at=now, actor=SYSTEM,
+                        promise_id="P1", amount=Decimal("50"), currency="CNY",
+                        due_date=now.date(), status="KEPT"),
+        PromiseRecorded(key="promise:P2:BROKEN", occurred_at=now, actor=SYSTEM,
+                        promise_id="P2", amount=Decimal("30"), currency="CNY",
+                        due_date=now.date(), status="BROKEN"),
         AgreementRecorded(key="agreement:S1:1", occurred_at=now, actor=SYSTEM,
                           agreement_id="S1", agreement_type="settlement",
                           status="PENDING_APPROVAL", amount=Decimal("80"), currency="CNY",
@@ -235,7 +241,7 @@ async def test_a_retried_batch_counts_only_what_the_ledger_wrote_new(ledger: Led
     env = ActivityEnvironment()
     env.metric_meter = runtime.metric_meter
     activities = LedgerActivities(ledger, load_scorer("duecourse.domain.scoring:scorecard"))
-    assert await env.run(activities.record_entries, batch) == 8
+    assert await env.run(activities.record_entries, batch) == 10
     assert await env.run(activities.record_entries, batch) == 0
 
     async with httpx.AsyncClient() as scraper:
@@ -245,6 +251,8 @@ async def test_a_retried_batch_counts_only_what_the_ledger_wrote_new(ledger: Led
     assert total(text, "duecourse_payments_total", currency="CNY") == 1
     assert total(text, "duecourse_recovered_minor_units_total", currency="CNY") == 10025
     assert total(text, "duecourse_promises_total", status="made") == 1
+    assert total(text, "duecourse_promises_total", status="kept") == 1
+    assert total(text, "duecourse_promises_total", status="broken") == 1
     assert total(text, "duecourse_agreements_total", type="settlement",
                  status="PENDING_APPROVAL") == 1  # its second version is no new outcome
     assert total(text, "duecourse_messages_total", channel="sms", outcome="blocked",
