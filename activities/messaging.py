@@ -35,7 +35,7 @@ from datetime import datetime, timedelta
 import structlog
 from temporalio import activity
 from temporalio.client import WorkflowQueryFailedError
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from temporalio.service import RPCError
 
 from duecourse.activities.clock import activity_clock
@@ -74,6 +74,13 @@ LAST_WORD_TRIES = 5
 RECORD_WITHIN = 15.0
 """Seconds an attempt spends recording an accepted message before it hands the result to
 its workflow instead (well inside the attempt's start-to-close timeout)."""
+
+
+def stopped(reason: str) -> ApplicationError:
+    """A send a stop fact withdrew: the workflow's expected answer, not a fault - benign,
+    so the worker logs it without a traceback."""
+    return ApplicationError(f"not sent: {reason}", type="StopFact", non_retryable=True,
+                            category=ApplicationErrorCategory.BENIGN)
 
 
 class MessagingActivities:
@@ -245,14 +252,14 @@ class MessagingActivities:
         if withdrawn:
             reason = f"the borrower withdrew consent to {req.channel} (consent ledger)"
             await self._release(req, owner, "cancelled", reason)
-            raise ApplicationError(f"not sent: {reason}", type="StopFact", non_retryable=True)
+            raise stopped(reason)
 
     async def _fence(self, req: SendMessage, owner: str, at: datetime) -> None:
         """Stop here if the workflow says a stop fact arrived."""
         stop = await self._clearance(req, at)
         if stop:
             await self._release(req, owner, "cancelled", stop)
-            raise ApplicationError(f"not sent: {stop}", type="StopFact", non_retryable=True)
+            raise stopped(stop)
 
     async def _last_word(self, req: SendMessage, owner: str,
                          now: Callable[[], datetime]) -> datetime:
