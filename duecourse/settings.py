@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, IPvAnyNetwork, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
@@ -169,7 +169,11 @@ class Settings(BaseSettings):
         "in each API process)")
     portal_requests_per_ip: int = Field(
         default=300, ge=1, description="borrower page requests one IP address may make in "
-        "10 minutes (counted in each API process)")
+        "10 minutes (counted in each API process; IPv6 counted per /64)")
+    portal_trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=list, description="proxies (CIDRs, e.g. [\"10.0.0.0/8\"]) whose "
+        "X-Forwarded-For the borrower page believes: the client is the rightmost address "
+        "not in these; empty: the connection's own address counts")
     email_rate: float | None = Field(default=None, gt=0, description="emails per second, "
                                      "across workers; unset: unlimited")
     voice_rate: float | None = Field(default=None, gt=0, description="calls handed to the "
@@ -191,6 +195,9 @@ class Settings(BaseSettings):
         default=None, description="the secret the provider signs its webhooks with "
         "(Stripe: the endpoint's whsec_ signing secret); sandbox default: a key it keeps "
         "in <data_dir>/sandbox-pay-secret")
+    payment_sandbox_allowed: bool = Field(
+        default=False, description="allow the sandbox provider (it takes no money) while "
+        "public_url is not a loopback address (localhost, 127.0.0.1, ::1): a shared demo")
     stripe_api_key: SecretStr | None = Field(default=None, description="Stripe's secret "
                                              "API key (sk_...)")
     stripe_api_base: str | None = Field(

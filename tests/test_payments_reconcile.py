@@ -33,7 +33,7 @@ SECRET = "sandbox-reconcile-test-secret"
 @pytest.fixture
 async def portal(ts_env: WorkflowEnvironment, ledger: Ledger,
                  tmp_path: Path) -> AsyncIterator[Portal]:
-    cfg = settings(payment_provider="sandbox", data_dir=tmp_path,
+    cfg = settings(payment_provider="sandbox", data_dir=tmp_path, payment_sandbox_allowed=True,
                    payment_webhook_secret=SecretStr(SECRET))
     async for p in _rig(ts_env, ledger, cfg):
         yield p
@@ -68,7 +68,8 @@ async def test_each_side_lists_what_the_other_does_not_know(portal: Portal,
         "sandbox:sbx_never_taken": ("50.00", "a loan received it; the provider has no such "
                                              "payment"),
         f"sandbox:{refunded.rsplit('/', 1)[1]}": (
-            "70.00", "a loan received it; the provider shows it refunded")}
+            "70.00", f"a loan received it; the provider refunded 70.00 USD of it on "
+                     f"{now.date()}")}
     assert (report["provider_paid"], report["ledger_paid"]) == (2, 3)
 
     env = {"DUECOURSE_DATA_DIR": str(tmp_path), "DUECOURSE_PAYMENT_PROVIDER": "sandbox",

@@ -6,6 +6,8 @@ recorded and never reduce the balance (a refund raises an ops alert instead)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -19,6 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from duecourse.api.routes.payments import provider_of
 from duecourse.payments.base import EventKind
+from duecourse.payments.providers import PaymentSettingsError, provider_from_settings
 from duecourse.payments.sandbox import SandboxProvider
 from duecourse.store import Ledger
 from duecourse.store import tables as t
@@ -30,7 +33,7 @@ WEBHOOK = "/v1/payments/webhooks/sandbox"
 @pytest.fixture
 async def portal(ts_env: WorkflowEnvironment, ledger: Ledger,
                  tmp_path: Path) -> AsyncIterator[Portal]:
-    cfg = settings(payment_provider="sandbox", data_dir=tmp_path,
+    cfg = settings(payment_provider="sandbox", data_dir=tmp_path, payment_sandbox_allowed=True,
                    payment_webhook_secret=SecretStr("sandbox-webhook-test-secret"))
     async for p in _rig(ts_env, ledger, cfg):
         yield p
@@ -166,3 +169,30 @@ async def test_paying_in_full_closes_the_loan_and_a_later_payment_goes_to_ops(
     [alert] = [a for a in await portal.h.rows(t.ops_alerts, loan_id=loan.loan_id)
                if "after collection ended" in a["subject"]]
     assert "did not receive it" in alert["body"]
+
+
+def test_the_sandbox_is_refused_off_this_machine_unless_allowed(tmp_path: Path) -> None:
+    """It takes no money: served at a public address it would let anyone pay a loan with
+    a button, so it runs only at a loopback address or when a setting says so."""
+    public = settings(payment_provider="sandbox", data_dir=tmp_path)
+    with pytest.raises(PaymentSettingsError, match=r"payment_sandbox_allowed \("
+                       r"DUECOURSE_PAYMENT_SANDBOX_ALLOWED=true\)") as refused:
+        provider_from_settings(public)
+    assert "https://collect.example" in str(refused.value)
+    for url in ("http://127.0.0.1:8000", "http://localhost:9000", "http://[::1]:8000"):
+        local = public.model_copy(update={"public_url": url})
+        assert isinstance(provider_from_settings(local), SandboxProvider), url
+    for url in ("http://127.0.0.1.example.com", "http://10.0.0.5:8000"):
+        with pytest.raises(PaymentSettingsError):
+            provider_from_settings(public.model_copy(update={"public_url": url}))
+    allowed = public.model_copy(update={"payment_sandbox_allowed": True})
+    assert isinstance(provider_from_settings(allowed), SandboxProvider)
+
+
+def test_the_checkout_pages_csrf_value_is_not_made_with_the_webhook_signing_key() -> None:
+    secret = b"sandbox-webhook-test-secret"
+    sandbox = SandboxProvider(secret, "", Path("/nonexistent"))
+    with_signing_key = hmac.new(secret, b"csrf:sbx_1", hashlib.sha256).hexdigest()
+    assert sandbox.csrf_for("sbx_1") != with_signing_key
+    assert sandbox.csrf_for("sbx_1") == SandboxProvider(secret, "", Path("/x")).csrf_for(
+        "sbx_1"), "stable: a page opened before a restart still posts"

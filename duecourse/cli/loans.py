@@ -25,6 +25,7 @@ from duecourse.cli.common import (
     parse_date,
     parse_instant,
     run,
+    settings,
     temporal,
     user_errors,
 )
@@ -35,6 +36,7 @@ from duecourse.domain.compliance import RecipientKind
 from duecourse.domain.contact.outcomes import ReportCheck
 from duecourse.domain.money import Money
 from duecourse.domain.policy import Channel
+from duecourse.payments.providers import reserved_reference
 from duecourse.temporal.client import (
     PaymentFate,
     PaymentOutcome,
@@ -104,6 +106,8 @@ def pay(loan_id: LoanId,
     duplicate (exit 0), also once its payment closed the loan."""
 
     async def go() -> None:
+        if (reserved := reserved_reference(settings(), reference)) is not None:
+            raise CliError(f"{reserved} (a lost webhook: have the provider send it again)")
         value = parse_amount(amount)
         moment = parse_instant(paid_at, "--paid-at") if paid_at else datetime.now(UTC)
         client = await temporal()

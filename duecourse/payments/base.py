@@ -22,6 +22,8 @@ class EventKind(StrEnum):
     PAID = "paid"
     FAILED = "failed"
     REFUNDED = "refunded"
+    PENDING = "pending"  # finished by the borrower, the money still on its way: the
+    # provider's other id for it (Stripe: the payment intent) is remembered, nothing else
 
 
 class BadSignature(ValueError):
@@ -74,6 +76,18 @@ class PaymentProvider(Protocol):
         ...
 
     async def list_payments(self, since: datetime, until: datetime) -> list[ProviderPayment]:
+        """The checkouts created in [since, until)."""
+        ...
+
+    async def list_refunds(self, since: datetime, until: datetime) -> list[ProviderPayment]:
+        """The refunds made in [since, until), one per checkout (reference: the checkout's
+        id, status `refunded`, at: when it was refunded)."""
+        ...
+
+    async def checkout_of(self, external_id: str) -> str | None:
+        """The id of the checkout of ours that the provider's other id (Stripe: a payment
+        intent) belongs to; None when no checkout of ours has it; ProviderError when the
+        provider cannot be asked."""
         ...
 
     def checkout_origin(self) -> str | None:

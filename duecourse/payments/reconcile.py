@@ -1,11 +1,13 @@
 """The daily reconciliation: the provider's books against the ledger, for one UTC day.
 
 Two lists, each line with its reason: payments the provider took that no loan received
-(a webhook lost or refused: report them, the reference keeps it to one payment), and
-payments loans received through the provider that the provider does not show as paid
-(never taken, failed, or refunded since: money counted that is not there). The provider
-is asked about the day before as well, so a checkout opened before midnight and paid
-after is not a false alarm.
+(a webhook lost or refused: have the provider send it again - its reference keeps it to
+one payment), and payments loans received through the provider that the provider does not
+show as paid (never taken, failed, or refunded since: money counted that is not there).
+The provider is asked about checkouts created up to LOOKBACK before the day, so one
+opened earlier and paid on the day is neither missed nor a false alarm, and about the
+refunds made on the day, so a payment the loan took days ago and the provider refunded
+today is listed today.
 """
 
 from __future__ import annotations
@@ -18,7 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from duecourse.domain.money import Money
 from duecourse.payments import store
-from duecourse.payments.base import PaymentProvider, ledger_reference
+from duecourse.payments.base import PaymentProvider, ProviderPayment, ledger_reference
+
+LOOKBACK = timedelta(days=7)
+"""How long before the day a checkout may have been created and still be paid on it.
+Providers list checkouts by creation time (Stripe: Checkout Sessions), but a session
+paid by a delayed method (a bank debit) completes days later - up to about a week;
+asking about checkouts created a day before only would miss those payments and call a
+loan's receipt of one "no such payment"."""
 
 
 @dataclass(frozen=True)
@@ -56,12 +65,19 @@ async def reconcile(provider: PaymentProvider, engine: AsyncEngine,
     since = datetime.combine(day, time(), UTC)
     until = since + timedelta(days=1)
     listed = {ledger_reference(provider.name, p.reference): p
-              for p in await provider.list_payments(since - timedelta(days=1), until)}
-    paid_today = {ref: p for ref, p in listed.items()
-                  if p.status == "paid" and since <= p.at < until}
-    received = await store.known_references(engine, provider.name, list(paid_today))
+              for p in await provider.list_payments(since - LOOKBACK, until)}
+    refunds = {ledger_reference(provider.name, r.reference): r
+               for r in await provider.list_refunds(since, until)}
+    for ref, r in refunds.items():  # a session still says paid once refunded (Stripe)
+        if ref in listed:
+            listed[ref] = ProviderPayment(listed[ref].reference, listed[ref].amount,
+                                          "refunded", r.at)
+    paid = {ref: p for ref, p in listed.items() if p.status == "paid"}
+    paid_today = {ref: p for ref, p in paid.items() if since <= p.at < until}
+    received = await store.known_references(engine, provider.name,
+                                            sorted({*paid, *refunds}))
     report = Reconciliation(provider.name, day, provider_paid=len(paid_today))
-    for ref, p in sorted(paid_today.items()):
+    for ref, p in sorted(paid.items()):  # taken on an earlier day, still not received
         if ref not in received:
             report.unknown_to_ledger.append(Difference(
                 ref, p.amount, "the provider took it; no loan received it"))
@@ -73,10 +89,17 @@ async def reconcile(provider: PaymentProvider, engine: AsyncEngine,
     report.ledger_paid = len(ours)
     for ref, amount in sorted(ours.items()):
         seen = listed.get(ref)
+        if ref in refunds:
+            continue  # said below, with the day of the refund
         if seen is None:
             report.unknown_to_provider.append(Difference(
                 ref, amount, "a loan received it; the provider has no such payment"))
         elif seen.status != "paid":
             report.unknown_to_provider.append(Difference(
                 ref, amount, f"a loan received it; the provider shows it {seen.status}"))
+    for ref, r in sorted(refunds.items()):
+        if ref in received:
+            report.unknown_to_provider.append(Difference(
+                ref, received[ref], f"a loan received it; the provider refunded "
+                                    f"{r.amount.amount} {r.amount.currency} of it on {day}"))
     return report

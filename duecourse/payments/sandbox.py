@@ -54,7 +54,11 @@ class SandboxProvider:
     name = "sandbox"
 
     def __init__(self, secret: bytes, public_url: str, books: Path) -> None:
-        self.secret = secret
+        self.secret = secret  # signs its webhooks (the endpoint's shared secret)
+        # the checkout page's CSRF values use a key of their own, derived with a label, so
+        # no value the page hands out is ever made with the webhook signing key
+        self._csrf_key = hmac.new(secret, b"duecourse sandbox checkout csrf",
+                                  hashlib.sha256).digest()
         self.public_url = public_url.rstrip("/")
         self.books = books
 
@@ -90,6 +94,14 @@ class SandboxProvider:
         return [ProviderPayment(c.id, c.amount, c.status, c.at)
                 for c in self._all().values() if since <= c.at < until]
 
+    async def list_refunds(self, since: datetime, until: datetime) -> list[ProviderPayment]:
+        return [ProviderPayment(c.id, c.amount, c.status, c.at)
+                for c in self._all().values()
+                if c.status == "refunded" and since <= c.at < until]
+
+    async def checkout_of(self, external_id: str) -> str | None:
+        return None  # every sandbox event names its checkout
+
     def checkout_origin(self) -> str | None:
         return None  # our own API serves the page
 
@@ -98,7 +110,8 @@ class SandboxProvider:
         return self._all().get(checkout_id)
 
     def csrf_for(self, checkout_id: str) -> str:
-        return hmac.new(self.secret, f"csrf:{checkout_id}".encode(), hashlib.sha256).hexdigest()
+        return hmac.new(self._csrf_key, f"csrf:{checkout_id}".encode(),
+                        hashlib.sha256).hexdigest()
 
     def settle(self, checkout_id: str, kind: EventKind,
                now: datetime | None = None) -> tuple[dict[str, str], bytes]:

@@ -1,9 +1,13 @@
 """The provider_payments ledger: one row per checkout, moved by the provider's webhooks.
 
 Transitions are guarded in SQL so a webhook delivered twice, or out of order, cannot
-undo a later fact: open -> paid | failed, failed -> paid (a retried card), paid ->
-refunded. A refund never touches the loan's balance (the engine has no payment reversal);
-the caller raises an ops alert instead.
+undo a later fact: open -> paid | failed | held, failed -> paid | held (a retried card),
+open | failed | held | paid -> refunded. `held`: the provider took it in a currency other
+than the checkout's, so it was not reported to the loan (a person decides). Every
+transition is one guarded UPDATE whose row count is the answer, so a caller decides from
+what the statement did, never from an earlier read that a concurrent webhook may have made
+stale. A refund never touches the loan's balance (the engine has no payment reversal);
+the caller raises an ops alert when the loan had taken the payment.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -61,14 +65,39 @@ async def find(engine: AsyncEngine, provider: str, checkout_id: str) -> Row | No
 
 
 async def mark_paid(engine: AsyncEngine, provider: str, checkout_id: str, amount: Money,
-                    at: datetime, external_id: str | None = None) -> None:
-    """Paid, with the amount the provider took (the borrower may have paid in part)."""
+                    at: datetime, external_id: str | None = None) -> bool:
+    """Paid, with the amount the provider took; True when this call moved the row to paid
+    (False: it was paid, held or refunded already - re-read it to know which)."""
     async with engine.begin() as conn:
-        await conn.execute(update(P).where(
+        result = await conn.execute(update(P).where(
             P.c.provider == provider, P.c.checkout_id == checkout_id,
             P.c.status.in_(("open", "failed"))).values(
             status="paid", amount=amount.amount, currency=amount.currency, paid_at=at,
             updated_at=at, **({"external_id": external_id} if external_id else {})))
+    return bool(result.rowcount)
+
+
+async def mark_held(engine: AsyncEngine, provider: str, checkout_id: str, at: datetime,
+                    external_id: str | None = None) -> bool:
+    """Taken by the provider but not reported to the loan (a currency other than the
+    checkout's); the checkout's amount is kept. True when this call moved it."""
+    async with engine.begin() as conn:
+        result = await conn.execute(update(P).where(
+            P.c.provider == provider, P.c.checkout_id == checkout_id,
+            P.c.status.in_(("open", "failed"))).values(
+            status="held", paid_at=at, updated_at=at,
+            **({"external_id": external_id} if external_id else {})))
+    return bool(result.rowcount)
+
+
+async def remember_external_id(engine: AsyncEngine, provider: str, checkout_id: str,
+                               external_id: str) -> None:
+    """The provider's other id for the checkout (Stripe: its payment intent), kept as soon
+    as an event tells it, so a refund that arrives before the paid event finds the row."""
+    async with engine.begin() as conn:
+        await conn.execute(update(P).where(
+            P.c.provider == provider, P.c.checkout_id == checkout_id,
+            P.c.external_id.is_(None)).values(external_id=external_id))
 
 
 async def mark_reported(engine: AsyncEngine, provider: str, checkout_id: str,
@@ -90,14 +119,29 @@ async def mark_failed(engine: AsyncEngine, provider: str, checkout_id: str,
 
 
 async def mark_refunded(engine: AsyncEngine, provider: str, checkout_id: str,
-                        at: datetime) -> bool:
-    """Refunded; True the first time only (the caller alerts ops once)."""
-    async with engine.begin() as conn:
-        result = await conn.execute(update(P).where(
-            P.c.provider == provider, P.c.checkout_id == checkout_id,
-            P.c.status != "refunded").values(status="refunded", refunded_at=at,
-                                             updated_at=at))
-    return bool(result.rowcount)
+                        at: datetime) -> Literal["paid", "unpaid"] | None:
+    """Refunded. What it was is the answer of the statement that moved it: `paid` (the loan
+    had taken it: the caller alerts ops), `unpaid` (open, failed or held: no loan counted
+    it), None when it was refunded already (a second delivery: no second alert).
+
+    Each attempt is its own statement: on PostgreSQL a statement that waited for a
+    concurrent paid webhook's row lock re-checks its condition on the new row and may
+    then match nothing, so both are tried again until one matches or the row is refunded.
+    """
+    for _ in range(5):
+        for was, statuses in (("paid", ("paid",)), ("unpaid", ("open", "failed", "held"))):
+            async with engine.begin() as conn:
+                result = await conn.execute(update(P).where(
+                    P.c.provider == provider, P.c.checkout_id == checkout_id,
+                    P.c.status.in_(statuses)).values(status="refunded", refunded_at=at,
+                                                     updated_at=at))
+            if result.rowcount:
+                return was  # type: ignore[return-value]
+        row = await find(engine, provider, checkout_id)
+        if row is None or row.status == "refunded":
+            return None
+    raise RuntimeError(f"provider payment {provider}:{checkout_id} kept changing while it "
+                       "was being marked refunded")
 
 
 async def by_external_id(engine: AsyncEngine, provider: str, external_id: str) -> Row | None:

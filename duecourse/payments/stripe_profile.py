@@ -3,11 +3,15 @@
 `create_checkout` makes a Checkout Session (mode payment, one line for the amount, the
 loan and case in its metadata); the webhook is verified with the library
 (`Stripe-Signature`, the endpoint's signing secret, five minutes' tolerance);
-`list_payments` pages through the sessions created in a window. The API base is
-configurable (`stripe_api_base`), so tests run against a local server that speaks the
-same endpoints. Events acted on: checkout.session.completed and
-async_payment_succeeded (paid, when payment_status is paid), async_payment_failed and
-expired (failed), charge.refunded (refunded, found by its payment intent).
+`list_payments` pages through the sessions created in a window, `list_refunds` through
+the refunds made in one (`GET /v1/refunds`, each mapped by its payment intent to a
+session). The API base is configurable (`stripe_api_base`), so tests run against a local
+server that speaks the same endpoints. Events acted on: checkout.session.completed and
+async_payment_succeeded (paid, when payment_status is paid; completed while the money is
+still on its way only remembers the payment intent), async_payment_failed and expired
+(failed), charge.refunded (refunded, found by its payment intent - through
+`GET /v1/checkout/sessions?payment_intent=` when it arrives before the session's paid
+event).
 """
 
 from __future__ import annotations
@@ -79,14 +83,15 @@ class StripeProvider:
         obj: dict[str, Any] = event.data.object.to_dict()
         at = datetime.fromtimestamp(event.created, UTC)
         if event.type in PAID:
-            if obj.get("payment_status") != "paid":
-                return None  # completed, but the money is still on its way (async methods)
-            return ProviderEvent(EventKind.PAID, obj["id"],
+            kind = EventKind.PAID if obj.get("payment_status") == "paid" else \
+                EventKind.PENDING  # completed, the money still on its way (async methods)
+            return ProviderEvent(kind, obj["id"],
                                  from_minor(obj["amount_total"], obj["currency"]), at,
                                  obj.get("payment_intent"))
         if event.type in FAILED:
             return ProviderEvent(EventKind.FAILED, obj["id"],
-                                 from_minor(obj.get("amount_total") or 0, obj["currency"]), at)
+                                 from_minor(obj.get("amount_total") or 0, obj["currency"]), at,
+                                 obj.get("payment_intent"))
         if event.type == "charge.refunded" and obj.get("payment_intent"):
             return ProviderEvent(EventKind.REFUNDED, "", from_minor(
                 obj.get("amount_refunded") or 0, obj["currency"]), at, obj["payment_intent"])
@@ -108,6 +113,47 @@ class StripeProvider:
             raise ProviderError(f"Stripe did not list checkout sessions: "
                                 f"{err.user_message or err.__class__.__name__}") from err
         return found
+
+    async def list_refunds(self, since: datetime, until: datetime) -> list[ProviderPayment]:
+        found: dict[str, ProviderPayment] = {}
+        try:
+            page = await self.client.v1.refunds.list_async({
+                "created": {"gte": int(since.timestamp()), "lt": int(until.timestamp())},
+                "limit": 100})
+            async for r in page.auto_paging_iter():
+                if r.status not in ("succeeded", "pending") or not r.payment_intent:
+                    continue  # failed or canceled: the money stayed
+                intent = r.payment_intent if isinstance(r.payment_intent, str) \
+                    else r.payment_intent.id
+                checkout = await self.checkout_of(intent)
+                if checkout is None:
+                    continue  # not a payment through one of our checkouts
+                amount = from_minor(r.amount, r.currency)
+                if checkout in found:  # refunded in parts: one line with the sum
+                    amount = Money.of(found[checkout].amount.amount + amount.amount,
+                                      amount.currency)
+                found[checkout] = ProviderPayment(checkout, amount, "refunded",
+                                                  datetime.fromtimestamp(r.created, UTC))
+        except stripe.StripeError as err:
+            raise ProviderError(f"Stripe did not list refunds: "
+                                f"{err.user_message or err.__class__.__name__}") from err
+        return list(found.values())
+
+    async def checkout_of(self, external_id: str) -> str | None:
+        """The session holding payment intent `external_id`, when we created it (its
+        metadata names a loan and a case)."""
+        try:
+            page = await self.client.v1.checkout.sessions.list_async({
+                "payment_intent": external_id, "limit": 10})
+        except stripe.StripeError as err:
+            raise ProviderError(f"Stripe did not say which checkout session holds payment "
+                                f"intent {external_id}: "
+                                f"{err.user_message or err.__class__.__name__}") from err
+        for s in page.data:
+            meta = s.metadata.to_dict() if s.metadata else {}
+            if meta.get("loan_id") and meta.get("case_id"):
+                return str(s.id)
+        return None
 
     def checkout_origin(self) -> str | None:
         return "https://checkout.stripe.com"

@@ -26,6 +26,7 @@ from duecourse.domain.case import commands
 from duecourse.domain.case.status import CollectionStatus
 from duecourse.domain.compliance import RecipientKind, requests
 from duecourse.domain.legal.case import CaseEvent, LegalCase
+from duecourse.payments.providers import reserved_reference
 from duecourse.store.payments import payment_recorded
 from duecourse.temporal.client import PaymentUnconfirmed
 
@@ -64,7 +65,10 @@ async def report_payment(loan_id: LoanId, body: schemas.PaymentIn, svc: Svc,
                          response: Response, who: Platform) -> Accepted:
     """Report a payment; the same reference twice is applied once. A reference already
     recorded answers 200 `duplicate`, even once its payment closed the loan (a retry of
-    the last payment is not 409)."""
+    the last payment is not 409). A reference in the configured payment provider's form
+    (`sandbox:...`, `stripe:...`) is 422: only the provider's webhook reports those."""
+    if (reserved := reserved_reference(svc.settings, body.reference)) is not None:
+        raise ProblemError(422, "Reserved reference", reserved)
     if await payment_recorded(svc.ledger.engine, loan_id, body.reference):
         response.status_code = status.HTTP_200_OK
         return Accepted(status="duplicate", detail=f"payment {body.reference} was already "

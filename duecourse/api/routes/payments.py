@@ -3,9 +3,12 @@ borrower page's pay section.
 
 `POST /v1/payments/webhooks/{provider}`: no API key, the provider's signature is the
 authority (a missing or wrong one is 401, nothing recorded). A paid event reaches the
-loan once, by the provider's reference; the answer is 200 with what became of it, or 503
-when the engine could not confirm it (the provider retries; the reference keeps it to one
-payment). `GET /sandbox-pay/{id}` is the embedded sandbox's checkout page (only when
+loan once, by the provider's reference; the answer is 200 with what became of it, 503
+when the engine could not confirm it or the provider could not be asked which checkout a
+refund is for, and 409 for a refund of a checkout of ours the ledger has no row for yet
+(in both the provider retries; the reference keeps it to one payment). A refund of a
+payment no checkout of ours holds is 200 `unknown`: it is not ours to act on.
+`GET /sandbox-pay/{id}` is the embedded sandbox's checkout page (only when
 payment_provider is sandbox); its buttons post back with a CSRF value bound to the
 checkout, and the sandbox then posts its signed webhook to the endpoint above.
 """
@@ -32,7 +35,7 @@ from duecourse.api.services import Svc
 from duecourse.domain.case.status import CollectionStatus
 from duecourse.domain.money import Money
 from duecourse.payments.base import BadSignature, EventKind, PaymentProvider, ProviderError
-from duecourse.payments.flow import receive, start_checkout
+from duecourse.payments.flow import Unresolved, receive, start_checkout
 from duecourse.payments.providers import PaymentSettingsError, provider_from_settings
 from duecourse.payments.sandbox import SandboxProvider
 from duecourse.portal.tokens import PortalSigner
@@ -68,8 +71,15 @@ def provider_of(app: FastAPI) -> PaymentProvider | None:
 
 
 # ------------------------------------------------------------------ webhooks
+WEBHOOK_ANSWERS = responses(404, 409)
+WEBHOOK_ANSWERS[409] = {**WEBHOOK_ANSWERS[409], "description": "A refund of a checkout the "
+                        "ledger does not hold yet: deliver it again later"}
+WEBHOOK_ANSWERS[503] = {**WEBHOOK_ANSWERS[503], "description": "The collection engine or "
+                        "the payment provider could not confirm it: deliver it again"}
+
+
 @router.post("/v1/payments/webhooks/{name}", summary="A payment provider's signed event",
-             responses=responses(404))
+             responses=WEBHOOK_ANSWERS)
 async def webhook(name: str, request: Request, svc: Svc) -> dict[str, str]:
     provider = provider_of(request.app)
     if provider is None or provider.name != name:
@@ -81,11 +91,17 @@ async def webhook(name: str, request: Request, svc: Svc) -> dict[str, str]:
     if event is None:
         return {"outcome": "ignored"}
     try:
-        got = await receive(name, event, svc.ledger, svc.client)
+        got = await receive(provider, event, svc.ledger, svc.client)
     except RPCError as err:
         raise ProblemError(503, "Engine unavailable", "the payment could not be confirmed "
                            "on the loan yet; deliver the event again (it is applied at "
                            "most once)") from err
+    except ProviderError as err:
+        raise ProblemError(503, "Provider unavailable", "the refund's checkout could not be "
+                           f"looked up at {name}; deliver the event again ({err})") from err
+    except Unresolved as err:
+        raise ProblemError(409, "Checkout not recorded yet", f"{err}; deliver the event "
+                           "again later") from err
     return {"outcome": got.outcome}
 
 
@@ -117,7 +133,7 @@ async def sandbox_page(checkout_id: str, request: Request, note: str = "") -> Re
 async def sandbox_settle(checkout_id: str, kind: str, request: Request) -> Response:
     sandbox = _sandbox(request)
     checkout = sandbox.get(checkout_id) if sandbox else None
-    if sandbox is None or checkout is None or kind not in set(EventKind):
+    if sandbox is None or checkout is None or kind not in MOVES:
         return _not_found()
     form = parse_qs((await request.body()).decode("utf-8", "replace"))
     if not hmac.compare_digest((form.get("csrf") or [""])[0], sandbox.csrf_for(checkout_id)):
