@@ -205,11 +205,17 @@ async def test_an_engine_refusal_shows_its_reason_and_changes_nothing(
         portal: Portal) -> None:
     loan, token = await portal.hand_over(currency="USD", jurisdiction="US", language="en")
     due = _promise_max(await portal.page(token))
-    refused = await portal.post(token, "promise", {"amount": "5000.00",
-                                                   "date": due.isoformat()})
+    late = due + timedelta(days=1)
+    refused = await portal.post(token, "promise", {"amount": "500.00",
+                                                   "date": late.isoformat()})
     assert refused.status_code == 422
-    assert _alert(refused) == ("We could not do that: amount 5,000.00 USD exceeds the "
-                               "outstanding balance 1000.00 USD")
+    days = (due - (await portal.h.client.status(loan.loan_id)).as_of.astimezone(
+        ZoneInfo(loan.borrower.timezone)).date()).days
+    assert _alert(refused) == (f"We could not do that: the date is more than {days} days "
+                               f"ahead; the latest we can accept is {due.isoformat()}")
+    over = await portal.post(token, "promise", {"amount": "5000.00", "date": due.isoformat()})
+    assert (over.status_code, _alert(over)) == (
+        422, "Amount: enter no more than the amount outstanding."), "the page's own check"
     bad = await portal.post(token, "promise", {"amount": "lots", "date": due.isoformat()})
     assert (bad.status_code, _alert(bad)) == (422, "Amount: enter a number such as 250.00.")
     assert (await portal.h.client.status(loan.loan_id)).active_promise is None

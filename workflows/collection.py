@@ -66,6 +66,11 @@ with workflow.unsafe.imports_passed_through():
     from duecourse.domain.planner import plan
     from duecourse.domain.rules import RulesBasis, RulesMigration, migration_problem
     from duecourse.domain.work import completion, tasks
+    from duecourse.domain.work.breathing import (
+        BreathingSpaceAsk,
+        ask_for_breathing_space,
+        ask_problem,
+    )
     from duecourse.domain.work.callbacks import CallbackRequest, book_callback, callback_problem
     from duecourse.domain.work.queue import Task, TaskCompletion, TaskKind, TaskResult
     from duecourse.temporal.contracts import (
@@ -310,13 +315,26 @@ class LoanCollectionWorkflow(HandOver, PlannedActions, LegalProgressReports):
         """The borrower asks to be called at a time they choose: an agent's call task,
         due then, once the engine allows a call at that time."""
         with refusing("CallbackRejected"):
-            task, entries = book_callback(self._c, request, workflow.now())
+            task, entries = book_callback(self._c, request, workflow.now(),
+                                          decided=workflow.patched("callback-decision"))
         self._apply(entries)
         return task
 
     @request_callback.validator
     def _validate_callback(self, request: CallbackRequest) -> None:
         refuse(callback_problem(self._c, request, workflow.now()), "CallbackRejected")
+
+    @workflow.update
+    def request_breathing_space(self, request: BreathingSpaceAsk) -> CollectionStatus:
+        """The borrower asks for breathing space: a short pause and a supervisor's review
+        (a breathing space itself starts only once the Insolvency Service registers it)."""
+        with refusing("BreathingSpaceRejected"):
+            self._apply(ask_for_breathing_space(self._c, request, workflow.now()))
+        return self.status()
+
+    @request_breathing_space.validator
+    def _validate_breathing_space(self, request: BreathingSpaceAsk) -> None:
+        refuse(ask_problem(self._c, workflow.now()), "BreathingSpaceRejected")
 
     @workflow.update
     def propose_plan(self, proposal: PlanProposal) -> PlanAccepted:

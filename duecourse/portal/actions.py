@@ -22,8 +22,9 @@ from duecourse.domain.agreements import terms
 from duecourse.domain.case import commands
 from duecourse.domain.compliance import requests
 from duecourse.domain.compliance.model import HoldKind
-from duecourse.domain.money import Money
+from duecourse.domain.money import MAX_WHOLE_DIGITS, Money, check_scale
 from duecourse.domain.policy import Channel
+from duecourse.domain.work.breathing import BreathingSpaceAsk
 from duecourse.domain.work.callbacks import CallbackRequest
 from duecourse.inbound.store import InboundStore
 from duecourse.portal.page import DISPUTE_REASONS, HARDSHIP_DAYS, PageView
@@ -37,6 +38,9 @@ CONSENT_SOURCE = "portal"
 DISPUTE_WORDS = {"not_mine": "not mine: the borrower says the debt is not theirs",
                  "already_paid": "already paid: the borrower says they have paid",
                  "wrong_amount": "wrong amount: the borrower says the amount is wrong"}
+MAX_AMOUNT_CHARS = 32
+"""A typed amount longer than this is not an amount (a 15-digit balance with decimals and
+commas fits easily)."""
 ACTIONS = ("promise", "plan", "settle", "hardship", "breathing-space", "dispute",
            "callback", "preferences")
 
@@ -70,12 +74,15 @@ async def perform(action: str, form: Form, client: CollectionClient, engine: Asy
             return await _plan(form, client, loan_id, view)
         if action == "settle":
             return await _settle(form, client, loan_id, view)
-        if action in ("hardship", "breathing-space"):
-            kind = HoldKind.HARDSHIP if action == "hardship" else HoldKind.BREATHING_SPACE
+        if action == "hardship":
             await client.hold(loan_id, requests.HoldRequest(
-                action="start", kind=kind, days=HARDSHIP_DAYS if action == "hardship"
-                else None, actor=PORTAL_ACTOR, note=NOTE))
+                action="start", kind=HoldKind.HARDSHIP, days=HARDSHIP_DAYS,
+                actor=PORTAL_ACTOR, note=NOTE))
             return Outcome(done="done_hardship")
+        if action == "breathing-space":  # a request: only the Insolvency Service registers
+            await client.request_breathing_space(loan_id, BreathingSpaceAsk(
+                actor=PORTAL_ACTOR, note=NOTE))
+            return Outcome(done="done_breathing")
         if action == "dispute":
             return await _dispute(form, client, loan_id)
         if action == "callback":
@@ -87,14 +94,39 @@ async def perform(action: str, form: Form, client: CollectionClient, engine: Asy
     raise BadInput("bad_choice")
 
 
-async def _promise(form: Form, client: CollectionClient, loan_id: str,
-                   view: PageView) -> Outcome:
+def offered(action: str, view: PageView) -> bool:
+    """Whether the page offers `action` now (what it does not offer is refused like an
+    unknown action, whatever was posted)."""
+    return {"promise": view.promise_latest is not None, "plan": bool(view.plans),
+            "settle": bool(view.settlements), "hardship": view.hardship,
+            "breathing-space": view.breathing_space, "dispute": view.disputable,
+            "callback": view.callback, "preferences": bool(view.opt_out)}.get(action, False)
+
+
+def parse_amount(text: str, currency: str, most: Decimal) -> Decimal:
+    """An amount the borrower typed: a plain number (thousands commas allowed) above
+    zero, no finer than the currency's minor unit and at most `most`; else BadInput
+    with the sentence to show (never a 500 for `1e20`, `NaN` or 40 digits)."""
+    text = text.replace(",", "").strip()
+    if not text or len(text) > MAX_AMOUNT_CHARS:
+        raise BadInput("bad_amount")
     try:
-        amount = Decimal(_one(form, "amount").replace(",", ""))
+        amount = Decimal(text)
     except InvalidOperation:
         raise BadInput("bad_amount") from None
-    if not amount.is_finite() or amount.as_tuple().exponent < -2:  # type: ignore[operator]
+    if not amount.is_finite() or amount <= 0 or amount.adjusted() >= MAX_WHOLE_DIGITS:
         raise BadInput("bad_amount")
+    if amount > most:
+        raise BadInput("bad_amount_over")
+    try:
+        return check_scale(amount, currency)
+    except ValueError:
+        raise BadInput("bad_amount_digits") from None
+
+
+async def _promise(form: Form, client: CollectionClient, loan_id: str,
+                   view: PageView) -> Outcome:
+    amount = parse_amount(_one(form, "amount"), view.currency, view.balance)
     try:
         due = date.fromisoformat(_one(form, "date"))
     except ValueError:

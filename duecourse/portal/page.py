@@ -3,7 +3,9 @@
 Only what the engine would accept is offered: no promise, plan or settlement while one is
 running, none in the legal stage except a settlement; plan and settlement options are
 computed inside the policy's limits (`duecourse.portal.plans`); a call back is offered
-while none is booked (the engine judges the chosen time). The borrower's data shown
+while none is booked (the engine judges the chosen time); breathing space (GB) while
+none is registered or asked for. A post for anything not offered now is refused like
+an unknown action (duecourse.portal.actions `offered`). The borrower's data shown
 is the least that helps: the balance, a masked phone, never the address or the email.
 Payment (issue 15 item 3): `pay` is set by the route (duecourse.api.routes.payments
 `pay_section`) when a payment provider is configured and something is owed; None: the
@@ -14,12 +16,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from duecourse.domain.case.state import Stage
 from duecourse.domain.case.status import CollectionStatus
 from duecourse.domain.policy import Channel, Policy, Segment
+from duecourse.domain.work.breathing import SUBJECT as BREATHING_SUBJECT
 from duecourse.policies import load_policy
 from duecourse.portal.i18n import Words
 from duecourse.portal.plans import (
@@ -43,6 +47,7 @@ class PageView:
     lender_contact: str
     outstanding: str
     currency: str
+    balance: Decimal
     days_past_due: int
     today: date
     next_text: str
@@ -88,6 +93,7 @@ def build_view(status: CollectionStatus, borrower: dict[str, Any], policy: Polic
     money, currency = status.outstanding.amount, status.outstanding.currency
     view = PageView(words=words, lender_name=lender_name, lender_contact=lender_contact,
                     outstanding=words.money(money, currency), currency=currency,
+                    balance=money,
                     days_past_due=status.days_past_due, today=today, timezone=str(tz),
                     next_text=_next(status, words, tz),
                     phone=masked_phone([str(p) for p in borrower.get("phones") or []]))
@@ -105,12 +111,14 @@ def build_view(status: CollectionStatus, borrower: dict[str, Any], policy: Polic
             segment = Segment(status.segment) if status.segment in set(Segment) else None
             cap = policy.treatment(segment).max_instalments
             max_n = min(policy.plans.max_instalments, cap or policy.plans.max_instalments)
-            view.plans = plan_options(money, policy.plans, max_n, today)
-        view.settlements = settlement_options(money, policy.settlements, today)
+            view.plans = plan_options(money, policy.plans, max_n, today, currency)
+        view.settlements = settlement_options(money, policy.settlements, today, currency)
     holds = {h.kind for h in status.standing.holds if h.covers(status.as_of)}
     view.hardship = "hardship" not in holds
     view.breathing_space = status.jurisdiction.upper().startswith("GB") and \
-        "breathing_space" not in holds
+        "breathing_space" not in holds and not any(
+            str(t.kind) == "review_moratorium" and t.subject == BREATHING_SUBJECT
+            for t in status.open_tasks)
     view.disputable = status.standing.dispute_opened_at is None
     view.callback = view.phone is not None and not any(
         str(t.kind) == "call_borrower" and t.subject == "callback" for t in status.open_tasks)

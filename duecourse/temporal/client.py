@@ -45,6 +45,7 @@ from duecourse.domain.legal.case import CaseEvent, LegalCase
 from duecourse.domain.loan import LoanIntake, workflow_id_for
 from duecourse.domain.policy import Policy
 from duecourse.domain.rules import RulesBasis, RulesMigration
+from duecourse.domain.work.breathing import BreathingSpaceAsk
 from duecourse.domain.work.callbacks import CallbackRequest
 from duecourse.domain.work.queue import Task, TaskCompletion, TaskKind, TaskResult
 from duecourse.temporal.contracts import CollectionInput, CollectionResult, StrategyChoice
@@ -314,6 +315,12 @@ class CollectionClient:
         """Book a call back at the borrower's chosen time (refused when no call is allowed
         then)."""
         return await self._update(loan_id, "request_callback", request, Task)
+
+    async def request_breathing_space(self, loan_id: str,
+                                      request: BreathingSpaceAsk) -> CollectionStatus:
+        """The borrower's own breathing space request: a pause and a review task."""
+        return await self._update(loan_id, "request_breathing_space", request,
+                                  CollectionStatus)
 
     async def propose_plan(self, loan_id: str,
                            proposal: terms.PlanProposal) -> terms.PlanAccepted:

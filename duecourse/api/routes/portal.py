@@ -4,12 +4,16 @@ No API key: the signed link is the authority (duecourse.portal.tokens), checked 
 the loan's open case on every request (duecourse.portal.access). A wrong, forged,
 tampered, expired or revoked link - or one for a loan that is not in collection - gets
 one neutral page with one status (404), in the reader's browser language, saying nothing
-of any debt. Every form carries the link's signed CSRF value; a post without it is
-refused (403) and changes nothing. Requests are limited per link and per client IP
-(duecourse.portal.guard, in this process; behind a proxy, the proxy's address counts
-unless it sets the client address for the server). A success answers 303 to the page
-with a thank-you; a refusal shows the page again (422) with the engine's reason. A
-genuine link while the engine cannot answer gets a try-again page (503).
+of any debt; back from a payment checkout (`?done=done_pay`) such a link gets one neutral
+thank-you instead (200), as a payment in full closes the case. Every form carries the
+link's signed CSRF value; a post without it is refused (403) and changes nothing.
+Requests are limited per link and per client IP (duecourse.portal.guard, in this
+process; IPv6 per /64; X-Forwarded-For is believed only from
+`portal_trusted_proxies`). A success answers 303 to the page
+with a thank-you; a refusal shows the page again (422) with the engine's reason in the
+borrower's language. A genuine link while the ledger or the engine cannot answer gets
+the same neutral page (404) as a wrong one: a try-again page for it alone would tell a
+stranger holding the link that a live debt exists.
 """
 
 from __future__ import annotations
@@ -22,15 +26,15 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from temporalio.service import RPCError
 
 from duecourse.api.routes import payments as pay
 from duecourse.api.services import Services
 from duecourse.portal import actions
 from duecourse.portal.access import Opened, open_link
-from duecourse.portal.guard import PortalGuard
+from duecourse.portal.guard import PortalGuard, client_ip
 from duecourse.portal.i18n import Words, texts
 from duecourse.portal.page import DISPUTE_REASONS, HARDSHIP_DAYS, build_view, policy_of
+from duecourse.portal.reasons import explain
 from duecourse.portal.tokens import PortalSigner, signer_from_settings
 
 router = APIRouter(prefix="/b", include_in_schema=False)
@@ -54,6 +58,7 @@ class _Portal:
         self.signer: PortalSigner | None = signer_from_settings(svc.settings)
         self.guard = PortalGuard(svc.settings.portal_requests_per_token,
                                  svc.settings.portal_requests_per_ip)
+        self.proxies = list(svc.settings.portal_trusted_proxies)
 
 
 def _portal(request: Request) -> _Portal:
@@ -83,15 +88,16 @@ def _notice(request: Request, kind: str, status: int) -> HTMLResponse:
 
 async def _open(request: Request, token: str) -> tuple[Opened | None, Response | None]:
     portal = _portal(request)
-    ip = request.client.host if request.client else "unknown"
+    ip = client_ip(request.client.host if request.client else None,
+                   request.headers.getlist("x-forwarded-for"), portal.proxies)
     if not portal.guard.allow(token, ip):
         return None, _notice(request, "limited", 429)
     svc: Services = request.app.state.services
-    try:
-        opened = await open_link(portal.signer, token, datetime.now(UTC), svc.ledger.engine,
-                                 svc.client)
-    except RPCError:  # only a genuine link gets this far: the engine is away, say so
-        return None, _notice(request, "unavailable", 503)
+    # every link that cannot be shown - wrong, closed, or genuine while the ledger or the
+    # engine is away - gets the same neutral page: a different answer for a genuine link
+    # would tell a third party that a debt exists (duecourse.portal.access)
+    opened = await open_link(portal.signer, token, datetime.now(UTC), svc.ledger.engine,
+                             svc.client)
     return (opened, None) if opened is not None else (None, _notice(request, "neutral", 404))
 
 
@@ -116,6 +122,11 @@ async def show(token: str, request: Request, done: str = "") -> Response:
     opened, refusal = await _open(request, token)
     if opened is None:
         assert refusal is not None
+        if done == "done_pay" and refusal.status_code == 404:
+            # back from the provider's checkout to a link that no longer opens (a payment
+            # in full closed the case, or it was never valid): one thank-you for all, in
+            # the reader's language, that says no more than the neutral page
+            return _notice(request, "thanks", 200)
         return refusal
     words = Words(str(opened.borrower.get("language") or "en"))
     return _page(request, token, opened, done=words(done) if done in DONE_KEYS else "")
@@ -148,13 +159,14 @@ async def act(token: str, action: str, request: Request) -> Response:
     view = build_view(opened.status, opened.borrower,
                       policy_of(opened.status, svc.settings.policy_dir), words,
                       svc.settings.lender_name, svc.settings.lender_contact)
+    if not actions.offered(action, view):  # not on the page now: as if it did not exist
+        return _notice(request, "neutral", 404)
     try:
         outcome = await actions.perform(action, form, svc.client, svc.ledger.engine,
                                         opened.loan_id, view)
     except actions.BadInput as err:
         return _page(request, token, opened, 422, error=words(str(err)))
     if outcome.refused:
-        return _page(request, token, opened, 422,
-                     error=words("refused", reason=outcome.refused))
+        return _page(request, token, opened, 422, error=explain(outcome.refused, words))
     return RedirectResponse(f"/b/{token}?done={outcome.done}", status_code=303,
                             headers=HEADERS)
