@@ -372,6 +372,11 @@ async def test_a_borrower_pays_part_then_the_rest_and_the_loan_closes_paid(
         assert (result.outcome, result.total_paid.amount) == ("PAID", 1000)
         reacted = time.monotonic() - started
         assert reacted < 5, f"the loan took {reacted:.1f}s to close after the payment"
+        assert await page.js("location.href") == f"{link}?done=done_pay", "back at the link"
+        landed = await text(page)  # the case closed, so the link no longer opens: thanks
+        assert "Thank you. If you made a payment" in landed, landed
+        for secret in ("$", "USD", "Acme Lending", loan.loan_id, "Amount outstanding"):
+            assert secret not in landed, secret
     paid = await paying.h.rows(t.payments, loan_id=loan.loan_id)
     assert sorted(p["amount"] for p in paid) == [400, 600]
     assert all(p["reference"].startswith("sandbox:sbx_") for p in paid), paid

@@ -103,14 +103,17 @@ def dev(demo: Annotated[bool, typer.Option(
                                   f"{base.codec_cors_origins},{ui_origins}",
                                   # the borrower's page pays at the built-in sandbox
                                   **({} if "payment_provider" in base.model_fields_set
-                                     else {"payment_provider": "sandbox"})})
+                                     else {"payment_provider": "sandbox"}),
+                                  # borrower links, checkout returns and opt-out links
+                                  # lead to the API this process serves
+                                  **({} if "public_url" in base.model_fields_set
+                                     or not api_port
+                                     else {"public_url": f"http://127.0.0.1:{api_port}"})})
     if mail:
         if base.email_url is not None:
             fail("--mail sends email to a local catcher, and DUECOURSE_EMAIL_URL names a "
                  "real mail server: unset one of them")
-        cfg = cfg.model_copy(update={"email_url": SecretStr(catcher_url(mail_port)), **(
-            {} if "public_url" in base.model_fields_set or not api_port
-            else {"public_url": f"http://127.0.0.1:{api_port}"})})
+        cfg = cfg.model_copy(update={"email_url": SecretStr(catcher_url(mail_port))})
     if sms and base.sms_url:
         fail("--sms sends SMS to a local stub, and DUECOURSE_SMS_URL names a real "
              "gateway: unset one of them")
