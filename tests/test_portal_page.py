@@ -387,3 +387,18 @@ async def test_too_many_requests_for_one_link_are_refused(tight: Portal) -> None
     answers = [(await tight.page(token)).status_code for _ in range(4)]
     assert answers == [200, 200, 200, 429]
     assert (await tight.page("another-link")).status_code == 404, "its own count"
+
+
+async def test_the_policy_sets_how_long_its_links_stay_valid(portal: Portal) -> None:
+    """A policy's `portal_link_days` is the lifetime of the links in its messages; a policy
+    without one takes the setting's (30 days)."""
+    signer = PortalSigner(SECRET.encode())
+    for policy, days in ((STANDARD.model_copy(update={"portal_link_days": 5}), 5),
+                         (STANDARD, 30)):
+        start = await portal.h.env.get_current_time()
+        _, token = await portal.hand_over(policy)
+        found = signer.verify(token, await portal.h.env.get_current_time())
+        assert found is not None
+        lifetime = found.expires_at - start
+        # expiries are whole seconds
+        assert timedelta(days=days, seconds=-1) <= lifetime <= timedelta(days=days, minutes=10)

@@ -145,7 +145,8 @@ class ContactPath:
             language=c.loan.borrower.language, recipient=address, purpose=purpose,
             jurisdiction=c.loan.jurisdiction, scheduled_for=now,
             not_after=decision.valid_until or now + DECISION_VALIDITY, decision=decided,
-            context=self._message_values(now, extra), time_barred=c.time_barred(now))
+            context=self._message_values(now, extra), time_barred=c.time_barred(now),
+            link_days=c.policy.portal_link_days)
         handle = workflow.start_activity(
             SEND_MESSAGE, request, result_type=MessageSent,
             task_queue=channel_queue(workflow.info().task_queue, channel)

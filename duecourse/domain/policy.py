@@ -248,6 +248,10 @@ class Policy(_Model):
     segments: dict[Segment, Treatment] = Field(default_factory=dict)
     legal: LegalStage
     write_off_dpd: int = Field(default=180, ge=1)
+    portal_link_days: int | None = Field(
+        default=None, ge=1, le=366,
+        description="days the borrower's page link in a message stays valid from its "
+                    "send; unset: the DUECOURSE_PORTAL_LINK_DAYS setting (30)")
     demo: DemoClock | None = Field(
         default=None, description="demonstrations only: day-based rules compressed")
     channel_fallbacks: dict[Channel, list[Channel]] = Field(

@@ -1,8 +1,9 @@
 """The personal page link every borrower message carries.
 
 Built in the send activity (the portal key never enters workflow code) from the send's
-loan and case, valid `portal_link_days` from the send's scheduled time - so every retry
-of a send renders the same message. The line goes after the template's text and before
+loan and case, valid from the send's scheduled time for the policy's `portal_link_days`
+(the send carries it) or else the setting's - so every retry of a send renders the same
+message. The line goes after the template's text and before
 the wording the jurisdiction requires (the US validation and opt-out lines stay whole and
 last); it is added, never substituted.
 """
@@ -35,8 +36,8 @@ class PortalLinks:
         return cls(signer, settings.public_url, timedelta(days=settings.portal_link_days))
 
     def link_for(self, req: SendMessage) -> str:
-        token = self._signer.mint(req.loan_id, req.case_id, req.scheduled_for,
-                                  self._valid_for)
+        valid_for = timedelta(days=req.link_days) if req.link_days else self._valid_for
+        token = self._signer.mint(req.loan_id, req.case_id, req.scheduled_for, valid_for)
         return f"{self._base}/b/{token}"
 
     def add_link(self, rendered: Rendered, req: SendMessage,

@@ -132,6 +132,7 @@ class SendMessage(BaseModel):
                                                   "fence errors do not count")
     context: dict[str, str]
     time_barred: bool = False  # no template that mentions legal action may render
+    link_days: int | None = None  # the policy's page link lifetime (None: the setting's)
 
 
 class MessageSent(BaseModel):
