@@ -86,6 +86,9 @@ async def test_a_refund_read_as_open_after_the_paid_update_alerts_ops(
     assert got.outcome == "refunded"
     [alert] = await _alerts(ledger)
     assert "refunded by stripe" in alert, "the loan had taken it: a person must know"
+    async with ledger.engine.connect() as conn:
+        [body] = [r.body for r in (await conn.execute(t.ops_alerts.select())).all()]
+    assert "not among its payments yet" in body, "never reported: say so, not 'received'"
     again = await apply("stripe", _event(EventKind.REFUNDED), ledger, client, stale)
     assert again.outcome == "refunded" and len(await _alerts(ledger)) == 1
     assert await store.mark_refunded(ledger.engine, "stripe", "cs_1", NOW) is None

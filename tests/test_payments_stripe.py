@@ -236,6 +236,7 @@ async def test_a_refund_is_recorded_and_alerts_ops_without_touching_the_balance(
     body, headers = signed("checkout.session.completed", stripe_api.pay(sid))
     assert (await portal.http.post(WEBHOOK, content=body, headers=headers)).json() == \
         {"outcome": "accepted"}
+    await portal.h.settle(loan.loan_id)  # the loan has recorded the payment
     charge = {"id": "ch_1", "object": "charge", "payment_intent": f"pi_{sid}",
               "amount_refunded": 20000, "currency": "usd", "refunded": True}
     for _ in range(2):  # Stripe may deliver it twice: one alert
@@ -249,6 +250,7 @@ async def test_a_refund_is_recorded_and_alerts_ops_without_touching_the_balance(
     refunds = [a for a in await portal.h.rows(t.ops_alerts, loan_id=loan.loan_id)
                if "refunded" in a["subject"]]
     assert len(refunds) == 1 and "200.00 USD" in refunds[0]["body"]
+    assert "which the loan had already received" in refunds[0]["body"]
 
 
 async def test_list_payments_reads_the_sessions_of_a_window(stripe_api: FakeStripe) -> None:
@@ -450,3 +452,22 @@ async def test_a_platform_may_not_report_a_payment_under_the_providers_reference
     assert cli.exit_code == 1, cli.output
     assert "reserved for the stripe payment provider's webhook" in " ".join(
         cli.output.split())
+
+
+async def test_other_integrations_sessions_on_the_account_are_ignored_not_a_500(
+        portal: Portal) -> None:
+    """Stripe sends every event of the account: a setup-mode session (no amount, no
+    currency) completing or expiring is answered `ignored`, so Stripe never retries it
+    for days nor disables the endpoint our payments need."""
+    setup = {"id": "cs_setup_other", "object": "checkout.session", "mode": "setup",
+             "amount_total": None, "currency": None, "payment_status": "no_payment_required",
+             "payment_intent": None, "status": "complete"}
+    for event_type, obj in (("checkout.session.completed", setup),
+                            ("checkout.session.expired", {**setup, "status": "expired"}),
+                            ("checkout.session.completed",
+                             {**setup, "mode": "payment", "amount_total": 0,
+                              "currency": "usd"})):
+        body, headers = signed(event_type, obj)
+        answer = await portal.http.post(WEBHOOK, content=body, headers=headers)
+        assert answer.status_code == 200, (event_type, answer.text)
+        assert answer.json() == {"outcome": "ignored"}, (event_type, obj)

@@ -120,14 +120,17 @@ async def _paid(provider: str, event: ProviderEvent, ledger: Ledger, client: Col
     engine = ledger.engine
     wanted, taken = row.amount, event.amount  # the checkout's amount, as it was opened
     if row.status in ("open", "failed", "held") and taken.currency != wanted.currency:
-        await _alert(ledger, row, event.at, f"paid in {taken.currency}, not "
-                     f"{wanted.currency} ({provider})",
-                     f"{provider} took {_money(taken)} as payment {row.reference}, for a "
-                     f"checkout of {_money(wanted)}. It was not reported to the loan, whose "
-                     "balance is unchanged: apply it by hand in the loan's currency, or "
-                     "refund the borrower.", key="currency")
-        await store.mark_held(engine, provider, row.checkout_id, event.at, event.external_id)
-        return Received("held", row.loan_id)
+        if await store.mark_held(engine, provider, row.checkout_id, event.at,
+                                 event.external_id) or row.status == "held":
+            await _alert(ledger, row, event.at, f"paid in {taken.currency}, not "
+                         f"{wanted.currency} ({provider})",
+                         f"{provider} took {_money(taken)} as payment {row.reference}, for "
+                         f"a checkout of {_money(wanted)}. It was not reported to the loan, "
+                         "whose balance is unchanged: apply it by hand in the loan's "
+                         "currency, or refund the borrower.", key="currency")
+            return Received("held", row.loan_id)
+        now = await store.find(engine, provider, row.checkout_id)  # moved meanwhile
+        return Received(now.status if now is not None else "ignored", row.loan_id)
     if row.status in ("open", "failed") and taken != wanted:
         await _alert(ledger, row, event.at, f"paid {_money(taken)}, not {_money(wanted)} "
                      f"({provider})",
@@ -170,12 +173,16 @@ async def _paid(provider: str, event: ProviderEvent, ledger: Ledger, client: Col
 async def _refunded(provider: str, event: ProviderEvent, ledger: Ledger,
                     row: store.Row) -> Received:
     was = await store.mark_refunded(ledger.engine, provider, row.checkout_id, event.at)
-    if was == "paid":  # decided by the statement that moved it: the loan had taken it
+    if was == "paid":  # decided by the statement that moved it: confirmed to the loan
+        received = await store.known_references(ledger.engine, provider, [row.reference])
+        whether = ("which the loan had already received" if row.reference in received else
+                   "which was confirmed for the loan but is not among its payments yet "
+                   "(its report may still arrive): check the loan's payments first")
         await _alert(ledger, row, event.at, f"refunded by {provider}",
                      f"{provider} refunded {_money(event.amount)} of payment "
-                     f"{row.reference}, which the loan had already received. The engine has "
-                     "no payment reversal: the balance was not changed back. Decide what "
-                     "the borrower owes and correct it.")
+                     f"{row.reference}, {whether}. The engine has no payment reversal: the "
+                     "balance was not changed back. Decide what the borrower owes and "
+                     "correct it.")
     return Received("refunded", row.loan_id)
 
 

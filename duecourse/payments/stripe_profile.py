@@ -82,8 +82,13 @@ class StripeProvider:
             raise BadSignature(f"the Stripe-Signature does not verify: {err}") from err
         obj: dict[str, Any] = event.data.object.to_dict()
         at = datetime.fromtimestamp(event.created, UTC)
+        if event.type in PAID + FAILED and not _a_payment(obj):
+            return None  # a setup or subscription session of another integration
         if event.type in PAID:
-            kind = EventKind.PAID if obj.get("payment_status") == "paid" else \
+            status = obj.get("payment_status")
+            if status not in ("paid", "unpaid"):
+                return None  # no_payment_required: nothing was or will be taken
+            kind = EventKind.PAID if status == "paid" else \
                 EventKind.PENDING  # completed, the money still on its way (async methods)
             return ProviderEvent(kind, obj["id"],
                                  from_minor(obj["amount_total"], obj["currency"]), at,
@@ -92,7 +97,7 @@ class StripeProvider:
             return ProviderEvent(EventKind.FAILED, obj["id"],
                                  from_minor(obj.get("amount_total") or 0, obj["currency"]), at,
                                  obj.get("payment_intent"))
-        if event.type == "charge.refunded" and obj.get("payment_intent"):
+        if event.type == "charge.refunded" and obj.get("payment_intent") and obj.get("currency"):
             return ProviderEvent(EventKind.REFUNDED, "", from_minor(
                 obj.get("amount_refunded") or 0, obj["currency"]), at, obj["payment_intent"])
         return None
@@ -157,3 +162,10 @@ class StripeProvider:
 
     def checkout_origin(self) -> str | None:
         return "https://checkout.stripe.com"
+
+
+def _a_payment(session: dict[str, Any]) -> bool:
+    """A Checkout Session that takes a one-off amount - the only kind we create; every
+    other event on the account (setup or subscription sessions) has no amount of ours."""
+    return session.get("mode", "payment") == "payment" and \
+        session.get("amount_total") is not None and bool(session.get("currency"))
