@@ -364,6 +364,10 @@ def test_a_key_in_a_codec_path_is_redacted() -> None:
     assert redact_path('"POST /codec/ui/dc_ab_cd/decode HTTP/1.1"') == \
         '"POST /codec/ui/<redacted>/decode HTTP/1.1"'
     assert redact_path("/codec/decode") == "/codec/decode"
+    assert redact_path('"GET /b/eyJrIjoi.c2ln?done=done_pay HTTP/1.1"') == \
+        '"GET /b/<redacted>?done=done_pay HTTP/1.1"'
+    assert redact_path("/v1/unsubscribe/eyJj.c2ln") == "/v1/unsubscribe/<redacted>"
+    assert redact_path("/v1/loans/L-1/balance") == "/v1/loans/L-1/balance"
 
 
 async def test_the_dev_server_points_its_ui_at_the_codec_server(stack: Stack) -> None:

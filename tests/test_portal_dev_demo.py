@@ -171,3 +171,7 @@ async def test_in_the_demo_a_borrower_agrees_a_plan_and_another_pays_from_their_
     output = out.read_text()
     assert code == 0, output
     assert "Traceback" not in output, output
+    # a page link is a bearer credential: the access log shows its path, never its token
+    assert '"GET /b/<redacted> HTTP/1.1" 200' in output
+    for link in links.values():
+        assert link.rsplit("/b/", 1)[1] not in output, "a page token reached the log"

@@ -51,9 +51,9 @@ _SHAPE = '{"payloads": [{"metadata": {"encoding": "<base64>"}, "data": "<base64>
 EngineOf = Callable[[Request], AsyncEngine]
 
 
-class RedactCodecKeys(logging.Filter):
+class RedactPathCredentials(logging.Filter):
     """Rewrites uvicorn's access-log lines (and any other record it is attached to) so a
-    key in a codec path never reaches a log."""
+    credential in a path (a codec key, a page or opt-out token) never reaches a log."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str):
@@ -272,5 +272,5 @@ def install(app: FastAPI, settings: Settings, engine_of: EngineOf | None = None)
     app.add_middleware(CodecCors, origins=policy.origins, prefix=PREFIX,
                        redact=redact_path)
     access = logging.getLogger("uvicorn.access")
-    if not any(isinstance(f, RedactCodecKeys) for f in access.filters):
-        access.addFilter(RedactCodecKeys())
+    if not any(isinstance(f, RedactPathCredentials) for f in access.filters):
+        access.addFilter(RedactPathCredentials())

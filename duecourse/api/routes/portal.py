@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from temporalio.service import RPCError
 
 from duecourse.api.routes import payments as pay
 from duecourse.api.services import Services
@@ -36,8 +38,10 @@ from duecourse.portal.i18n import Words, texts
 from duecourse.portal.page import DISPUTE_REASONS, HARDSHIP_DAYS, build_view, policy_of
 from duecourse.portal.reasons import explain
 from duecourse.portal.tokens import PortalSigner, signer_from_settings
+from duecourse.temporal.client import LoanClosed, LoanNotFound
 
 router = APIRouter(prefix="/b", include_in_schema=False)
+log = structlog.get_logger(__name__)
 
 TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).parents[2] / "portal"
                                                 / "templates"),
@@ -166,6 +170,12 @@ async def act(token: str, action: str, request: Request) -> Response:
                                         opened.loan_id, view)
     except actions.BadInput as err:
         return _page(request, token, opened, 422, error=words(str(err)))
+    except (LoanClosed, LoanNotFound):  # the case closed between the page and this post
+        return _notice(request, "neutral", 404)
+    except (RPCError, RuntimeError) as err:  # the engine went away after the page opened;
+        # only the link's holder reads this (the post carried the page's CSRF value)
+        log.warning("portal action not delivered", action=action, error=type(err).__name__)
+        return _notice(request, "unavailable", 503)
     if outcome.refused:
         return _page(request, token, opened, 422, error=explain(outcome.refused, words))
     return RedirectResponse(f"/b/{token}?done={outcome.done}", status_code=303,
