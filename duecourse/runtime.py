@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -19,10 +19,12 @@ import structlog
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from duecourse.activities import build_activities
+from duecourse.activities.reconciliation import ReconciliationActivities
 from duecourse.channels.outages import OutageWatch
 from duecourse.channels.rate_limits import channel_rates, channel_workers
 from duecourse.channels.routing import channels_from_settings
@@ -31,6 +33,7 @@ from duecourse.observability import tracing
 from duecourse.observability.business_metrics import ActivityFailureMetrics
 from duecourse.observability.prometheus import MetricsAddressError, metrics_runtime
 from duecourse.observability.tracing import TracingSettingsError
+from duecourse.payments.schedule import ensure_schedule
 from duecourse.portal.links import PortalLinks
 from duecourse.security.payload_keys import PayloadKeyError, ring_from_settings
 from duecourse.settings import Settings, get_settings
@@ -38,14 +41,17 @@ from duecourse.store import Ledger, connect, migrate
 from duecourse.store.webhooks import WebhookStore
 from duecourse.temporal.connection import TemporalConfigError
 from duecourse.temporal.connection import connect as connect_temporal
+from duecourse.temporal.reconciliation import RECONCILE_PAYMENTS, RECONCILIATION_SCHEDULE
 from duecourse.webhooks.dispatcher import OutboxDispatcher
 from duecourse.workflows.collection import LoanCollectionWorkflow
 from duecourse.workflows.legal_case import LegalCaseWorkflow
+from duecourse.workflows.reconciliation import PaymentReconciliation
 from duecourse.workflows.repayment_plan import RepaymentPlanWorkflow
 
 log = structlog.get_logger("duecourse.worker")
 
-WORKFLOWS = [LoanCollectionWorkflow, RepaymentPlanWorkflow, LegalCaseWorkflow]
+WORKFLOWS = [LoanCollectionWorkflow, RepaymentPlanWorkflow, LegalCaseWorkflow,
+             PaymentReconciliation]
 
 PASSTHROUGH = ("duecourse.domain", "duecourse.search_attributes", "duecourse.temporal",
                "duecourse.workflows.actions", "duecourse.workflows.children",
@@ -71,16 +77,22 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
 class DuecourseWorker(Worker):
     """A Temporal worker that runs this process's webhook dispatcher and its channel
     queues' send workers (duecourse.channels.rate_limits) while it runs: all start and stop
-    together, under `async with` as under `run()`, and one that fails stops them all."""
+    together, under `async with` as under `run()`, and one that fails stops them all.
+    `on_start` runs first, once per start (the payment reconciliation's schedule)."""
 
     def __init__(self, client: Client, *, dispatcher: Callable[[], OutboxDispatcher],
-                 channel_workers: Sequence[Worker] = (), **config: Any) -> None:
+                 channel_workers: Sequence[Worker] = (),
+                 on_start: Callable[[], Awaitable[None]] | None = None,
+                 **config: Any) -> None:
         super().__init__(client, **config)
         self._dispatcher = dispatcher
+        self._on_start = on_start
         self._channel_workers = list(channel_workers)
         self._started_channels: list[Worker] = []
 
     async def run(self) -> None:
+        if self._on_start is not None:
+            await self._on_start()
         async with self._dispatcher().running():
             self._started_channels = list(self._channel_workers)
             runs = [asyncio.ensure_future(super().run()),
@@ -113,6 +125,9 @@ def build_worker(client: Client, ledger: Ledger, settings: Settings,
         settings.lender_contact, settings.scorer, settings.legal_partner_email,
         PortalLinks.from_settings(settings))
     queue = task_queue or settings.task_queue
+    own = acts
+    if not any(_activity_name(a) == RECONCILE_PAYMENTS for a in acts):
+        own = [*acts, ReconciliationActivities(ledger, settings).reconcile_payments]
     return DuecourseWorker(
         client,
         dispatcher=lambda: OutboxDispatcher(
@@ -121,14 +136,37 @@ def build_worker(client: Client, ledger: Ledger, settings: Settings,
         channel_workers=channel_workers(
             client, queue, acts, settings,
             interceptors=[ActivityFailureMetrics(), OutageWatch(ledger)]),
+        on_start=(lambda: _schedule_reconciliation(client, queue))
+        if settings.payment_provider != "none" else None,
         task_queue=queue,
         workflows=WORKFLOWS,
-        activities=acts,  # type: ignore[arg-type]
+        activities=own,  # type: ignore[arg-type]
         workflow_runner=sandbox_runner(),
         interceptors=[ActivityFailureMetrics()],  # with the client's (tracing)
         max_concurrent_activities=settings.max_concurrent_activities,
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
     )
+
+
+def _activity_name(fn: object) -> str | None:
+    definition: Any = getattr(fn, "__temporal_activity_definition", None)
+    return definition.name if definition is not None else None
+
+
+async def _schedule_reconciliation(client: Client, task_queue: str) -> None:
+    """The daily payment reconciliation's schedule, created once (duecourse.payments.schedule).
+    A server that refuses schedules (the time-skipping test server has none), or any other
+    failure, is said in the log and does not stop the worker: collection does not wait
+    for it, and `duecourse payments schedule --create` creates it later."""
+    try:
+        outcome = await ensure_schedule(client, task_queue)
+    except Exception as err:
+        log.warning("payment reconciliation schedule not created",
+                    schedule=RECONCILIATION_SCHEDULE, error=type(err).__name__,
+                    detail=(err.message if isinstance(err, RPCError) else str(err))[:200])
+        return
+    log.info("payment reconciliation scheduled", schedule=RECONCILIATION_SCHEDULE,
+             outcome=outcome)
 
 
 async def run_worker(settings: Settings, *, run_migrations: bool = False,

@@ -317,6 +317,8 @@ def _banner(server: DevServer, cfg: Settings, demo_file: Path | None,
            f"{escape(str(cfg.data_dir / MAIL_DIR))}"] if mail_port else []),
         *([f"SMS stub      http://127.0.0.1:{sms_port}/v1/messages: each SMS sent is echoed "
            "here"] if sms_port else []),
+        *(["Payments      reconciled daily at 02:30 UTC, each difference an ops alert "
+           "(duecourse payments schedule)"] if cfg.payment_provider != "none" else []),
         *([f"Metrics       http://{cfg.metrics_address}/metrics (worker)"
            + (f", http://127.0.0.1:{api_port}/metrics (API)" if api_port else "")]
           if cfg.metrics_address else []),

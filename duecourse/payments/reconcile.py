@@ -16,11 +16,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from duecourse.domain.money import Money
 from duecourse.payments import store
 from duecourse.payments.base import PaymentProvider, ProviderPayment, ledger_reference
+from duecourse.store import tables as t
 
 LOOKBACK = timedelta(days=7)
 """How long before the day a checkout may have been created and still be paid on it.
@@ -103,3 +105,21 @@ async def reconcile(provider: PaymentProvider, engine: AsyncEngine,
                 ref, received[ref], f"a loan received it; the provider refunded "
                                     f"{r.amount.amount} {r.amount.currency} of it on {day}"))
     return report
+
+
+async def owners(engine: AsyncEngine, references: list[str]) -> dict[str, tuple[str, str]]:
+    """The (case_id, loan_id) each of `references` belongs to: the checkout of ours it is
+    (provider_payments), else the loan that received it (payments); absent when neither
+    knows it (a payment not made through a checkout of ours)."""
+    found: dict[str, tuple[str, str]] = {}
+    for table in (t.provider_payments, t.payments):
+        wanted = [r for r in references if r not in found]
+        if not wanted:
+            break
+        async with engine.connect() as conn:
+            rows = (await conn.execute(select(table.c.reference, table.c.case_id,
+                                              table.c.loan_id).where(
+                table.c.reference.in_(wanted)))).all()
+        for r in rows:
+            found.setdefault(r.reference, (r.case_id, r.loan_id))
+    return found

@@ -51,4 +51,7 @@ EXPECTED: tuple[Saved, ...] = (
     Saved("legal_case.referred_then_closed.json", "LegalCase",
           "the legal child of promise_broken_to_legal: demand, cure period, approval, "
           "referral to the partner, case events filed and closed"),
+    Saved("payment_reconciliation.lost_webhook.json", "PaymentReconciliation",
+          "the daily payment reconciliation of yesterday: a sandbox payment whose webhook "
+          "never came, one ops alert"),
 )

@@ -64,14 +64,24 @@ from duecourse.domain.loan import LoanIntake, workflow_id_for
 from duecourse.domain.money import Money
 from duecourse.domain.policy import Channel
 from duecourse.logs import configure_logging
+from duecourse.payments.base import EventKind
+from duecourse.payments.flow import start_checkout
+from duecourse.payments.providers import provider_from_settings
+from duecourse.payments.sandbox import SandboxProvider
 from duecourse.policies import load_policy
 from duecourse.process import exit_now
 from duecourse.runtime import WORKFLOWS, build_worker, sandbox_runner
 from duecourse.security.payload_codec import EncryptionCodec
 from duecourse.store import Ledger, connect, migrate
+from duecourse.store import tables as t
 from duecourse.store.webhooks import WebhookStore
 from duecourse.temporal.client import WORKFLOW_NAME, ensure_search_attributes
 from duecourse.temporal.contracts import CollectionInput, CollectionResult
+from duecourse.temporal.reconciliation import (
+    RECONCILIATION_WORKFLOW,
+    ReconciliationRequest,
+    ReconciliationSummary,
+)
 from tests.conftest import TrackingClient, settings_for_tests
 from tests.conftest import settle as settle_history
 from tests.factories import AGENT, SUPERVISOR, make_loan
@@ -347,6 +357,34 @@ async def continued_as_new(rec: Recording) -> None:
                    last_run)
 
 
+async def reconciliation(rec: Recording) -> None:
+    """A daily payment reconciliation (no day given: yesterday) finds a payment the sandbox
+    took for a loan whose webhook never came, and raises its ops alert."""
+    loan = await rec.start("RECONCILED", dpd=3)
+    (case,) = await rec.ledger.rows(t.collection_cases, loan_id=loan.loan_id)
+    with tempfile.TemporaryDirectory(prefix="duecourse-histories-pay-") as data:
+        cfg = settings_for_tests().model_copy(update={
+            "payment_provider": "sandbox", "data_dir": Path(data),
+            "public_url": "http://127.0.0.1:8000"})
+        provider = provider_from_settings(cfg)
+        assert provider is not None
+        lost = await start_checkout(provider, rec.ledger.engine, loan.loan_id,
+                                    case["case_id"], Money.of("150.00", loan.currency),
+                                    "http://127.0.0.1:8000/b/x")
+        day = (await rec.now()).astimezone(UTC).date() - timedelta(days=1)
+        assert isinstance(provider, SandboxProvider)
+        provider.settle(lost.id, EventKind.PAID, now=datetime.combine(day, clock(12), UTC))
+        queue = f"{rec.client.task_queue}-payments"
+        async with build_worker(rec.env.client, rec.ledger, cfg, queue):
+            summary = await rec.env.client.execute_workflow(
+                RECONCILIATION_WORKFLOW, ReconciliationRequest(),
+                id="payments-reconciliation-HIST", task_queue=queue,
+                result_type=ReconciliationSummary)
+    require(summary.day == day and summary.alerts_raised == 1,
+            f"the reconciliation of {day} found {summary}")
+    await rec.save("payment_reconciliation.lost_webhook.json", "payments-reconciliation-HIST")
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -360,6 +398,7 @@ SCENARIOS = (
     Scenario("settlement", settlement_settled),
     Scenario("written-off", written_off),
     Scenario("continued-as-new", continued_as_new),
+    Scenario("reconciliation", reconciliation),
 )
 
 
