@@ -21,7 +21,7 @@ from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import pytest
-from temporalio.api.enums.v1 import PendingActivityState
+from temporalio.api.enums.v1 import EventType, PendingActivityState, PendingWorkflowTaskState
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
@@ -248,17 +248,33 @@ class Harness:
                          "workflow_task_completed_event_attributes"}, added
 
 
+UNCLAIMED_POLLS = 20
+"""Polls (0.15 s apart) `settle` waits for a scheduled workflow task to be taken."""
+
+
 async def settle(handle: Any) -> int:
-    """Poll a workflow's history until it stops growing and no activity is running or about
-    to run (an activity with a retry policy records its start only when it ends, so its
-    history holds still meanwhile); returns its length. Activities waiting out a retry
-    back-off do not hold it up."""
-    previous = -1
+    """Poll a workflow's history until it stops growing, no workflow task is in flight and
+    no activity is running or about to run (an activity with a retry policy records its
+    start only when it ends, so its history holds still meanwhile; so does a slow first
+    workflow task on a busy machine, before it schedules anything); returns its length.
+    Activities waiting out a retry back-off do not hold it up."""
+    previous, unclaimed = -1, 0
     while True:
         events = [e async for e in handle.fetch_history_events()]
-        pending = (await handle.describe()).raw_description.pending_activities
-        running = any(a.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
-                      or a.attempt <= 1 for a in pending)  # not waiting out a back-off
+        described = (await handle.describe()).raw_description
+        last = events[-1].event_type if events else None  # the history says it on every
+        # server (the time-skipping one may not fill in the description's pending task)
+        started = last == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED or (
+            described.HasField("pending_workflow_task")
+            and described.pending_workflow_task.state
+            == PendingWorkflowTaskState.PENDING_WORKFLOW_TASK_STATE_STARTED)
+        unclaimed = unclaimed + 1 if last == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED \
+            else 0
+        # a scheduled task no worker takes (a test that stopped it) holds it up for a while
+        in_task = started or 0 < unclaimed <= UNCLAIMED_POLLS
+        running = in_task or any(
+            a.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+            or a.attempt <= 1 for a in described.pending_activities)  # not backing off
         if len(events) == previous and not running:
             return previous
         previous = len(events)
