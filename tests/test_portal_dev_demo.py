@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -30,6 +29,7 @@ import httpx
 import pytest
 
 from duecourse.temporal.devserver import free_port
+from tests.support.processes import interrupt
 from tests.test_portal_browser import PLAN_CHOICES, _navigated, click, text
 from tests.test_report_html import Page, chromium
 from tests.test_screenshots import CHROMIUM
@@ -159,13 +159,9 @@ async def test_in_the_demo_a_borrower_agrees_a_plan_and_another_pays_from_their_
                 await _agree_a_plan(page, api, links[PLANNER])
                 await _pay_in_full(page, api, links[PAYER], base)
     finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGINT)
         try:
-            code = await asyncio.wait_for(proc.wait(), 30)
+            code = await interrupt(proc, 30)
         finally:
-            if proc.returncode is None:
-                proc.kill()
             log.close()
             print(out.read_text())  # shown when the test fails
     output = out.read_text()

@@ -33,6 +33,7 @@ from duecourse.store import tables as t
 from duecourse.store.keys import KeyStore
 from duecourse.temporal.client import CollectionClient
 from tests.test_portal_page import Portal, _alert, _field, _promise_max, _rig, settings
+from tests.test_portal_page import portal as portal  # the page's rig, as a fixture here
 from tests.test_workflow_negotiation import STANDARD
 
 TODAY = date(2026, 12, 1)
@@ -40,12 +41,6 @@ NEUTRAL = "This link is not valid"
 ZH_REFUSED = "无法完成此操作："  # noqa: RUF001 - the page's own punctuation
 ZH_UNKNOWN = "无法完成此操作。请选择其他选项，或联系我们。"  # noqa: RUF001
 ZH_COLON, ZH_SEMI = "：", "；"  # noqa: RUF001
-
-
-@pytest.fixture
-async def portal(ts_env: WorkflowEnvironment, ledger: Ledger) -> AsyncIterator[Portal]:
-    async for p in _rig(ts_env, ledger, settings()):
-        yield p
 
 
 @pytest.fixture

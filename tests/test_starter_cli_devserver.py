@@ -10,7 +10,6 @@ import asyncio
 import base64
 import json
 import os
-import signal
 import socket
 import sys
 import time
@@ -34,6 +33,7 @@ from duecourse.temporal.client import CollectionClient, ensure_search_attributes
 from duecourse.temporal.connection import connect as connect_temporal
 from duecourse.temporal.devserver import DevServer, free_port
 from tests.support.devserver import TEMPORAL_CLI, DevWorker, dev_server_with_worker
+from tests.support.processes import interrupt
 from tests.support.sealing import session_key_env
 
 pytestmark = pytest.mark.devserver
@@ -442,13 +442,9 @@ async def test_dev_demo_runs_everything_and_stops_cleanly_on_sigint(tmp_path: Pa
         assert (tmp_path / "data" / "temporal.db").exists()
         assert listening(ui_port)
     finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGINT)
         try:
-            code = await asyncio.wait_for(proc.wait(), 20)
+            code = await interrupt(proc, 20)
         finally:
-            if proc.returncode is None:
-                proc.kill()
             log.close()
     output = (tmp_path / "dev.out").read_text()
     assert code == 0, output
